@@ -1,0 +1,1 @@
+"""Standalone cffi Landlock library (imports nothing from lsandbox)."""

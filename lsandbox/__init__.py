@@ -1,0 +1,16 @@
+"""lsandbox: run a command under a kernel-enforced policy (Linux: Landlock + seccomp-BPF +
+an AF_UNIX broker; macOS: Seatbelt). The public API is re-exported here."""
+
+from ._errors import PolicyError as PolicyError
+from ._errors import SandboxError as SandboxError
+from ._errors import SetupError as SetupError
+from ._errors import UnenforceableError as UnenforceableError
+from .policy import FilesystemPolicy as FilesystemPolicy
+from .policy import FsAccess as FsAccess
+from .policy import FsRule as FsRule
+from .policy import NetworkPolicy as NetworkPolicy
+from .policy import Policy as Policy
+from .policy import SocketAccess as SocketAccess
+from .policy import UnixSocketRule as UnixSocketRule
+
+__version__ = "0.1.0"

@@ -1,0 +1,50 @@
+"""The error hierarchy.
+
+One base, :class:`SandboxError`; each subclass also inherits the builtin it resembles so
+callers can catch either (``except ValueError`` still sees a bad policy). The CLI turns any
+``SandboxError`` into one ``lsandbox: error: ...`` line and exit status 125.
+"""
+
+from __future__ import annotations
+
+
+class SandboxError(Exception):
+    """Base of every error lsandbox raises on purpose."""
+
+
+class PolicyError(SandboxError, ValueError):
+    """A policy or configuration is invalid.
+
+    ``str()`` is the whole one-line message, ``FILE:LINE: KEY: what is wrong`` when the error
+    comes from a file (``file``/``line``/``key`` are kept as attributes for tests and tools).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: str | None = None,
+        line: int | None = None,
+        key: str | None = None,
+    ) -> None:
+        self.message = message
+        self.file = file
+        self.line = line
+        self.key = key
+        super().__init__(self._format())
+
+    def _format(self) -> str:
+        where = ""
+        if self.file is not None:
+            where = f"{self.file}:{self.line}: " if self.line is not None else f"{self.file}: "
+        key = f"{self.key}: " if self.key else ""
+        return f"{where}{key}{self.message}"
+
+
+class UnenforceableError(PolicyError):
+    """A valid setting that the backend running here cannot enforce (and best effort was not
+    asked for). Raised instead of silently running with a weaker policy."""
+
+
+class SetupError(SandboxError, OSError):
+    """The sandbox could not be set up (a kernel call failed, a namespace was refused...)."""

@@ -1,0 +1,1 @@
+"""Linux backend: policy -> Landlock + seccomp plan, launcher, AF_UNIX broker."""

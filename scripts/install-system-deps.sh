@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Installs the Debian/Ubuntu packages lsandbox needs to build and test, and nothing more.
+#   libcap-dev           python-prctl compiles against <sys/capability.h>
+#   gcc, python3-dev     python-prctl's C extension; tests compile tiny C probes
+#   python3-venv         `python3 -m venv` on Debian/Ubuntu
+#   seccomp              scmp_sys_resolver: cross-checks our syscall tables (tests only)
+#   git                  tests run real git inside the sandbox
+#   iproute2, util-linux `ip`, `unshare`, `setpriv` used by tests
+#   vagrant              `vagrant validate` of vagrant/Vagrantfile (tests only; no provider)
+# Usage: install-system-deps.sh [--bench]   (--bench adds the peers we benchmark against)
+set -euo pipefail
+
+want=(libcap-dev gcc git seccomp iproute2 util-linux)
+if ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then want+=(python3-venv); fi
+if ! python3 -c 'import os, sysconfig; raise SystemExit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))' >/dev/null 2>&1; then
+    want+=(python3-dev)
+fi
+if [ "${LSANDBOX_SKIP_VAGRANT:-0}" != 1 ]; then want+=(vagrant); fi
+if [ "${1:-}" = "--bench" ]; then want+=(bubblewrap socat ripgrep nodejs npm); fi
+
+missing=()
+for p in "${want[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+# nodejs/npm may come from elsewhere (nvm, the image): do not fight an existing node.
+if [ "${1:-}" = "--bench" ] && command -v npm >/dev/null 2>&1; then
+    missing=("${missing[@]/nodejs}"); missing=("${missing[@]/npm}")
+fi
+read -r -a missing <<<"${missing[*]:-}"
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+sudo=""
+if [ "$(id -u)" != 0 ]; then
+    command -v sudo >/dev/null || { echo "install-system-deps: need root or sudo to install: ${missing[*]}" >&2; exit 1; }
+    sudo="sudo"
+fi
+echo "install-system-deps: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,1 @@
+"""Standalone classic-BPF toolkit for seccomp (imports nothing from lsandbox)."""

@@ -5,6 +5,7 @@ from ._errors import PolicyError as PolicyError
 from ._errors import SandboxError as SandboxError
 from ._errors import SetupError as SetupError
 from ._errors import UnenforceableError as UnenforceableError
+from ._load import load_policy as load_policy
 from .policy import FilesystemPolicy as FilesystemPolicy
 from .policy import FsAccess as FsAccess
 from .policy import FsRule as FsRule

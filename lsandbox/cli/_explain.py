@@ -1,16 +1,92 @@
-"""`lsandbox explain` (placeholder until its issue lands)."""
+"""``lsandbox explain``: the effective policy, rule by rule, and what enforces each rule.
+
+Formats: ``text`` (for people), ``json`` (the policy only, no origins or names: two ways of
+asking for the same policy print the same JSON), ``sbpl`` (the macOS profile) and ``bpf``
+(the Linux seccomp filter, disassembled).
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+
+from .._errors import SandboxError
+from ..policy import DEVICE_FILES_RW, Policy
+from ..policy._builtins import ALIASES
+from ._common import add_policy_options, policy_from_args
+
+LINUX_FS = {"read": "Landlock (read rights)", "write": "Landlock (read+write rights)",
+            "deny": "Landlock (no rights; siblings enumerated)"}
+MACOS_FS = {"read": "SBPL (allow file-read*)", "write": "SBPL (allow file-read* file-write*)",
+            "deny": "SBPL (deny file-read* file-write*)"}
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("explain", help="explain (not implemented yet)")
+    p = sub.add_parser("explain", help="show the effective policy and what enforces it")
+    add_policy_options(p)
+    p.add_argument("--backend", choices=("linux", "macos"),
+                   default="macos" if sys.platform == "darwin" else "linux")
+    p.add_argument("--format", choices=("text", "json", "sbpl", "bpf"), default="text")
     p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    print("lsandbox explain: not implemented yet", file=sys.stderr)
-    return 125
+    policy = policy_from_args(args)
+    if args.format == "json":
+        print(json.dumps(policy.to_dict(), indent=2, sort_keys=True))
+    elif args.format == "sbpl":
+        print(_render_sbpl(policy), end="")
+    elif args.format == "bpf":
+        print(_render_bpf(policy), end="")
+    else:
+        print(render_text(policy, args.backend, args.profile), end="")
+    return 0
+
+
+def _render_sbpl(policy: Policy) -> str:
+    try:
+        from macos import render_sbpl
+    except ImportError as e:
+        raise SandboxError(f"the macOS SBPL writer is not available: {e}") from None
+    return render_sbpl(policy)
+
+
+def _render_bpf(policy: Policy) -> str:
+    try:
+        from ..linux import render_bpf
+    except ImportError as e:
+        raise SandboxError(f"the Linux seccomp filter is not available: {e}") from None
+    return render_bpf(policy)
+
+
+def render_text(policy: Policy, backend: str, asked: str | None) -> str:
+    fs_how = LINUX_FS if backend == "linux" else MACOS_FS
+    out = [f"profile: {policy.name or '(default)'}"]
+    if asked in ALIASES:
+        out.append(f"  note: '{asked}' is an alias of '{ALIASES[asked]}' (not a Codex built-in)")
+    if policy.description:
+        out.append(f"  {policy.description}")
+    out.append(f"backend: {backend}")
+    out.append("filesystem (longest match wins; nothing matched = no access):")
+    for r in policy.filesystem.rules:
+        out.append(f"  {r.access.value:<5} {r.path}    [{r.origin}] -> {fs_how[r.access.value]}")
+    out.append(f"  rw    {', '.join(DEVICE_FILES_RW)}    [always] -> device files programs need")
+    net = policy.network
+    if backend == "linux":
+        how = ("allowed" if net.enabled else
+               "denied: socket(AF_INET/AF_INET6) refused by seccomp; TCP bind/connect by Landlock")
+    else:
+        how = "allowed (network*)" if net.enabled else "denied (no network-outbound/bind rules)"
+    out.append(f"network: {'on' if net.enabled else 'off'} -> {how}")
+    unix_how = ("seccomp user notification -> broker (connect/bind/sendto decided on the "
+                "canonical path; Landlock RESOLVE_UNIX too on ABI >= 9)" if backend == "linux"
+                else "SBPL network-outbound (remote unix-socket) / network-bind (local unix-socket)")
+    out.append(f"unix sockets (longest match wins; -> {unix_how}):")
+    for r in net.unix_sockets:
+        out.append(f"  {r.access.value:<5} {r.path}    [{r.origin}]")
+    out.append("  allow $LSANDBOX_SOCKET_DIR    [always] -> the sandbox-local socket directory")
+    default = "allow" if net.dangerously_allow_all_unix_sockets else "none"
+    out.append(f"  {default:<5} everything else" +
+               ("    [dangerously_allow_all_unix_sockets]" if default == "allow" else ""))
+    return "\n".join(out) + "\n"

@@ -1,0 +1,44 @@
+"""Policy options shared by ``run``, ``explain`` and ``doctor``.
+
+Every flag maps onto a :func:`lsandbox.load_policy` argument, which is also what the config keys
+feed: a flag and the equivalent config key cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from .._load import load_policy
+from ..policy import Policy
+
+
+def add_policy_options(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("policy")
+    g.add_argument("-c", "--config", metavar="CONFIG",
+                   help="TOML config (default: ./lsandbox.toml, ~/.config/lsandbox/config.toml, "
+                        "~/.codex/config.toml)")
+    g.add_argument("-p", "--profile", metavar="PROFILE",
+                   help="profile name (default: default_permissions, else :workspace)")
+    g.add_argument("-w", "--writable", metavar="DIR", action="append", default=[],
+                   help="add a workspace root (= workspace_roots); repeatable")
+    g.add_argument("--allow-unix-socket", metavar="PATH", action="append", default=[],
+                   help='allow AF_UNIX sockets at PATH and below (= unix_sockets PATH = "allow")')
+    net = g.add_mutually_exclusive_group()
+    net.add_argument("--network", dest="network", action="store_true", default=None,
+                     help="allow TCP/UDP networking (= network.enabled = true)")
+    net.add_argument("--no-network", dest="network", action="store_false",
+                     help="deny TCP/UDP networking (= network.enabled = false)")
+    g.add_argument("--requirements", metavar="FILE",
+                   help="administrator requirements file (default: $LSANDBOX_REQUIREMENTS, "
+                        "/etc/lsandbox/requirements.toml)")
+
+
+def policy_from_args(args: argparse.Namespace) -> Policy:
+    return load_policy(
+        args.config,
+        args.profile,
+        writable=args.writable,
+        allow_unix_sockets=args.allow_unix_socket,
+        network=args.network,
+        requirements=args.requirements,
+    )

@@ -1,0 +1,569 @@
+"""The Codex-compatible TOML loader: a config file (+ flags + requirements) -> :class:`Policy`.
+
+Schema (Codex's permission profiles, ``codex-rs/config/src/permissions_toml.rs``), key by key:
+
+* top level: ``default_permissions``, ``[permissions.<id>]``, and the legacy ``sandbox_mode``
+  + ``[sandbox_workspace_write]``. Every other top-level key belongs to another Codex feature
+  (model, approval policy, ...) and is ignored, so a Codex ``config.toml`` loads unchanged;
+  a key within edit distance of one of ours is reported as a likely typo.
+* a profile: ``description``, ``extends``, ``workspace_roots``, ``filesystem``, ``network``.
+  Anything else is an error (Codex: ``deny_unknown_fields``).
+* ``filesystem``: ``PATH = "read"|"write"|"deny"`` or ``PATH = { SUBPATH = MODE }``; PATH is
+  absolute, ``~/...``, ``$VAR/...`` or a special key (``:root``, ``:minimal``,
+  ``:workspace_roots``, ``:tmpdir``, ``:slash_tmp``). A trailing ``/**`` means the directory.
+* ``network``: ``enabled``, ``mode`` (``"full"``; ``"limited"`` needs Codex's HTTP proxy and is
+  refused), ``unix_sockets = { PATH = "allow"|"none"|"deny" }``, legacy
+  ``allow_unix_sockets = [PATH, ...]``, ``dangerously_allow_all_unix_sockets``.
+
+Decisions where Codex is silent or where we cannot enforce what it accepts:
+
+* Proxy/domain settings (``domains``, ``proxy_url``, ``socks_url``, ``mitm`` ...) are refused
+  with an error naming the key: lsandbox has no proxy and will not pretend to filter domains.
+  Boolean ones set to ``false`` (their Codex default, asking for nothing) are accepted.
+* Glob patterns (``*``, ``?``, ``[``) in filesystem paths are refused: Landlock grants by
+  inode, so a pattern could not cover files created after launch. ``glob_scan_max_depth`` is
+  refused with them.
+* ``extends`` merges per key: the child's entry for the same filesystem key, socket path or
+  network field replaces the parent's; everything else is inherited.
+* When two keys resolve to the same canonical path (``:slash_tmp`` and ``:tmpdir`` both being
+  ``/tmp``), the more restrictive mode wins (deny > read > write).
+* ``workspace_roots`` (and ``-w DIR``, which is the same setting) add roots to the current
+  directory. When the profile has no ``:workspace_roots`` entry, each added root gets the
+  ``:workspace`` pattern (writable, with ``.git``/``.agents``/``.codex``/``.lsandbox``
+  read-only), so ``-w`` is never silently ignored.
+* Legacy ``sandbox_mode`` wins over ``default_permissions`` (as in Codex) unless a profile is
+  named explicitly with ``-p``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .._errors import PolicyError, UnenforceableError
+from ._builtins import (
+    ALIASES,
+    BUILTIN_PROFILES,
+    EXTENDABLE,
+    MINIMAL_PATHS,
+    WORKSPACE_ROOT_PATTERN,
+    builtin_names,
+)
+from ._model import (
+    FilesystemPolicy,
+    FsAccess,
+    FsRule,
+    NetworkPolicy,
+    Policy,
+    SocketAccess,
+    UnixSocketRule,
+)
+from ._paths import canonicalize, expand
+from ._toml_lines import KeyPath, LineIndex
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+TOP_LEVEL_KEYS = ("default_permissions", "permissions", "sandbox_mode", "sandbox_workspace_write")
+PROFILE_KEYS = ("description", "extends", "workspace_roots", "filesystem", "network")
+NETWORK_KEYS = (
+    "enabled",
+    "mode",
+    "unix_sockets",
+    "allow_unix_sockets",
+    "dangerously_allow_all_unix_sockets",
+)
+#: Valid Codex network keys that need Codex's proxy: refused unless set to false/empty.
+UNENFORCED_NETWORK_KEYS = (
+    "domains",
+    "proxy_url",
+    "enable_socks5",
+    "socks_url",
+    "enable_socks5_udp",
+    "allow_upstream_proxy",
+    "dangerously_allow_non_loopback_proxy",
+    "allow_local_binding",
+    "mitm",
+)
+SPECIAL_FS_KEYS = (":root", ":minimal", ":workspace_roots", ":tmpdir", ":slash_tmp")
+LEGACY_WW_KEYS = ("writable_roots", "network_access", "exclude_tmpdir_env_var", "exclude_slash_tmp")
+SANDBOX_MODES = ("read-only", "workspace-write", "danger-full-access")
+_RESTRICTIVENESS = {FsAccess.WRITE: 0, FsAccess.READ: 1, FsAccess.DENY: 2}
+
+
+def _fmt_key(path: Sequence[str]) -> str:
+    out = []
+    for p in path:
+        out.append(p if p and all(c.isalnum() or c in "_-" for c in p) else f'"{p}"')
+    return ".".join(out)
+
+
+def _suggest(word: str, valid: Iterable[str]) -> str:
+    match = difflib.get_close_matches(word, list(valid), n=1, cutoff=0.6)
+    return f" (did you mean '{match[0]}'?)" if match else ""
+
+
+_TYPE_NAMES = {str: "a string", bool: "a boolean", dict: "a table", list: "an array", int: "an integer"}
+
+
+def _type_name(value: Any) -> str:
+    for t, name in ((bool, "a boolean"), (str, "a string"), (dict, "a table"), (list, "an array")):
+        if isinstance(value, t):
+            return name
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a float"
+    return type(value).__name__
+
+
+@dataclass
+class Source:
+    """One loaded TOML document (for error positions)."""
+
+    file: str
+    lines: LineIndex
+
+    def error(self, path: KeyPath, message: str, cls: type[PolicyError] = PolicyError) -> PolicyError:
+        return cls(message, file=self.file, line=self.lines.line(path), key=_fmt_key(path))
+
+    def origin(self, path: KeyPath) -> str:
+        return f"{self.file}:{self.lines.line(path)}"
+
+
+_BUILTIN_SOURCE = Source("<built-in>", LineIndex(""))
+
+
+def read_toml(path: str) -> tuple[dict[str, Any], Source]:
+    """Read and parse ``path``; a syntax error becomes a PolicyError with its line."""
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except OSError as e:
+        raise PolicyError(f"cannot read config: {e.strerror}", file=path) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise PolicyError("config is not valid UTF-8", file=path) from None
+    return parse_toml(text, path)
+
+
+def parse_toml(text: str, filename: str) -> tuple[dict[str, Any], Source]:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        m = re.search(r"\(at line (\d+)", str(e))
+        line = int(m.group(1)) if m else getattr(e, "lineno", None)
+        msg = str(e).split(" (at ")[0]
+        raise PolicyError(f"invalid TOML: {msg}", file=filename, line=line) from None
+    return data, Source(filename, LineIndex(text))
+
+
+# --------------------------------------------------------------------------- profile specs
+
+
+@dataclass
+class Entry:
+    """One setting with where it came from."""
+
+    value: Any
+    origin: str
+
+
+@dataclass
+class ProfileSpec:
+    """A profile after ``extends`` merging, before paths are expanded."""
+
+    name: str
+    description: str = ""
+    fs: dict[tuple[str, str], Entry] = field(default_factory=dict)  # (base, subpath) -> FsAccess
+    workspace_roots: list[Entry] = field(default_factory=list)  # raw path strings
+    enabled: Entry | None = None
+    unix_sockets: dict[str, Entry] = field(default_factory=dict)  # raw path -> SocketAccess
+    allow_all_unix: Entry | None = None
+    chain: list[str] = field(default_factory=list)
+    path_sources: dict[str, Source] = field(default_factory=dict)
+
+    def merged_over(self, parent: ProfileSpec) -> ProfileSpec:
+        out = ProfileSpec(name=self.name, description=self.description or parent.description)
+        out.fs = {**parent.fs, **self.fs}
+        out.workspace_roots = [*parent.workspace_roots, *self.workspace_roots]
+        out.enabled = self.enabled or parent.enabled
+        out.unix_sockets = {**parent.unix_sockets, **self.unix_sockets}
+        out.allow_all_unix = self.allow_all_unix or parent.allow_all_unix
+        out.chain = [self.name, *parent.chain]
+        return out
+
+
+def _expect(src: Source, path: KeyPath, value: Any, typ: type) -> Any:
+    ok = isinstance(value, typ) and not (typ is int and isinstance(value, bool))
+    if not ok:
+        raise src.error(path, f"expected {_TYPE_NAMES[typ]}, got {_type_name(value)}")
+    return value
+
+
+def _check_keys(src: Source, path: KeyPath, table: Mapping[str, Any], valid: Sequence[str]) -> None:
+    for key in table:
+        if key not in valid:
+            raise src.error(path + (key,), f"unknown key{_suggest(key, valid)}")
+
+
+def _fs_mode(src: Source, path: KeyPath, value: Any) -> FsAccess:
+    if not isinstance(value, str):
+        raise src.error(path, f'expected "read", "write" or "deny", got {_type_name(value)}')
+    try:
+        return FsAccess(value)
+    except ValueError:
+        raise src.error(
+            path, f'invalid mode "{value}": expected "read", "write" or "deny"'
+            f"{_suggest(value, ['read', 'write', 'deny'])}"
+        ) from None
+
+
+def _check_fs_path(src: Source, path: KeyPath, raw: str, *, sub: bool) -> str:
+    if raw.endswith("/**"):
+        raw = raw[:-3] or "/"
+    if any(c in raw for c in "*?["):
+        raise src.error(
+            path,
+            "glob patterns are not supported: Landlock grants by inode, so a pattern could "
+            "not cover files created after launch; list the paths",
+        )
+    if not raw:
+        raise src.error(path, "empty path")
+    if not sub and not (raw.startswith(("/", "~", "$"))):
+        raise src.error(path, "filesystem path must be absolute (or start with ~ or $VAR)")
+    if sub and raw.startswith("/"):
+        raise src.error(path, "a scoped subpath must be relative to its parent entry")
+    return raw
+
+
+def _socket_path(src: Source, path: KeyPath, raw: Any) -> str:
+    raw = _expect(src, path, raw, str)
+    if not raw.startswith(("/", "~", "$")):
+        raise src.error(path, "socket path must be absolute (or start with ~ or $VAR)")
+    return raw
+
+
+def _parse_profile(name: str, table: Any, src: Source, base: KeyPath) -> tuple[ProfileSpec, str | None]:
+    _expect(src, base, table, dict)
+    _check_keys(src, base, table, PROFILE_KEYS)
+    spec = ProfileSpec(name=name, chain=[name])
+    extends = None
+    if "description" in table:
+        spec.description = _expect(src, base + ("description",), table["description"], str)
+    if "extends" in table:
+        extends = _expect(src, base + ("extends",), table["extends"], str)
+    if "workspace_roots" in table:
+        p = base + ("workspace_roots",)
+        for i, root in enumerate(_expect(src, p, table["workspace_roots"], list)):
+            _expect(src, p, root, str)
+            spec.workspace_roots.append(Entry(root, src.origin(p)))
+            spec.path_sources[f"wr{i}"] = src
+    if "filesystem" in table:
+        _parse_filesystem(spec, table["filesystem"], src, base + ("filesystem",))
+    if "network" in table:
+        _parse_network(spec, table["network"], src, base + ("network",))
+    return spec, extends
+
+
+def _parse_filesystem(spec: ProfileSpec, fs: Any, src: Source, base: KeyPath) -> None:
+    _expect(src, base, fs, dict)
+    for key, value in fs.items():
+        p = base + (key,)
+        if key == "glob_scan_max_depth":
+            raise src.error(p, "has no effect: lsandbox does not support glob patterns")
+        if key.startswith(":"):
+            if key not in SPECIAL_FS_KEYS:
+                raise src.error(
+                    p, f"unknown special path{_suggest(key, SPECIAL_FS_KEYS)}; "
+                    f"valid: {', '.join(SPECIAL_FS_KEYS)}"
+                )
+        else:
+            key = _check_fs_path(src, p, key, sub=False)
+        if isinstance(value, dict):
+            for subkey, mode in value.items():
+                sp = p + (subkey,)
+                sub = _check_fs_path(src, sp, subkey, sub=True)
+                spec.fs[(key, os.path.normpath(sub))] = Entry(_fs_mode(src, sp, mode), src.origin(sp))
+        else:
+            spec.fs[(key, ".")] = Entry(_fs_mode(src, p, value), src.origin(p))
+
+
+def _parse_network(spec: ProfileSpec, net: Any, src: Source, base: KeyPath) -> None:
+    _expect(src, base, net, dict)
+    for key, value in net.items():
+        p = base + (key,)
+        if key in UNENFORCED_NETWORK_KEYS:
+            if value is False or value == {} or value == []:
+                continue
+            raise src.error(
+                p,
+                "is a Codex proxy setting that lsandbox cannot enforce (no HTTP/SOCKS proxy); "
+                "remove it or set network.enabled",
+                UnenforceableError,
+            )
+        if key not in NETWORK_KEYS:
+            raise src.error(p, f"unknown key{_suggest(key, NETWORK_KEYS + UNENFORCED_NETWORK_KEYS)}")
+        if key == "enabled":
+            spec.enabled = Entry(_expect(src, p, value, bool), src.origin(p))
+        elif key == "mode":
+            _expect(src, p, value, str)
+            if value == "limited":
+                raise src.error(
+                    p,
+                    '"limited" needs Codex\'s filtering proxy, which lsandbox does not have; '
+                    'use "full" with enabled = true, or enabled = false',
+                    UnenforceableError,
+                )
+            if value != "full":
+                raise src.error(p, f'invalid mode "{value}": expected "full" or "limited"')
+        elif key == "unix_sockets":
+            _expect(src, p, value, dict)
+            for sock, verdict in value.items():
+                sp = p + (sock,)
+                raw = _socket_path(src, sp, sock)
+                if verdict not in ("allow", "none", "deny"):
+                    raise src.error(sp, f'expected "allow", "none" or "deny", got {verdict!r}')
+                acc = SocketAccess.ALLOW if verdict == "allow" else SocketAccess.NONE
+                spec.unix_sockets[raw] = Entry(acc, src.origin(sp))
+                spec.path_sources[raw] = src
+        elif key == "allow_unix_sockets":
+            _expect(src, p, value, list)
+            for sock in value:
+                raw = _socket_path(src, p, sock)
+                spec.unix_sockets[raw] = Entry(SocketAccess.ALLOW, src.origin(p))
+                spec.path_sources[raw] = src
+        elif key == "dangerously_allow_all_unix_sockets":
+            spec.allow_all_unix = Entry(_expect(src, p, value, bool), src.origin(p))
+
+
+# --------------------------------------------------------------------------- config file
+
+
+@dataclass
+class Config:
+    """A parsed config file: its profiles (raw) and where they are."""
+
+    data: dict[str, Any]
+    src: Source
+
+    @classmethod
+    def from_file(cls, path: str) -> Config:
+        data, src = read_toml(path)
+        cfg = cls(data, src)
+        cfg.validate_top_level()
+        return cfg
+
+    @classmethod
+    def empty(cls) -> Config:
+        return cls({}, _BUILTIN_SOURCE)
+
+    def validate_top_level(self) -> None:
+        src, data = self.src, self.data
+        for key in data:
+            if key not in TOP_LEVEL_KEYS:
+                close = difflib.get_close_matches(key, TOP_LEVEL_KEYS, n=1, cutoff=0.8)
+                if close:
+                    raise src.error((key,), f"unknown key (did you mean '{close[0]}'?)")
+        if "default_permissions" in data:
+            _expect(src, ("default_permissions",), data["default_permissions"], str)
+        perms = data.get("permissions", {})
+        _expect(src, ("permissions",), perms, dict)
+        for name in perms:
+            if name.startswith(":"):
+                raise src.error(
+                    ("permissions", name),
+                    "profile names starting with ':' are reserved for built-ins; "
+                    "this would redefine a built-in" if name in BUILTIN_PROFILES or name in ALIASES
+                    else "profile names starting with ':' are reserved for built-ins",
+                )
+        if "sandbox_mode" in data:
+            mode = _expect(src, ("sandbox_mode",), data["sandbox_mode"], str)
+            if mode not in SANDBOX_MODES:
+                raise src.error(
+                    ("sandbox_mode",),
+                    f'invalid sandbox_mode "{mode}"{_suggest(mode, SANDBOX_MODES)}; '
+                    f"valid: {', '.join(SANDBOX_MODES)}",
+                )
+        if "sandbox_workspace_write" in data:
+            ww = _expect(src, ("sandbox_workspace_write",), data["sandbox_workspace_write"], dict)
+            _check_keys(src, ("sandbox_workspace_write",), ww, LEGACY_WW_KEYS)
+        # Parse every profile now: an error in an unused profile is still an error.
+        for name, table in perms.items():
+            _parse_profile(name, table, src, ("permissions", name))
+
+    @property
+    def profiles(self) -> dict[str, Any]:
+        return self.data.get("permissions", {})
+
+    def resolve(self, name: str, *, from_key: KeyPath | None = None) -> ProfileSpec:
+        """Resolve ``name`` (user profile or built-in) through its ``extends`` chain."""
+        return self._resolve(name, [], from_key)
+
+    def _unknown(self, name: str, from_key: KeyPath | None) -> PolicyError:
+        if name.startswith(":"):
+            msg = f"unknown built-in profile '{name}'; valid built-ins: {', '.join(builtin_names())}"
+        else:
+            valid = sorted(self.profiles) + builtin_names()
+            msg = f"unknown profile '{name}'{_suggest(name, valid)}; defined: {', '.join(valid)}"
+        if from_key is None:
+            return PolicyError(msg, file=None if self.src is _BUILTIN_SOURCE else self.src.file)
+        return self.src.error(from_key, msg)
+
+    def _resolve(self, name: str, seen: list[str], from_key: KeyPath | None) -> ProfileSpec:
+        if name in seen:
+            cycle = " -> ".join([*seen[seen.index(name):], name])
+            raise self.src.error(from_key or (), f"extends cycle: {cycle}")
+        canonical = ALIASES.get(name, name)
+        if canonical in BUILTIN_PROFILES:
+            spec, _ = _parse_profile(canonical, BUILTIN_PROFILES[canonical], _BUILTIN_SOURCE, ())
+            for e in spec.fs.values():
+                e.origin = canonical
+            if spec.enabled:
+                spec.enabled.origin = canonical
+            if spec.allow_all_unix:
+                spec.allow_all_unix.origin = canonical
+            spec.name = name
+            return spec
+        if name.startswith(":") or name not in self.profiles:
+            raise self._unknown(name, from_key)
+        base = ("permissions", name)
+        spec, extends = _parse_profile(name, self.profiles[name], self.src, base)
+        if extends is None:
+            return spec
+        ext_key = base + ("extends",)
+        ext_canonical = ALIASES.get(extends, extends)
+        if ext_canonical in BUILTIN_PROFILES and ext_canonical not in EXTENDABLE:
+            raise self.src.error(
+                ext_key,
+                f"built-in '{extends}' cannot be extended; extendable: {', '.join(sorted(EXTENDABLE))}",
+            )
+        parent = self._resolve(extends, [*seen, name], ext_key)
+        merged = spec.merged_over(parent)
+        merged.path_sources = {**parent.path_sources, **spec.path_sources}
+        return merged
+
+    def legacy_spec(self) -> ProfileSpec:
+        """The profile the legacy ``sandbox_mode`` settings describe."""
+        mode = self.data["sandbox_mode"]
+        ww = self.data.get("sandbox_workspace_write", {})
+        src = self.src
+        origin = src.origin(("sandbox_mode",))
+        builtin = {"read-only": ":read-only", "workspace-write": ":workspace",
+                   "danger-full-access": ":danger-full-access"}[mode]
+        spec = self.resolve(builtin)
+        spec.name = f"sandbox_mode={mode}"
+        for e in spec.fs.values():
+            e.origin = origin
+        if mode != "workspace-write":
+            if ww:
+                raise src.error(
+                    ("sandbox_workspace_write",),
+                    f'only applies with sandbox_mode = "workspace-write", not "{mode}"',
+                )
+            return spec
+        base = ("sandbox_workspace_write",)
+        if "writable_roots" in ww:
+            p = base + ("writable_roots",)
+            for root in _expect(src, p, ww["writable_roots"], list):
+                _expect(src, p, root, str)
+                spec.workspace_roots.append(Entry(root, src.origin(p)))
+        if "network_access" in ww:
+            p = base + ("network_access",)
+            spec.enabled = Entry(_expect(src, p, ww["network_access"], bool), src.origin(p))
+        if _expect(src, base, ww.get("exclude_tmpdir_env_var", False), bool):
+            spec.fs.pop((":tmpdir", "."), None)
+        if _expect(src, base, ww.get("exclude_slash_tmp", False), bool):
+            spec.fs.pop((":slash_tmp", "."), None)
+        return spec
+
+
+# --------------------------------------------------------------------------- materialize
+
+
+def _base_paths(base: str, roots: list[str], env: Mapping[str, str]) -> list[str]:
+    if base == ":root":
+        return ["/"]
+    if base == ":minimal":
+        return [p for p in MINIMAL_PATHS if os.path.lexists(p)]
+    if base == ":workspace_roots":
+        return roots
+    if base == ":tmpdir":
+        tmp = env.get("TMPDIR")
+        return [tmp] if tmp else []
+    if base == ":slash_tmp":
+        return ["/tmp"]
+    return [base]
+
+
+def materialize(
+    spec: ProfileSpec,
+    *,
+    cwd: str,
+    extra_roots: Sequence[tuple[str, str]] = (),
+    extra_sockets: Sequence[tuple[str, str]] = (),
+    network: bool | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Policy:
+    """Expand and canonicalize a resolved profile into a Policy.
+
+    ``extra_roots`` / ``extra_sockets`` are ``(raw path, origin)`` pairs from flags; they are
+    handled exactly like ``workspace_roots`` and ``unix_sockets = { P = "allow" }`` entries.
+    """
+    env = os.environ if env is None else env
+
+    def canon(raw: str, origin: str) -> str:
+        try:
+            return canonicalize(expand(raw, cwd=cwd, env=env), cwd=cwd)
+        except KeyError as e:
+            raise PolicyError(f"{origin}: environment variable ${e.args[0]} in '{raw}' is not set") from None
+
+    added = [Entry(r, o) for r, o in extra_roots]
+    all_added = [*spec.workspace_roots, *added]
+    added_canon = [(canon(e.value, e.origin), e) for e in all_added]
+    roots = list(dict.fromkeys([canonicalize(cwd)] + [p for p, _ in added_canon]))
+
+    fs_entries: dict[str, tuple[FsAccess, str]] = {}
+
+    def put(path: str, access: FsAccess, origin: str) -> None:
+        old = fs_entries.get(path)
+        if old is None or _RESTRICTIVENESS[access] > _RESTRICTIVENESS[old[0]]:
+            fs_entries[path] = (access, origin)
+
+    has_ws_key = any(base == ":workspace_roots" for base, _ in spec.fs)
+    for (base, sub), entry in spec.fs.items():
+        for bp in _base_paths(base, roots, env):
+            raw = bp if sub == "." else os.path.join(bp, sub)
+            put(canon(raw, entry.origin), entry.value, entry.origin)
+    if not has_ws_key:
+        for root, e in added_canon:
+            for sub, mode in WORKSPACE_ROOT_PATTERN.items():
+                path = root if sub == "." else canon(os.path.join(root, sub), e.origin)
+                put(path, FsAccess(mode), e.origin)
+
+    sockets: dict[str, UnixSocketRule] = {}
+    for raw, entry in [*spec.unix_sockets.items(), *((r, Entry(SocketAccess.ALLOW, o)) for r, o in extra_sockets)]:
+        path = canon(raw, entry.origin)
+        sockets[path] = UnixSocketRule(path, entry.value, entry.origin)
+
+    enabled = spec.enabled.value if spec.enabled else False
+    if network is not None:
+        enabled = network
+    return Policy(
+        filesystem=FilesystemPolicy(tuple(FsRule(p, a, o) for p, (a, o) in fs_entries.items())),
+        network=NetworkPolicy(
+            enabled=enabled,
+            unix_sockets=tuple(sockets.values()),
+            dangerously_allow_all_unix_sockets=bool(spec.allow_all_unix and spec.allow_all_unix.value),
+        ),
+        name=spec.name,
+        description=spec.description,
+    )

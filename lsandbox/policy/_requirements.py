@@ -1,0 +1,164 @@
+"""Administrator requirements: settings a user profile cannot loosen.
+
+File: ``/etc/lsandbox/requirements.toml`` (override: env ``LSANDBOX_REQUIREMENTS`` or the
+``--requirements`` option; an explicitly named file must exist). Supported keys, modelled on
+Codex's ``requirements.toml``::
+
+    allowed_permission_profiles = { ":danger-full-access" = false }   # name -> bool
+    allowed_sandbox_modes = ["read-only", "workspace-write"]
+    [permissions.filesystem]
+    deny_read = ["~/.ssh", "/etc/shadow"]                             # additive
+    [permissions.network]
+    enabled = false                          # the network may not be turned on
+    dangerously_allow_all_unix_sockets = false
+    unix_sockets = { "/var/run/docker.sock" = "none" }                # forced denials
+
+A user setting that conflicts (a profile that is not allowed, ``--network`` when the network
+is forbidden, a rule granting access inside a required denial) is an error naming both places,
+not a silent override: the user learns why their command will not get what they asked.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from .._errors import PolicyError
+from ._loader import Source, _check_keys, _expect, read_toml
+from ._model import (
+    FilesystemPolicy,
+    FsAccess,
+    FsRule,
+    NetworkPolicy,
+    Policy,
+    SocketAccess,
+    UnixSocketRule,
+)
+from ._paths import canonicalize, expand, is_within
+
+DEFAULT_REQUIREMENTS = "/etc/lsandbox/requirements.toml"
+ENV_VAR = "LSANDBOX_REQUIREMENTS"
+
+
+@dataclass(frozen=True)
+class Requirements:
+    file: str | None = None
+    allowed_profiles: Mapping[str, bool] = field(default_factory=dict)
+    allowed_sandbox_modes: tuple[str, ...] | None = None
+    deny_read: tuple[tuple[str, str], ...] = ()  # (canonical path, origin)
+    network_enabled: bool | None = None
+    network_origin: str = ""
+    allow_all_unix: bool | None = None
+    allow_all_unix_origin: str = ""
+    unix_none: tuple[tuple[str, str], ...] = ()
+
+
+def find_requirements(explicit: str | None, env: Mapping[str, str] | None = None) -> str | None:
+    env = os.environ if env is None else env
+    path = explicit or env.get(ENV_VAR)
+    if path:
+        if not os.path.exists(path):
+            raise PolicyError("requirements file does not exist", file=path)
+        return path
+    return DEFAULT_REQUIREMENTS if os.path.exists(DEFAULT_REQUIREMENTS) else None
+
+
+def load_requirements(path: str | None) -> Requirements:
+    if path is None:
+        return Requirements()
+    data, src = read_toml(path)
+    _check_keys(src, (), data, ("allowed_permission_profiles", "allowed_sandbox_modes", "permissions"))
+    req: dict[str, Any] = {"file": path}
+    if "allowed_permission_profiles" in data:
+        p = ("allowed_permission_profiles",)
+        table = _expect(src, p, data[p[0]], dict)
+        for k, v in table.items():
+            _expect(src, p + (k,), v, bool)
+        req["allowed_profiles"] = dict(table)
+    if "allowed_sandbox_modes" in data:
+        p = ("allowed_sandbox_modes",)
+        modes = _expect(src, p, data[p[0]], list)
+        req["allowed_sandbox_modes"] = tuple(_expect(src, p, m, str) for m in modes)
+    perms = _expect(src, ("permissions",), data.get("permissions", {}), dict)
+    _check_keys(src, ("permissions",), perms, ("filesystem", "network"))
+    fs = _expect(src, ("permissions", "filesystem"), perms.get("filesystem", {}), dict)
+    _check_keys(src, ("permissions", "filesystem"), fs, ("deny_read",))
+    if "deny_read" in fs:
+        p = ("permissions", "filesystem", "deny_read")
+        req["deny_read"] = tuple(
+            (_canon(src, p, _expect(src, p, x, str)), src.origin(p)) for x in _expect(src, p, fs["deny_read"], list)
+        )
+    net = _expect(src, ("permissions", "network"), perms.get("network", {}), dict)
+    _check_keys(src, ("permissions", "network"), net, ("enabled", "dangerously_allow_all_unix_sockets", "unix_sockets"))
+    if "enabled" in net:
+        p = ("permissions", "network", "enabled")
+        req["network_enabled"] = _expect(src, p, net["enabled"], bool)
+        req["network_origin"] = src.origin(p)
+    if "dangerously_allow_all_unix_sockets" in net:
+        p = ("permissions", "network", "dangerously_allow_all_unix_sockets")
+        req["allow_all_unix"] = _expect(src, p, net[p[-1]], bool)
+        req["allow_all_unix_origin"] = src.origin(p)
+    if "unix_sockets" in net:
+        p = ("permissions", "network", "unix_sockets")
+        out = []
+        for k, v in _expect(src, p, net["unix_sockets"], dict).items():
+            if v not in ("none", "deny"):
+                raise src.error(p + (k,), 'requirements can only force "none"/"deny" here')
+            out.append((_canon(src, p + (k,), k), src.origin(p + (k,))))
+        req["unix_none"] = tuple(out)
+    return Requirements(**req)
+
+
+def _canon(src: Source, path: tuple[str, ...], raw: str) -> str:
+    if not raw.startswith(("/", "~", "$")):
+        raise src.error(path, "path must be absolute (or start with ~ or $VAR)")
+    try:
+        return canonicalize(expand(raw))
+    except KeyError as e:
+        raise src.error(path, f"environment variable ${e.args[0]} is not set") from None
+
+
+def check_profile_allowed(req: Requirements, chain: list[str], sandbox_mode: str | None) -> None:
+    for name in chain:
+        if req.allowed_profiles.get(name) is False:
+            raise PolicyError(f"profile '{name}' is not allowed by the administrator's requirements",
+                              file=req.file, key="allowed_permission_profiles")
+    if sandbox_mode is not None and req.allowed_sandbox_modes is not None:
+        if sandbox_mode not in req.allowed_sandbox_modes:
+            raise PolicyError(f"sandbox_mode '{sandbox_mode}' is not allowed by the administrator's "
+                              f"requirements (allowed: {', '.join(req.allowed_sandbox_modes)})",
+                              file=req.file, key="allowed_sandbox_modes")
+
+
+def apply_requirements(policy: Policy, req: Requirements) -> Policy:
+    """Add the required restrictions; refuse user settings that conflict with them."""
+    if req.file is None:
+        return policy
+    rules = {r.path: r for r in policy.filesystem.rules}
+    for path, origin in req.deny_read:
+        for r in policy.filesystem.rules:
+            if r.access is not FsAccess.DENY and is_within(r.path, path) and r.path != path:
+                raise PolicyError(f"{r.origin}: grants {r.access.value} on {r.path}, inside {path} "
+                                  f"which the administrator's requirements ({origin}) deny")
+        rules[path] = FsRule(path, FsAccess.DENY, origin)
+    net = policy.network
+    if req.network_enabled is False and net.enabled:
+        raise PolicyError(f"the network is enabled, but the administrator's requirements "
+                          f"({req.network_origin}) forbid it")
+    if req.allow_all_unix is False and net.dangerously_allow_all_unix_sockets:
+        raise PolicyError(f"dangerously_allow_all_unix_sockets is set, but the administrator's "
+                          f"requirements ({req.allow_all_unix_origin}) forbid it")
+    socks = {r.path: r for r in net.unix_sockets}
+    for path, origin in req.unix_none:
+        for r in net.unix_sockets:
+            if r.access is SocketAccess.ALLOW and is_within(r.path, path):
+                raise PolicyError(f"{r.origin}: allows AF_UNIX sockets at {r.path}, which the "
+                                  f"administrator's requirements ({origin}) deny")
+        socks[path] = UnixSocketRule(path, SocketAccess.NONE, origin)
+    return replace(
+        policy,
+        filesystem=FilesystemPolicy(tuple(rules.values())),
+        network=replace(net, unix_sockets=tuple(socks.values())) if isinstance(net, NetworkPolicy) else net,
+    )

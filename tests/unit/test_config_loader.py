@@ -1,0 +1,377 @@
+"""The Codex-compatible loader: real files in tmp dirs, real symlinks, exact file:line errors."""
+
+from __future__ import annotations
+
+import os
+import textwrap
+
+import pytest
+
+from lsandbox import PolicyError, UnenforceableError, load_policy
+from lsandbox.policy import FsAccess, SocketAccess
+
+
+def write(tmp_path, text: str, name: str = "config.toml") -> str:
+    p = tmp_path / name
+    p.write_text(textwrap.dedent(text).lstrip("\n"))
+    return str(p)
+
+
+def load(tmp_path, text, **kw):
+    kw.setdefault("cwd", str(tmp_path))
+    kw.setdefault("requirements", None)
+    kw.setdefault("env", {"HOME": str(tmp_path / "home"), "PATH": "/usr/bin"})
+    return load_policy(write(tmp_path, text), **kw)
+
+
+def err(tmp_path, text, **kw) -> PolicyError:
+    with pytest.raises(PolicyError) as ei:
+        load(tmp_path, text, **kw)
+    return ei.value
+
+
+ISSUE_CONFIG = """
+default_permissions = "uds-test"
+[permissions.uds-test]
+extends = ":workspace"
+[permissions.uds-test.network.unix_sockets]
+"/tmp/.X11-unix" = "allow"
+"""
+
+
+def test_issue_codex_config(tmp_path):
+    pol = load(tmp_path, ISSUE_CONFIG)
+    ws = os.path.realpath(tmp_path)
+    fs = pol.filesystem
+    assert fs.access("/usr/bin/ls") is FsAccess.READ
+    assert fs.access(ws + "/src/a.py") is FsAccess.WRITE
+    assert fs.access(ws + "/.git/config") is FsAccess.READ
+    assert set(fs.read_only) >= {ws + "/.git", ws + "/.agents", ws + "/.codex", ws + "/.lsandbox"}
+    assert fs.access("/tmp/x") is FsAccess.WRITE
+    assert not pol.network.enabled
+    assert pol.network.unix_socket_access("/tmp/.X11-unix/X0") is SocketAccess.ALLOW
+    assert pol.network.unix_socket_access("/run/docker.sock") is SocketAccess.NONE
+    assert pol.network.unix_sockets[0].origin.endswith("config.toml:5")
+
+
+def test_flag_equals_config_key(tmp_path):
+    via_config = load(tmp_path, ISSUE_CONFIG)
+    via_flag = load_policy(None, ":workspace", cwd=str(tmp_path), requirements=None, search=False,
+                           allow_unix_sockets=["/tmp/.X11-unix"],
+                           env={"HOME": str(tmp_path / "home")})
+    assert via_config == via_flag
+    assert via_config.to_dict() == via_flag.to_dict()
+
+
+def test_writable_flag_equals_workspace_roots_key(tmp_path):
+    other = tmp_path / "other"
+    other.mkdir()
+    a = load(tmp_path, f"""
+        [permissions.p]
+        extends = ":workspace"
+        workspace_roots = ["{other}"]
+        """, profile="p")
+    b = load(tmp_path, """
+        [permissions.p]
+        extends = ":workspace"
+        """, profile="p", writable=[str(other)])
+    assert a == b
+    assert a.filesystem.access(str(other) + "/f") is FsAccess.WRITE
+    assert a.filesystem.access(str(other) + "/.git/HEAD") is FsAccess.READ
+    c = load(tmp_path, "[permissions.p]\nextends = ':read-only'\n", profile="p", writable=[str(other)])
+    assert c.filesystem.access(str(other) + "/f") is FsAccess.WRITE  # -w is never ignored
+    assert c.filesystem.access(str(other) + "/.git/x") is FsAccess.READ
+
+
+def test_network_flag_equals_key(tmp_path):
+    a = load(tmp_path, "[permissions.p]\nextends=':workspace'\nnetwork.enabled = true\n", profile="p")
+    b = load(tmp_path, "[permissions.p]\nextends=':workspace'\n", profile="p", network=True)
+    assert a == b and a.network.enabled
+
+
+def test_extends_depth_3_with_overrides(tmp_path):
+    pol = load(tmp_path, """
+        [permissions.a]
+        extends = ":workspace"
+        [permissions.a.network]
+        enabled = true
+        unix_sockets = { "/run/a.sock" = "allow", "/run/b.sock" = "allow" }
+        [permissions.b]
+        extends = "a"
+        filesystem = { "/opt" = "deny" }
+        [permissions.b.network]
+        unix_sockets = { "/run/b.sock" = "none" }
+        [permissions.c]
+        extends = "b"
+        filesystem = { "/opt" = "write", ":slash_tmp" = "read" }
+        network.enabled = false
+        """, profile="c")
+    assert pol.filesystem.access("/opt/x") is FsAccess.WRITE
+    assert pol.filesystem.access("/tmp/x") is FsAccess.READ
+    assert pol.network.enabled is False
+    assert pol.network.unix_socket_access("/run/a.sock") is SocketAccess.ALLOW
+    assert pol.network.unix_socket_access("/run/b.sock") is SocketAccess.NONE
+
+
+def test_unix_socket_longest_match(tmp_path):
+    pol = load(tmp_path, """
+        [permissions.p.network.unix_sockets]
+        "/tmp" = "allow"
+        "/tmp/x.sock" = "none"
+        "/tmp/y.sock" = "deny"
+        """, profile="p")
+    n = pol.network
+    assert n.unix_socket_access("/tmp/a.sock") is SocketAccess.ALLOW
+    assert n.unix_socket_access("/tmp/x.sock") is SocketAccess.NONE
+    assert n.unix_socket_access("/tmp/y.sock") is SocketAccess.NONE
+
+
+def test_legacy_allow_unix_sockets_array_and_tilde(tmp_path):
+    home = tmp_path / "home"
+    home.mkdir()
+    pol = load(tmp_path, """
+        [permissions.p.network]
+        allow_unix_sockets = ["~/.gnupg/S.gpg-agent", "$XDG/sock"]
+        """, profile="p", env={"HOME": str(home), "XDG": "/run/user/1000"})
+    paths = [r.path for r in pol.network.unix_sockets]
+    assert str(home) + "/.gnupg/S.gpg-agent" in paths
+    assert "/run/user/1000/sock" in paths
+
+
+def test_canonicalization_through_symlinks(tmp_path):
+    real = tmp_path / "real"
+    (real / "sock").mkdir(parents=True)
+    (tmp_path / "link").symlink_to(real)
+    pol = load(tmp_path, f"""
+        [permissions.p]
+        filesystem = {{ "{tmp_path}/link" = "write" }}
+        network.unix_sockets = {{ "{tmp_path}/link/sock" = "allow" }}
+        """, profile="p")
+    assert pol.filesystem.rules[0].path == os.path.realpath(real)
+    assert pol.network.unix_sockets[0].path == os.path.realpath(real / "sock")
+
+
+def test_scoped_filesystem_and_specials(tmp_path):
+    pol = load(tmp_path, """
+        [permissions.p.filesystem]
+        ":minimal" = "read"
+        "/srv" = { "." = "read", "data" = "write", "data/secret" = "deny" }
+        ":workspace_roots" = { "." = "write", "build" = "read" }
+        """, profile="p")
+    fs = pol.filesystem
+    assert fs.access("/usr/lib/x") is FsAccess.READ
+    assert fs.access("/home/u") is FsAccess.DENY  # not covered by :minimal
+    assert fs.access("/srv/data/x") is FsAccess.WRITE
+    assert fs.access("/srv/data/secret/k") is FsAccess.DENY
+    assert fs.access(os.path.realpath(tmp_path) + "/build/o") is FsAccess.READ
+
+
+def test_legacy_sandbox_mode(tmp_path):
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    pol = load(tmp_path, f"""
+        sandbox_mode = "workspace-write"
+        default_permissions = "ignored-because-legacy-wins"
+        model = "o3"
+        [sandbox_workspace_write]
+        writable_roots = ["{extra}"]
+        network_access = true
+        exclude_slash_tmp = true
+        exclude_tmpdir_env_var = true
+        """)
+    assert pol.network.enabled
+    assert pol.filesystem.access(str(extra) + "/f") is FsAccess.WRITE
+    assert pol.filesystem.access("/tmp/zz") is FsAccess.READ
+    ro = load(tmp_path, 'sandbox_mode = "read-only"\n')
+    assert ro.filesystem.write_roots == ()
+
+
+def test_builtins_and_alias(tmp_path):
+    ws = load_policy(None, ":workspace", cwd=str(tmp_path), search=False, requirements=None)
+    alias = load_policy(None, ":workspace-write", cwd=str(tmp_path), search=False, requirements=None)
+    assert ws == alias
+    full = load_policy(None, ":danger-full-access", search=False, requirements=None)
+    assert full.network.enabled and full.network.dangerously_allow_all_unix_sockets
+    assert full.filesystem.access("/etc/x") is FsAccess.WRITE
+
+
+def test_other_codex_top_level_keys_ignored(tmp_path):
+    pol = load(tmp_path, """
+        model = "gpt-5"
+        approval_policy = "on-request"
+        """ + ISSUE_CONFIG + """
+        [mcp_servers.x]
+        command = "y"
+        """)
+    assert pol.network.unix_socket_access("/tmp/.X11-unix/X0") is SocketAccess.ALLOW
+
+
+# ----------------------------------------------------------------- errors, with exact lines
+
+
+def test_unknown_key_in_profile_with_suggestion(tmp_path):
+    e = err(tmp_path, """
+        default_permissions = "p"
+        [permissions.p]
+        extend = ":workspace"
+        """)
+    assert str(e).endswith("config.toml:3: permissions.p.extend: unknown key (did you mean 'extends'?)")
+    assert e.line == 3
+
+
+def test_unknown_network_key(tmp_path):
+    e = err(tmp_path, """
+        [permissions.p.network]
+        enabled = false
+        unix_socket = { "/tmp/a" = "allow" }
+        """, profile="p")
+    assert ":3: permissions.p.network.unix_socket: unknown key (did you mean 'unix_sockets'?)" in str(e)
+
+
+def test_wrong_type(tmp_path):
+    e = err(tmp_path, """
+        [permissions.p]
+
+        network.enabled = "yes"
+        """, profile="p")
+    assert str(e).endswith(":3: permissions.p.network.enabled: expected a boolean, got a string")
+
+
+def test_unknown_builtin_lists_valid(tmp_path):
+    e = err(tmp_path, """
+        [permissions.p]
+        extends = ":workspaces"
+        """, profile="p")
+    assert ":2: permissions.p.extends: unknown built-in profile ':workspaces'" in str(e)
+    for name in (":read-only", ":workspace", ":workspace-write", ":danger-full-access"):
+        assert name in str(e)
+
+
+def test_extends_cycle(tmp_path):
+    e = err(tmp_path, """
+        [permissions.a]
+        extends = "b"
+        [permissions.b]
+        extends = "c"
+        [permissions.c]
+        extends = "a"
+        """, profile="a")
+    assert "cycle" in str(e) and "a -> b -> c -> a" in str(e)
+    assert ":6: permissions.c.extends:" in str(e)
+
+
+def test_relative_socket_path(tmp_path):
+    e = err(tmp_path, """
+        [permissions.p.network.unix_sockets]
+        "/ok.sock" = "allow"
+        "run/docker.sock" = "allow"
+        """, profile="p")
+    assert str(e).endswith(
+        ':3: permissions.p.network.unix_sockets."run/docker.sock": socket path must be absolute '
+        "(or start with ~ or $VAR)")
+
+
+def test_redefine_builtin(tmp_path):
+    e = err(tmp_path, """
+        [permissions.":workspace"]
+        description = "mine"
+        """)
+    assert ':1: permissions.":workspace": profile names starting with' in str(e)
+    assert "redefine a built-in" in str(e)
+
+
+def test_danger_full_access_not_extendable(tmp_path):
+    e = err(tmp_path, '[permissions.p]\nextends = ":danger-full-access"\n', profile="p")
+    assert "cannot be extended" in str(e) and e.line == 2
+
+
+def test_unenforceable_codex_keys_refused(tmp_path):
+    e = err(tmp_path, """
+        [permissions.p.network]
+        enabled = true
+        mode = "limited"
+        """, profile="p")
+    assert isinstance(e, UnenforceableError) and e.line == 3
+    e = err(tmp_path, """
+        [permissions.p.network]
+        enabled = true
+        domains = { "example.com" = "allow" }
+        """, profile="p")
+    assert isinstance(e, UnenforceableError) and "proxy" in str(e) and e.line == 3
+    # asking for nothing is fine
+    load(tmp_path, "[permissions.p.network]\nallow_local_binding = false\nmode = 'full'\n", profile="p")
+
+
+def test_globs_refused(tmp_path):
+    e = err(tmp_path, """
+        [permissions.p.filesystem]
+        "/home/u/**/*.env" = "deny"
+        """, profile="p")
+    assert "glob" in str(e) and e.line == 2
+    pol = load(tmp_path, '[permissions.p.filesystem]\n"/srv/**" = "read"\n', profile="p")
+    assert pol.filesystem.access("/srv/a") is FsAccess.READ
+
+
+def test_bad_mode_suggestion(tmp_path):
+    e = err(tmp_path, '[permissions.p.filesystem]\n"/srv" = "wirte"\n', profile="p")
+    assert "did you mean 'write'" in str(e) and e.line == 2
+
+
+def test_unknown_profile_and_top_level_typo(tmp_path):
+    e = err(tmp_path, 'default_permissions = "nope"\n[permissions.yes]\n')
+    assert e.line == 1 and "unknown profile 'nope'" in str(e)
+    e = err(tmp_path, '[permisions.p]\nextends=":workspace"\n')
+    assert "did you mean 'permissions'" in str(e) and e.line == 1
+
+
+def test_toml_syntax_error_has_line(tmp_path):
+    e = err(tmp_path, '[permissions.p]\nextends = \n')
+    assert e.line == 2 and "invalid TOML" in str(e)
+
+
+def test_unset_env_var(tmp_path):
+    e = err(tmp_path, '[permissions.p.filesystem]\n"$NOPE_NOT_SET/x" = "read"\n', profile="p")
+    assert "NOPE_NOT_SET" in str(e) and "config.toml:2" in str(e)
+
+
+# ----------------------------------------------------------------- requirements
+
+
+def test_requirements(tmp_path):
+    home = tmp_path / "home"
+    (home / ".ssh").mkdir(parents=True)
+    req = write(tmp_path, """
+        allowed_permission_profiles = { ":danger-full-access" = false }
+        [permissions.filesystem]
+        deny_read = ["~/.ssh"]
+        [permissions.network]
+        enabled = false
+        unix_sockets = { "/var/run/docker.sock" = "none", "/srv/private" = "none" }
+        """, "req.toml")
+    env = {"HOME": str(home)}
+    pol = load_policy(None, ":workspace", cwd=str(tmp_path), search=False, requirements=req, env=env)
+    # requirements paths expand with the process HOME; check the rule exists for the docker socket
+    assert pol.network.unix_socket_access("/var/run/docker.sock") is SocketAccess.NONE
+    with pytest.raises(PolicyError, match="forbid"):
+        load_policy(None, ":workspace", search=False, requirements=req, network=True, env=env)
+    with pytest.raises(PolicyError, match="not allowed"):
+        load_policy(None, ":danger-full-access", search=False, requirements=req, env=env)
+    with pytest.raises(PolicyError, match="administrator"):
+        load_policy(None, ":workspace", search=False, requirements=req, env=env,
+                    allow_unix_sockets=["/srv/private/a.sock"])
+    # allowing a parent does not loosen a required denial (longest match keeps it)
+    pol = load_policy(None, ":workspace", search=False, requirements=req, env=env,
+                      allow_unix_sockets=["/srv"])
+    assert pol.network.unix_socket_access("/srv/private/a.sock") is SocketAccess.NONE
+    assert pol.network.unix_socket_access("/srv/other.sock") is SocketAccess.ALLOW
+
+
+def test_requirements_deny_read_cannot_be_loosened(tmp_path):
+    secret = tmp_path / "secret"
+    secret.mkdir()
+    req = write(tmp_path, f'[permissions.filesystem]\ndeny_read = ["{secret}"]\n', "req.toml")
+    pol = load_policy(None, ":workspace", cwd="/", search=False, requirements=req)
+    assert pol.filesystem.access(str(secret) + "/k") is FsAccess.DENY
+    cfg = write(tmp_path, f'[permissions.p.filesystem]\n":root" = "read"\n"{secret}/pub" = "read"\n')
+    with pytest.raises(PolicyError, match="inside"):
+        load_policy(cfg, "p", requirements=req)

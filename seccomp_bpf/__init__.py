@@ -1,1 +1,63 @@
-"""Standalone classic-BPF toolkit for seccomp (imports nothing from lsandbox)."""
+"""seccomp_bpf: a standalone classic-BPF toolkit for seccomp.
+
+Rules -> :func:`compile_filter` -> :class:`Program` -> :func:`install_filter`; plus an
+assembler with labels, a disassembler, an interpreter (:func:`simulate`) used as the test
+oracle, syscall tables for x86_64 and aarch64, and the user-notification ioctls.
+Imports nothing from lsandbox.
+"""
+
+from ._asm import Assembler as Assembler
+from ._asm import AssemblyError as AssemblyError
+from ._asm import Label as Label
+from ._asm import assemble as assemble
+from ._compiler import Program as Program
+from ._compiler import compile_filter as compile_filter
+from ._consts import ARCHES as ARCHES
+from ._consts import AUDIT_ARCH_AARCH64 as AUDIT_ARCH_AARCH64
+from ._consts import AUDIT_ARCH_ARM as AUDIT_ARCH_ARM
+from ._consts import AUDIT_ARCH_I386 as AUDIT_ARCH_I386
+from ._consts import AUDIT_ARCH_X86_64 as AUDIT_ARCH_X86_64
+from ._consts import BPF_MAXINSNS as BPF_MAXINSNS
+from ._disasm import disassemble as disassemble
+from ._insn import SockFilter as SockFilter
+from ._insn import decode_program as decode_program
+from ._insn import encode_program as encode_program
+from ._kernel import FLAG_LOG as FLAG_LOG
+from ._kernel import FLAG_NEW_LISTENER as FLAG_NEW_LISTENER
+from ._kernel import FLAG_SPEC_ALLOW as FLAG_SPEC_ALLOW
+from ._kernel import FLAG_TSYNC as FLAG_TSYNC
+from ._kernel import FLAG_TSYNC_ESRCH as FLAG_TSYNC_ESRCH
+from ._kernel import FLAG_WAIT_KILLABLE_RECV as FLAG_WAIT_KILLABLE_RECV
+from ._kernel import NOTIF_FLAG_CONTINUE as NOTIF_FLAG_CONTINUE
+from ._kernel import USER_NOTIF_FD_SYNC_WAKE_UP as USER_NOTIF_FD_SYNC_WAKE_UP
+from ._kernel import Notification as Notification
+from ._kernel import action_available as action_available
+from ._kernel import flag_supported as flag_supported
+from ._kernel import install_filter as install_filter
+from ._kernel import notif_addfd as notif_addfd
+from ._kernel import notif_id_valid as notif_id_valid
+from ._kernel import notif_recv as notif_recv
+from ._kernel import notif_send as notif_send
+from ._kernel import notif_sizes as notif_sizes
+from ._kernel import set_listener_flags as set_listener_flags
+from ._kernel import set_no_new_privs as set_no_new_privs
+from ._rules import ALLOW as ALLOW
+from ._rules import KILL_PROCESS as KILL_PROCESS
+from ._rules import KILL_THREAD as KILL_THREAD
+from ._rules import LOG as LOG
+from ._rules import TRAP as TRAP
+from ._rules import USER_NOTIF as USER_NOTIF
+from ._rules import Action as Action
+from ._rules import Arg as Arg
+from ._rules import Cond as Cond
+from ._rules import Filter as Filter
+from ._rules import Rule as Rule
+from ._rules import action_from_raw as action_from_raw
+from ._rules import errno as errno
+from ._simulate import SeccompData as SeccompData
+from ._simulate import simulate as simulate
+from ._tables import has_syscall as has_syscall
+from ._tables import native_arch as native_arch
+from ._tables import syscall_name as syscall_name
+from ._tables import syscall_names as syscall_names
+from ._tables import syscall_number as syscall_number

@@ -1,0 +1,105 @@
+"""Access rights, scopes and flags, named as the kernel names them, pinned to ABI versions.
+
+``AccessFs.from_all(abi)`` is what ABI ``abi`` can restrict: a program that pins an ABI never
+starts restricting (and so breaking) more when the kernel is upgraded.
+"""
+
+from __future__ import annotations
+
+import enum
+
+LATEST_ABI = 9
+
+
+class AccessFs(enum.IntFlag):
+    EXECUTE = 1 << 0
+    WRITE_FILE = 1 << 1
+    READ_FILE = 1 << 2
+    READ_DIR = 1 << 3
+    REMOVE_DIR = 1 << 4
+    REMOVE_FILE = 1 << 5
+    MAKE_CHAR = 1 << 6
+    MAKE_DIR = 1 << 7
+    MAKE_REG = 1 << 8
+    MAKE_SOCK = 1 << 9
+    MAKE_FIFO = 1 << 10
+    MAKE_BLOCK = 1 << 11
+    MAKE_SYM = 1 << 12
+    REFER = 1 << 13  # ABI 2
+    TRUNCATE = 1 << 14  # ABI 3
+    IOCTL_DEV = 1 << 15  # ABI 5
+    RESOLVE_UNIX = 1 << 16  # ABI 9: connect/sendmsg to pathname AF_UNIX sockets
+
+    @classmethod
+    def from_all(cls, abi: int) -> AccessFs:
+        out = cls(0)
+        for right, since in _FS_SINCE.items():
+            if abi >= since:
+                out |= right
+        return out
+
+    @classmethod
+    def from_read(cls, abi: int) -> AccessFs:
+        return cls.EXECUTE | cls.READ_FILE | cls.READ_DIR
+
+    @classmethod
+    def from_write(cls, abi: int) -> AccessFs:
+        """Everything in ``from_all(abi)`` that is not reading (and not RESOLVE_UNIX, which is
+        about connecting, not writing)."""
+        return cls.from_all(abi) & ~cls.from_read(abi) & ~cls.RESOLVE_UNIX
+
+    @classmethod
+    def file_rights(cls) -> AccessFs:
+        """Rights that make sense on a non-directory (others give EINVAL on a file)."""
+        return cls.EXECUTE | cls.WRITE_FILE | cls.READ_FILE | cls.TRUNCATE | cls.IOCTL_DEV | cls.RESOLVE_UNIX
+
+
+_FS_SINCE = {r: 1 for r in AccessFs if r.value < AccessFs.REFER.value}
+_FS_SINCE.update({AccessFs.REFER: 2, AccessFs.TRUNCATE: 3, AccessFs.IOCTL_DEV: 5, AccessFs.RESOLVE_UNIX: 9})
+
+
+class AccessNet(enum.IntFlag):
+    BIND_TCP = 1 << 0  # ABI 4
+    CONNECT_TCP = 1 << 1  # ABI 4
+
+    @classmethod
+    def from_all(cls, abi: int) -> AccessNet:
+        return cls.BIND_TCP | cls.CONNECT_TCP if abi >= 4 else cls(0)
+
+
+class Scope(enum.IntFlag):
+    ABSTRACT_UNIX_SOCKET = 1 << 0  # ABI 6
+    SIGNAL = 1 << 1  # ABI 6
+
+    @classmethod
+    def from_all(cls, abi: int) -> Scope:
+        return cls.ABSTRACT_UNIX_SOCKET | cls.SIGNAL if abi >= 6 else cls(0)
+
+
+class RestrictFlags(enum.IntFlag):
+    LOG_SAME_EXEC_OFF = 1 << 0  # ABI 7
+    LOG_NEW_EXEC_ON = 1 << 1  # ABI 7
+    LOG_SUBDOMAINS_OFF = 1 << 2  # ABI 7
+    TSYNC = 1 << 3  # ABI 8
+
+    @classmethod
+    def from_all(cls, abi: int) -> RestrictFlags:
+        out = cls(0)
+        if abi >= 7:
+            out |= cls.LOG_SAME_EXEC_OFF | cls.LOG_NEW_EXEC_ON | cls.LOG_SUBDOMAINS_OFF
+        if abi >= 8:
+            out |= cls.TSYNC
+        return out
+
+
+def since_abi(right: enum.IntFlag) -> int:
+    """The first ABI that has ``right`` (for error messages)."""
+    if isinstance(right, AccessFs):
+        return min(_FS_SINCE[r] for r in AccessFs if r & right)
+    if isinstance(right, AccessNet):
+        return 4
+    if isinstance(right, Scope):
+        return 6
+    if isinstance(right, RestrictFlags):
+        return 8 if right & RestrictFlags.TSYNC else 7
+    raise TypeError(right)

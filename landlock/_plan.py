@@ -1,0 +1,113 @@
+"""From longest-match rules to Landlock rules.
+
+Landlock only grants: the rights at a path are the union of the rules on it and on all its
+ancestors. A policy, though, says "``/`` readable, except ``~/.ssh``" or "``/w`` writable,
+except ``/w/.git`` read-only": the most specific rule decides. :func:`plan_path_rules`
+bridges the two. A rule whose rights are a superset of everything below it is emitted as is.
+Otherwise its directory is *split*: the directory itself gets only the rights every
+descendant rule also has (so nothing leaks downwards), plus ``READ_DIR`` when the rule had it
+(so ``ls`` of the chain still works), and each of its entries is handled recursively, getting
+the directory's rights unless a rule below says otherwise.
+
+What this cannot cover, by construction:
+
+* Names, not contents, of a denied directory stay listable when one of its ancestors keeps
+  ``READ_DIR`` (``READ_DIR`` on a split directory applies to its whole subtree).
+* Entries created *after* the rules are built inside a split directory get only the split
+  directory's reduced rights: they fail closed (e.g. no new top-level file in a writable root
+  that holds a read-only ``.git`` — unless the caller protects ``.git`` another way, such as
+  a read-only bind mount, and leaves the carve-out out of the rules).
+* Symlinks among enumerated entries get no rule (their targets keep their own rights), and
+  rules on paths that do not exist are dropped (there is nothing to grant).
+* A split directory with more than ``max_entries`` entries is refused (:class:`PlanError`)
+  rather than enumerated for minutes.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Mapping
+
+from ._access import AccessFs
+
+
+class PlanError(ValueError):
+    pass
+
+
+def _within(path: str, root: str) -> bool:
+    return root == "/" or path == root or path.startswith(root + "/")
+
+
+def plan_path_rules(
+    rules: Mapping[str, AccessFs], *, max_entries: int = 20_000
+) -> list[tuple[str, AccessFs]]:
+    """Landlock path-beneath rules equivalent to longest-match ``rules`` (canonical paths)."""
+    out: list[tuple[str, AccessFs]] = []
+    budget = [max_entries]
+    paths = sorted(rules)
+    tops = [p for p in paths if not any(q != p and _within(p, q) for q in paths)]
+    for top in tops:
+        below = {p: rules[p] for p in paths if p != top and _within(p, top)}
+        _emit(top, AccessFs(rules[top]), below, out, budget)
+    return out
+
+
+def _emit(path: str, rights: AccessFs, below: dict[str, AccessFs], out: list, budget: list[int]) -> None:
+    if all((r & rights) == rights for r in below.values()):
+        if rights:
+            out.append((path, rights))
+        nearest = [p for p in below if not any(q != p and _within(p, q) for q in below)]
+        for n in nearest:
+            _emit(n, below[n], {p: r for p, r in below.items() if p != n and _within(p, n)}, out, budget)
+        return
+    inter = rights
+    for r in below.values():
+        inter &= r
+    own = inter | (rights & AccessFs.READ_DIR)
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return
+    if not stat.S_ISDIR(st.st_mode):
+        if inter:
+            out.append((path, inter))
+        return
+    if own:
+        out.append((path, own))
+    try:
+        entries = os.listdir(path)
+    except OSError as e:
+        raise PlanError(f"cannot list {path} to split its rights: {e.strerror}") from None
+    budget[0] -= len(entries)
+    if budget[0] < 0:
+        raise PlanError(f"too many directory entries to enumerate while splitting rights at {path}")
+    for name in sorted(entries):
+        child = path.rstrip("/") + "/" + name
+        sub = {p: r for p, r in below.items() if _within(p, child)}
+        if not sub:
+            try:
+                if stat.S_ISLNK(os.lstat(child).st_mode):
+                    continue
+            except FileNotFoundError:
+                continue
+            if rights & ~own:
+                out.append((child, rights))
+            continue
+        child_rights = sub.pop(child, rights)
+        _emit(child, child_rights, sub, out, budget)
+
+
+def readonly_except(writable: list[str], abi: int) -> list[tuple[str, AccessFs]]:
+    """Read (and execute) everything, write only below ``writable``."""
+    rules = {"/": AccessFs.from_read(abi)}
+    rules.update({w: AccessFs.from_read(abi) | AccessFs.from_write(abi) for w in writable})
+    return plan_path_rules(rules)
+
+
+def readable_except(denied: list[str], abi: int) -> list[tuple[str, AccessFs]]:
+    """Read everything except ``denied`` paths (neither read nor execute)."""
+    rules = {"/": AccessFs.from_read(abi)}
+    rules.update({d: AccessFs(0) for d in denied})
+    return plan_path_rules(rules)

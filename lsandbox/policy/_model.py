@@ -155,6 +155,10 @@ class NetworkPolicy:
             self, "unix_sockets", tuple(sorted(self.unix_sockets, key=lambda r: r.path))
         )
 
+    def rule_for(self, path: str) -> UnixSocketRule | None:
+        """The AF_UNIX rule deciding canonical ``path`` (longest match), or None."""
+        return _longest_match(path, self.unix_sockets)
+
     def unix_socket_access(self, path: str) -> SocketAccess:
         """Verdict for an AF_UNIX pathname socket at canonical ``path``.
 

@@ -1,0 +1,179 @@
+"""What runs in the sandboxed child between clone and exec, in DESIGN.md's order.
+
+Only syscalls here: everything was computed in the supervisor (``_plan``). Errors go to the
+supervisor over the CLOEXEC report pipe as one line and the child exits 125; the supervisor
+prints it as ``lsandbox: error: ...``. With a PID namespace this process is PID 1 of the
+sandbox: after applying the sandbox to itself it forks the command (PID 2) and stays as a
+minimal init (reaps, forwards signals, reports the command's status), so that when it dies
+(because the supervisor died) the kernel kills everything in the sandbox.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sys
+from collections.abc import Sequence
+
+import prctl
+
+import landlock as ll
+import seccomp_bpf as sb
+
+from . import _sys
+from ._plan import LinuxPlan
+
+FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGWINCH,
+             signal.SIGUSR1, signal.SIGUSR2, signal.SIGCONT)
+
+
+def report(fd: int, kind: str, text: str) -> None:
+    os.write(fd, f"{kind}:{text}".replace("\n", " ").encode()[:4000] + b"\n")
+
+
+def _write(path: str, data: str) -> None:
+    with open(path, "w") as f:
+        f.write(data)
+
+
+def _setup_namespaces(plan: LinuxPlan, uid: int, gid: int, userns: bool) -> None:
+    if userns:
+        _write("/proc/self/setgroups", "deny")
+        _write("/proc/self/uid_map", f"{uid} {uid} 1")
+        _write("/proc/self/gid_map", f"{gid} {gid} 1")
+    _sys.mount(None, "/", None, _sys.MS_REC | _sys.MS_PRIVATE)
+    for path in plan.ro_binds:
+        flags = os.statvfs(path).f_flag
+        keep = 0
+        for st_flag, ms_flag in ((os.ST_NOSUID, _sys.MS_NOSUID), (os.ST_NODEV, _sys.MS_NODEV),
+                                 (os.ST_NOEXEC, _sys.MS_NOEXEC), (os.ST_NOATIME, _sys.MS_NOATIME),
+                                 (os.ST_NODIRATIME, _sys.MS_NODIRATIME), (os.ST_RELATIME, _sys.MS_RELATIME)):
+            if flags & st_flag:
+                keep |= ms_flag
+        try:
+            _sys.mount(path, path, None, _sys.MS_BIND | _sys.MS_REC)
+            _sys.mount(None, path, None, _sys.MS_REMOUNT | _sys.MS_BIND | _sys.MS_RDONLY | keep)
+        except OSError as e:
+            raise OSError(e.errno, f"cannot make {path} read-only: {e.strerror}") from None
+
+
+def _restrict(plan: LinuxPlan, sync: socket.socket) -> None:
+    prctl.set_no_new_privs(1)
+    rs = ll.Ruleset(handled_fs=plan.handled_fs, handled_net=plan.handled_net, scoped=plan.scoped,
+                    max_abi=plan.abi)
+    for path, access in plan.landlock_rules:
+        rs.add_path(path, access)
+    if plan.abi:
+        rs.restrict_self(no_new_privs=False)
+    listener = sb.install_filter(plan.filter_b, flags=sb.FLAG_NEW_LISTENER)
+    assert listener is not None
+    socket.send_fds(sync, [b"L"], [listener])
+    os.close(listener)  # the target keeps no copy
+    sb.install_filter(plan.filter_a)
+
+
+def _exec(argv: Sequence[str], executable: str, env: dict[str, str], report_fd: int) -> None:
+    try:
+        os.execve(executable, list(argv), env)
+    except OSError as e:
+        report(report_fd, "exec", f"{e.errno}:{argv[0]}: {e.strerror}")
+        os._exit(126 if e.errno in (13, 8, 21) else 127)
+
+
+def _foreground(tty: int | None) -> None:
+    os.setpgid(0, 0)
+    if tty is not None:
+        old = signal.signal(signal.SIGTTOU, signal.SIG_IGN)
+        try:
+            os.tcsetpgrp(tty, os.getpgrp())
+        except OSError:
+            pass
+        signal.signal(signal.SIGTTOU, old)
+
+
+def _close_all_but(keep: set[int]) -> None:
+    """Only the std fds (and our two pipes, both CLOEXEC) survive into the command."""
+    prev = 3
+    for fd in sorted(k for k in keep if k >= 3):
+        os.closerange(prev, fd)
+        prev = fd + 1
+    os.closerange(prev, os.sysconf("SC_OPEN_MAX"))
+
+
+def child_main(
+    plan: LinuxPlan,
+    argv: Sequence[str],
+    executable: str,
+    env: dict[str, str],
+    cwd: str | None,
+    sync: socket.socket,
+    report_fd: int,
+    *,
+    pidns: bool,
+    userns: bool,
+    uid: int,
+    gid: int,
+    tty: int | None,
+    std_fds: tuple[int, int, int],
+) -> None:
+    """Never returns."""
+    try:
+        prctl.set_pdeathsig(signal.SIGKILL)
+        if os.getppid() == 1 and not pidns:
+            os._exit(125)  # the supervisor already died
+        for target, fd in enumerate(std_fds):
+            if fd != target:
+                os.dup2(fd, target)
+        _close_all_but({report_fd, sync.fileno()})
+        if pidns:
+            _setup_namespaces(plan, uid, gid, userns)
+        if cwd:
+            os.chdir(cwd)
+        _restrict(plan, sync)
+        sync.close()
+    except BaseException as e:  # noqa: BLE001
+        report(report_fd, "setup", str(e) if isinstance(e, OSError) and e.strerror else repr(e))
+        os._exit(125)
+    if not pidns:
+        _foreground(tty)
+        _exec(argv, executable, env, report_fd)
+    _init(argv, executable, env, report_fd, tty)
+
+
+def _init(argv: Sequence[str], executable: str, env: dict[str, str], report_fd: int, tty: int | None) -> None:
+    """PID 1: fork the command, forward signals to it, report its status, exit."""
+    mask = set(FORWARDED) | {signal.SIGCHLD}
+    signal.pthread_sigmask(signal.SIG_BLOCK, mask)
+    pid = os.fork()
+    if pid == 0:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, mask)
+        try:
+            prctl.set_pdeathsig(signal.SIGKILL)
+            _foreground(tty)
+        except BaseException as e:  # noqa: BLE001
+            report(report_fd, "setup", repr(e))
+            os._exit(125)
+        _exec(argv, executable, env, report_fd)
+    try:
+        while True:
+            sig = signal.sigwait(mask)
+            if sig == signal.SIGCHLD:
+                while True:
+                    try:
+                        got, status = os.waitpid(-1, os.WNOHANG)
+                    except ChildProcessError:
+                        os._exit(125)
+                    if got == 0:
+                        break
+                    if got == pid:
+                        report(report_fd, "status", str(status))
+                        os._exit(0)
+            else:
+                try:
+                    os.kill(pid, sig)
+                except ProcessLookupError:
+                    pass
+    except BaseException:  # noqa: BLE001
+        os._exit(125)
+    sys.exit(125)  # pragma: no cover

@@ -1,0 +1,31 @@
+"""C declarations for the Linux backend's own syscalls (cffi ABI mode, our own declarations).
+
+Only ``_sys`` uses ``ffi``/``lib``. Numbers are per architecture; the unified table gives the
+newer calls the same number on x86_64 and aarch64.
+"""
+
+from __future__ import annotations
+
+import cffi
+
+ffi = cffi.FFI()
+ffi.cdef(
+    """
+    long syscall(long number, ...);
+    int mount(const char *source, const char *target, const char *fstype,
+              unsigned long flags, const void *data);
+    struct iovec { void *iov_base; size_t iov_len; };
+    ssize_t process_vm_readv(int pid, const struct iovec *local_iov, unsigned long liovcnt,
+                             const struct iovec *remote_iov, unsigned long riovcnt,
+                             unsigned long flags);
+    struct open_how { uint64_t flags; uint64_t mode; uint64_t resolve; };
+    int connect(int fd, const void *addr, unsigned int addrlen);
+    int bind(int fd, const void *addr, unsigned int addrlen);
+    """
+)
+lib = ffi.dlopen(None)
+
+SYS = {
+    "x86_64": {"clone": 56, "openat2": 437, "pidfd_getfd": 438, "pidfd_open": 434},
+    "aarch64": {"clone": 220, "openat2": 437, "pidfd_getfd": 438, "pidfd_open": 434},
+}

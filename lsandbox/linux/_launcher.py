@@ -1,0 +1,207 @@
+"""The supervisor side: spawn the sandboxed child, serve its broker, relay its fate.
+
+Process shape with namespaces (root, or unprivileged user namespaces allowed)::
+
+    supervisor (lsandbox, unconfined; runs the broker thread)
+      `-- init  (PID 1 of a new PID namespace; sandboxed; forwards signals)
+            `-- command (PID 2; sandboxed; foreground process group of the terminal)
+
+If the supervisor dies, init gets SIGKILL (PDEATHSIG) and the kernel kills every process of
+the namespace: the sandbox fails closed. Without namespaces (some containers) the command is
+the direct child: PDEATHSIG still kills it, but its descendants may outlive a killed
+supervisor (``doctor`` reports this).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sys
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from .._errors import SetupError
+from ..policy import Policy
+from . import _sys
+from ._child import FORWARDED, child_main
+from ._features import Features, features
+from ._plan import LinuxPlan, build_plan
+
+
+@dataclass
+class Launch:
+    """A running sandbox, as the supervisor sees it."""
+
+    pid: int
+    plan: LinuxPlan
+    report_r: int
+    broker: object | None
+    socket_dir: str
+    tty: int | None
+    pidns: bool
+    events: list[dict] = field(default_factory=list)
+    returncode: int | None = None  # like subprocess: -N for death by signal N
+    error: str | None = None
+    exit_status: int | None = None  # what `lsandbox run` exits with
+
+
+def make_socket_dir() -> str:
+    base = os.environ.get("TMPDIR") or "/tmp"
+    return os.path.realpath(tempfile.mkdtemp(prefix="lsandbox-sock-", dir=base))
+
+
+def resolve_executable(cmd: str, env: Mapping[str, str], cwd: str | None) -> str:
+    """PATH lookup as execvp would; raises FileNotFoundError / PermissionError."""
+    if "/" in cmd:
+        path = cmd if os.path.isabs(cmd) or not cwd else os.path.join(cwd, cmd)
+        if not os.path.exists(path):
+            raise FileNotFoundError(2, f"{cmd}: No such file or directory")
+        return path
+    denied = None
+    for d in (env.get("PATH") or os.defpath).split(os.pathsep):
+        path = os.path.join(d or ".", cmd)
+        if os.path.isfile(path):
+            if os.access(path, os.X_OK):
+                return path
+            denied = path
+    if denied:
+        raise PermissionError(13, f"{cmd}: Permission denied")
+    raise FileNotFoundError(2, f"{cmd}: command not found")
+
+
+def spawn(
+    policy: Policy,
+    argv: Sequence[str],
+    *,
+    env: Mapping[str, str] | None = None,
+    cwd: str | None = None,
+    stdio: tuple[int, int, int] = (0, 1, 2),
+    on_event: Callable[[dict], None] | None = None,
+    feats: Features | None = None,
+) -> Launch:
+    from ._broker import Broker
+
+    feats = feats or features()
+    if not feats.user_notif:
+        raise SetupError("seccomp user notification is not available: AF_UNIX connects cannot be brokered")
+    env = dict(os.environ if env is None else env)
+    socket_dir = make_socket_dir()
+    env["LSANDBOX_SOCKET_DIR"] = socket_dir
+    try:
+        executable = resolve_executable(argv[0], env, cwd)
+        plan = build_plan(policy, socket_dir, feats)
+    except BaseException:
+        os.rmdir(socket_dir)
+        raise
+    tty = stdio[0] if os.isatty(stdio[0]) else None
+    events: list[dict] = []
+
+    def record(e: dict) -> None:
+        events.append(e)
+        if on_event:
+            on_event(e)
+
+    pidns = feats.namespaces
+    userns = pidns and not feats.root
+    flags = (_sys.CLONE_NEWPID | _sys.CLONE_NEWNS | (_sys.CLONE_NEWUSER if userns else 0)) if pidns else 0
+    parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    report_r, report_w = os.pipe2(os.O_CLOEXEC)
+    uid, gid = os.geteuid(), os.getegid()
+    try:
+        pid = _sys.clone_process(flags) if flags else os.fork()
+    except OSError as e:
+        if not flags:
+            raise
+        # namespaces refused here (a container): same policy, no namespaces
+        plan = build_plan(policy, socket_dir, Features(feats.landlock_abi, True, False, feats.root))
+        pidns = userns = False
+        record({"kind": "note", "text": f"namespaces unavailable ({e.strerror}); running without"})
+        pid = os.fork()
+    if pid == 0:
+        parent_sock.close()
+        os.close(report_r)
+        child_main(plan, argv, executable, env, cwd, child_sock, report_w, pidns=pidns, userns=userns,
+                   uid=uid, gid=gid, tty=tty, std_fds=stdio)
+    child_sock.close()
+    os.close(report_w)
+    launch = Launch(pid, plan, report_r, None, socket_dir, tty, pidns, events)
+    try:
+        _msg, fds, _flags, _addr = socket.recv_fds(parent_sock, 16, 1)
+    finally:
+        parent_sock.close()
+    if fds:
+        broker = Broker(fds[0], policy, socket_dir, record)
+        broker.start()
+        launch.broker = broker
+    return launch
+
+
+def wait(launch: Launch) -> Launch:
+    """Wait for the sandbox to end; fill in ``returncode``/``exit_status``/``error``."""
+    while True:
+        try:
+            _, status = os.waitpid(launch.pid, 0)
+            break
+        except ChildProcessError:
+            status = 0
+            break
+    reports = b""
+    while chunk := os.read(launch.report_r, 65536):
+        reports += chunk
+    os.close(launch.report_r)
+    if launch.broker is not None:
+        launch.broker.close()  # type: ignore[attr-defined]
+    _cleanup_socket_dir(launch.socket_dir)
+    if launch.tty is not None:
+        old = signal.signal(signal.SIGTTOU, signal.SIG_IGN)
+        try:
+            os.tcsetpgrp(launch.tty, os.getpgrp())
+        except OSError:
+            pass
+        signal.signal(signal.SIGTTOU, old)
+    cmd_status = status
+    for line in reports.decode(errors="replace").splitlines():
+        kind, _, text = line.partition(":")
+        if kind == "status":
+            cmd_status = int(text)
+        elif kind == "setup":
+            launch.error = f"sandbox setup failed: {text}"
+        elif kind == "exec":
+            _errno, _, msg = text.partition(":")
+            launch.error = f"cannot execute {msg}"
+    if launch.error and "sandbox setup failed" in launch.error:
+        launch.exit_status, launch.returncode = 125, 125
+        return launch
+    if os.WIFSIGNALED(cmd_status):
+        launch.returncode = -os.WTERMSIG(cmd_status)
+        launch.exit_status = 128 + os.WTERMSIG(cmd_status)
+    else:
+        launch.returncode = launch.exit_status = os.WEXITSTATUS(cmd_status)
+    return launch
+
+
+def forward_signals(launch: Launch) -> Callable[[], None]:
+    """Install handlers forwarding INT/TERM/HUP/QUIT/WINCH/USR1/USR2/CONT to the sandbox; return
+    a function restoring the previous handlers. (Main thread only.)"""
+    def handler(sig: int, _frame: object) -> None:
+        try:
+            os.kill(launch.pid, sig)
+        except ProcessLookupError:
+            pass
+
+    old = {s: signal.signal(s, handler) for s in FORWARDED}
+    return lambda: [signal.signal(s, h) for s, h in old.items()] and None
+
+
+def _cleanup_socket_dir(path: str) -> None:
+    try:
+        for name in os.listdir(path):
+            try:
+                os.unlink(os.path.join(path, name))
+            except OSError:
+                pass
+        os.rmdir(path)
+    except OSError:
+        print(f"lsandbox: warning: could not remove {path}", file=sys.stderr)

@@ -1,0 +1,93 @@
+"""Policy -> LinuxPlan: everything the child needs, computed in the supervisor before fork.
+
+Pure apart from reading the filesystem (existence of carve-outs, directory listings for
+split rules), so it is unit-testable and the child does only syscalls.
+
+Read-only carve-outs (``.git`` inside a writable workspace) are enforced by a read-only bind
+mount when a mount namespace is available: Landlock alone would have to split the writable
+root, and new top-level files there would then be refused (fail closed). Without namespaces
+that is exactly what happens, and ``explain`` says so. A carve-out that does not exist at
+launch has nothing to protect and is skipped (creating it later is not prevented on Linux).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+import landlock as ll
+import seccomp_bpf as sb
+
+from ..policy import DEVICE_FILES_RW, FsAccess, Policy
+from ._features import Features
+from ._filter_a import build_filter_a
+from ._unix_filter import build_notify_filter
+
+_DEV_RW = ll.AccessFs.READ_FILE | ll.AccessFs.WRITE_FILE | ll.AccessFs.TRUNCATE | ll.AccessFs.IOCTL_DEV
+
+
+@dataclass
+class LinuxPlan:
+    policy: Policy
+    socket_dir: str
+    abi: int
+    handled_fs: ll.AccessFs
+    handled_net: ll.AccessNet
+    scoped: ll.Scope
+    landlock_rules: list[tuple[str, ll.AccessFs]]
+    ro_binds: list[str]
+    filter_a: sb.Program
+    filter_b: sb.Program
+    namespaces: bool
+    notes: list[str] = field(default_factory=list)
+
+
+def fs_rights(access: FsAccess, abi: int) -> ll.AccessFs:
+    read = ll.AccessFs.from_read(abi)
+    if access is FsAccess.WRITE:
+        return read | ll.AccessFs.from_write(abi)
+    if access is FsAccess.READ:
+        return read
+    return ll.AccessFs(0)
+
+
+def build_plan(policy: Policy, socket_dir: str, feats: Features) -> LinuxPlan:
+    abi = feats.landlock_abi
+    arch = sb.native_arch()
+    rules: dict[str, ll.AccessFs] = {}
+    ro_binds: list[str] = []
+    notes: list[str] = []
+    carve = set(policy.filesystem.read_only)
+    for r in policy.filesystem.rules:
+        rights = fs_rights(r.access, abi)
+        if r.path in carve:
+            if not os.path.lexists(r.path):
+                notes.append(f"read-only {r.path}: does not exist at launch, nothing to protect")
+                continue
+            if feats.namespaces:
+                ro_binds.append(r.path)
+                parent = policy.filesystem.rule_for(os.path.dirname(r.path) or "/")
+                rights = fs_rights(parent.access if parent else FsAccess.READ, abi)
+        rules[r.path] = rights
+    read = ll.AccessFs.from_read(abi)
+    for dev in DEVICE_FILES_RW:
+        if os.path.exists(dev):
+            rules[dev] = rules.get(dev, ll.AccessFs(0)) | read | _DEV_RW
+    rules[socket_dir] = fs_rights(FsAccess.WRITE, abi)
+    handled_fs = ll.AccessFs.from_all(abi) & ~ll.AccessFs.RESOLVE_UNIX
+    handled_net = ll.AccessNet(0) if policy.network.enabled else ll.AccessNet.from_all(abi)
+    return LinuxPlan(
+        policy=policy,
+        socket_dir=socket_dir,
+        abi=abi,
+        handled_fs=handled_fs,
+        handled_net=handled_net,
+        scoped=ll.Scope.from_all(abi),
+        landlock_rules=ll.plan_path_rules(rules),
+        ro_binds=ro_binds,
+        filter_a=build_filter_a(arch, network=policy.network.enabled,
+                                unix_dgram=policy.network.dangerously_allow_all_unix_sockets),
+        filter_b=build_notify_filter(arch),
+        namespaces=feats.namespaces,
+        notes=notes,
+    )

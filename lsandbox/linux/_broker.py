@@ -1,32 +1,51 @@
-"""The AF_UNIX broker: decides and *performs* every ``connect``/``bind`` of the sandbox.
+"""The AF_UNIX broker: the supervisor performs every notified address-bearing socket call.
 
-For each notification (seccomp user notification, listener from filter B):
+Filter B (``_unix_filter``) sends ``connect``, ``bind``, ``sendto`` with an address,
+``sendmsg`` and ``sendmmsg`` here. For each notification the broker reads the address once
+from the target's memory (honouring ``addrlen``), checks the notification is still valid,
+takes the target's socket *object* with ``pidfd_getfd``, and performs the call itself on that
+object with the bytes it read. It never answers CONTINUE: the kernel would re-read the
+target's memory and fd table, which a racing thread can change after the check (a flipped
+``sun_path``, a ``dup2`` of another socket onto the fd number).
 
-1. read ``sockaddr`` from the target's memory (``process_vm_readv``, ``addrlen`` bytes:
-   ``sun_path`` may lack its NUL), then ``NOTIF_ID_VALID`` (the pid may have been reused);
-2. the call is performed only when the target's credentials equal the supervisor's
-   (``/proc/<tid>`` ownership): the supervisor never connects or binds where the target
-   itself could not (confused deputy), e.g. after a root-started workload dropped to nobody;
-3. AF_UNIX pathname: open the path with ``openat2(RESOLVE_NO_MAGICLINKS)``, relative to the
-   target thread's cwd (``/proc/<tgid>/task/<tid>/cwd``); magic links (``/proc/self/fd/N``,
-   ``/dev/fd/N``, ``/proc/*/root``) are refused. The socket inode is pinned (``O_PATH``), its
-   canonical path read back from the pin, and the policy decides on that path: longest
-   match, the sandbox-local socket directory always allowed. A socket with more than one
-   hard link is refused: it may be a planted link to a socket outside the allowlist
-   (``ln /run/docker.sock /tmp/.X11-unix/X9``); real sockets never have extra links;
-4. take the target's socket with ``pidfd_getfd`` (thread pidfd, PIDFD_THREAD), check the
-   notification is still valid, and perform the call from the supervisor: ``connect`` to
-   ``/proc/self/fd/<pin>`` (the checked inode, whatever happens to the path meanwhile, and
-   short even for paths over 108 bytes), ``bind`` to ``/proc/self/fd/<dirpin>/<name>``;
-5. answer with the call's result. Denials answer EACCES and emit an event.
+Pathname AF_UNIX addresses are resolved as the target sees them (``/proc/<tid>/cwd`` and
+``/proc/<tid>/root``; ``/proc/self``, ``/proc/thread-self`` and ``/dev/fd`` as the
+target's), the socket inode is *pinned* with ``O_PATH|O_NOFOLLOW`` (a final symlink is
+followed by the broker, at most 40 times), and the decision is taken on the pin's real path
+(the kernel's ``/proc/self/fd/N`` link): whatever a racing rename or symlink swap did, the
+inode connected to is the inode whose path was decided, reached through ``/proc/self/fd/N``
+(which also lifts the 108-byte ``sun_path`` limit). A pinned socket with ``st_nlink != 1``
+is refused: a hard link planted in a writable, allowlisted directory
+(``ln /var/run/docker.sock /tmp/.X11-unix/X9``) is unreachable, while ordinary sockets
+(always one link) keep working.
 
-Never CONTINUE: the target could change its memory or swap the fd between our check and
-the kernel re-running the call. Abstract AF_UNIX names are refused unless
-``dangerously_allow_all_unix_sockets`` (Landlock ABI 6 scopes them too). Other families
-(AF_INET with the network on) are performed the same way, unchecked by policy.
+Confused deputy: DAC is checked against the caller's filesystem credentials. When the
+target's euid/egid (the owner of ``/proc/<tid>``) differ from the supervisor's, the
+handling thread takes the target's fsuid, fsgid and groups (per-thread raw syscalls) for
+path resolution, the connect/bind and the send, so it can reach nothing the target could
+not. (ACLs and capabilities other than the fs ones are the kernel's business as usual.)
 
-Blocking connects (a listener with a full backlog) run in a small worker pool so they never
-stall other notifications; non-blocking sockets are handled inline.
+Binds are performed from a thread with a private cwd (``unshare(CLONE_FS)``) that
+``fchdir``s into the pinned parent directory and binds the base name: the directory decided
+on is the directory bound in. Cost: ``getsockname`` then shows the base name only.
+
+Abstract names: the supervisor is outside Landlock's abstract-socket scope, so connecting
+on the target's behalf would reach abstract sockets outside the sandbox; abstract
+connect/bind/send are refused (EACCES, with an event) unless
+``dangerously_allow_all_unix_sockets``. Sandboxed processes talk to each other through the
+sandbox-local socket directory, which is always allowed. Autobind (an unnamed ``bind``) is
+performed.
+
+Datagrams: ``sendto`` with an address, ``sendmsg`` and ``sendmmsg`` are performed by the
+broker with the payload copied out of the target (``sendmsg`` control data: SCM_RIGHTS fds
+are fetched with ``pidfd_getfd``; SCM_CREDENTIALS is refused, since the supervisor's
+credentials would vouch for it). Cost: every ``sendmsg``/``sendmmsg`` of the workload
+(also on TCP/UDP sockets) pays a notification round trip plus the copy; plain
+``send``/``write`` on connected sockets and ``sendto`` without an address pay nothing.
+
+Concurrency: a leader/follower pool. One thread polls the listener and receives; it keeps
+handling inline while nothing can block, and hands leadership to a follower before a call
+that may block (a blocking socket), so a slow connect never stalls other notifications.
 """
 
 from __future__ import annotations
@@ -34,307 +53,587 @@ from __future__ import annotations
 import errno
 import os
 import select
-import socket
 import stat
 import struct
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 import seccomp_bpf as sb
 
-from ..policy import Policy, SocketAccess, is_within
-from . import _sys
+from ..policy._model import Policy, SocketAccess
+from ..policy._paths import is_within
+from . import _broker_sys as sysc
+from ._sockaddr import AF_INET, AF_INET6, AF_UNIX, family, parse_unix, unix_sockaddr
 
-AF_UNIX = socket.AF_UNIX
-SYS_CONNECT = sb.syscall_number("connect")
-SYS_BIND = sb.syscall_number("bind")
-_UNIX_PREFIX = struct.pack("=H", AF_UNIX)
-OP_NAMES = {SYS_CONNECT: "connect", SYS_BIND: "bind"}
+_NR = {name: sb.syscall_number(name, sb.native_arch())
+       for name in ("connect", "bind", "sendto", "sendmsg", "sendmmsg")}
+_OP = {v: k for k, v in _NR.items()}
+SOCKADDR_STORAGE = 128
+MAX_PAYLOAD = 64 << 20
+UIO_MAXIOV = 1024
+MAX_SYMLINKS = 40
+SOL_SOCKET, SCM_RIGHTS, SCM_CREDENTIALS = 1, 1, 2
+_MSGHDR = struct.Struct("=QI4xQQQQi4x")  # name, namelen, iov, iovlen, control, controllen, flags
+_IOVEC = struct.Struct("=QQ")
+_CMSG = struct.Struct("=Qii")  # len, level, type
+_MMSG_SIZE = _MSGHDR.size + 8  # mmsghdr: msghdr + unsigned msg_len (+ padding)
+_O_PIN = os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+class _Answer(Exception):
+    """Raised inside a handler to answer the notification with an errno."""
+
+    def __init__(self, err: int) -> None:
+        super().__init__(err)
+        self.err = err
+
+
+class _Denied(Exception):
+    def __init__(self, path: str, rule: str) -> None:
+        super().__init__(path)
+        self.path, self.rule = path, rule
+
+
+@dataclass(frozen=True, slots=True)
+class _Creds:
+    fsuid: int
+    fsgid: int
+    groups: tuple[int, ...]
+
+
+def _read_creds(tid: int) -> _Creds:
+    fsuid = fsgid = -1
+    groups: tuple[int, ...] = ()
+    with open(f"/proc/{tid}/status", "rb") as f:
+        for line in f:
+            if line.startswith(b"Uid:"):
+                fsuid = int(line.split()[4])
+            elif line.startswith(b"Gid:"):
+                fsgid = int(line.split()[4])
+            elif line.startswith(b"Groups:"):
+                groups = tuple(int(g) for g in line.split()[1:])
+    if fsuid < 0 or fsgid < 0:
+        raise _Answer(errno.EACCES)
+    return _Creds(fsuid, fsgid, groups)
+
+
+def _tgid(tid: int) -> int:
+    with open(f"/proc/{tid}/status", "rb") as f:
+        for line in f:
+            if line.startswith(b"Tgid:"):
+                return int(line.split()[1])
+    raise _Answer(errno.ESRCH)
+
+
+def _proc_rewrite(path: str, tid: int) -> str:
+    """Make ``/proc/self``, ``/proc/thread-self`` and ``/dev/fd`` name the target's."""
+    for prefix in ("/proc/self", "/proc/thread-self", "/dev/fd"):
+        if path == prefix or path.startswith(prefix + "/"):
+            tgid = _tgid(tid)
+            head = {"/proc/self": f"/proc/{tgid}", "/proc/thread-self": f"/proc/{tgid}/task/{tid}",
+                    "/dev/fd": f"/proc/{tgid}/fd"}[prefix]
+            return head + path[len(prefix):]
+    return path
+
+
+def _lexical(path: str, tid: int) -> str:
+    """The absolute, lexically normalized path (for decisions when nothing exists there)."""
+    if not path.startswith("/"):
+        try:
+            path = os.readlink(f"/proc/{tid}/cwd") + "/" + path
+        except OSError:
+            path = "/" + path
+    return os.path.normpath(path).replace("//", "/")
+
+
+def _real_path(fd: int) -> str:
+    return os.readlink(f"/proc/self/fd/{fd}")
 
 
 class Broker:
-    """Serves one listener fd until every target is gone or :meth:`close` is called."""
+    """Serve filter B's notifications on ``listener_fd`` (owned from now on) by ``policy``.
 
-    def __init__(
-        self,
-        listener_fd: int,
-        policy: Policy,
-        socket_dir: str,
-        on_event: Callable[[dict], None] | None = None,
-    ) -> None:
-        self.fd = listener_fd
-        self.policy = policy
-        self.socket_dir = os.path.realpath(socket_dir)
-        self.on_event = on_event or (lambda e: None)
-        self._uid, self._gid = os.geteuid(), os.getegid()
-        self._reader = _sys.RemoteReader()
-        self._pool: ThreadPoolExecutor | None = None
-        self._stop_r, self._stop_w = os.pipe()
-        self._thread = threading.Thread(target=self._loop, name="lsandbox-broker", daemon=True)
-        try:
-            sb.set_listener_flags(self.fd, sb.USER_NOTIF_FD_SYNC_WAKE_UP)
-        except OSError:
-            pass  # before Linux 6.6: only a little slower
-        self.served = 0
-        self.denied = 0
+    ``socket_dir`` (the sandbox-local socket directory, canonical) is always allowed for
+    connect and bind. ``on_event`` receives one dict per denial; it is called from broker
+    threads and must not block for long.
+    """
 
+    def __init__(self, listener_fd: int, policy: Policy, socket_dir: str,
+                 on_event: Callable[[dict], None], *, threads: int = 4) -> None:
+        self._fd = listener_fd
+        self._policy = policy
+        self._socket_dir = os.path.realpath(socket_dir) if socket_dir else ""
+        self._on_event = on_event
+        self._nthreads = max(2, threads)
+        self._lead = threading.Lock()
+        self._stop = False
+        self._wake_r, self._wake_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
+        self._threads: list[threading.Thread] = []
+        self._local = threading.local()
+        self._my_creds = _Creds(os.geteuid(), os.getegid(), tuple(os.getgroups()))
+        self._ids = (os.geteuid(), os.getegid())
+        self.sync_wake_up = False
+        self.finished = threading.Event()  # set once every target is gone (listener hung up)
+
+    # -- lifecycle -------------------------------------------------------------------
     def start(self) -> None:
-        self._thread.start()
+        try:
+            sb.set_listener_flags(self._fd, sb.USER_NOTIF_FD_SYNC_WAKE_UP)
+            self.sync_wake_up = True
+        except OSError:
+            self.sync_wake_up = False  # kernel < 6.6: slower wake-ups, same semantics
+        for i in range(self._nthreads):
+            t = threading.Thread(target=self._thread_main, name=f"lsandbox-broker-{i}", daemon=True)
+            t.start()
+            self._threads.append(t)
 
     def close(self) -> None:
-        os.write(self._stop_w, b"x")
-        self._thread.join()
-        if self._pool:
-            self._pool.shutdown(wait=True)
-        for fd in (self._stop_r, self._stop_w, self.fd):
+        """Stop serving and close the listener: pending and future notified calls then fail
+        (ENOSYS), so the sandbox fails closed."""
+        self._stop = True
+        try:
+            os.write(self._wake_w, b"x")
+        except OSError:
+            pass
+        for t in self._threads:
+            t.join(timeout=5)
+        for fd in (self._fd, self._wake_r, self._wake_w):
             try:
                 os.close(fd)
             except OSError:
                 pass
+        self._threads.clear()
 
-    # ------------------------------------------------------------------ loop
-
-    def _loop(self) -> None:
-        poller = select.poll()
-        poller.register(self.fd, select.POLLIN)
-        poller.register(self._stop_r, select.POLLIN)
-        while True:
-            for fd, ev in poller.poll():
-                if fd == self._stop_r:
-                    return
-                if ev & select.POLLIN:
-                    try:
-                        n = sb.notif_recv(self.fd)
-                    except OSError as e:
-                        if e.errno in (errno.ENOENT, errno.EINTR):
-                            continue  # the target was interrupted before we read it
-                        return
-                    self._handle(n)
-                elif ev & (select.POLLHUP | select.POLLERR):
-                    return  # every target is gone
-
-    def _answer(self, nid: int, err: int) -> None:
+    # -- thread pool (leader/follower) -------------------------------------------------
+    def _thread_main(self) -> None:
         try:
-            sb.notif_send(self.fd, nid, val=0, error=err)
-        except OSError as e:
-            if e.errno != errno.ENOENT:  # ENOENT: the target died or was signalled meanwhile
-                raise
+            sysc.unshare_fs()
+        except OSError:
+            pass  # binds then fail closed (see _bind)
+        self._local.private_cwd = True
+        poller = select.poll()
+        poller.register(self._fd, select.POLLIN)
+        poller.register(self._wake_r, select.POLLIN)
+        while not self._stop:
+            if not self._lead.acquire(timeout=0.2):
+                continue
+            self._local.leading = True
+            try:
+                while not self._stop and self._local.leading:
+                    notif = self._receive(poller)
+                    if notif is not None:
+                        self._handle(notif)
+            finally:
+                if self._local.leading:
+                    self._local.leading = False
+                    self._lead.release()
 
-    def _deny(self, n: sb.Notification, op: str, path: str, rule: str, err: int = errno.EACCES) -> None:
-        self.denied += 1
-        self._answer(n.id, err)
-        self.on_event({"kind": "unix_socket", "op": op, "path": path, "pid": n.pid,
-                       "process": _comm(n.pid), "verdict": "deny", "rule": rule})
+    def _receive(self, poller: select.poll) -> sb.Notification | None:
+        for fd, ev in poller.poll(500):
+            if fd == self._wake_r:
+                self._stop = True
+                return None
+            if ev & select.POLLIN:
+                try:
+                    return sb.notif_recv(self._fd)
+                except OSError as e:
+                    if e.errno in (errno.ENOENT, errno.EINTR):
+                        return None  # the target left its syscall between poll and RECV
+                    raise
+            if ev & (select.POLLHUP | select.POLLERR | select.POLLNVAL):
+                self.finished.set()
+                self._stop = True
+        return None
 
+    def _handoff(self) -> None:
+        """Before a call that may block: let a follower take over the listener."""
+        if getattr(self._local, "leading", False):
+            self._local.leading = False
+            self._lead.release()
+
+    # -- one notification --------------------------------------------------------------
     def _handle(self, n: sb.Notification) -> None:
-        self.served += 1
-        op = OP_NAMES.get(n.nr)
+        op = _OP.get(n.nr)
         try:
             if op is None:
-                self._answer(n.id, errno.ENOSYS)
-                return
-            addrlen = n.args[2] & 0xFFFFFFFF
-            if addrlen > 4096 or n.args[1] == 0:
-                self._answer(n.id, errno.EINVAL if n.args[1] else errno.EFAULT)
-                return
-            try:
-                addr = self._reader.read(n.pid, n.args[1], addrlen)
-            except OSError:
-                self._answer(n.id, errno.EFAULT)
-                return
-            if not sb.notif_id_valid(self.fd, n.id):
-                return
-            try:
-                st = os.stat(f"/proc/{n.pid}")
-            except FileNotFoundError:
-                return
-            if (st.st_uid, st.st_gid) != (self._uid, self._gid):
-                self._deny(n, op, "", "target credentials differ from the supervisor's")
-                return
-            if len(addr) >= 2 and addr[:2] == _UNIX_PREFIX:
-                self._unix(n, op, addr)
-            else:
-                self._perform(n, op, addr, pin=None, name=None)
-        except Exception as e:  # noqa: BLE001 - never leave a target blocked
-            self._answer(n.id, errno.EACCES)
-            self.on_event({"kind": "broker_error", "error": repr(e), "pid": n.pid})
-
-    # ------------------------------------------------------------------ AF_UNIX
-
-    def _unix(self, n: sb.Notification, op: str, addr: bytes) -> None:
-        raw = addr[2:]
-        if not raw:  # unnamed: autobind (bind) or EINVAL (connect); nothing to check
-            self._perform(n, op, addr, pin=None, name=None)
-            return
-        if raw[0] == 0:
-            if self.policy.network.dangerously_allow_all_unix_sockets:
-                self._perform(n, op, addr, pin=None, name=None)
-            else:
-                self._deny(n, op, "@" + raw[1:].split(b"\0")[0].decode(errors="replace"),
-                           "abstract sockets are not allowed")
-            return
-        path = raw.split(b"\0", 1)[0].decode(errors="surrogateescape")
-        tid = n.pid
-        base = f"/proc/{tid}/cwd"
-        if op == "connect":
-            try:
-                pin = _resolve(base, path, os.O_PATH | os.O_CLOEXEC)
-            except OSError as e:
-                if e.errno == errno.ELOOP:
-                    self._deny(n, op, path, "magic links are not followed")
-                else:
-                    self._answer(n.id, e.errno or errno.ENOENT)
-                return
-            try:
-                canonical = os.readlink(f"/proc/self/fd/{pin}")
-                st = os.fstat(pin)
-                if not stat.S_ISSOCK(st.st_mode):
-                    self._answer(n.id, errno.ECONNREFUSED)
-                    return
-                verdict, rule = self._decide(canonical)
-                if verdict is not SocketAccess.ALLOW:
-                    self._deny(n, op, canonical, rule)
-                    return
-                if st.st_nlink > 1:
-                    self._deny(n, op, canonical, "socket has several hard links (planted?)")
-                    return
-                self._perform(n, op, _sun(f"/proc/self/fd/{pin}"), pin=pin, name=None)
-                pin = -1  # ownership passed on
-            finally:
-                if pin >= 0:
-                    os.close(pin)
-            return
-        # bind: the socket file does not exist yet; pin its directory
-        parent, name = os.path.split(path)
-        if not name or name in (".", ".."):
-            self._answer(n.id, errno.EINVAL)
-            return
-        try:
-            dpin = _resolve(base, parent or ".", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+                raise _Answer(errno.ENOSYS)
+            val = getattr(self, "_op_" + op)(n)
+            self._send(n.id, val=val)
+        except _Answer as a:
+            self._send(n.id, error=a.err)
+        except _Denied as d:
+            self._emit(n, op or "?", d.path, d.rule)
+            self._send(n.id, error=errno.EACCES)
         except OSError as e:
-            if e.errno == errno.ELOOP:
-                self._deny(n, op, path, "magic links are not followed")
-            else:
-                self._answer(n.id, e.errno or errno.ENOENT)
+            self._send(n.id, error=e.errno or errno.EACCES)
+        except Exception:  # noqa: BLE001 - fail closed, keep serving
+            self._send(n.id, error=errno.EACCES)
+
+    def _send(self, nid: int, *, val: int = 0, error: int = 0) -> None:
+        try:
+            sb.notif_send(self._fd, nid, val=val, error=error)
+        except OSError as e:
+            if e.errno != errno.ENOENT:  # ENOENT: the target died or was signalled
+                raise
+
+    def _emit(self, n: sb.Notification, op: str, path: str, rule: str) -> None:
+        try:
+            with open(f"/proc/{n.pid}/comm", "rb") as f:
+                comm = f.read().strip().decode("utf-8", "replace")
+        except OSError:
+            comm = "?"
+        try:
+            self._on_event({"kind": "unix_socket", "op": op, "path": path, "pid": n.pid,
+                            "process": comm, "verdict": "deny", "rule": rule})
+        except Exception:  # noqa: BLE001 - a failing sink must not take the broker down
+            pass
+
+    def _valid(self, n: sb.Notification) -> None:
+        if not sb.notif_id_valid(self._fd, n.id):
+            raise _Answer(errno.ENOENT)  # SEND will fail with ENOENT anyway; nothing to do
+
+    def _read(self, n: sb.Notification, addr: int, size: int) -> bytes:
+        try:
+            data = sysc.read_memory(n.pid, addr, size)
+        except OSError as e:
+            raise _Answer(errno.EFAULT if e.errno in (errno.EFAULT, 14) else errno.ESRCH) from e
+        self._valid(n)  # the read came from the thread that is still blocked in this call
+        return data
+
+    def _read_addr(self, n: sb.Notification, ptr: int, addrlen: int) -> bytes:
+        addrlen &= 0xFFFFFFFF
+        if addrlen > SOCKADDR_STORAGE or addrlen >= 1 << 31:
+            raise _Answer(errno.EINVAL)
+        return self._read(n, ptr, addrlen)
+
+    def _getfd(self, n: sb.Notification, fd: int) -> int:
+        try:
+            pidfd = os.pidfd_open(n.pid, sysc.PIDFD_THREAD)
+        except OSError as e:
+            raise _Answer(errno.ESRCH if e.errno == errno.ESRCH else errno.EACCES) from e
+        try:
+            return sysc.pidfd_getfd(pidfd, fd & 0xFFFFFFFF)
+        except OSError as e:
+            if e.errno == errno.EBADF:
+                raise _Answer(errno.EBADF) from e
+            # EPERM: pidfd_getfd refused (Docker's default profile without CAP_SYS_PTRACE).
+            # No NOTIF_ADDFD fallback yet: fail closed.
+            raise _Denied("(pidfd_getfd refused)", "pidfd_getfd unavailable") from e
+        finally:
+            os.close(pidfd)
+
+    # -- credentials -------------------------------------------------------------------
+    def _as_target(self, n: sb.Notification) -> bool:
+        """Take the target's fs credentials in this thread when they differ; returns whether
+        they must be restored."""
+        st = os.stat(f"/proc/{n.pid}")
+        if (st.st_uid, st.st_gid) == self._ids:
+            return False
+        creds = _read_creds(n.pid)
+        if creds == self._my_creds:
+            return False
+        try:
+            sysc.set_thread_creds(creds.fsuid, creds.fsgid, creds.groups)
+        except OSError as e:
+            raise _Denied("(credentials)", "cannot act with the target's credentials") from e
+        return True
+
+    def _restore(self) -> None:
+        c = self._my_creds
+        sysc.set_thread_creds(c.fsuid, c.fsgid, c.groups)
+
+    # -- decisions ---------------------------------------------------------------------
+    def _decide(self, path: str, *, bind: bool = False) -> None:
+        if self._socket_dir and is_within(path, self._socket_dir):
             return
-        try:
-            canonical = os.path.join(os.readlink(f"/proc/self/fd/{dpin}"), name)
-            verdict, rule = self._decide(canonical)
-            writable = is_within(canonical, self.socket_dir) or (
-                self.policy.filesystem.access(os.path.dirname(canonical)).value == "write")
-            if verdict is not SocketAccess.ALLOW:
-                self._deny(n, op, canonical, rule)
-                return
-            if not writable:
-                self._deny(n, op, canonical, "directory is not writable by the policy")
-                return
-            self._perform(n, op, _sun(f"/proc/self/fd/{dpin}/{name}"), pin=dpin, name=name)
-            dpin = -1
-        finally:
-            if dpin >= 0:
-                os.close(dpin)
-
-    def _decide(self, canonical: str) -> tuple[SocketAccess, str]:
-        if is_within(canonical, self.socket_dir):
-            return SocketAccess.ALLOW, "sandbox-local socket directory"
-        net = self.policy.network
-        rule = net.rule_for(canonical)
+        net = self._policy.network
+        rule = None
+        best = -1
+        for r in net.unix_sockets:
+            if len(r.path) > best and is_within(path, r.path):
+                rule, best = r, len(r.path)
         if rule is not None:
-            return rule.access, f'unix_sockets "{rule.path}" = "{rule.access.value}"'
-        if net.dangerously_allow_all_unix_sockets:
-            return SocketAccess.ALLOW, "dangerously_allow_all_unix_sockets"
-        return SocketAccess.NONE, "no unix_sockets rule allows it"
+            if rule.access != SocketAccess.ALLOW:
+                raise _Denied(path, f"{rule.path} = {rule.access.value}")
+        elif not net.dangerously_allow_all_unix_sockets:
+            raise _Denied(path, "no rule")
+        if bind:
+            from ..policy._model import FsAccess
 
-    # ------------------------------------------------------------------ performing
+            parent = os.path.dirname(path)
+            if self._policy.filesystem.access(parent) != FsAccess.WRITE:
+                raise _Denied(path, f"bind: {parent} is not writable")
 
-    def _perform(self, n: sb.Notification, op: str, addr: bytes, pin: int | None, name: str | None) -> None:
-        """Take the target's socket and do the call ourselves; answer with its result."""
-        try:
+    def _pin(self, n: sb.Notification, raw: bytes) -> tuple[int, str]:
+        """Resolve ``raw`` as the target and pin the socket inode; returns (fd, real path)."""
+        path = _proc_rewrite(os.fsdecode(raw), n.pid)
+        lexical = _lexical(path, n.pid)
+        for _ in range(MAX_SYMLINKS):
+            base = f"/proc/{n.pid}/root" if path.startswith("/") else f"/proc/{n.pid}/cwd/"
+            full = base + path
             try:
-                pidfd = os.pidfd_open(n.pid, _sys.PIDFD_THREAD)
-            except OSError:
-                self._answer(n.id, errno.ESRCH)
-                return
-            try:
-                sock = _sys.pidfd_getfd(pidfd, n.args[0] & 0xFFFFFFFF)
+                fd = os.open(full, _O_PIN)
             except OSError as e:
-                self._answer(n.id, errno.EBADF if e.errno == errno.EBADF else errno.EACCES)
-                return
-            finally:
-                os.close(pidfd)
-            if not sb.notif_id_valid(self.fd, n.id):
-                os.close(sock)
-                return
+                self._decide(lexical)  # a denied path stays EACCES whether or not it exists
+                raise _Answer(e.errno or errno.ENOENT) from e
             try:
-                family = _sock_family(sock)
-            except OSError:
-                os.close(sock)
-                self._answer(n.id, errno.ENOTSOCK)
-                return
-            if (addr[:2] == _UNIX_PREFIX) != (family == AF_UNIX):
-                # the fd number now holds a socket of another family than the address: the
-                # kernel would refuse with EINVAL; we do the same without calling it
-                os.close(sock)
-                self._answer(n.id, errno.EINVAL)
-                return
-            if op == "connect" and not (_flags(sock) & os.O_NONBLOCK):
-                if self._pool is None:
-                    self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="lsandbox-connect")
-                self._pool.submit(self._finish, n.id, op, sock, addr, pin)
-                pin = None
-                return
-            self._finish(n.id, op, sock, addr, pin)
-            pin = None
-        finally:
-            if pin is not None:
-                os.close(pin)
+                st = os.fstat(fd)
+                if stat.S_ISLNK(st.st_mode):
+                    link = _proc_rewrite(os.readlink(full), n.pid)
+                    if not link.startswith("/"):
+                        head = os.path.dirname(path)
+                        link = (head + "/" if head else "") + link
+                    path = link
+                    os.close(fd)
+                    continue
+                real = _real_path(fd)
+                self._decide(real)
+                if not stat.S_ISSOCK(st.st_mode):
+                    raise _Answer(errno.ECONNREFUSED)
+                if st.st_nlink != 1:
+                    raise _Denied(real, f"planted socket: {st.st_nlink} hard links")
+                return fd, real
+            except BaseException:
+                os.close(fd)
+                raise
+        self._decide(lexical)
+        raise _Answer(errno.ELOOP)
 
-    def _finish(self, nid: int, op: str, sock: int, addr: bytes, pin: int | None) -> None:
+    def _unix_target(self, n: sb.Notification, addr: bytes, op: str) -> tuple[bytes, int]:
+        """(sockaddr to use from the supervisor, pin fd or -1) for an AF_UNIX destination."""
+        ua = parse_unix(addr)
+        if ua is None:
+            raise _Answer(errno.EINVAL)
+        if ua.kind == "pathname":
+            pin, _ = self._pin(n, ua.name)
+            return unix_sockaddr(f"/proc/self/fd/{pin}".encode()), pin
+        if ua.kind == "abstract" and not self._policy.network.dangerously_allow_all_unix_sockets:
+            raise _Denied(ua.display(), "abstract names are not brokered")
+        return addr, -1
+
+    @staticmethod
+    def _blocking(fd: int) -> bool:
+        import fcntl
+
+        return not fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_NONBLOCK
+
+    def _domain(self, fd: int) -> int:
+        import socket
+
+        s = socket.socket(fileno=fd)
         try:
-            err = _sys.sock_call(op, sock, addr)
+            return s.family
+        finally:
+            s.detach()
+
+    def _inet_allowed(self, n: sb.Notification, fam: int, addr: bytes, *, bind: bool) -> None:
+        if fam in (AF_INET, AF_INET6) and not self._policy.network.enabled:
+            raise _Answer(errno.EACCES)
+        if bind and fam in (AF_INET, AF_INET6) and len(addr) >= 4 and self._ids[0] == 0:
+            port = struct.unpack_from("!H", addr, 2)[0]
+            if 0 < port < 1024 and os.stat(f"/proc/{n.pid}").st_uid != 0:
+                raise _Answer(errno.EACCES)  # the root supervisor must not lend its capability
+
+    # -- the operations ----------------------------------------------------------------
+    def _op_connect(self, n: sb.Notification) -> int:
+        addr = self._read_addr(n, n.args[1], n.args[2])
+        sock = self._getfd(n, n.args[0])
+        restore = False
+        pin = -1
+        try:
+            dom = self._domain(sock)
+            if dom == AF_UNIX and family(addr) == AF_UNIX:
+                restore = self._as_target(n)
+                addr, pin = self._unix_target(n, addr, "connect")
+            elif dom != AF_UNIX:
+                self._inet_allowed(n, dom, addr, bind=False)
+            if self._blocking(sock):
+                self._handoff()
+            sysc.connect(sock, addr)
+            return 0
+        finally:
+            if restore:
+                self._restore()
+            if pin >= 0:
+                os.close(pin)
+            os.close(sock)
+
+    def _op_bind(self, n: sb.Notification) -> int:
+        addr = self._read_addr(n, n.args[1], n.args[2])
+        sock = self._getfd(n, n.args[0])
+        restore = False
+        try:
+            dom = self._domain(sock)
+            if dom != AF_UNIX or family(addr) != AF_UNIX:
+                if dom != AF_UNIX:
+                    self._inet_allowed(n, dom, addr, bind=True)
+                sysc.bind(sock, addr)
+                return 0
+            ua = parse_unix(addr)
+            if ua is None:
+                raise _Answer(errno.EINVAL)
+            if ua.kind != "pathname":
+                if ua.kind == "abstract" and not self._policy.network.dangerously_allow_all_unix_sockets:
+                    raise _Denied(ua.display(), "abstract names are not brokered")
+                sysc.bind(sock, addr)
+                return 0
+            restore = self._as_target(n)
+            self._bind_path(n, sock, os.fsdecode(ua.name))
+            return 0
+        finally:
+            if restore:
+                self._restore()
+            os.close(sock)
+
+    def _bind_path(self, n: sb.Notification, sock: int, path: str) -> None:
+        path = _proc_rewrite(path, n.pid)
+        head, name = os.path.split(path)
+        if name in ("", ".", ".."):
+            raise _Answer(errno.EINVAL)
+        if not getattr(self._local, "private_cwd", False):
+            raise _Denied(path, "broker thread has no private cwd")
+        if path.startswith("/"):
+            dpath = f"/proc/{n.pid}/root" + (head or "/")
+        else:
+            dpath = f"/proc/{n.pid}/cwd/" + head
+        try:
+            dfd = os.open(dpath, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError as e:
+            self._decide(_lexical(path, n.pid), bind=True)
+            raise _Answer(e.errno or errno.ENOENT) from e
+        try:
+            real = _real_path(dfd).rstrip("/") + "/" + name
+            self._decide(real, bind=True)
+            os.fchdir(dfd)
+            try:
+                sysc.bind(sock, unix_sockaddr(os.fsencode(name)))
+            finally:
+                os.chdir("/")
+        finally:
+            os.close(dfd)
+
+    def _dest(self, n: sb.Notification, sock: int, addr: bytes | None) -> tuple[bytes | None, int, bool]:
+        """Decide a send's destination: (address to use, pin fd, creds to restore)."""
+        if addr is None:
+            return None, -1, False
+        dom = self._domain(sock)
+        if dom == AF_UNIX and family(addr) == AF_UNIX:
+            restore = self._as_target(n)
+            try:
+                out, pin = self._unix_target(n, addr, "sendto")
+            except BaseException:
+                if restore:
+                    self._restore()
+                raise
+            return out, pin, restore
+        if dom != AF_UNIX:
+            self._inet_allowed(n, dom, addr, bind=False)
+        return addr, -1, False
+
+    def _op_sendto(self, n: sb.Notification) -> int:
+        fd, buf, size, flags, aptr, alen = n.args
+        addr = self._read_addr(n, aptr, alen) if aptr else None
+        size = min(size, MAX_PAYLOAD)
+        data = self._read(n, buf, size)
+        sock = self._getfd(n, fd)
+        dest, pin, restore = -1, -1, False
+        try:
+            dest, pin, restore = self._dest(n, sock, addr)
+            if self._blocking(sock) and not flags & 0x40:  # MSG_DONTWAIT
+                self._handoff()
+            if dest is None:
+                return sysc.sendmsg(sock, data, None, b"", flags & 0xFFFFFFFF)
+            return sysc.sendto(sock, data, flags & 0xFFFFFFFF, dest)
+        finally:
+            if restore:
+                self._restore()
+            if pin >= 0:
+                os.close(pin)
+            os.close(sock)
+
+    def _read_msg(self, n: sb.Notification, ptr: int) -> tuple[bytes | None, bytes, bytes, list[int]]:
+        """(address, payload, control, fds to close) of the target's ``msghdr`` at ``ptr``."""
+        name, namelen, iov, iovlen, control, controllen, _ = _MSGHDR.unpack(self._read(n, ptr, _MSGHDR.size))
+        addr = self._read_addr(n, name, namelen) if name and namelen else None
+        if iovlen > UIO_MAXIOV:
+            raise _Answer(errno.EMSGSIZE)
+        parts = []
+        total = 0
+        raw_iov = self._read(n, iov, iovlen * _IOVEC.size) if iovlen else b""
+        for i in range(iovlen):
+            base, ln = _IOVEC.unpack_from(raw_iov, i * _IOVEC.size)
+            total += ln
+            if total > MAX_PAYLOAD:
+                raise _Answer(errno.EMSGSIZE)
+            parts.append(self._read(n, base, ln) if ln else b"")
+        cbytes, fds = b"", []
+        if control and controllen:
+            cbytes, fds = self._translate_control(n, self._read(n, control, min(controllen, 1 << 16)))
+        return addr, b"".join(parts), cbytes, fds
+
+    def _translate_control(self, n: sb.Notification, raw: bytes) -> tuple[bytes, list[int]]:
+        out = bytearray(raw)
+        fds: list[int] = []
+        off = 0
+        try:
+            while off + _CMSG.size <= len(raw):
+                clen, level, ctype = _CMSG.unpack_from(raw, off)
+                if clen < _CMSG.size or off + clen > len(raw):
+                    raise _Answer(errno.EINVAL)
+                if level == SOL_SOCKET and ctype == SCM_CREDENTIALS:
+                    raise _Answer(errno.EPERM)
+                if level == SOL_SOCKET and ctype == SCM_RIGHTS:
+                    count = (clen - _CMSG.size) // 4
+                    theirs = struct.unpack_from(f"={count}i", raw, off + _CMSG.size)
+                    ours = [self._getfd(n, t) for t in theirs]
+                    fds += ours
+                    struct.pack_into(f"={count}i", out, off + _CMSG.size, *ours)
+                off += (clen + 7) & ~7
+        except BaseException:
+            for fd in fds:
+                os.close(fd)
+            raise
+        return bytes(out), fds
+
+    def _sendmsg_one(self, n: sb.Notification, sock: int, ptr: int, flags: int) -> int:
+        addr, data, control, fds = self._read_msg(n, ptr)
+        dest, pin, restore = None, -1, False
+        try:
+            dest, pin, restore = self._dest(n, sock, addr)
+            if self._blocking(sock) and not flags & 0x40:
+                self._handoff()
+            return sysc.sendmsg(sock, data, dest, control, flags)
+        finally:
+            if restore:
+                self._restore()
+            if pin >= 0:
+                os.close(pin)
+            for fd in fds:
+                os.close(fd)
+
+    def _op_sendmsg(self, n: sb.Notification) -> int:
+        sock = self._getfd(n, n.args[0])
+        try:
+            return self._sendmsg_one(n, sock, n.args[1], n.args[2] & 0xFFFFFFFF)
         finally:
             os.close(sock)
-            if pin is not None:
-                os.close(pin)
-        self._answer(nid, err)
 
-
-def _sun(path: str) -> bytes:
-    return _UNIX_PREFIX + path.encode("utf-8", "surrogateescape") + b"\0"
-
-
-def _resolve(cwd_link: str, path: str, flags: int) -> int:
-    """Open ``path`` as the target would (relative to its cwd), refusing magic links.
-
-    Absolute paths are resolved from our root, which is the target's: it cannot chroot
-    (filter A) and its mount namespace only adds read-only bind mounts of the same trees."""
-    if path.startswith("/"):
-        return _sys.openat2(-100, path, flags, _sys.RESOLVE_NO_MAGICLINKS)  # AT_FDCWD
-    cwd = os.open(cwd_link, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        return _sys.openat2(cwd, path, flags, _sys.RESOLVE_NO_MAGICLINKS)
-    finally:
-        os.close(cwd)
-
-
-def _sock_family(fd: int) -> int:
-    s = socket.socket(fileno=fd)
-    try:
-        return s.family
-    finally:
-        s.detach()
-
-
-def _flags(fd: int) -> int:
-    import fcntl
-
-    return fcntl.fcntl(fd, fcntl.F_GETFL)
-
-
-def _comm(pid: int) -> str:
-    try:
-        with open(f"/proc/{pid}/comm") as f:
-            return f.read().strip()
-    except OSError:
-        return "?"
+    def _op_sendmmsg(self, n: sb.Notification) -> int:
+        fd, vec, vlen, flags = n.args[0], n.args[1], min(n.args[2] & 0xFFFFFFFF, UIO_MAXIOV), n.args[3]
+        sock = self._getfd(n, fd)
+        sent = 0
+        try:
+            for i in range(vlen):
+                ptr = vec + i * _MMSG_SIZE
+                try:
+                    ln = self._sendmsg_one(n, sock, ptr, flags & 0xFFFFFFFF)
+                except (_Answer, _Denied, OSError):
+                    if sent == 0:
+                        raise
+                    break
+                sysc.write_memory(n.pid, ptr + _MSGHDR.size, struct.pack("=I", ln))
+                sent += 1
+            return sent
+        finally:
+            os.close(sock)

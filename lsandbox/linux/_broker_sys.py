@@ -1,0 +1,146 @@
+"""System calls the broker needs that the standard library lacks, via ctypes.
+
+Each wrapper turns ``-1`` + errno into ``OSError``. ctypes costs about 1 us a call (see
+DESIGN.md); the broker makes a handful per notification, next to a seccomp round trip of
+tens of microseconds. Credential calls are made with raw ``syscall()`` on purpose: glibc's
+``setgroups``/``setfsuid`` wrappers broadcast to every thread, the raw calls change only the
+calling thread, which is what lets one broker thread act with a target's credentials.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+
+import seccomp_bpf as sb
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_syscall = _libc.syscall
+_syscall.restype = ctypes.c_long
+_connect = _libc.connect
+_connect.argtypes = (ctypes.c_int, ctypes.c_char_p, ctypes.c_uint)
+_bind = _libc.bind
+_bind.argtypes = (ctypes.c_int, ctypes.c_char_p, ctypes.c_uint)
+_sendto = _libc.sendto
+_sendto.argtypes = (ctypes.c_int, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_int,
+                    ctypes.c_char_p, ctypes.c_uint)
+_sendto.restype = ctypes.c_ssize_t
+
+_ARCH = sb.native_arch()
+SYS_PIDFD_GETFD = 438  # the same number on every architecture (added after the unification)
+SYS_PROCESS_VM_READV = sb.syscall_number("process_vm_readv", _ARCH)
+SYS_SETFSUID = sb.syscall_number("setfsuid", _ARCH)
+SYS_SETFSGID = sb.syscall_number("setfsgid", _ARCH)
+SYS_SETGROUPS = sb.syscall_number("setgroups", _ARCH)
+PIDFD_THREAD = os.O_EXCL  # Linux 6.9: a pidfd for a thread, not only a thread-group leader
+
+
+class _IoVec(ctypes.Structure):
+    _fields_ = (("base", ctypes.c_void_p), ("len", ctypes.c_size_t))
+
+
+def _fail(what: str) -> OSError:
+    err = ctypes.get_errno()
+    return OSError(err, f"{what}: {os.strerror(err)}")
+
+
+def read_memory(pid: int, addr: int, size: int) -> bytes:
+    """``process_vm_readv`` of ``size`` bytes at ``addr`` in thread ``pid``'s address space.
+    A short read (the range crosses into unmapped memory) raises EFAULT, as the kernel's own
+    copy from the target would fail."""
+    if size == 0:
+        return b""
+    buf = ctypes.create_string_buffer(size)  # lives until this frame returns the copy
+    local = _IoVec(ctypes.addressof(buf), size)
+    remote = _IoVec(addr, size)
+    n = _syscall(SYS_PROCESS_VM_READV, ctypes.c_long(pid), ctypes.byref(local), ctypes.c_ulong(1),
+                 ctypes.byref(remote), ctypes.c_ulong(1), ctypes.c_ulong(0))
+    if n < 0:
+        raise _fail("process_vm_readv")
+    if n != size:
+        raise OSError(14, "process_vm_readv: short read")
+    return buf.raw
+
+
+def pidfd_getfd(pidfd: int, targetfd: int) -> int:
+    """Duplicate the target's fd ``targetfd`` into this process (close-on-exec)."""
+    fd = _syscall(SYS_PIDFD_GETFD, ctypes.c_int(pidfd), ctypes.c_int(targetfd), ctypes.c_uint(0))
+    if fd < 0:
+        raise _fail("pidfd_getfd")
+    return int(fd)
+
+
+def connect(fd: int, addr: bytes) -> None:
+    if _connect(fd, addr, len(addr)) != 0:
+        raise _fail("connect")
+
+
+def bind(fd: int, addr: bytes) -> None:
+    if _bind(fd, addr, len(addr)) != 0:
+        raise _fail("bind")
+
+
+def sendto(fd: int, data: bytes, flags: int, addr: bytes) -> int:
+    n = _sendto(fd, data, len(data), flags, addr, len(addr))
+    if n < 0:
+        raise _fail("sendto")
+    return int(n)
+
+
+def set_thread_creds(fsuid: int, fsgid: int, groups: tuple[int, ...]) -> None:
+    """Give the calling thread only these filesystem credentials (needs CAP_SETUID/SETGID).
+    setfsuid/setfsgid return the previous id and cannot report failure, so each is read back."""
+    arr = (ctypes.c_uint * max(1, len(groups)))(*groups)  # copied by the kernel during the call
+    if _syscall(SYS_SETGROUPS, ctypes.c_size_t(len(groups)), arr) != 0:
+        raise _fail("setgroups")
+    _syscall(SYS_SETFSGID, ctypes.c_uint(fsgid))
+    _syscall(SYS_SETFSUID, ctypes.c_uint(fsuid))
+    if (_syscall(SYS_SETFSUID, ctypes.c_uint(0xFFFFFFFF)) != fsuid
+            or _syscall(SYS_SETFSGID, ctypes.c_uint(0xFFFFFFFF)) != fsgid):
+        raise OSError(1, "setfsuid/setfsgid refused")
+
+
+_sendmsg = _libc.sendmsg
+_sendmsg.argtypes = (ctypes.c_int, ctypes.c_void_p, ctypes.c_int)
+_sendmsg.restype = ctypes.c_ssize_t
+_unshare = _libc.unshare
+_unshare.argtypes = (ctypes.c_int,)
+CLONE_FS = 0x200
+
+
+class _MsgHdr(ctypes.Structure):
+    _fields_ = (("name", ctypes.c_char_p), ("namelen", ctypes.c_uint),
+                ("iov", ctypes.POINTER(_IoVec)), ("iovlen", ctypes.c_size_t),
+                ("control", ctypes.c_char_p), ("controllen", ctypes.c_size_t),
+                ("flags", ctypes.c_int))
+
+
+def sendmsg(fd: int, data: bytes, name: bytes | None, control: bytes, flags: int) -> int:
+    """``sendmsg`` of one contiguous buffer (the target's iovecs gathered: the same bytes on
+    the wire) with a raw address and raw control data."""
+    buf = ctypes.create_string_buffer(data, len(data))  # alive until the call returns
+    iov = _IoVec(ctypes.addressof(buf), len(data))
+    hdr = _MsgHdr(name, len(name) if name else 0, ctypes.pointer(iov), 1,
+                  control if control else None, len(control), 0)
+    n = _sendmsg(fd, ctypes.addressof(hdr), flags)
+    if n < 0:
+        raise _fail("sendmsg")
+    return int(n)
+
+
+def write_memory(pid: int, addr: int, data: bytes) -> None:
+    """``process_vm_writev`` (used only to report ``sendmmsg``'s per-message lengths)."""
+    buf = ctypes.create_string_buffer(data, len(data))  # alive until the call returns
+    local = _IoVec(ctypes.addressof(buf), len(data))
+    remote = _IoVec(addr, len(data))
+    n = _syscall(sb.syscall_number("process_vm_writev", _ARCH), ctypes.c_long(pid),
+                 ctypes.byref(local), ctypes.c_ulong(1), ctypes.byref(remote), ctypes.c_ulong(1),
+                 ctypes.c_ulong(0))
+    if n != len(data):
+        raise _fail("process_vm_writev")
+
+
+def unshare_fs() -> None:
+    """Give the calling thread its own cwd (so a broker thread may ``fchdir`` alone)."""
+    if _unshare(CLONE_FS) != 0:
+        raise _fail("unshare(CLONE_FS)")

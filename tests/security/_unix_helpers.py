@@ -1,0 +1,167 @@
+"""Fork harness for broker tests: the child installs filter B with a new listener, hands the
+listener to the parent over SCM_RIGHTS (keeping no copy) and runs a workload; the parent
+serves it with a real :class:`Broker`. Plus socket servers that count what reaches them."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import socket
+import tempfile
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+import seccomp_bpf as sb
+from lsandbox.linux._broker import Broker
+from lsandbox.linux._unix_filter import build_notify_filter, install_and_hand_over
+from lsandbox.policy._model import (
+    FilesystemPolicy,
+    FsAccess,
+    FsRule,
+    NetworkPolicy,
+    Policy,
+    SocketAccess,
+    UnixSocketRule,
+)
+from tests._util import drop_to_nobody
+
+
+def policy(sockets: dict[str, str] | None = None, *, writable: tuple[str, ...] = (),
+           allow_all: bool = False, network: bool = False) -> Policy:
+    rules = tuple(UnixSocketRule(p, SocketAccess(a)) for p, a in (sockets or {}).items())
+    fs = FilesystemPolicy(tuple(FsRule(p, FsAccess.WRITE) for p in writable))
+    return Policy(fs, NetworkPolicy(network, rules, allow_all))
+
+
+def shared_dir() -> str:
+    """A canonical temp dir that nobody can use too."""
+    d = os.path.realpath(tempfile.mkdtemp(prefix="lsb-unix-", dir="/tmp"))
+    os.chmod(d, 0o777)
+    return d
+
+
+def brokered(fn: Callable[..., Any], *args: Any, pol: Policy, socket_dir: str = "",
+             as_nobody: bool = False, timeout: float = 60.0) -> tuple[Any, list[dict]]:
+    """Run ``fn(*args)`` under filter B in a forked child; returns (its value, events)."""
+    parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child
+        code = 0
+        try:
+            parent.close()
+            os.close(r)
+            if as_nobody:
+                drop_to_nobody()
+            sb.set_no_new_privs()
+            install_and_hand_over(build_notify_filter(sb.native_arch(), datagrams=True), child)
+            child.close()
+            payload: tuple[str, Any] = ("value", fn(*args))
+        except BaseException as e:  # noqa: BLE001
+            payload, code = ("error", f"{e!r}\n{traceback.format_exc()}"), 1
+        with os.fdopen(w, "wb") as f:
+            f.write(pickle.dumps(payload))
+        os._exit(code)
+    child.close()
+    os.close(w)
+    events: list[dict] = []
+    broker = None
+    try:
+        parent.settimeout(timeout)
+        _, fds, _, _ = socket.recv_fds(parent, 1, 1)
+        assert len(fds) == 1, "child sent no listener"
+        broker = Broker(fds[0], pol, socket_dir, events.append)
+        broker.start()
+        data = _read_all(r, timeout, pid)
+    finally:
+        parent.close()
+        _, status = os.waitpid(pid, 0)
+        if broker is not None:
+            broker.close()
+    kind, value = pickle.loads(data) if data else ("error", f"child died, status {status}")
+    assert kind == "value", value
+    return value, events
+
+
+def _read_all(fd: int, timeout: float, pid: int) -> bytes:
+    import select
+
+    chunks = []
+    deadline = time.monotonic() + timeout
+    with os.fdopen(fd, "rb") as f:
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                os.kill(pid, 9)
+                raise TimeoutError("brokered child timed out")
+            if not select.select([f], [], [], left)[0]:
+                continue
+            chunk = os.read(f.fileno(), 65536)
+            if not chunk:
+                return b"".join(chunks)
+            chunks.append(chunk)
+
+
+class Server:
+    """A listening (stream) or bound (datagram) AF_UNIX socket served by a thread that
+    counts accepted connections / received datagrams."""
+
+    def __init__(self, path: str, kind: int = socket.SOCK_STREAM) -> None:
+        self.path = path
+        self.count = 0
+        self.sock = socket.socket(socket.AF_UNIX, kind)
+        self.sock.bind(path)
+        os.chmod(path, 0o777)
+        if kind == socket.SOCK_STREAM:
+            self.sock.listen(4096)
+        self.sock.settimeout(0.1)
+        self._stop = False
+        self._kind = kind
+        self._t = threading.Thread(target=self._run, daemon=True)
+        self._t.start()
+
+    def _run(self) -> None:
+        while not self._stop:
+            try:
+                if self._kind == socket.SOCK_STREAM:
+                    c, _ = self.sock.accept()
+                    c.close()
+                else:
+                    self.sock.recv(65536)
+                self.count += 1
+            except (TimeoutError, OSError):
+                continue
+
+    def settle(self) -> int:
+        time.sleep(0.15)
+        return self.count
+
+    def reset(self) -> None:
+        self.settle()
+        self.count = 0
+
+    def close(self) -> None:
+        self._stop = True
+        self._t.join()
+        self.sock.close()
+        try:
+            os.unlink(self.path)
+        except OSError:
+            pass
+
+
+def try_connect(path: str | bytes, kind: int = socket.SOCK_STREAM) -> str:
+    """Connect a fresh socket; 'ok' or the errno name."""
+    s = socket.socket(socket.AF_UNIX, kind)
+    try:
+        s.connect(path)
+        return "ok"
+    except OSError as e:
+        import errno
+
+        return errno.errorcode.get(e.errno or 0, str(e))
+    finally:
+        s.close()

@@ -1,0 +1,320 @@
+"""The AF_UNIX broker against adversarial workloads (filter B in a forked child, the real
+broker in this process). Every denial test also shows the probe works without the broker."""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+import socket
+import struct
+import threading
+
+import pytest
+
+from tests._util import run_in_child
+from tests.security._unix_helpers import Server, brokered, policy, shared_dir, try_connect
+
+pytestmark = [pytest.mark.kernel, pytest.mark.security]
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+@pytest.fixture
+def d():
+    path = shared_dir()
+    servers: list[Server] = []
+    yield path, servers
+    for s in servers:
+        s.close()
+
+
+def _srv(fx, name: str, kind: int = socket.SOCK_STREAM) -> Server:
+    path, servers = fx
+    os.makedirs(os.path.dirname(f"{path}/{name}"), mode=0o777, exist_ok=True)
+    s = Server(f"{path}/{name}", kind)
+    servers.append(s)
+    return s
+
+
+def test_allowed_vs_unlisted(d):
+    ok, bad = _srv(d, "ok/s"), _srv(d, "bad")
+    assert try_connect(bad.path) == "ok"  # the probe works unsandboxed
+    bad.reset()
+    res, events = brokered(lambda: [try_connect(ok.path), try_connect(bad.path)],
+                           pol=policy({f"{d[0]}/ok": "allow"}))
+    assert res == ["ok", "EACCES"]
+    assert ok.settle() == 1 and bad.settle() == 0
+    assert events == [{"kind": "unix_socket", "op": "connect", "path": bad.path, "pid": events[0]["pid"],
+                       "process": "python", "verdict": "deny", "rule": "no rule"}]
+
+
+def test_none_inside_allowed_dir_and_relative_paths(d):
+    ok, no = _srv(d, "a/ok"), _srv(d, "a/sub/no")
+
+    def work():
+        os.chdir(f"{d[0]}/a/sub")
+        return [try_connect("../ok"), try_connect("no"), try_connect("./../sub/no"), try_connect(no.path)]
+
+    pol = policy({f"{d[0]}/a": "allow", f"{d[0]}/a/sub": "none"})
+    res, events = brokered(work, pol=pol)
+    assert res == ["ok", "EACCES", "EACCES", "EACCES"]
+    assert {e["rule"] for e in events} == {f"{d[0]}/a/sub = none"}
+    assert ok.settle() == 1 and no.settle() == 0
+
+
+def test_symlinks_into_and_out_of_the_allowed_set(d):
+    ok, bad = _srv(d, "allowed/ok"), _srv(d, "bad")
+    os.symlink(ok.path, f"{d[0]}/in")  # outside the set, pointing in
+    os.symlink(bad.path, f"{d[0]}/allowed/out")  # inside the set, pointing out
+    os.symlink("out", f"{d[0]}/allowed/out2")  # relative, two hops
+    assert try_connect(f"{d[0]}/allowed/out2") == "ok"
+    bad.reset()
+    res, _ = brokered(lambda: [try_connect(f"{d[0]}/in"), try_connect(f"{d[0]}/allowed/out"),
+                               try_connect(f"{d[0]}/allowed/out2")],
+                      pol=policy({f"{d[0]}/allowed": "allow"}))
+    assert res == ["ok", "EACCES", "EACCES"]
+    assert bad.settle() == 0
+
+
+def test_proc_self_fd_magic_links(d):
+    ok, bad = _srv(d, "allowed/ok"), _srv(d, "bad")
+
+    def work():
+        b = os.open(bad.path, os.O_PATH)
+        g = os.open(ok.path, os.O_PATH)
+        return [try_connect(f"/proc/self/fd/{b}"), try_connect(f"/dev/fd/{b}"),
+                try_connect(f"/proc/thread-self/fd/{b}"), try_connect(f"/proc/self/fd/{g}")]
+
+    assert run_in_child(work).unwrap()[0] == "ok"  # unsandboxed the magic link reaches it
+    bad.reset()
+    res, _ = brokered(work, pol=policy({f"{d[0]}/allowed": "allow"}))
+    assert res == ["EACCES", "EACCES", "EACCES", "ok"]
+    assert bad.settle() == 0
+
+
+def test_abstract_names(d):
+    srv = socket.socket(socket.AF_UNIX)
+    name = f"\0lsb-abstract-{os.getpid()}"
+    srv.bind(name)
+    srv.listen(8)
+    try:
+        assert try_connect(name) == "ok"
+        res, events = brokered(lambda: try_connect(name), pol=policy({"/": "allow"}))
+        assert res == "EACCES" and events[0]["path"].startswith("@lsb-abstract")
+        res, _ = brokered(lambda: try_connect(name), pol=policy(allow_all=True))
+        assert res == "ok"
+    finally:
+        srv.close()
+
+
+def _send_all(bad: str, good: str) -> list[str]:
+    out = []
+    for kind in (socket.SOCK_DGRAM, socket.SOCK_RAW):
+        for how in ("sendto", "sendmsg", "connect"):
+            s = socket.socket(socket.AF_UNIX, kind)
+            try:
+                if how == "sendto":
+                    s.sendto(b"x", bad)
+                elif how == "sendmsg":
+                    s.sendmsg([b"x"], [], 0, bad)
+                else:
+                    s.connect(bad)
+                    s.send(b"x")
+                out.append("ok")
+            except OSError as e:
+                out.append(errno.errorcode[e.errno or 0])
+            finally:
+                s.close()
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    s.sendto(b"a", good)
+    s.sendmsg([b"b", b"c"], [], 0, good)
+    s.connect(good)
+    s.send(b"d")
+    s.close()
+    return out
+
+
+def test_datagrams_to_denied_path_never_delivered(d):
+    bad, log = _srv(d, "bad", socket.SOCK_DGRAM), _srv(d, "dev/log", socket.SOCK_DGRAM)
+    assert run_in_child(_send_all, bad.path, log.path).unwrap() == ["ok"] * 6
+    assert bad.settle() == 6
+    bad.reset()
+    log.reset()
+    res, events = brokered(_send_all, bad.path, log.path, pol=policy({log.path: "allow"}))
+    assert res == ["EACCES"] * 6
+    assert {e["op"] for e in events} == {"sendto", "sendmsg", "connect"}
+    assert bad.settle() == 0 and log.settle() == 3
+
+
+def test_flipping_sun_path_race(d):
+    ok, bad = _srv(d, "allowed/s0"), _srv(d, "denied_/s1")
+    assert len(ok.path) == len(bad.path)
+    a, b = (struct.pack("=H", socket.AF_UNIX) + p.encode() + b"\0" for p in (ok.path, bad.path))
+
+    def work():
+        buf = ctypes.create_string_buffer(a, 110)
+        stop = []
+        flips = [0]
+
+        def flipper():
+            while not stop:
+                ctypes.memmove(buf, b, len(b))
+                ctypes.memmove(buf, a, len(a))
+                flips[0] += 1
+
+        t = threading.Thread(target=flipper)
+        t.start()
+        res = {"ok": 0, "denied": 0, "other": 0}
+        for _ in range(3000):
+            s = socket.socket(socket.AF_UNIX)
+            r = _libc.connect(s.fileno(), buf, len(a))
+            e = ctypes.get_errno()
+            res["ok" if r == 0 else "denied" if e == errno.EACCES else "other"] += 1
+            s.close()
+        stop.append(1)
+        t.join()
+        res["flips"] = flips[0]
+        return res
+
+    unsandboxed = run_in_child(work).unwrap()
+    assert bad.settle() > 0  # without the broker the flipped address does get through
+    bad.reset()
+    ok.reset()
+    res, _ = brokered(work, pol=policy({f"{d[0]}/allowed": "allow"}))
+    assert bad.settle() == 0
+    # the race really ran: both addresses were read by the broker, and memory kept flipping
+    assert res["ok"] > 0 and res["denied"] > 0 and res["flips"] > 3000, res
+    assert ok.settle() == res["ok"], (res, unsandboxed)
+
+
+def test_dup2_swapping_inet_and_unix_sockets(d):
+    bad = _srv(d, "bad")
+    addr = struct.pack("=H", socket.AF_UNIX) + bad.path.encode() + b"\0"
+
+    def work():
+        inet = socket.socket(socket.AF_INET)
+        fd = 50
+        stop = []
+
+        def swapper():
+            while not stop:
+                u = socket.socket(socket.AF_UNIX)
+                os.dup2(u.fileno(), fd)
+                u.close()
+                os.dup2(inet.fileno(), fd)
+
+        os.dup2(inet.fileno(), fd)
+        t = threading.Thread(target=swapper)
+        t.start()
+        seen: dict[str, int] = {}
+        for _ in range(1000):
+            r = _libc.connect(fd, addr, len(addr))
+            k = "ok" if r == 0 else errno.errorcode[ctypes.get_errno()]
+            seen[k] = seen.get(k, 0) + 1
+        stop.append(1)
+        t.join()
+        return seen
+
+    assert run_in_child(work).unwrap().get("ok", 0) > 0
+    bad.reset()
+    res, _ = brokered(work, pol=policy(network=True))
+    assert bad.settle() == 0 and "ok" not in res
+    assert res.get("EACCES", 0) > 0 and res.get("EAFNOSUPPORT", 0) + res.get("EINVAL", 0) > 0, res
+
+
+def test_planted_hard_link(d):
+    secret = _srv(d, "secret/docker.sock")
+    os.makedirs(f"{d[0]}/x11", exist_ok=True)
+    os.link(secret.path, f"{d[0]}/x11/X9")
+    assert try_connect(f"{d[0]}/x11/X9") == "ok"  # the planted link reaches the secret
+    secret.reset()
+    res, events = brokered(lambda: try_connect(f"{d[0]}/x11/X9"), pol=policy({f"{d[0]}/x11": "allow"}))
+    assert res == "EACCES" and "hard links" in events[0]["rule"]
+    assert secret.settle() == 0
+
+
+def _sockdir_work(sockdir: str, outside: str) -> list[str]:
+    srv = socket.socket(socket.AF_UNIX)
+    srv.bind(f"{sockdir}/srv")
+    srv.listen(4)
+    out = []
+    pid = os.fork()
+    if pid == 0:  # a grandchild of the broker's target tree
+        code = 0 if try_connect(f"{sockdir}/srv") == "ok" else 3
+        os._exit(code)
+    c, _ = srv.accept()
+    c.close()
+    out.append(os.waitpid(pid, 0)[1] == 0 and "grandchild-ok" or "grandchild-failed")
+    b = socket.socket(socket.AF_UNIX)
+    try:
+        b.bind(outside)
+        out.append("ok")
+    except OSError as e:
+        out.append(errno.errorcode[e.errno or 0])
+    return out
+
+
+def test_socket_dir_between_sandboxed_processes_and_grandchildren(d):
+    sockdir = shared_dir()
+    res, _ = brokered(_sockdir_work, sockdir, f"{d[0]}/outside", pol=policy(), socket_dir=sockdir)
+    assert res == ["grandchild-ok", "EACCES"]
+    assert not os.path.exists(f"{d[0]}/outside")
+    os.unlink(f"{sockdir}/srv")
+    writable = policy({d[0]: "allow"}, writable=(d[0],))
+    res, _ = brokered(_sockdir_work, sockdir, f"{d[0]}/outside", pol=writable, socket_dir=sockdir)
+    assert res == ["grandchild-ok", "ok"] and os.path.exists(f"{d[0]}/outside")
+
+
+def test_dangerously_allow_all_unix_sockets(d):
+    bad = _srv(d, "bad")
+    res, _ = brokered(lambda: try_connect(bad.path), pol=policy(allow_all=True))
+    assert res == "ok" and bad.settle() == 1
+    res, _ = brokered(lambda: try_connect(bad.path), pol=policy({bad.path: "none"}, allow_all=True))
+    assert res == "EACCES"
+
+
+def test_long_path_over_sun_path_limit(d):
+    deep = d[0] + "/" + "/".join(["d" * 40] * 4)
+    os.makedirs(deep)
+    srv = socket.socket(socket.AF_UNIX)
+    cwd = os.getcwd()
+    os.chdir(deep)
+    try:
+        srv.bind("s")
+        srv.listen(1)
+    finally:
+        os.chdir(cwd)
+
+    def work():
+        os.chdir(deep)
+        return try_connect("s")
+
+    try:
+        assert len(deep + "/s") > 108
+        assert brokered(work, pol=policy({d[0]: "allow"}))[0] == "ok"
+    finally:
+        srv.close()
+
+
+def test_as_nobody_confused_deputy(d):
+    ok = _srv(d, "pub/ok")
+    priv = _srv(d, "priv/s")
+    os.chmod(f"{d[0]}/priv", 0o700)  # root's: nobody may not search it
+    assert try_connect(priv.path) == "ok"  # the (root) supervisor could
+    priv.reset()
+    res, events = brokered(lambda: [try_connect(ok.path), try_connect(priv.path)],
+                           pol=policy({d[0]: "allow"}), as_nobody=True)
+    assert res == ["ok", "EACCES"] and priv.settle() == 0 and ok.settle() == 1
+    assert events == []  # refused by DAC as the target, not by policy
+
+
+def test_suite_core_as_unprivileged_supervisor(d):
+    ok, bad = _srv(d, "ok"), _srv(d, "bad")
+
+    def whole():
+        return brokered(lambda: [try_connect(ok.path), try_connect(bad.path)],
+                        pol=policy({ok.path: "allow"}))[0]
+
+    assert run_in_child(whole, as_nobody=True).unwrap() == ["ok", "EACCES"]
+    assert bad.settle() == 0

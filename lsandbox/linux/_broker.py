@@ -165,6 +165,7 @@ class Broker:
         self._policy = policy
         self._socket_dir = os.path.realpath(socket_dir) if socket_dir else ""
         self._on_event = on_event
+        self._rules = {r.path: r for r in policy.network.unix_sockets}
         self._nthreads = max(2, threads)
         self._lead = threading.Lock()
         self._stop = False
@@ -349,10 +350,12 @@ class Broker:
             return
         net = self._policy.network
         rule = None
-        best = -1
-        for r in net.unix_sockets:
-            if len(r.path) > best and is_within(path, r.path):
-                rule, best = r, len(r.path)
+        probe = path
+        while True:  # longest match = the deepest ancestor with a rule: O(depth), not O(rules)
+            rule = self._rules.get(probe)
+            if rule is not None or probe == "/":
+                break
+            probe = probe.rsplit("/", 1)[0] or "/"
         if rule is not None:
             if rule.access != SocketAccess.ALLOW:
                 raise _Denied(path, f"{rule.path} = {rule.access.value}")

@@ -44,8 +44,11 @@ def shared_dir() -> str:
 
 
 def brokered(fn: Callable[..., Any], *args: Any, pol: Policy, socket_dir: str = "",
-             as_nobody: bool = False, timeout: float = 60.0) -> tuple[Any, list[dict]]:
-    """Run ``fn(*args)`` under filter B in a forked child; returns (its value, events)."""
+             as_nobody: bool = False, timeout: float = 60.0,
+             external: list[str] | None = None) -> tuple[Any, list[dict]]:
+    """Run ``fn(*args)`` under filter B in a forked child; returns (its value, events).
+    ``external``: serve with this command (given the listener fd as its last argument)
+    instead of :class:`Broker` (the benchmark's C floor)."""
     parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     r, w = os.pipe()
     pid = os.fork()
@@ -69,18 +72,28 @@ def brokered(fn: Callable[..., Any], *args: Any, pol: Policy, socket_dir: str = 
     os.close(w)
     events: list[dict] = []
     broker = None
+    proc = None
     try:
         parent.settimeout(timeout)
         _, fds, _, _ = socket.recv_fds(parent, 1, 1)
         assert len(fds) == 1, "child sent no listener"
-        broker = Broker(fds[0], pol, socket_dir, events.append)
-        broker.start()
+        if external:
+            import subprocess
+
+            proc = subprocess.Popen([*external, str(fds[0])], pass_fds=fds)
+            os.close(fds[0])
+        else:
+            broker = Broker(fds[0], pol, socket_dir, events.append)
+            broker.start()
         data = _read_all(r, timeout, pid)
     finally:
         parent.close()
         _, status = os.waitpid(pid, 0)
         if broker is not None:
             broker.close()
+        if proc is not None:
+            proc.kill()
+            proc.wait()
     kind, value = pickle.loads(data) if data else ("error", f"child died, status {status}")
     assert kind == "value", value
     return value, events

@@ -1,0 +1,121 @@
+"""Broker cost: brokered AF_UNIX socket+connect+close vs unsandboxed, vs a minimal C broker
+compiled here (RECV, process_vm_readv, ID_VALID, pidfd_getfd, connect, SEND: the floor of
+this design), a 1,000-entry allowlist vs 1, and the supervisor's RSS. Ratios from one run."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+
+import pytest
+
+from tests._util import run_in_child
+from tests.security._unix_helpers import brokered, policy, shared_dir
+
+pytestmark = [pytest.mark.bench, pytest.mark.kernel]
+N = 5000
+
+C_BROKER = r"""
+#define _GNU_SOURCE
+#include <linux/seccomp.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <unistd.h>
+#include <errno.h>
+#ifndef SECCOMP_IOCTL_NOTIF_SET_FLAGS
+#define SECCOMP_IOCTL_NOTIF_SET_FLAGS SECCOMP_IOW(4, __u64)
+#endif
+int main(int argc, char **argv) {
+    int lfd = atoi(argv[argc - 1]);
+    ioctl(lfd, SECCOMP_IOCTL_NOTIF_SET_FLAGS, 1ULL);
+    struct seccomp_notif n; struct seccomp_notif_resp r;
+    for (;;) {
+        memset(&n, 0, sizeof n);
+        if (ioctl(lfd, SECCOMP_IOCTL_NOTIF_RECV, &n) < 0) { if (errno == ENOENT || errno == EINTR) continue; return 1; }
+        memset(&r, 0, sizeof r); r.id = n.id;
+        char addr[128]; size_t len = n.data.args[2] > 128 ? 128 : n.data.args[2];
+        struct iovec l = {addr, len}, rm = {(void *)n.data.args[1], len};
+        if (process_vm_readv(n.pid, &l, 1, &rm, 1, 0) != (ssize_t)len) { r.error = -EFAULT; goto send; }
+        if (ioctl(lfd, SECCOMP_IOCTL_NOTIF_ID_VALID, &n.id) < 0) continue;
+        int pfd = syscall(SYS_pidfd_open, n.pid, 0x80 /* PIDFD_THREAD */);
+        int fd = pfd < 0 ? -1 : syscall(438, pfd, (int)n.data.args[0], 0);
+        if (fd < 0) r.error = -EBADF;
+        else if (connect(fd, (void *)addr, len) < 0) r.error = -errno;
+        if (fd >= 0) close(fd);
+        if (pfd >= 0) close(pfd);
+    send:
+        ioctl(lfd, SECCOMP_IOCTL_NOTIF_SEND, &r);
+    }
+}
+"""
+
+
+def _accept_forever(path: str) -> None:
+    s = socket.socket(socket.AF_UNIX)
+    s.bind(path)
+    s.listen(4096)
+    while True:
+        c, _ = s.accept()
+        c.close()
+
+
+def _loop(path: str) -> float:
+    t = time.perf_counter()
+    for _ in range(N):
+        s = socket.socket(socket.AF_UNIX)
+        s.connect(path)
+        s.close()
+    return (time.perf_counter() - t) / N * 1e6
+
+
+def _rss_kb() -> int:
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
+
+
+def test_bench_broker(tmp_path):
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        pytest.skip("no C compiler for the C floor")
+    src, exe = tmp_path / "cbroker.c", tmp_path / "cbroker"
+    src.write_text(C_BROKER)
+    subprocess.run([cc, "-O2", "-o", str(exe), str(src)], check=True)
+    d = shared_dir()
+    path = f"{d}/srv"
+    server = os.fork()
+    if server == 0:
+        try:
+            _accept_forever(path)
+        finally:
+            os._exit(0)
+    try:
+        while not os.path.exists(path):
+            time.sleep(0.01)
+        one = policy({d: "allow"})
+        many = policy({**{f"/nonexistent/{i:04d}": "allow" for i in range(999)}, d: "allow"})
+        bare = run_in_child(_loop, path).unwrap()
+        c = brokered(_loop, path, pol=one, external=[str(exe)])[0]
+        py1 = brokered(_loop, path, pol=one)[0]
+        py1000 = brokered(_loop, path, pol=many)[0]
+
+        def supervised() -> int:
+            brokered(_loop, path, pol=one)
+            return _rss_kb()
+
+        rss = run_in_child(supervised).unwrap()
+        print(f"\nbroker, {N}x socket+connect+close (us/iter): bare {bare:.1f}, C broker {c:.1f}, "
+              f"python broker {py1:.1f} (1 rule), {py1000:.1f} (1000 rules)")
+        print(f"ratios: python/bare {py1 / bare:.2f} (target <= 4), python/C {py1 / c:.2f} "
+              f"(target <= 1.3), 1000/1 rules {py1000 / py1:.2f} (target <= 1.1); "
+              f"supervisor peak RSS {rss / 1024:.1f} MiB (whole pytest fork)")
+    finally:
+        os.kill(server, 9)
+        os.waitpid(server, 0)

@@ -45,17 +45,21 @@ credentials would vouch for it). Cost: every ``sendmsg``/``sendmmsg`` of the wor
 
 Concurrency: a leader/follower pool. One thread polls the listener and receives; it keeps
 handling inline while nothing can block, and hands leadership to a follower before a call
-that may block (a blocking socket), so a slow connect never stalls other notifications.
+that may block, so a slow connect never stalls other notifications. AF_UNIX connects are
+made non-blocking and retried while the backlog is full (checking the target is still
+waiting), so a dead target never pins a broker thread.
 """
 
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
 import select
 import stat
 import struct
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -417,8 +421,6 @@ class Broker:
 
     @staticmethod
     def _blocking(fd: int) -> bool:
-        import fcntl
-
         return not fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_NONBLOCK
 
     def _domain(self, fd: int) -> int:
@@ -451,6 +453,9 @@ class Broker:
                 addr, pin = self._unix_target(n, addr, "connect")
             elif dom != AF_UNIX:
                 self._inet_allowed(n, dom, addr, bind=False)
+            if dom == AF_UNIX:
+                self._connect_unix(n, sock, addr)
+                return 0
             if self._blocking(sock):
                 self._handoff()
             sysc.connect(sock, addr)
@@ -461,6 +466,33 @@ class Broker:
             if pin >= 0:
                 os.close(pin)
             os.close(sock)
+
+    def _connect_unix(self, n: sb.Notification, sock: int, addr: bytes) -> None:
+        """An AF_UNIX connect never half-completes: it succeeds, fails, or (backlog full)
+        would block. So it is tried non-blocking (O_NONBLOCK set on the shared file for the
+        duration), and while the server's backlog is full it is retried every few ms with
+        leadership handed to a follower and ID_VALID checked: a target that dies or is
+        signalled meanwhile frees the broker thread instead of pinning it forever."""
+        flags = fcntl.fcntl(sock, fcntl.F_GETFL)
+        if flags & os.O_NONBLOCK:
+            sysc.connect(sock, addr)
+            return
+        fcntl.fcntl(sock, fcntl.F_SETFL, flags | os.O_NONBLOCK)
+        try:
+            delay = 0.001
+            while True:
+                try:
+                    sysc.connect(sock, addr)
+                    return
+                except OSError as e:
+                    if e.errno != errno.EAGAIN:
+                        raise
+                self._handoff()
+                self._valid(n)
+                time.sleep(delay)
+                delay = min(delay * 2, 0.02)
+        finally:
+            fcntl.fcntl(sock, fcntl.F_SETFL, flags)
 
     def _op_bind(self, n: sb.Notification) -> int:
         addr = self._read_addr(n, n.args[1], n.args[2])

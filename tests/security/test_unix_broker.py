@@ -9,6 +9,7 @@ import os
 import socket
 import struct
 import threading
+import time
 
 import pytest
 
@@ -202,7 +203,9 @@ def test_dup2_swapping_inet_and_unix_sockets(d):
                 u = socket.socket(socket.AF_UNIX)
                 os.dup2(u.fileno(), fd)
                 u.close()
+                time.sleep(0.0003)
                 os.dup2(inet.fileno(), fd)
+                time.sleep(0.0003)
 
         os.dup2(inet.fileno(), fd)
         t = threading.Thread(target=swapper)
@@ -318,3 +321,31 @@ def test_suite_core_as_unprivileged_supervisor(d):
 
     assert run_in_child(whole, as_nobody=True).unwrap() == ["ok", "EACCES"]
     assert bad.settle() == 0
+
+
+def test_full_backlog_does_not_stall_others_and_dead_targets_free_the_broker(d):
+    ok = _srv(d, "ok")
+    full = socket.socket(socket.AF_UNIX)
+    full.bind(f"{d[0]}/full")
+    full.listen(0)  # never accepted: the second connect blocks
+
+    def work():
+        first = socket.socket(socket.AF_UNIX)
+        first.connect(f"{d[0]}/full")
+        t = threading.Thread(target=lambda: socket.socket(socket.AF_UNIX).connect(f"{d[0]}/full"),
+                             daemon=True)
+        t.start()
+        time.sleep(0.2)
+        alive = t.is_alive()  # still blocked in the brokered connect
+        start = time.monotonic()
+        res = try_connect(ok.path)
+        return alive, res, time.monotonic() - start  # then exit with the thread still blocked
+
+    try:
+        alive, res, took = brokered(work, pol=policy({d[0]: "allow"}))[0]
+        assert alive and res == "ok" and took < 1.0
+        start = time.monotonic()
+        assert brokered(lambda: try_connect(ok.path), pol=policy({d[0]: "allow"}))[0] == "ok"
+        assert time.monotonic() - start < 3
+    finally:
+        full.close()

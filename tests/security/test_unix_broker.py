@@ -349,3 +349,40 @@ def test_full_backlog_does_not_stall_others_and_dead_targets_free_the_broker(d):
         assert time.monotonic() - start < 3
     finally:
         full.close()
+
+
+class _IoVec(ctypes.Structure):
+    _fields_ = (("base", ctypes.c_void_p), ("len", ctypes.c_size_t))
+
+
+class _MMsg(ctypes.Structure):
+    _fields_ = (("name", ctypes.c_char_p), ("namelen", ctypes.c_uint), ("iov", ctypes.POINTER(_IoVec)),
+                ("iovlen", ctypes.c_size_t), ("control", ctypes.c_void_p), ("controllen", ctypes.c_size_t),
+                ("flags", ctypes.c_int), ("_pad", ctypes.c_int), ("msg_len", ctypes.c_uint))
+
+
+def _fd_passing_and_sendmmsg(good: str, bad: str) -> tuple:
+    a, b = socket.socketpair()
+    r, w = os.pipe()
+    os.write(w, b"through SCM_RIGHTS")
+    socket.send_fds(a, [b"m"], [r])
+    _, fds, _, _ = socket.recv_fds(b, 1, 1)
+    passed = os.read(fds[0], 100)
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    data = ctypes.create_string_buffer(b"hello", 5)
+    iov = _IoVec(ctypes.addressof(data), 5)
+    results = []
+    for dest in (good, bad):
+        addr = struct.pack("=H", socket.AF_UNIX) + dest.encode() + b"\0"
+        msgs = (_MMsg * 2)(*[_MMsg(addr, len(addr), ctypes.pointer(iov), 1, None, 0, 0, 0, 0)] * 2)
+        n = _libc.sendmmsg(s.fileno(), msgs, 2, 0)
+        results.append((n, ctypes.get_errno() if n < 0 else 0, [m.msg_len for m in msgs]))
+    return passed, results
+
+
+def test_sendmsg_fd_passing_and_sendmmsg(d):
+    good, bad = _srv(d, "good", socket.SOCK_DGRAM), _srv(d, "bad", socket.SOCK_DGRAM)
+    passed, results = brokered(_fd_passing_and_sendmmsg, good.path, bad.path, pol=policy({good.path: "allow"}))[0]
+    assert passed == b"through SCM_RIGHTS"
+    assert results == [(2, 0, [5, 5]), (-1, errno.EACCES, [0, 0])]
+    assert good.settle() == 2 and bad.settle() == 0

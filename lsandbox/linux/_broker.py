@@ -99,6 +99,10 @@ class _Denied(Exception):
         self.path, self.rule = path, rule
 
 
+class _NoGetfd(Exception):
+    """pidfd_getfd is refused here (a container profile without CAP_SYS_PTRACE)."""
+
+
 @dataclass(frozen=True, slots=True)
 class _Creds:
     fsuid: int
@@ -270,6 +274,9 @@ class Broker:
         except _Denied as d:
             self._emit(n, op or "?", d.path, d.rule)
             self._send(n.id, error=errno.EACCES)
+        except _NoGetfd:
+            self._emit(n, op or "?", "(socket)", "pidfd_getfd refused: only connect is brokered here")
+            self._send(n.id, error=errno.EACCES)
         except OSError as e:
             self._send(n.id, error=e.errno or errno.EACCES)
         except Exception:  # noqa: BLE001 - fail closed, keep serving
@@ -323,8 +330,8 @@ class Broker:
             if e.errno == errno.EBADF:
                 raise _Answer(errno.EBADF) from e
             # EPERM: pidfd_getfd refused (Docker's default profile without CAP_SYS_PTRACE).
-            # No NOTIF_ADDFD fallback yet: fail closed.
-            raise _Denied("(pidfd_getfd refused)", "pidfd_getfd unavailable") from e
+            # connect has a NOTIF_ADDFD fallback (_op_connect); everything else fails closed.
+            raise _NoGetfd() from e
         finally:
             os.close(pidfd)
 
@@ -443,7 +450,10 @@ class Broker:
     # -- the operations ----------------------------------------------------------------
     def _op_connect(self, n: sb.Notification) -> int:
         addr = self._read_addr(n, n.args[1], n.args[2])
-        sock = self._getfd(n, n.args[0])
+        try:
+            sock = self._getfd(n, n.args[0])
+        except _NoGetfd:
+            return self._connect_addfd(n, n.args[0] & 0xFFFFFFFF, addr)
         restore = False
         pin = -1
         try:
@@ -466,6 +476,54 @@ class Broker:
             if pin >= 0:
                 os.close(pin)
             os.close(sock)
+
+    def _connect_addfd(self, n: sb.Notification, fd: int, addr: bytes) -> int:
+        """Fallback without pidfd_getfd: make a socket of the target's type here, connect it
+        through the pin, and install it over the target's fd number (NOTIF_ADDFD + SETFD,
+        keeping O_NONBLOCK/O_CLOEXEC). Only for a fresh AF_UNIX socket (unbound,
+        unconnected: state set on the original would be lost); anything else is refused.
+        Whatever the target did to its fd table meanwhile, the fd number ends up holding a
+        socket connected to the checked inode only."""
+        ua = parse_unix(addr)
+        if ua is None or ua.kind != "pathname":
+            raise _Denied(ua.display() if ua else "(address)", "pidfd_getfd refused: only pathname AF_UNIX connects")
+        link = os.readlink(f"/proc/{n.pid}/fd/{fd}")
+        if not link.startswith("socket:["):
+            raise _Answer(errno.ENOTSOCK)
+        ino, stype = link[8:-1], None
+        with open(f"/proc/{n.pid}/net/unix") as f:
+            for line in f:
+                cols = line.split()
+                if len(cols) >= 7 and cols[6] == ino:
+                    if cols[5] != "01" or len(cols) > 7:  # connected or bound: state would be lost
+                        raise _Denied(ua.display(), "pidfd_getfd refused: socket not fresh")
+                    stype = int(cols[4], 16)
+        if stype is None:
+            raise _Denied(ua.display(), "pidfd_getfd refused: not an AF_UNIX socket")
+        with open(f"/proc/{n.pid}/fdinfo/{fd}") as f:
+            oflags = next(int(x.split()[1], 8) for x in f if x.startswith("flags:"))
+        import socket as _socket
+
+        restore = self._as_target(n)
+        pin = -1
+        try:
+            dest, pin = self._unix_target(n, addr, "connect")
+            s = _socket.socket(_socket.AF_UNIX, stype)
+            try:
+                if oflags & os.O_NONBLOCK:
+                    s.setblocking(False)
+                self._connect_unix(n, s.fileno(), dest)
+                self._valid(n)
+                sb.notif_addfd(self._fd, n.id, s.fileno(), newfd=fd, setfd=True,
+                               newfd_flags=os.O_CLOEXEC if oflags & os.O_CLOEXEC else 0)
+                return 0
+            finally:
+                s.close()
+        finally:
+            if restore:
+                self._restore()
+            if pin >= 0:
+                os.close(pin)
 
     def _connect_unix(self, n: sb.Notification, sock: int, addr: bytes) -> None:
         """An AF_UNIX connect never half-completes: it succeeds, fails, or (backlog full)

@@ -386,3 +386,33 @@ def test_sendmsg_fd_passing_and_sendmmsg(d):
     assert passed == b"through SCM_RIGHTS"
     assert results == [(2, 0, [5, 5]), (-1, errno.EACCES, [0, 0])]
     assert good.settle() == 2 and bad.settle() == 0
+
+
+def test_fallback_without_pidfd_getfd(d):
+    """A supervisor where pidfd_getfd is refused (Docker's default profile without
+    CAP_SYS_PTRACE) still brokers AF_UNIX connects, via NOTIF_ADDFD."""
+    import seccomp_bpf as sb
+
+    ok, bad = _srv(d, "ok"), _srv(d, "bad")
+
+    def work():
+        s = socket.socket(socket.AF_UNIX)
+        s.connect(ok.path)
+        s.send(b"x")  # the fd number now holds a connected socket
+        flags = s.getblocking()
+        s.close()
+        return try_connect(bad.path), flags
+
+    def supervisor():
+        sb.set_no_new_privs()
+        f = sb.Filter(sb.native_arch(), [sb.Rule("pidfd_getfd", sb.errno(errno.EPERM))], sb.ALLOW)
+        sb.install_filter(sb.compile_filter(f))
+        from lsandbox.linux import _broker_sys
+
+        with pytest.raises(PermissionError):  # the normal path is really unavailable here
+            _broker_sys.pidfd_getfd(os.pidfd_open(os.getpid()), 0)
+        return brokered(work, pol=policy({ok.path: "allow"}))
+
+    (res, blocking), events = run_in_child(supervisor).unwrap()
+    assert res == "EACCES" and blocking and ok.settle() == 1 and bad.settle() == 0
+    assert events[0]["path"] == bad.path

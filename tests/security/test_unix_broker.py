@@ -30,6 +30,9 @@ def d():
         s.close()
 
 
+AS = pytest.mark.parametrize("nobody", [False, True], ids=["root", "nobody"])
+
+
 def _srv(fx, name: str, kind: int = socket.SOCK_STREAM) -> Server:
     path, servers = fx
     os.makedirs(os.path.dirname(f"{path}/{name}"), mode=0o777, exist_ok=True)
@@ -38,19 +41,21 @@ def _srv(fx, name: str, kind: int = socket.SOCK_STREAM) -> Server:
     return s
 
 
-def test_allowed_vs_unlisted(d):
+@AS
+def test_allowed_vs_unlisted(d, nobody):
     ok, bad = _srv(d, "ok/s"), _srv(d, "bad")
     assert try_connect(bad.path) == "ok"  # the probe works unsandboxed
     bad.reset()
     res, events = brokered(lambda: [try_connect(ok.path), try_connect(bad.path)],
-                           pol=policy({f"{d[0]}/ok": "allow"}))
+                           as_nobody=nobody, pol=policy({f"{d[0]}/ok": "allow"}))
     assert res == ["ok", "EACCES"]
     assert ok.settle() == 1 and bad.settle() == 0
     assert events == [{"kind": "unix_socket", "op": "connect", "path": bad.path, "pid": events[0]["pid"],
                        "process": "python", "verdict": "deny", "rule": "no rule"}]
 
 
-def test_none_inside_allowed_dir_and_relative_paths(d):
+@AS
+def test_none_inside_allowed_dir_and_relative_paths(d, nobody):
     ok, no = _srv(d, "a/ok"), _srv(d, "a/sub/no")
 
     def work():
@@ -58,13 +63,14 @@ def test_none_inside_allowed_dir_and_relative_paths(d):
         return [try_connect("../ok"), try_connect("no"), try_connect("./../sub/no"), try_connect(no.path)]
 
     pol = policy({f"{d[0]}/a": "allow", f"{d[0]}/a/sub": "none"})
-    res, events = brokered(work, pol=pol)
+    res, events = brokered(work, pol=pol, as_nobody=nobody)
     assert res == ["ok", "EACCES", "EACCES", "EACCES"]
     assert {e["rule"] for e in events} == {f"{d[0]}/a/sub = none"}
     assert ok.settle() == 1 and no.settle() == 0
 
 
-def test_symlinks_into_and_out_of_the_allowed_set(d):
+@AS
+def test_symlinks_into_and_out_of_the_allowed_set(d, nobody):
     ok, bad = _srv(d, "allowed/ok"), _srv(d, "bad")
     os.symlink(ok.path, f"{d[0]}/in")  # outside the set, pointing in
     os.symlink(bad.path, f"{d[0]}/allowed/out")  # inside the set, pointing out
@@ -73,12 +79,13 @@ def test_symlinks_into_and_out_of_the_allowed_set(d):
     bad.reset()
     res, _ = brokered(lambda: [try_connect(f"{d[0]}/in"), try_connect(f"{d[0]}/allowed/out"),
                                try_connect(f"{d[0]}/allowed/out2")],
-                      pol=policy({f"{d[0]}/allowed": "allow"}))
+                      as_nobody=nobody, pol=policy({f"{d[0]}/allowed": "allow"}))
     assert res == ["ok", "EACCES", "EACCES"]
     assert bad.settle() == 0
 
 
-def test_proc_self_fd_magic_links(d):
+@AS
+def test_proc_self_fd_magic_links(d, nobody):
     ok, bad = _srv(d, "allowed/ok"), _srv(d, "bad")
 
     def work():
@@ -89,7 +96,7 @@ def test_proc_self_fd_magic_links(d):
 
     assert run_in_child(work).unwrap()[0] == "ok"  # unsandboxed the magic link reaches it
     bad.reset()
-    res, _ = brokered(work, pol=policy({f"{d[0]}/allowed": "allow"}))
+    res, _ = brokered(work, as_nobody=nobody, pol=policy({f"{d[0]}/allowed": "allow"}))
     assert res == ["EACCES", "EACCES", "EACCES", "ok"]
     assert bad.settle() == 0
 
@@ -136,19 +143,21 @@ def _send_all(bad: str, good: str) -> list[str]:
     return out
 
 
-def test_datagrams_to_denied_path_never_delivered(d):
+@AS
+def test_datagrams_to_denied_path_never_delivered(d, nobody):
     bad, log = _srv(d, "bad", socket.SOCK_DGRAM), _srv(d, "dev/log", socket.SOCK_DGRAM)
     assert run_in_child(_send_all, bad.path, log.path).unwrap() == ["ok"] * 6
     assert bad.settle() == 6
     bad.reset()
     log.reset()
-    res, events = brokered(_send_all, bad.path, log.path, pol=policy({log.path: "allow"}))
+    res, events = brokered(_send_all, bad.path, log.path, as_nobody=nobody, pol=policy({log.path: "allow"}))
     assert res == ["EACCES"] * 6
     assert {e["op"] for e in events} == {"sendto", "sendmsg", "connect"}
     assert bad.settle() == 0 and log.settle() == 3
 
 
-def test_flipping_sun_path_race(d):
+@AS
+def test_flipping_sun_path_race(d, nobody):
     ok, bad = _srv(d, "allowed/s0"), _srv(d, "denied_/s1")
     assert len(ok.path) == len(bad.path)
     a, b = (struct.pack("=H", socket.AF_UNIX) + p.encode() + b"\0" for p in (ok.path, bad.path))
@@ -182,7 +191,7 @@ def test_flipping_sun_path_race(d):
     assert bad.settle() > 0  # without the broker the flipped address does get through
     bad.reset()
     ok.reset()
-    res, _ = brokered(work, pol=policy({f"{d[0]}/allowed": "allow"}))
+    res, _ = brokered(work, as_nobody=nobody, pol=policy({f"{d[0]}/allowed": "allow"}))
     assert bad.settle() == 0
     # the race really ran: both addresses were read by the broker, and memory kept flipping
     assert res["ok"] > 0 and res["denied"] > 0 and res["flips"] > 3000, res
@@ -226,13 +235,14 @@ def test_dup2_swapping_inet_and_unix_sockets(d):
     assert res.get("EACCES", 0) > 0 and res.get("EAFNOSUPPORT", 0) + res.get("EINVAL", 0) > 0, res
 
 
-def test_planted_hard_link(d):
+@AS
+def test_planted_hard_link(d, nobody):
     secret = _srv(d, "secret/docker.sock")
     os.makedirs(f"{d[0]}/x11", exist_ok=True)
     os.link(secret.path, f"{d[0]}/x11/X9")
     assert try_connect(f"{d[0]}/x11/X9") == "ok"  # the planted link reaches the secret
     secret.reset()
-    res, events = brokered(lambda: try_connect(f"{d[0]}/x11/X9"), pol=policy({f"{d[0]}/x11": "allow"}))
+    res, events = brokered(lambda: try_connect(f"{d[0]}/x11/X9"), as_nobody=nobody, pol=policy({f"{d[0]}/x11": "allow"}))
     assert res == "EACCES" and "hard links" in events[0]["rule"]
     assert secret.settle() == 0
 
@@ -398,10 +408,10 @@ def test_fallback_without_pidfd_getfd(d):
     def work():
         s = socket.socket(socket.AF_UNIX)
         s.connect(ok.path)
-        s.send(b"x")  # the fd number now holds a connected socket
+        peer = s.getpeername()  # the fd number now holds a socket connected to the server
         flags = s.getblocking()
         s.close()
-        return try_connect(bad.path), flags
+        return try_connect(bad.path), flags, peer
 
     def supervisor():
         sb.set_no_new_privs()
@@ -413,6 +423,6 @@ def test_fallback_without_pidfd_getfd(d):
             _broker_sys.pidfd_getfd(os.pidfd_open(os.getpid()), 0)
         return brokered(work, pol=policy({ok.path: "allow"}))
 
-    (res, blocking), events = run_in_child(supervisor).unwrap()
-    assert res == "EACCES" and blocking and ok.settle() == 1 and bad.settle() == 0
+    (res, blocking, peer), events = run_in_child(supervisor).unwrap()
+    assert res == "EACCES" and blocking and peer == ok.path and ok.settle() == 1 and bad.settle() == 0
     assert events[0]["path"] == bad.path

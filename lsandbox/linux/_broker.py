@@ -381,15 +381,14 @@ class Broker:
 
     def _pin(self, n: sb.Notification, raw: bytes) -> tuple[int, str]:
         """Resolve ``raw`` as the target and pin the socket inode; returns (fd, real path)."""
-        path = _proc_rewrite(os.fsdecode(raw), n.pid)
-        lexical = _lexical(path, n.pid)
+        path = first = _proc_rewrite(os.fsdecode(raw), n.pid)
         for _ in range(MAX_SYMLINKS):
             base = f"/proc/{n.pid}/root" if path.startswith("/") else f"/proc/{n.pid}/cwd/"
             full = base + path
             try:
                 fd = os.open(full, _O_PIN)
             except OSError as e:
-                self._decide(lexical)  # a denied path stays EACCES whether or not it exists
+                self._decide(_lexical(first, n.pid))  # a denied path stays EACCES whether or not it exists
                 raise _Answer(e.errno or errno.ENOENT) from e
             try:
                 st = os.fstat(fd)
@@ -411,7 +410,7 @@ class Broker:
             except BaseException:
                 os.close(fd)
                 raise
-        self._decide(lexical)
+        self._decide(_lexical(first, n.pid))
         raise _Answer(errno.ELOOP)
 
     def _unix_target(self, n: sb.Notification, addr: bytes, op: str) -> tuple[bytes, int]:
@@ -430,14 +429,9 @@ class Broker:
     def _blocking(fd: int) -> bool:
         return not fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_NONBLOCK
 
-    def _domain(self, fd: int) -> int:
-        import socket
-
-        s = socket.socket(fileno=fd)
-        try:
-            return s.family
-        finally:
-            s.detach()
+    @staticmethod
+    def _domain(fd: int) -> int:
+        return sysc.so_domain(fd)
 
     def _inet_allowed(self, n: sb.Notification, fam: int, addr: bytes, *, bind: bool) -> None:
         if fam in (AF_INET, AF_INET6) and not self._policy.network.enabled:

@@ -144,3 +144,16 @@ def unshare_fs() -> None:
     """Give the calling thread its own cwd (so a broker thread may ``fchdir`` alone)."""
     if _unshare(CLONE_FS) != 0:
         raise _fail("unshare(CLONE_FS)")
+
+
+_getsockopt = _libc.getsockopt
+_getsockopt.argtypes = (ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p)
+SOL_SOCKET, SO_DOMAIN = 1, 39
+
+
+def so_domain(fd: int) -> int:
+    """``getsockopt(SO_DOMAIN)``: the family of the socket object behind ``fd``."""
+    val, size = ctypes.c_int(0), ctypes.c_uint(4)  # locals: alive for the call
+    if _getsockopt(fd, SOL_SOCKET, SO_DOMAIN, ctypes.byref(val), ctypes.byref(size)) != 0:
+        raise _fail("getsockopt(SO_DOMAIN)")
+    return val.value

@@ -1,6 +1,9 @@
 """lsandbox: run a command under a kernel-enforced policy (Linux: Landlock + seccomp-BPF +
 an AF_UNIX broker; macOS: Seatbelt). The public API is re-exported here."""
 
+from ._api import CompletedSandbox as CompletedSandbox
+from ._api import Sandbox as Sandbox
+from ._api import run as run
 from ._errors import PolicyError as PolicyError
 from ._errors import SandboxError as SandboxError
 from ._errors import SetupError as SetupError

@@ -42,6 +42,11 @@ def drop_to_nobody() -> None:
     os.setgroups([])
     os.setgid(NOGROUP_GID)
     os.setuid(NOBODY_UID)
+    # setuid() cleared "dumpable", which makes /proc/self root-owned; a real unprivileged
+    # user's process is dumpable, so restore that.
+    import prctl
+
+    prctl.set_dumpable(True)
 
 
 def run_in_child(

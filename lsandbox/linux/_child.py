@@ -23,6 +23,7 @@ import seccomp_bpf as sb
 
 from . import _sys
 from ._plan import LinuxPlan
+from ._unix_filter import install_and_hand_over
 
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGWINCH,
              signal.SIGUSR1, signal.SIGUSR2, signal.SIGCONT)
@@ -43,6 +44,8 @@ def _setup_namespaces(plan: LinuxPlan, uid: int, gid: int, userns: bool) -> None
         _write("/proc/self/uid_map", f"{uid} {uid} 1")
         _write("/proc/self/gid_map", f"{gid} {gid} 1")
     _sys.mount(None, "/", None, _sys.MS_REC | _sys.MS_PRIVATE)
+    for path in plan.private_tmpfs:
+        _sys.mount("tmpfs", path, "tmpfs", _sys.MS_NOSUID | _sys.MS_NODEV)
     for path in plan.ro_binds:
         flags = os.statvfs(path).f_flag
         keep = 0
@@ -66,10 +69,7 @@ def _restrict(plan: LinuxPlan, sync: socket.socket) -> None:
         rs.add_path(path, access)
     if plan.abi:
         rs.restrict_self(no_new_privs=False)
-    listener = sb.install_filter(plan.filter_b, flags=sb.FLAG_NEW_LISTENER)
-    assert listener is not None
-    socket.send_fds(sync, [b"L"], [listener])
-    os.close(listener)  # the target keeps no copy
+    install_and_hand_over(plan.filter_b, sync)  # the target keeps no copy of the listener
     sb.install_filter(plan.filter_a)
 
 

@@ -49,7 +49,7 @@ AF_UNIX, AF_INET, AF_INET6, AF_NETLINK = 1, 2, 10, 16
 LOW32 = 0xFFFFFFFF
 
 
-SOCK_DGRAM = 2
+SOCK_STREAM, SOCK_DGRAM, SOCK_SEQPACKET = 1, 2, 5
 
 
 def filter_a_rules(*, network: bool, unix_dgram: bool = False) -> list[sb.Rule]:
@@ -61,9 +61,12 @@ def filter_a_rules(*, network: bool, unix_dgram: bool = False) -> list[sb.Rule]:
     eperm = sb.errno(errno.EPERM)
     rules = [sb.Rule(name, eperm) for name in DENIED]
     if not unix_dgram:
-        dgram = (sb.Arg(0).masked_eq(LOW32, AF_UNIX), sb.Arg(1).masked_eq(0xF, SOCK_DGRAM))
-        rules += [sb.Rule("socket", sb.errno(errno.EACCES), dgram),
-                  sb.Rule("socketpair", sb.errno(errno.EACCES), dgram)]
+        # only stream and seqpacket AF_UNIX sockets (SOCK_RAW on AF_UNIX is a datagram socket too)
+        for call in ("socket", "socketpair"):
+            for kind in (SOCK_STREAM, SOCK_SEQPACKET):
+                rules.append(sb.Rule(call, sb.ALLOW, (sb.Arg(0).masked_eq(LOW32, AF_UNIX),
+                                                      sb.Arg(1).masked_eq(0xF, kind))))
+            rules.append(sb.Rule(call, sb.errno(errno.EACCES), (sb.Arg(0).masked_eq(LOW32, AF_UNIX),)))
     rules += [
         sb.Rule("clone", sb.ALLOW, (sb.Arg(0).masked_eq(CLONE_NS_MASK, 0),)),
         sb.Rule("clone", eperm),

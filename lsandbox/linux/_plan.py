@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import landlock as ll
 import seccomp_bpf as sb
 
-from ..policy import DEVICE_FILES_RW, FsAccess, Policy
+from ..policy import DEVICE_FILES_RW, FsAccess, Policy, SocketAccess
 from ._features import Features
 from ._filter_a import build_filter_a
 from ._unix_filter import build_notify_filter
@@ -36,9 +36,11 @@ class LinuxPlan:
     scoped: ll.Scope
     landlock_rules: list[tuple[str, ll.AccessFs]]
     ro_binds: list[str]
+    private_tmpfs: list[str]
     filter_a: sb.Program
     filter_b: sb.Program
     namespaces: bool
+    datagrams: bool
     notes: list[str] = field(default_factory=list)
 
 
@@ -74,7 +76,19 @@ def build_plan(policy: Policy, socket_dir: str, feats: Features) -> LinuxPlan:
         if os.path.exists(dev):
             rules[dev] = rules.get(dev, ll.AccessFs(0)) | read | _DEV_RW
     rules[socket_dir] = fs_rights(FsAccess.WRITE, abi)
+    # POSIX shared memory and semaphores (Python multiprocessing, Chromium) need a writable
+    # /dev/shm; with a mount namespace each sandbox gets its own empty one.
+    private_tmpfs = ["/dev/shm"] if feats.namespaces and os.path.isdir("/dev/shm") else []
+    for path in private_tmpfs:
+        rules[path] = fs_rights(FsAccess.WRITE, abi)
     handled_fs = ll.AccessFs.from_all(abi) & ~ll.AccessFs.RESOLVE_UNIX
+    # AF_UNIX datagrams name their destination per message (sendto/sendmsg/sendmmsg). When the
+    # policy allows some path, the broker performs those sends (filter B brokers sendmsg);
+    # otherwise nothing outside could receive them anyway and AF_UNIX datagram sockets are
+    # refused outright, so sendmsg stays free of notifications.
+    net = policy.network
+    datagrams = net.dangerously_allow_all_unix_sockets or any(
+        r.access is SocketAccess.ALLOW for r in net.unix_sockets)
     handled_net = ll.AccessNet(0) if policy.network.enabled else ll.AccessNet.from_all(abi)
     return LinuxPlan(
         policy=policy,
@@ -85,9 +99,10 @@ def build_plan(policy: Policy, socket_dir: str, feats: Features) -> LinuxPlan:
         scoped=ll.Scope.from_all(abi),
         landlock_rules=ll.plan_path_rules(rules),
         ro_binds=ro_binds,
-        filter_a=build_filter_a(arch, network=policy.network.enabled,
-                                unix_dgram=policy.network.dangerously_allow_all_unix_sockets),
-        filter_b=build_notify_filter(arch),
+        private_tmpfs=private_tmpfs,
+        filter_a=build_filter_a(arch, network=policy.network.enabled, unix_dgram=datagrams),
+        filter_b=build_notify_filter(arch, datagrams=datagrams),
         namespaces=feats.namespaces,
+        datagrams=datagrams,
         notes=notes,
     )

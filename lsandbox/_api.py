@@ -1,0 +1,182 @@
+"""The Python API: ``lsandbox.run`` (like ``subprocess.run``) and ``lsandbox.Sandbox`` (like
+``subprocess.Popen``), both reporting the sandbox's denials.
+
+Spawning is serialized by a lock (one clone at a time; the broker threads of earlier
+sandboxes keep running), so it is safe to call from several threads.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import subprocess
+import sys
+import threading
+from collections.abc import Mapping, Sequence
+from typing import IO, Any
+
+from ._errors import SandboxError
+from ._load import load_policy
+from .policy import Policy
+
+PIPE = subprocess.PIPE
+DEVNULL = subprocess.DEVNULL
+_spawn_lock = threading.Lock()
+
+
+class CompletedSandbox(subprocess.CompletedProcess):
+    """``subprocess.CompletedProcess`` plus ``denials`` (event dicts) and ``error``."""
+
+    def __init__(self, args: Any, returncode: int, stdout: Any = None, stderr: Any = None,
+                 denials: list[dict] | None = None, error: str | None = None) -> None:
+        super().__init__(args, returncode, stdout, stderr)
+        self.denials = denials or []
+        self.error = error
+
+
+def _stdio(spec: Any, default_fd: int, write: bool) -> tuple[int, int | None]:
+    """(fd for the child, fd the parent keeps or None)."""
+    if spec is None:
+        return default_fd, None
+    if spec == PIPE:
+        r, w = os.pipe()
+        return (w, r) if write else (r, w)
+    if spec == DEVNULL:
+        return os.open(os.devnull, os.O_RDWR), None
+    if isinstance(spec, int):
+        return spec, None
+    return spec.fileno(), None
+
+
+class Sandbox:
+    """A sandboxed process (Linux). ``policy`` defaults to ``load_policy()``."""
+
+    def __init__(self, args: Sequence[str], *, policy: Policy | None = None, stdin: Any = None,
+                 stdout: Any = None, stderr: Any = None, cwd: str | None = None,
+                 env: Mapping[str, str] | None = None, text: bool = False) -> None:
+        if sys.platform != "linux":  # pragma: no cover
+            raise SandboxError("lsandbox.Sandbox runs on Linux; on macOS use `lsandbox run`")
+        from .linux._launcher import spawn
+
+        self.args = list(args)
+        self.policy = policy if policy is not None else load_policy()
+        fds = [_stdio(stdin, 0, False), _stdio(stdout, 1, True), _stdio(stderr, 2, True)]
+        child_fds = tuple(f[0] for f in fds)
+        try:
+            with _spawn_lock:
+                self._launch = spawn(self.policy, self.args, env=env, cwd=cwd,
+                                     stdio=child_fds)  # type: ignore[arg-type]
+        finally:
+            for (child, parent), spec in zip(fds, (stdin, stdout, stderr), strict=True):
+                if (parent is not None or spec == DEVNULL) and child not in (0, 1, 2):
+                    os.close(child)  # our copy of the child's end
+        self.stdin: IO[Any] | None = os.fdopen(fds[0][1], "w" if text else "wb") if fds[0][1] is not None else None
+        self.stdout: IO[Any] | None = os.fdopen(fds[1][1], "r" if text else "rb") if fds[1][1] is not None else None
+        self.stderr: IO[Any] | None = os.fdopen(fds[2][1], "r" if text else "rb") if fds[2][1] is not None else None
+        self.pid = self._launch.pid
+        self.returncode: int | None = None
+        self._pidfd = os.pidfd_open(self.pid)
+        self._wait_lock = threading.Lock()
+
+    @property
+    def denials(self) -> list[dict]:
+        return [e for e in self._launch.events if e.get("verdict") == "deny"]
+
+    @property
+    def socket_dir(self) -> str:
+        return self._launch.socket_dir
+
+    def poll(self) -> int | None:
+        if self.returncode is None and select.select([self._pidfd], [], [], 0)[0]:
+            return self.wait()
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        from .linux._launcher import wait
+
+        with self._wait_lock:
+            if self.returncode is not None:
+                return self.returncode
+            if timeout is not None and not select.select([self._pidfd], [], [], timeout)[0]:
+                raise subprocess.TimeoutExpired(self.args, timeout)
+            wait(self._launch)
+            os.close(self._pidfd)
+            self.returncode = self._launch.returncode
+            assert self.returncode is not None
+            return self.returncode
+
+    def send_signal(self, sig: int) -> None:
+        if self.returncode is None:
+            try:
+                os.kill(self.pid, sig)
+            except ProcessLookupError:
+                pass
+
+    def terminate(self) -> None:
+        import signal
+
+        self.send_signal(signal.SIGTERM)
+
+    def kill(self) -> None:
+        import signal
+
+        self.send_signal(signal.SIGKILL)
+
+    def communicate(self, input: Any = None, timeout: float | None = None) -> tuple[Any, Any]:
+        out: dict[str, Any] = {}
+
+        def reader(name: str, f: IO[Any]) -> None:
+            out[name] = f.read()
+            f.close()
+
+        threads = [threading.Thread(target=reader, args=(n, f), daemon=True)
+                   for n, f in (("stdout", self.stdout), ("stderr", self.stderr)) if f is not None]
+        for t in threads:
+            t.start()
+        if self.stdin is not None:
+            try:
+                if input:
+                    self.stdin.write(input)
+                self.stdin.close()
+            except BrokenPipeError:
+                pass
+        try:
+            self.wait(timeout)
+        except subprocess.TimeoutExpired:
+            raise
+        for t in threads:
+            t.join()
+        return out.get("stdout"), out.get("stderr")
+
+    def __enter__(self) -> Sandbox:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.returncode is None:
+            self.kill()
+            self.wait()
+        for f in (self.stdin, self.stdout, self.stderr):
+            if f is not None and not f.closed:
+                f.close()
+
+
+def run(args: Sequence[str], *, policy: Policy | None = None, capture_output: bool = False,
+        text: bool = False, timeout: float | None = None, input: Any = None,
+        cwd: str | None = None, env: Mapping[str, str] | None = None, check: bool = False,
+        stdout: Any = None, stderr: Any = None) -> CompletedSandbox:
+    """Run ``args`` in the sandbox and wait; like ``subprocess.run``, plus ``.denials``."""
+    if capture_output:
+        stdout = stderr = PIPE
+    sbx = Sandbox(args, policy=policy, stdin=PIPE if input is not None else None, stdout=stdout,
+                  stderr=stderr, cwd=cwd, env=env, text=text)
+    with sbx:
+        try:
+            out, err = sbx.communicate(input, timeout)
+        except subprocess.TimeoutExpired:
+            sbx.kill()
+            sbx.wait()
+            raise
+    res = CompletedSandbox(sbx.args, sbx.returncode or 0, out, err, sbx.denials, sbx._launch.error)
+    if check and res.returncode:
+        raise subprocess.CalledProcessError(res.returncode, sbx.args, out, err)
+    return res

@@ -1,0 +1,221 @@
+"""`lsandbox run` end to end: filesystem, .git, network, exit statuses, ordinary programs."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+
+import pytest
+
+import lsandbox
+from tests._sandbox import LSANDBOX, PY, cli, policy, probe, rmtree, world_dir
+from tests._util import run_in_child
+
+pytestmark = pytest.mark.kernel
+
+
+@pytest.fixture
+def ws():
+    d = world_dir("lsb-ws-")
+    subprocess.run(["git", "init", "-q", d], check=True)
+    subprocess.run(["git", "-C", d, "-c", "user.email=a@b", "-c", "user.name=a", "commit", "-q",
+                    "--allow-empty", "-m", "init"], check=True)
+    os.system(f"chmod -R a+rwX {d}")
+    outside = world_dir("lsb-out-")
+    yield d, outside
+    rmtree(d)
+    rmtree(outside)
+
+
+FS_PROBE = """
+def t(f):
+    try:
+        f(); return "ok"
+    except OSError as e:
+        return e.__class__.__name__
+W, O = sys.argv[1:3] if len(sys.argv) > 2 else (os.environ["W"], os.environ["O"])
+R["write_inside"] = t(lambda: open(W + "/new.txt", "w").write("x"))
+R["write_outside"] = t(lambda: open(O + "/new.txt", "w").write("x"))
+R["git_hook"] = t(lambda: open(W + "/.git/hooks/evil", "w").write("x"))
+R["read_etc"] = t(lambda: open("/etc/hostname").read())
+R["devnull"] = t(lambda: open("/dev/null", "w").write("x"))
+"""
+
+
+def _fs_probe(ws_dir: str, outside: str, pol: lsandbox.Policy) -> dict:
+    return probe(f"W, O = {ws_dir!r}, {outside!r}\n" + FS_PROBE.replace(
+        'W, O = sys.argv[1:3] if len(sys.argv) > 2 else (os.environ["W"], os.environ["O"])', ""),
+        pol, cwd=ws_dir)
+
+
+def test_workspace_writes_and_git_protected(ws):
+    d, outside = ws
+    got = _fs_probe(d, outside, policy(":workspace", cwd=d))
+    assert got["write_inside"] == "ok"
+    assert got["write_outside"] == "PermissionError"
+    assert got["git_hook"] in ("OSError", "PermissionError")  # EROFS (bind mount) or EACCES
+    assert got["read_etc"] == "ok" and got["devnull"] == "ok"
+    assert not os.path.exists(os.path.join(d, ".git/hooks/evil"))
+    assert not os.path.exists(os.path.join(outside, "new.txt"))
+
+
+def test_unsandboxed_probe_succeeds(ws):
+    """The probe really attacks: without the sandbox the same writes succeed."""
+    d, outside = ws
+    r = subprocess.run([PY, "-c", "import json,os,sys\nR={}\n" + FS_PROBE + "\nprint(json.dumps(R))",
+                        d, outside], capture_output=True, text=True)
+    assert '"write_outside": "ok"' in r.stdout and '"git_hook": "ok"' in r.stdout
+
+
+def test_git_log_works_commit_fails(ws):
+    d, _ = ws
+    head = subprocess.run(["git", "-C", d, "rev-parse", "HEAD"], capture_output=True, text=True).stdout
+    r = cli("run", "--", "git", "log", "--oneline", cwd=d)
+    assert r.returncode == 0 and "init" in r.stdout
+    r = cli("run", "--", "git", "-c", "user.email=a@b", "-c", "user.name=a", "commit", "--allow-empty",
+            "-m", "x", cwd=d)
+    assert r.returncode != 0
+    assert subprocess.run(["git", "-C", d, "rev-parse", "HEAD"], capture_output=True, text=True).stdout == head
+
+
+def test_read_only_profile(ws):
+    d, outside = ws
+    got = _fs_probe(d, outside, policy(":read-only", cwd=d))
+    assert got["write_inside"] == "PermissionError" and got["read_etc"] == "ok"
+
+
+def test_deny_read_path(ws, tmp_path):
+    d, outside = ws
+    secret = os.path.join(outside, "secret")
+    os.mkdir(secret)
+    with open(os.path.join(secret, "key"), "w") as f:
+        f.write("k")
+    with open(os.path.join(outside, "sibling"), "w") as f:
+        f.write("s")
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f'[permissions.p]\nextends = ":workspace"\nfilesystem = {{ "{secret}" = "deny" }}\n')
+    pol = lsandbox.load_policy(str(cfg), "p", cwd=d, requirements=None)
+    got = probe(f"""
+try:
+    open({secret!r} + "/key").read(); R["secret"] = "ok"
+except OSError as e:
+    R["secret"] = type(e).__name__
+R["sibling"] = open({outside!r} + "/sibling").read()
+""", pol, cwd=d)
+    assert got == {"secret": "PermissionError", "sibling": "s", "_denials": []}
+
+
+@pytest.fixture
+def tcp_server():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    s.listen(16)
+    yield s.getsockname()[1]
+    s.close()
+
+
+def test_network_off_and_on(tcp_server):
+    code = f"""
+try:
+    s = socket.create_connection(("127.0.0.1", {tcp_server}), timeout=5); R["tcp"] = "ok"
+except OSError as e:
+    R["tcp"] = type(e).__name__
+"""
+    assert probe(code, policy(":workspace"))["tcp"] == "PermissionError"
+    assert probe(code, policy(":workspace", network=True))["tcp"] == "ok"
+
+
+def test_exit_statuses(tmp_path):
+    assert cli("run", "--", "sh", "-c", "exit 3").returncode == 3
+    assert cli("run", "--", "sh", "-c", "kill -TERM $$").returncode == 128 + signal.SIGTERM
+    assert cli("run", "--", "no-such-command-xyz").returncode == 127
+    f = tmp_path / "noexec"
+    f.write_text("#!/bin/sh\n")
+    f.chmod(0o644)
+    assert cli("run", "--", str(f)).returncode == 126
+    r = cli("run", "-p", ":nope", "--", "true")
+    assert r.returncode == 125 and r.stderr.startswith("lsandbox: error: ")
+
+
+def test_ordinary_programs_work(ws):
+    d, _ = ws
+    r = cli("run", "--", "sh", "-c", "echo hello | tr a-z A-Z | cat > /dev/null && echo piped", cwd=d)
+    assert r.returncode == 0 and "piped" in r.stdout
+    code = """
+import asyncio, multiprocessing
+async def main():
+    r, w = await asyncio.open_unix_connection(path=None) if False else (None, None)
+    await asyncio.sleep(0.01)
+    return 42
+R["asyncio"] = asyncio.run(main())
+def sq(x): return x * x
+with multiprocessing.get_context("fork").Pool(2) as p:
+    R["mp"] = p.map(sq, [1, 2, 3])
+"""
+    got = probe(code, policy(":workspace", cwd=d), cwd=d)
+    assert got["asyncio"] == 42 and got["mp"] == [1, 4, 9]
+
+
+def test_grandchildren_confined(ws):
+    d, outside = ws
+    r = cli("run", "--", "sh", "-c", f"sh -c 'sh -c \"touch {outside}/gc\"'", cwd=d)
+    assert r.returncode != 0 and not os.path.exists(f"{outside}/gc")
+
+
+def test_supervisor_killed_kills_tree(ws):
+    d, _ = ws
+    marker = "4242.4242"
+    sup = subprocess.Popen([LSANDBOX, "run", "--", "sh", "-c", f"sleep {marker} & sleep {marker} & wait"],
+                           cwd=d, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def sleepers() -> list[int]:
+        out = []
+        for p in os.listdir("/proc"):
+            if p.isdigit():
+                try:
+                    with open(f"/proc/{p}/cmdline", "rb") as f:
+                        if marker.encode() in f.read():
+                            out.append(int(p))
+                except OSError:
+                    pass
+        return out
+
+    deadline = time.time() + 10
+    while len(sleepers()) < 2 and time.time() < deadline:
+        time.sleep(0.05)
+    assert len(sleepers()) >= 2, "the sandboxed tree did not start"
+    sup.kill()
+    sup.wait()
+    deadline = time.time() + 5
+    while sleepers() and time.time() < deadline:
+        time.sleep(0.05)
+    assert sleepers() == []
+
+
+def test_signals_forwarded():
+    p = subprocess.Popen([LSANDBOX, "run", "--", PY, "-c",
+                          "import signal,sys,time\nsignal.signal(signal.SIGTERM, lambda *a: sys.exit(7))\n"
+                          "print('ready', flush=True)\ntime.sleep(30)"],
+                         stdout=subprocess.PIPE, text=True)
+    assert p.stdout.readline().strip() == "ready"
+    p.send_signal(signal.SIGTERM)
+    assert p.wait(10) == 7
+
+
+def _core_as_nobody(d: str, outside: str) -> dict:
+    from tests._sandbox import as_nobody_setup
+
+    as_nobody_setup()
+    return _fs_probe(d, outside, policy(":workspace", cwd=d))
+
+
+def test_core_as_nobody(ws):
+    d, outside = ws
+    got = run_in_child(_core_as_nobody, d, outside, as_nobody=True, timeout=60).unwrap()
+    assert got["write_inside"] == "ok"
+    assert got["write_outside"] == "PermissionError"
+    assert got["git_hook"] in ("OSError", "PermissionError")
+    assert not os.path.exists(os.path.join(d, ".git/hooks/evil"))

@@ -9,6 +9,8 @@
 #   vagrant              `vagrant validate` of vagrant/Vagrantfile (tests only; no provider)
 # Usage: install-system-deps.sh [--bench]   (--bench adds the peers we benchmark against)
 set -euo pipefail
+# Not Debian/Ubuntu (e.g. the Fedora Vagrant box installs its own packages with dnf)
+if [ "${LSANDBOX_NO_APT:-0}" = 1 ] || ! command -v apt-get >/dev/null 2>&1; then exit 0; fi
 
 want=(libcap-dev gcc git seccomp iproute2 util-linux)
 if ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then want+=(python3-venv); fi

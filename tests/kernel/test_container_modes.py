@@ -1,0 +1,108 @@
+"""Older kernels and containers, emulated on this machine: the core cases under Landlock ABI
+clamps, without namespaces, and `doctor` under each. Every field is enforced another way or
+reported; nothing is silently weaker."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+
+import pytest
+
+from tests._sandbox import PY, UnixServer, cli, rmtree, world_dir
+
+pytestmark = pytest.mark.kernel
+
+CORE = r"""
+import json, os, socket, sys
+W, O, SOCK_OK, SOCK_NO, PORT = sys.argv[1:6]
+def t(f):
+    try:
+        f(); return "ok"
+    except OSError as e:
+        return type(e).__name__
+R = {}
+R["write_inside"] = t(lambda: open(W + "/f", "w").write("x"))
+R["write_outside"] = t(lambda: open(O + "/f", "w").write("x"))
+R["git_hook"] = t(lambda: open(W + "/.git/hook", "w").write("x"))
+R["tcp"] = t(lambda: socket.create_connection(("127.0.0.1", int(PORT)), timeout=3))
+R["unix_allowed"] = t(lambda: socket.socket(socket.AF_UNIX).connect(SOCK_OK))
+R["unix_denied"] = t(lambda: socket.socket(socket.AF_UNIX).connect(SOCK_NO))
+print(json.dumps(R))
+"""
+
+WANT = {"write_inside": "ok", "write_outside": "PermissionError", "tcp": "PermissionError",
+        "unix_allowed": "ok", "unix_denied": "PermissionError"}
+
+
+@pytest.fixture(scope="module")
+def setup():
+    ws, out, socks = world_dir("lsb-cm-ws-"), world_dir("lsb-cm-out-"), world_dir("lsb-cm-s-")
+    os.mkdir(os.path.join(ws, ".git"))
+    ok, no = UnixServer(os.path.join(socks, "ok.sock")), UnixServer(os.path.join(socks, "no.sock"))
+    tcp = socket.socket()
+    tcp.bind(("127.0.0.1", 0))
+    tcp.listen(8)
+    yield ws, out, ok.path, no.path, tcp.getsockname()[1]
+    ok.close()
+    no.close()
+    tcp.close()
+    for d in (ws, out, socks):
+        rmtree(d)
+
+
+def _core(setup, env: dict[str, str]) -> dict:
+    ws, out, ok, no, port = setup
+    r = cli("run", "--allow-unix-socket", ok, "--", PY, "-c", CORE, ws, out, ok, no, str(port), cwd=ws, env=env)
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout.splitlines()[-1])
+
+
+@pytest.mark.parametrize("abi", ["1", "3", "4", "6"])
+def test_core_under_landlock_clamp(setup, abi):
+    got = _core(setup, {"LANDLOCK_MAX_ABI": abi})
+    assert {k: got[k] for k in WANT} == WANT
+    assert got["git_hook"] != "ok"
+
+
+def test_core_without_namespaces(setup):
+    got = _core(setup, {"LSANDBOX_NO_NAMESPACES": "1"})
+    assert {k: got[k] for k in WANT} == WANT
+    assert got["git_hook"] == "PermissionError"  # Landlock split instead of a read-only mount
+
+
+def test_core_without_namespaces_old_abi(setup):
+    got = _core(setup, {"LSANDBOX_NO_NAMESPACES": "1", "LANDLOCK_MAX_ABI": "1"})
+    assert {k: got[k] for k in WANT} == WANT
+
+
+@pytest.mark.parametrize("env,field,state", [
+    ({}, "sandbox dies with its supervisor", "enforced"),
+    ({"LSANDBOX_NO_NAMESPACES": "1"}, "sandbox dies with its supervisor", "degraded"),
+    ({"LSANDBOX_NO_NAMESPACES": "1"}, "read-only carve-outs", "degraded"),
+    ({"LANDLOCK_MAX_ABI": "3"}, "network off", "enforced"),
+    ({"LANDLOCK_MAX_ABI": "4", "LSANDBOX_NO_NAMESPACES": "1"}, "abstract sockets, signals", "degraded"),
+    ({"LANDLOCK_MAX_ABI": "6"}, "abstract sockets, signals", "enforced"),
+])
+def test_doctor_under_clamps(setup, env, field, state):
+    ws = setup[0]
+    r = cli("doctor", "--json", cwd=ws, env=env)
+    doc = json.loads(r.stdout)
+    rows = {row["field"]: row for row in doc["fields"]}
+    assert rows[field]["state"] == state, rows
+    assert doc["machine"]["landlock_abi"] == min(int(env.get("LANDLOCK_MAX_ABI", "99")), doc["machine"]["landlock_abi_kernel"])
+    assert r.returncode == (0 if doc["fully_enforced"] else 1)
+
+
+def test_doctor_text(setup):
+    r = cli("doctor", cwd=setup[0])
+    assert r.returncode == 0 and "landlock: ABI" in r.stdout and "verdict:" in r.stdout
+
+
+def test_tcp_probe_reaches_server_unsandboxed(setup):
+    """The TCP probe is real: outside the sandbox it connects."""
+    port = setup[4]
+    r = subprocess.run([PY, "-c", f"import socket; socket.create_connection(('127.0.0.1', {port}), timeout=3)"])
+    assert r.returncode == 0

@@ -13,10 +13,12 @@ import textwrap
 import threading
 
 import lsandbox
-import lsandbox.linux._broker  # noqa: F401 - imported before tests fork and drop to nobody
-import lsandbox.linux._child  # noqa: F401
-import lsandbox.linux._launcher  # noqa: F401
-from lsandbox.linux._features import features
+
+if sys.platform == "linux":  # imported before tests fork and drop to nobody
+    import lsandbox.linux._broker  # noqa: F401
+    import lsandbox.linux._child  # noqa: F401
+    import lsandbox.linux._launcher  # noqa: F401
+    from lsandbox.linux._features import features
 
 LSANDBOX = os.path.join(os.path.dirname(sys.executable), "lsandbox")
 PY = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable

@@ -6,24 +6,51 @@ kernel ABI: ``landlock_path_beneath_attr`` is packed (12 bytes).
 
 from __future__ import annotations
 
-import cffi
+import importlib
+import zlib
+from typing import Any
 
-ffi = cffi.FFI()
-ffi.cdef(
-    """
+CDEF = """
     struct landlock_ruleset_attr { uint64_t handled_access_fs; uint64_t handled_access_net;
                                    uint64_t scoped; };
     struct landlock_net_port_attr { uint64_t allowed_access; uint64_t port; };
     long syscall(long number, ...);
     int prctl(int option, unsigned long arg2, unsigned long arg3, unsigned long arg4,
               unsigned long arg5);
-    """,
-    packed=False,
-)
+    """
 # The packed struct is declared separately: cffi's packed flag applies to a whole cdef.
-ffi_packed = cffi.FFI()
-ffi_packed.cdef("struct landlock_path_beneath_attr { uint64_t allowed_access; int32_t parent_fd; };",
-                packed=True)
+CDEF_PACKED = "struct landlock_path_beneath_attr { uint64_t allowed_access; int32_t parent_fd; };"
+def _load(cdef: str, module: str, *, packed: bool = False) -> Any:
+    """The FFI for ``cdef``: the pre-parsed out-of-line module ``module`` when it was generated
+    for exactly this ``cdef`` (``scripts/gen_cffi.py``, run by ``make``; importing it costs
+    ~3 ms instead of ~40 ms of C parsing at every start), else parse ``cdef`` now."""
+    try:
+        mod = importlib.import_module(f"{__package__}.{module}")
+        if getattr(mod, "CDEF_CRC", None) == zlib.crc32(cdef.encode()):
+            return mod.ffi
+    except ImportError:
+        pass
+    import cffi
+
+    ffi = cffi.FFI()
+    ffi.cdef(cdef, packed=packed)
+    return ffi
+
+
+def emit(cdef: str, module: str, path: str, *, packed: bool = False) -> None:
+    """Write the out-of-line ABI module for ``cdef`` to ``path`` (used by scripts/gen_cffi.py)."""
+    import cffi
+
+    ffi = cffi.FFI()
+    ffi.cdef(cdef, packed=packed)
+    ffi.set_source(f"{__package__}.{module}", None)
+    ffi.emit_python_code(path)
+    with open(path, "a") as f:
+        f.write(f"CDEF_CRC = {zlib.crc32(cdef.encode())}\n")
+
+
+ffi = _load(CDEF, "_ffi_abi")
+ffi_packed = _load(CDEF_PACKED, "_ffi_packed_abi", packed=True)
 lib = ffi.dlopen(None)
 
 # Same numbers on x86_64 and aarch64 (the unified syscall table).

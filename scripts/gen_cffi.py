@@ -1,0 +1,23 @@
+"""Generate the out-of-line cffi ABI modules (pre-parsed declarations) next to each _ffi.py.
+
+Run by `make` after installing the package; the modules are build products (gitignored). A
+stale or missing module is detected by a CRC of the declarations and replaced by parsing at
+import time, so this step only makes startup faster, never changes behaviour.
+"""
+
+from __future__ import annotations
+
+import os
+
+import landlock._ffi as ll
+import lsandbox.linux._ffi as lx
+import seccomp_bpf._ffi as sb
+
+for mod, cdef, name, packed in (
+    (sb, sb.CDEF, "_ffi_abi", False),
+    (lx, lx.CDEF, "_ffi_abi", False),
+    (ll, ll.CDEF, "_ffi_abi", False),
+    (ll, ll.CDEF_PACKED, "_ffi_packed_abi", True),
+):
+    path = os.path.join(os.path.dirname(mod.__file__), name + ".py")
+    mod.emit(cdef, name, path, packed=packed)

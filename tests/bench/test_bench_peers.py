@@ -1,0 +1,85 @@
+"""lsandbox vs peers, ratios to bare from one run: launch of `true` and `python3 -c pass`, and
+1,000 AF_UNIX connects to a server outside. Peers: bubblewrap (`bwrap`) and Anthropic's
+sandbox-runtime (`srt`, npm, installed by `make bench` into .bench/). A missing peer is
+skipped with its reason. Prints a Markdown table for the README."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+
+import pytest
+
+from tests._sandbox import LSANDBOX, PY, UnixServer, rmtree, world_dir
+
+pytestmark = pytest.mark.bench
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SRT = os.path.join(REPO, ".bench", "node_modules", ".bin", "srt")
+
+CONNECT_LOOP = """
+import socket, sys, time
+p, n = sys.argv[1], int(sys.argv[2])
+t = time.perf_counter()
+for _ in range(n):
+    s = socket.socket(socket.AF_UNIX); s.connect(p); s.close()
+print(time.perf_counter() - t)
+"""
+
+
+def _best(cmd: list[str], n: int = 7, env: dict | None = None) -> float | None:
+    out = []
+    for _ in range(n):
+        t = time.perf_counter()
+        r = subprocess.run(cmd, capture_output=True, env=env, timeout=60)
+        if r.returncode != 0:
+            return None
+        out.append(time.perf_counter() - t)
+    return min(out)
+
+
+def test_bench_peers(tmp_path):
+    socks = world_dir("lsb-bench-")
+    srv = UnixServer(os.path.join(socks, "s.sock"))
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / ".srt-settings.json").write_text(json.dumps({
+        "network": {"allowedDomains": [], "deniedDomains": [], "allowUnixSockets": [srv.path],
+                    "allowAllUnixSockets": False},
+        "filesystem": {"denyRead": [], "allowWrite": ["/tmp"], "denyWrite": []}}))
+    srt_env = {**os.environ, "HOME": str(home)}
+    runners: dict[str, tuple[list[str], dict | None] | str] = {"bare": ([], None)}
+    runners["lsandbox"] = ([LSANDBOX, "run", "--allow-unix-socket", socks, "--"], None)
+    runners["bubblewrap"] = (["bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"], None) \
+        if shutil.which("bwrap") else "bwrap not installed"
+    runners["sandbox-runtime"] = ([SRT], srt_env) if os.path.exists(SRT) else "srt not installed (make bench)"
+    rows = []
+    base: dict[str, float] = {}
+    try:
+        for name, spec in runners.items():
+            if isinstance(spec, str):
+                rows.append((name, spec, "", ""))
+                continue
+            prefix, env = spec
+            t_true = _best([*prefix, "true"], env=env)
+            t_py = _best([*prefix, PY, "-c", "pass"], env=env)
+            r = subprocess.run([*prefix, PY, "-c", CONNECT_LOOP, srv.path, "1000"], capture_output=True,
+                               text=True, env=env, timeout=300)
+            t_conn = float(r.stdout.strip().splitlines()[-1]) if r.returncode == 0 and r.stdout.strip() else None
+            if name == "bare":
+                base = {"true": t_true or 1, "py": t_py or 1, "conn": t_conn or 1}
+
+            def fmt(t: float | None, key: str, base: dict[str, float] = base) -> str:
+                return "failed" if t is None else f"{t * 1e3:.1f} ms ({t / base[key]:.1f}x)"
+
+            rows.append((name, fmt(t_true, "true"), fmt(t_py, "py"),
+                         fmt(t_conn, "conn") if t_conn is not None else f"n/a ({(r.stderr or '').strip()[-60:]})"))
+    finally:
+        srv.close()
+        rmtree(socks)
+    print("\n| sandbox | `true` | `python3 -c pass` | 1,000 AF_UNIX connects |")
+    print("| --- | --- | --- | --- |")
+    for row in rows:
+        print("| " + " | ".join(row) + " |")

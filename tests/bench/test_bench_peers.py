@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import time
@@ -54,7 +55,7 @@ def test_bench_peers(tmp_path):
     runners["lsandbox"] = ([LSANDBOX, "run", "--allow-unix-socket", socks, "--"], None)
     runners["bubblewrap"] = (["bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"], None) \
         if shutil.which("bwrap") else "bwrap not installed"
-    runners["sandbox-runtime"] = ([SRT], srt_env) if os.path.exists(SRT) else "srt not installed (make bench)"
+    runners["sandbox-runtime"] = ([SRT, "-c"], srt_env) if os.path.exists(SRT) else "srt not installed (make bench)"
     rows = []
     base: dict[str, float] = {}
     try:
@@ -63,9 +64,14 @@ def test_bench_peers(tmp_path):
                 rows.append((name, spec, "", ""))
                 continue
             prefix, env = spec
-            t_true = _best([*prefix, "true"], env=env)
-            t_py = _best([*prefix, PY, "-c", "pass"], env=env)
-            r = subprocess.run([*prefix, PY, "-c", CONNECT_LOOP, srv.path, "1000"], capture_output=True,
+
+            def cmd(*args: str, prefix: list[str] = prefix) -> list[str]:
+                # srt -c takes one shell string; the others take argv
+                return [*prefix, shlex.join(args)] if prefix[-1:] == ["-c"] else [*prefix, *args]
+
+            t_true = _best(cmd("true"), env=env)
+            t_py = _best(cmd(PY, "-c", "pass"), env=env)
+            r = subprocess.run(cmd(PY, "-c", CONNECT_LOOP, srv.path, "1000"), capture_output=True,
                                text=True, env=env, timeout=300)
             t_conn = float(r.stdout.strip().splitlines()[-1]) if r.returncode == 0 and r.stdout.strip() else None
             if name == "bare":

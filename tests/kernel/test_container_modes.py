@@ -24,7 +24,7 @@ def t(f):
     except OSError as e:
         return type(e).__name__
 R = {}
-R["write_inside"] = t(lambda: open(W + "/f", "w").write("x"))
+R["write_inside"] = t(lambda: open(W + "/sub/f", "w").write("x"))
 R["write_outside"] = t(lambda: open(O + "/f", "w").write("x"))
 R["git_hook"] = t(lambda: open(W + "/.git/hook", "w").write("x"))
 R["tcp"] = t(lambda: socket.create_connection(("127.0.0.1", int(PORT)), timeout=3))
@@ -41,6 +41,8 @@ WANT = {"write_inside": "ok", "write_outside": "PermissionError", "tcp": "Permis
 def setup():
     ws, out, socks = world_dir("lsb-cm-ws-"), world_dir("lsb-cm-out-"), world_dir("lsb-cm-s-")
     os.mkdir(os.path.join(ws, ".git"))
+    os.mkdir(os.path.join(ws, "sub"))
+    os.chmod(os.path.join(ws, "sub"), 0o777)
     ok, no = UnixServer(os.path.join(socks, "ok.sock")), UnixServer(os.path.join(socks, "no.sock"))
     tcp = socket.socket()
     tcp.bind(("127.0.0.1", 0))
@@ -106,3 +108,18 @@ def test_tcp_probe_reaches_server_unsandboxed(setup):
     port = setup[4]
     r = subprocess.run([PY, "-c", f"import socket; socket.create_connection(('127.0.0.1', {port}), timeout=3)"])
     assert r.returncode == 0
+
+
+def test_core_with_capabilities_dropped(setup):
+    """Root without any capability (as in a container with `--cap-drop=ALL`): the core cases
+    still hold (namespaces may be refused; the run falls back or uses a user namespace)."""
+    ws, out, ok, no, port = setup
+    from tests._sandbox import LSANDBOX
+
+    r = subprocess.run(["setpriv", "--bounding-set=-all", "--inh-caps=-all", "--ambient-caps=-all",
+                        LSANDBOX, "run", "--allow-unix-socket", ok, "--", PY, "-c", CORE, ws, out, ok, no,
+                        str(port)], capture_output=True, text=True, cwd=ws, timeout=60)
+    assert r.returncode == 0, r.stderr
+    got = json.loads(r.stdout.splitlines()[-1])
+    assert {k: got[k] for k in WANT} == WANT
+    assert got["git_hook"] != "ok"

@@ -219,3 +219,37 @@ def test_core_as_nobody(ws):
     assert got["write_outside"] == "PermissionError"
     assert got["git_hook"] in ("OSError", "PermissionError")
     assert not os.path.exists(os.path.join(d, ".git/hooks/evil"))
+
+
+def test_interactive_terminal_usable():
+    """Under a real pty the command owns the terminal: it is a tty, reads input, gets its size,
+    and Ctrl-C (sent by the terminal to the foreground group) reaches it."""
+    import pty
+    import select as sel
+
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execv(LSANDBOX, [LSANDBOX, "run", "--", "sh", "-c",
+                            "tty; stty size; read line; echo got:$line; trap 'echo INT; exit 9' INT; "
+                            "echo waiting; while :; do sleep 0.1; done"])
+    out = b""
+
+    def read_until(marker: bytes, timeout: float = 15) -> None:
+        nonlocal out
+        deadline = time.time() + timeout
+        while marker not in out and time.time() < deadline:
+            if sel.select([fd], [], [], 0.2)[0]:
+                try:
+                    out += os.read(fd, 4096)
+                except OSError:
+                    break
+
+    read_until(b"\n")
+    os.write(fd, b"hello\n")
+    read_until(b"waiting")
+    os.write(fd, b"\x03")  # Ctrl-C through the line discipline
+    read_until(b"INT")
+    _, status = os.waitpid(pid, 0)
+    text = out.decode(errors="replace")
+    assert "/dev/pts/" in text and "got:hello" in text and "INT" in text, text
+    assert os.waitstatus_to_exitcode(status) == 9

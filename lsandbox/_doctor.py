@@ -15,7 +15,7 @@ from typing import Any
 import landlock
 import seccomp_bpf as sb
 
-from .linux._features import userns_allowed
+from .linux._features import addfd_available, userns_allowed, wait_killable_available
 from .policy import Policy
 
 
@@ -62,6 +62,7 @@ def probe_machine() -> dict[str, Any]:
         notif = sb.action_available(sb.USER_NOTIF)
     except OSError:
         notif = False
+    getfd = _pidfd_getfd_works()
     return {
         "kernel": platform.release(),
         "arch": sb.native_arch(),
@@ -73,12 +74,12 @@ def probe_machine() -> dict[str, Any]:
             "log": sb.action_available(sb.LOG),
             "kill_process": sb.action_available(sb.KILL_PROCESS),
             "new_listener": sb.flag_supported(sb.FLAG_NEW_LISTENER),
-            "wait_killable_recv": sb.flag_supported(sb.FLAG_WAIT_KILLABLE_RECV),
+            "wait_killable_recv": wait_killable_available(),
             "tsync_esrch": sb.flag_supported(sb.FLAG_TSYNC_ESRCH),
-            "addfd": _kernel_at_least(5, 9),
+            "addfd": _kernel_at_least(5, 9) and addfd_available(),
             "sync_wake_up": _kernel_at_least(6, 6),
         },
-        "pidfd_getfd": _pidfd_getfd_works(),
+        "pidfd_getfd": bool(getfd),
         "namespaces": {
             "root": root,
             "unprivileged_userns": userns,

@@ -68,6 +68,7 @@ import seccomp_bpf as sb
 from ..policy._model import Policy, SocketAccess
 from ..policy._paths import is_within
 from . import _broker_sys as sysc
+from ._features import addfd_available
 from ._sockaddr import AF_INET, AF_INET6, AF_UNIX, family, parse_unix, unix_sockaddr
 
 _NR = {name: sb.syscall_number(name, sb.native_arch())
@@ -447,6 +448,8 @@ class Broker:
         try:
             sock = self._getfd(n, n.args[0])
         except _NoGetfd:
+            if not addfd_available():
+                raise  # neither pidfd_getfd nor ADDFD: fail closed
             return self._connect_addfd(n, n.args[0] & 0xFFFFFFFF, addr)
         restore = False
         pin = -1

@@ -69,7 +69,9 @@ def _restrict(plan: LinuxPlan, sync: socket.socket) -> None:
         rs.add_path(path, access)
     if plan.abi:
         rs.restrict_self(no_new_privs=False)
-    install_and_hand_over(plan.filter_b, sync)  # the target keeps no copy of the listener
+    # the target keeps no copy of the listener
+    install_and_hand_over(plan.filter_b, sync,
+                          flags=sb.FLAG_WAIT_KILLABLE_RECV if plan.wait_killable else 0)
     sb.install_filter(plan.filter_a)
 
 

@@ -14,6 +14,28 @@ import landlock
 import seccomp_bpf
 
 
+def _clamped(name: str) -> bool:
+    return os.environ.get(name, "") in ("1", "true", "yes")
+
+
+def addfd_available() -> bool:
+    """SECCOMP_IOCTL_NOTIF_ADDFD (Linux 5.9); ``LSANDBOX_SECCOMP_NO_ADDFD=1`` emulates its absence."""
+    return not _clamped("LSANDBOX_SECCOMP_NO_ADDFD")
+
+
+def wait_killable_available() -> bool:
+    """SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV (Linux 5.19); ``LSANDBOX_SECCOMP_NO_WAIT_KILLABLE=1``
+    emulates its absence. With it, a brokered call can no longer be interrupted by a non-fatal
+    signal once the broker has received it, so the broker's work is never thrown away and
+    redone; without it the same answers are given, with more restarts."""
+    if _clamped("LSANDBOX_SECCOMP_NO_WAIT_KILLABLE"):
+        return False
+    try:
+        return seccomp_bpf.flag_supported(seccomp_bpf.FLAG_WAIT_KILLABLE_RECV)
+    except OSError:
+        return False
+
+
 @dataclass(frozen=True)
 class Features:
     landlock_abi: int
@@ -44,7 +66,7 @@ def userns_allowed() -> tuple[bool, str]:
 @cache
 def features() -> Features:
     root = os.geteuid() == 0
-    ns = os.environ.get("LSANDBOX_NO_NAMESPACES", "") not in ("1", "true", "yes")
+    ns = not _clamped("LSANDBOX_NO_NAMESPACES")
     if ns and not root:
         ns = userns_allowed()[0]
     try:

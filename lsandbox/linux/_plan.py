@@ -19,7 +19,7 @@ import landlock as ll
 import seccomp_bpf as sb
 
 from ..policy import DEVICE_FILES_RW, FsAccess, Policy, SocketAccess
-from ._features import Features
+from ._features import Features, wait_killable_available
 from ._filter_a import build_filter_a
 from ._unix_filter import build_notify_filter
 
@@ -41,6 +41,7 @@ class LinuxPlan:
     filter_b: sb.Program
     namespaces: bool
     datagrams: bool
+    wait_killable: bool
     notes: list[str] = field(default_factory=list)
 
 
@@ -104,5 +105,6 @@ def build_plan(policy: Policy, socket_dir: str, feats: Features) -> LinuxPlan:
         filter_b=build_notify_filter(arch, datagrams=datagrams),
         namespaces=feats.namespaces,
         datagrams=datagrams,
+        wait_killable=wait_killable_available(),
         notes=notes,
     )

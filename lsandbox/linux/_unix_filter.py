@@ -41,7 +41,7 @@ def build_notify_filter(arch: str, *, datagrams: bool = False) -> sb.Program:
     return sb.compile_filter(sb.Filter(arch, rules, sb.ALLOW))
 
 
-def install_and_hand_over(program: sb.Program, sock: socket.socket) -> None:
+def install_and_hand_over(program: sb.Program, sock: socket.socket, *, flags: int = 0) -> None:
     """Install filter B on the calling thread and send its listener over ``sock``
     (SCM_RIGHTS), keeping no copy.
 
@@ -66,7 +66,7 @@ def install_and_hand_over(program: sb.Program, sock: socket.socket) -> None:
     t = threading.Thread(target=sender, name="lsandbox-listener-handover")
     t.start()
     try:
-        fd = sb.install_filter(program, flags=sb.FLAG_NEW_LISTENER)
+        fd = sb.install_filter(program, flags=sb.FLAG_NEW_LISTENER | flags)
         assert fd is not None
         box.append(fd)
     finally:

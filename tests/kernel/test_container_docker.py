@@ -58,7 +58,8 @@ print(json.dumps(R))
 """
 
 
-def _in_container(ws: str, out: str, ok: str, no: str) -> tuple[int, str, str]:
+def _in_container(ws: str, out: str, ok: str, no: str, env: dict | None = None,
+                  argv: list[str] | None = None) -> tuple[int, str, str]:
     prog = docker_filter()
     r_out, w_out = os.pipe()
     pid = os.fork()
@@ -69,7 +70,8 @@ def _in_container(ws: str, out: str, ok: str, no: str) -> tuple[int, str, str]:
         os.chdir(ws)
         sb.set_no_new_privs()
         sb.install_filter(prog, flags=sb.FLAG_TSYNC)
-        os.execv(LSANDBOX, [LSANDBOX, "run", "--allow-unix-socket", ok, "--", PY, "-c", CORE, ws, out, ok, no])
+        os.environ.update(env or {})
+        os.execv(LSANDBOX, argv or [LSANDBOX, "run", "--allow-unix-socket", ok, "--", PY, "-c", CORE, ws, out, ok, no])
     os.close(w_out)
     data = b""
     while chunk := os.read(r_out, 65536):
@@ -89,6 +91,31 @@ def test_core_cases_under_docker_default_profile():
         assert got == {"write_inside": "ok", "write_outside": "PermissionError", "tcp": "PermissionError",
                        "unix_allowed": "ok", "unix_denied": "PermissionError"}, output
         assert ok.accepts == 1 and no.accepts == 0
+    finally:
+        ok.close()
+        no.close()
+        for d in (ws, out, socks):
+            rmtree(d)
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="Linux")
+def test_no_getfd_and_no_addfd_fails_closed():
+    """Docker's profile (no pidfd_getfd) on a kernel without ADDFD: an allowed AF_UNIX connect
+    is refused rather than performed unchecked, and doctor says the allowlist is not enforced."""
+    ws, out, socks = world_dir("lsb-dk-ws-"), world_dir("lsb-dk-out-"), world_dir("lsb-dk-s-")
+    ok, no = UnixServer(os.path.join(socks, "ok.sock")), UnixServer(os.path.join(socks, "no.sock"))
+    clamp = {"LSANDBOX_SECCOMP_NO_ADDFD": "1"}
+    try:
+        rc, output, _ = run_in_child(_in_container, ws, out, ok.path, no.path, clamp, timeout=60).unwrap()
+        got = json.loads([ln for ln in output.splitlines() if ln.startswith("{")][-1])
+        assert got["unix_allowed"] == "PermissionError" and got["unix_denied"] == "PermissionError"
+        assert ok.accepts == 0 and no.accepts == 0
+        rc, output, _ = run_in_child(_in_container, ws, out, ok.path, no.path, clamp,
+                                     [LSANDBOX, "doctor", "--json"], timeout=60).unwrap()
+        doc = json.loads(output[output.index("{"):])
+        rows = {r["field"]: r["state"] for r in doc["fields"]}
+        assert doc["machine"]["pidfd_getfd"] is False
+        assert rows["unix_sockets allowlist"] == "not enforced" and rc == 1
     finally:
         ok.close()
         no.close()

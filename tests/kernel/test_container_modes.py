@@ -75,6 +75,13 @@ def test_core_without_namespaces(setup):
     assert got["git_hook"] == "PermissionError"  # Landlock split instead of a read-only mount
 
 
+@pytest.mark.parametrize("clamp", ["LSANDBOX_SECCOMP_NO_WAIT_KILLABLE", "LSANDBOX_SECCOMP_NO_ADDFD"])
+def test_core_with_seccomp_features_clamped(setup, clamp):
+    """Where pidfd_getfd works, neither WAIT_KILLABLE_RECV nor ADDFD is needed."""
+    got = _core(setup, {clamp: "1"})
+    assert {k: got[k] for k in WANT} == WANT
+
+
 def test_core_without_namespaces_old_abi(setup):
     got = _core(setup, {"LSANDBOX_NO_NAMESPACES": "1", "LANDLOCK_MAX_ABI": "1"})
     assert {k: got[k] for k in WANT} == WANT

@@ -14,7 +14,7 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import prctl
 
@@ -112,24 +112,43 @@ def child_main(
     sync: socket.socket,
     report_fd: int,
     *,
-    pidns: bool,
+    ns_flags: int,
     userns: bool,
     uid: int,
     gid: int,
     tty: int | None,
     std_fds: tuple[int, int, int],
+    fallback: Callable[[], LinuxPlan],
 ) -> None:
-    """Never returns."""
+    """Never returns. With namespaces this process unshares them, becomes a relay (outside the
+    new PID namespace, forwarding signals) and forks init (PID 1 inside), which applies the
+    sandbox to itself and forks the command."""
+    pidns = False
     try:
         prctl.set_pdeathsig(signal.SIGKILL)
-        if os.getppid() == 1 and not pidns:
+        if os.getppid() == 1:
             os._exit(125)  # the supervisor already died
         for target, fd in enumerate(std_fds):
             if fd != target:
                 os.dup2(fd, target)
         _close_all_but({report_fd, sync.fileno()})
+        if ns_flags:
+            try:
+                _sys.unshare(ns_flags)
+                pidns = True
+            except OSError as e:  # a container refusing namespaces: same policy, no namespaces
+                report(report_fd, "note", f"namespaces unavailable ({e.strerror}); running without")
+                plan = fallback()
         if pidns:
             _setup_namespaces(plan, uid, gid, userns)
+            mask = set(FORWARDED) | {signal.SIGCHLD}
+            signal.pthread_sigmask(signal.SIG_BLOCK, mask)
+            init = os.fork()
+            if init != 0:
+                sync.close()
+                _relay(init, mask)
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, mask)
+            prctl.set_pdeathsig(signal.SIGKILL)
         if cwd:
             os.chdir(cwd)
         _restrict(plan, sync)
@@ -141,6 +160,25 @@ def child_main(
         _foreground(tty)
         _exec(argv, executable, env, report_fd)
     _init(argv, executable, env, report_fd, tty)
+
+
+def _relay(init: int, mask: set[int]) -> None:
+    """Outside the PID namespace: forward signals to init, exit when it does."""
+    try:
+        while True:
+            sig = signal.sigwait(mask)
+            if sig == signal.SIGCHLD:
+                got, status = os.waitpid(init, os.WNOHANG)
+                if got == init:
+                    code = os.waitstatus_to_exitcode(status)
+                    os._exit(128 - code if code < 0 else code)
+            else:
+                try:
+                    os.kill(init, sig)
+                except ProcessLookupError:
+                    pass
+    except BaseException:  # noqa: BLE001
+        os._exit(125)
 
 
 def _init(argv: Sequence[str], executable: str, env: dict[str, str], report_fd: int, tty: int | None) -> None:

@@ -55,6 +55,6 @@ ffi = _load(CDEF, "_ffi_abi")
 lib = ffi.dlopen(None)
 
 SYS = {
-    "x86_64": {"clone": 56, "openat2": 437, "pidfd_getfd": 438, "pidfd_open": 434},
-    "aarch64": {"clone": 220, "openat2": 437, "pidfd_getfd": 438, "pidfd_open": 434},
+    "x86_64": {"unshare": 272, "clone": 56, "openat2": 437, "pidfd_getfd": 438, "pidfd_open": 434},
+    "aarch64": {"unshare": 97, "clone": 220, "openat2": 437, "pidfd_getfd": 438, "pidfd_open": 434},
 }

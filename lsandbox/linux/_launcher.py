@@ -109,26 +109,26 @@ def spawn(
     parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     report_r, report_w = os.pipe2(os.O_CLOEXEC)
     uid, gid = os.geteuid(), os.getegid()
-    try:
-        pid = _sys.clone_process(flags) if flags else os.fork()
-    except OSError as e:
-        if not flags:
-            raise
-        # namespaces refused here (a container): same policy, no namespaces
-        plan = build_plan(policy, socket_dir, Features(feats.landlock_abi, True, False, feats.root))
-        pidns = userns = False
-        record({"kind": "note", "text": f"namespaces unavailable ({e.strerror}); running without"})
-        pid = os.fork()
+    # A plain glibc fork (never a raw clone: glibc must reset its locks, as other threads of
+    # this process may hold them); the child unshares the namespaces itself.
+    pid = os.fork()
     if pid == 0:
         parent_sock.close()
         os.close(report_r)
-        child_main(plan, argv, executable, env, cwd, child_sock, report_w, pidns=pidns, userns=userns,
-                   uid=uid, gid=gid, tty=tty, std_fds=stdio)
+        child_main(plan, argv, executable, env, cwd, child_sock, report_w, ns_flags=flags, userns=userns,
+                   uid=uid, gid=gid, tty=tty, std_fds=stdio,
+                   fallback=lambda: build_plan(policy, socket_dir,
+                                               Features(feats.landlock_abi, True, False, feats.root)))
     child_sock.close()
     os.close(report_w)
     launch = Launch(pid, plan, report_r, None, socket_dir, tty, pidns, events)
+    parent_sock.settimeout(60)  # never hang the caller on a child stuck before hand-over
     try:
         _msg, fds, _flags, _addr = socket.recv_fds(parent_sock, 16, 1)
+    except TimeoutError:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        raise SetupError("the sandboxed child did not hand over its seccomp listener within 60 s") from None
     finally:
         parent_sock.close()
     if fds:
@@ -168,6 +168,8 @@ def wait(launch: Launch) -> Launch:
             cmd_status = int(text)
         elif kind == "setup":
             launch.error = f"sandbox setup failed: {text}"
+        elif kind == "note":
+            launch.events.append({"kind": "note", "text": text})
         elif kind == "exec":
             _errno, _, msg = text.partition(":")
             launch.error = f"cannot execute {msg}"

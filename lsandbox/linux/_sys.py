@@ -54,6 +54,12 @@ def clone_process(flags: int) -> int:
     return int(pid)
 
 
+def unshare(flags: int) -> None:
+    """unshare(2) (``os.unshare`` exists only from Python 3.12)."""
+    ffi.errno = 0
+    _check(lib.syscall(ffi.cast("long", _NR["unshare"]), ffi.cast("unsigned long", flags)), "unshare")
+
+
 def mount(source: str | None, target: str, fstype: str | None, flags: int) -> None:
     src = source.encode() if source else ffi.NULL
     fst = fstype.encode() if fstype else ffi.NULL

@@ -19,12 +19,12 @@ CDEF = """
     int prctl(int option, unsigned long arg2, unsigned long arg3, unsigned long arg4,
               unsigned long arg5);
     """
-def _load(cdef: str, module: str, *, packed: bool = False) -> Any:
+def _load(cdef: str, module: str, *, packed: bool = False, package: str = __package__) -> Any:
     """The FFI for ``cdef``: the pre-parsed out-of-line module ``module`` when it was generated
     for exactly this ``cdef`` (``scripts/gen_cffi.py``, run by ``make``; importing it costs
     ~3 ms instead of ~40 ms of C parsing at every start), else parse ``cdef`` now."""
     try:
-        mod = importlib.import_module(f"{__package__}.{module}")
+        mod = importlib.import_module(f"{package}.{module}")
         if getattr(mod, "CDEF_CRC", None) == zlib.crc32(cdef.encode()):
             return mod.ffi
     except ImportError:
@@ -36,13 +36,13 @@ def _load(cdef: str, module: str, *, packed: bool = False) -> Any:
     return ffi
 
 
-def emit(cdef: str, module: str, path: str, *, packed: bool = False) -> None:
+def emit(cdef: str, module: str, path: str, *, packed: bool = False, package: str = __package__) -> None:
     """Write the out-of-line ABI module for ``cdef`` to ``path`` (used by scripts/gen_cffi.py)."""
     import cffi
 
     ffi = cffi.FFI()
     ffi.cdef(cdef, packed=packed)
-    ffi.set_source(f"{__package__}.{module}", None)
+    ffi.set_source(f"{package}.{module}", None)
     ffi.emit_python_code(path)
     with open(path, "a") as f:
         f.write(f"CDEF_CRC = {zlib.crc32(cdef.encode())}\n")

@@ -6,9 +6,10 @@ newer calls the same number on x86_64 and aarch64.
 
 from __future__ import annotations
 
-import importlib
-import zlib
 from typing import Any
+
+from seccomp_bpf._ffi import _load as _sb_load
+from seccomp_bpf._ffi import emit as _sb_emit
 
 CDEF = """
     long syscall(long number, ...);
@@ -22,33 +23,14 @@ CDEF = """
     int connect(int fd, const void *addr, unsigned int addrlen);
     int bind(int fd, const void *addr, unsigned int addrlen);
     """
-def _load(cdef: str, module: str, *, packed: bool = False) -> Any:
-    """The FFI for ``cdef``: the pre-parsed out-of-line module ``module`` when it was generated
-    for exactly this ``cdef`` (``scripts/gen_cffi.py``, run by ``make``; importing it costs
-    ~3 ms instead of ~40 ms of C parsing at every start), else parse ``cdef`` now."""
-    try:
-        mod = importlib.import_module(f"{__package__}.{module}")
-        if getattr(mod, "CDEF_CRC", None) == zlib.crc32(cdef.encode()):
-            return mod.ffi
-    except ImportError:
-        pass
-    import cffi
 
-    ffi = cffi.FFI()
-    ffi.cdef(cdef, packed=packed)
-    return ffi
+
+def _load(cdef: str, module: str) -> Any:
+    return _sb_load(cdef, module, package=__package__)
 
 
 def emit(cdef: str, module: str, path: str, *, packed: bool = False) -> None:
-    """Write the out-of-line ABI module for ``cdef`` to ``path`` (used by scripts/gen_cffi.py)."""
-    import cffi
-
-    ffi = cffi.FFI()
-    ffi.cdef(cdef, packed=packed)
-    ffi.set_source(f"{__package__}.{module}", None)
-    ffi.emit_python_code(path)
-    with open(path, "a") as f:
-        f.write(f"CDEF_CRC = {zlib.crc32(cdef.encode())}\n")
+    _sb_emit(cdef, module, path, packed=packed, package=__package__)
 
 
 ffi = _load(CDEF, "_ffi_abi")

@@ -17,7 +17,9 @@ if ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then want+=(python3-ve
 if ! python3 -c 'import os, sysconfig; raise SystemExit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))' >/dev/null 2>&1; then
     want+=(python3-dev)
 fi
-if [ "${LSANDBOX_SKIP_VAGRANT:-0}" != 1 ]; then want+=(vagrant); fi
+# vagrant is optional (Ubuntu 24.04 no longer packages it): tried separately below.
+optional=()
+if [ "${LSANDBOX_SKIP_VAGRANT:-0}" != 1 ] && ! command -v vagrant >/dev/null 2>&1; then optional+=(vagrant); fi
 if [ "${1:-}" = "--bench" ]; then want+=(bubblewrap socat ripgrep nodejs npm); fi
 
 missing=()
@@ -29,7 +31,7 @@ if [ "${1:-}" = "--bench" ] && command -v npm >/dev/null 2>&1; then
     missing=("${missing[@]/nodejs}"); missing=("${missing[@]/npm}")
 fi
 read -r -a missing <<<"${missing[*]:-}"
-[ ${#missing[@]} -eq 0 ] && exit 0
+[ ${#missing[@]} -eq 0 ] && [ ${#optional[@]} -eq 0 ] && exit 0
 
 sudo=""
 if [ "$(id -u)" != 0 ]; then
@@ -39,4 +41,10 @@ fi
 echo "install-system-deps: installing ${missing[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
 $sudo apt-get update -qq
-$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+if [ ${#missing[@]} -gt 0 ]; then
+    $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+for p in "${optional[@]}"; do
+    $sudo apt-get install -y -qq --no-install-recommends "$p" >/dev/null 2>&1 \
+        || echo "install-system-deps: $p is not available here; the tests that need it are skipped" >&2
+done

@@ -187,15 +187,21 @@ def test_flipping_sun_path_race(d, nobody):
         res["flips"] = flips[0]
         return res
 
-    unsandboxed = run_in_child(work).unwrap()
+    for _ in range(5):  # a busy machine can starve the flipper: retry the demonstration
+        unsandboxed = run_in_child(work).unwrap()
+        if bad.settle() > 0:
+            break
     assert bad.settle() > 0  # without the broker the flipped address does get through
-    bad.reset()
-    ok.reset()
-    res, _ = brokered(work, as_nobody=nobody, pol=policy({f"{d[0]}/allowed": "allow"}))
-    assert bad.settle() == 0
+    for _ in range(3):
+        bad.reset()
+        ok.reset()
+        res, _ = brokered(work, as_nobody=nobody, pol=policy({f"{d[0]}/allowed": "allow"}))
+        assert bad.settle() == 0  # the property: never a single accept on the denied server
+        assert ok.settle() == res["ok"], (res, unsandboxed)
+        if res["ok"] > 0 and res["denied"] > 0 and res["flips"] > 3000:
+            break
     # the race really ran: both addresses were read by the broker, and memory kept flipping
     assert res["ok"] > 0 and res["denied"] > 0 and res["flips"] > 3000, res
-    assert ok.settle() == res["ok"], (res, unsandboxed)
 
 
 def test_dup2_swapping_inet_and_unix_sockets(d):
@@ -220,10 +226,17 @@ def test_dup2_swapping_inet_and_unix_sockets(d):
         t = threading.Thread(target=swapper)
         t.start()
         seen: dict[str, int] = {}
-        for _ in range(1000):
+        n = 0
+        deadline = time.monotonic() + 10
+        # at least 1,000 connects, and on until both sockets were hit (the swapper thread can
+        # be starved for a while on a busy 2-core machine)
+        while n < 1000 or (len(seen) < 2 and time.monotonic() < deadline):
             r = _libc.connect(fd, addr, len(addr))
             k = "ok" if r == 0 else errno.errorcode[ctypes.get_errno()]
             seen[k] = seen.get(k, 0) + 1
+            n += 1
+            if n % 200 == 0:
+                time.sleep(0.001)  # let the swapper run
         stop.append(1)
         t.join()
         return seen

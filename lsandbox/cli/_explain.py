@@ -69,8 +69,14 @@ def render_text(policy: Policy, backend: str, asked: str | None) -> str:
         out.append(f"  {policy.description}")
     out.append(f"backend: {backend}")
     out.append("filesystem (longest match wins; nothing matched = no access):")
+    carve = set(policy.filesystem.read_only)
     for r in policy.filesystem.rules:
-        out.append(f"  {r.access.value:<5} {r.path}    [{r.origin}] -> {fs_how[r.access.value]}")
+        how = fs_how[r.access.value]
+        if backend == "linux" and r.path in carve:
+            how = ("read-only bind mount in the sandbox's mount namespace (without namespaces: "
+                   "Landlock split, new entries in the parent refused); not protected if it "
+                   "does not exist at launch")
+        out.append(f"  {r.access.value:<5} {r.path}    [{r.origin}] -> {how}")
     out.append(f"  rw    {', '.join(DEVICE_FILES_RW)}    [always] -> device files programs need")
     net = policy.network
     if backend == "linux":

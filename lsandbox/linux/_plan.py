@@ -22,6 +22,7 @@ from ..policy import DEVICE_FILES_RW, FsAccess, Policy, SocketAccess
 from ._features import Features, wait_killable_available
 from ._filter_a import build_filter_a
 from ._unix_filter import build_notify_filter
+from ._unix_rules import resolve_unix_rules
 
 _DEV_RW = ll.AccessFs.READ_FILE | ll.AccessFs.WRITE_FILE | ll.AccessFs.TRUNCATE | ll.AccessFs.IOCTL_DEV
 
@@ -43,6 +44,20 @@ class LinuxPlan:
     datagrams: bool
     wait_killable: bool
     notes: list[str] = field(default_factory=list)
+
+
+def _lookup(tree: dict[str, ll.AccessFs], path: str) -> ll.AccessFs:
+    best = None
+    for k in tree:
+        if (k == "/" or path == k or path.startswith(k + "/")) and (best is None or len(k) > len(best)):
+            best = k
+    return tree[best] if best is not None else ll.AccessFs(0)
+
+
+def _merge_trees(a: dict[str, ll.AccessFs], b: dict[str, ll.AccessFs]) -> dict[str, ll.AccessFs]:
+    """Two longest-match trees over different rights as one: at every key of either, the
+    union of what each tree grants there (exact, since no key of either lies in between)."""
+    return {k: _lookup(a, k) | _lookup(b, k) for k in {*a, *b}}
 
 
 def fs_rights(access: FsAccess, abi: int) -> ll.AccessFs:
@@ -82,7 +97,10 @@ def build_plan(policy: Policy, socket_dir: str, feats: Features) -> LinuxPlan:
     private_tmpfs = ["/dev/shm"] if feats.namespaces and os.path.isdir("/dev/shm") else []
     for path in private_tmpfs:
         rules[path] = fs_rights(FsAccess.WRITE, abi)
-    handled_fs = ll.AccessFs.from_all(abi) & ~ll.AccessFs.RESOLVE_UNIX
+    handled_fs = ll.AccessFs.from_all(abi)  # RESOLVE_UNIX included from ABI 9
+    unix = resolve_unix_rules(policy, socket_dir, abi)
+    if unix:  # ABI >= 9: the kernel checks pathname AF_UNIX too, under the broker
+        rules = _merge_trees(rules, unix)
     # AF_UNIX datagrams name their destination per message (sendto/sendmsg/sendmmsg). When the
     # policy allows some path, the broker performs those sends (filter B brokers sendmsg);
     # otherwise nothing outside could receive them anyway and AF_UNIX datagram sockets are

@@ -20,7 +20,7 @@ from .policy import Policy
 
 
 def _pidfd_getfd_works() -> bool:
-    from .linux import _sys
+    from .linux import _broker_sys
 
     pid = os.fork()
     if pid == 0:
@@ -34,7 +34,7 @@ def _pidfd_getfd_works() -> bool:
     try:
         pidfd = os.pidfd_open(pid)
         try:
-            fd = _sys.pidfd_getfd(pidfd, 0)
+            fd = _broker_sys.pidfd_getfd(pidfd, 0)
             os.close(fd)
             return True
         except OSError:

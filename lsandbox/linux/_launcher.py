@@ -2,12 +2,14 @@
 
 Process shape with namespaces (root, or unprivileged user namespaces allowed)::
 
-    supervisor (lsandbox, unconfined; runs the broker thread)
-      `-- init  (PID 1 of a new PID namespace; sandboxed; forwards signals)
-            `-- command (PID 2; sandboxed; foreground process group of the terminal)
+    supervisor (lsandbox, unconfined; runs the broker threads)
+      `-- relay (unshared the user/mount/PID namespaces; forwards signals; not sandboxed,
+            |     runs no untrusted code)
+            `-- init  (PID 1 of the new PID namespace; sandboxed; forwards signals)
+                  `-- command (PID 2; sandboxed; foreground process group of the terminal)
 
-If the supervisor dies, init gets SIGKILL (PDEATHSIG) and the kernel kills every process of
-the namespace: the sandbox fails closed. Without namespaces (some containers) the command is
+If the supervisor dies, the relay and then init get SIGKILL (PDEATHSIG) and the kernel kills
+every process of the namespace: the sandbox fails closed. Without namespaces (some containers) the command is
 the direct child: PDEATHSIG still kills it, but its descendants may outlive a killed
 supervisor (``doctor`` reports this).
 """

@@ -200,6 +200,9 @@ def notif_addfd(fd: int, id: int, srcfd: int, *, newfd: int | None = None, newfd
 
 
 def set_listener_flags(fd: int, flags: int) -> None:
-    """``SECCOMP_IOCTL_NOTIF_SET_FLAGS`` (e.g. USER_NOTIF_FD_SYNC_WAKE_UP, Linux 6.6+)."""
-    buf = bytearray(_U64.pack(flags))
-    fcntl.ioctl(fd, IOCTL_NOTIF_SET_FLAGS, buf, True)
+    """``SECCOMP_IOCTL_NOTIF_SET_FLAGS`` (e.g. USER_NOTIF_FD_SYNC_WAKE_UP, Linux 6.6+).
+
+    Unlike the other notification ioctls, the argument is the flags *value*, not a pointer
+    (the ioctl number's ``__u64`` notwithstanding): passing a buffer reads as an unknown flag
+    and fails with EINVAL."""
+    fcntl.ioctl(fd, IOCTL_NOTIF_SET_FLAGS, flags)

@@ -3,6 +3,7 @@ forked child that installed the same program observes."""
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import subprocess
@@ -164,6 +165,14 @@ def test_notification_round_trip():
         prog = sb.compile_filter(sb.Filter(ARCH, [sb.Rule("getppid", sb.USER_NOTIF)], sb.ALLOW))
         sb.set_no_new_privs()
         box["fd"] = sb.install_filter(prog, flags=sb.FLAG_NEW_LISTENER)
+        # SET_FLAGS takes the flags by value (a pointer reads as unknown flags: EINVAL); a bad
+        # flag is still refused, so this cannot pass by accepting anything.
+        sb.set_listener_flags(box["fd"], sb.USER_NOTIF_FD_SYNC_WAKE_UP)
+        try:
+            sb.set_listener_flags(box["fd"], 1 << 7)
+            box["bad_flag"] = "accepted"
+        except OSError as e:
+            box["bad_flag"] = e.errno
         ready.set()
         nr = sb.syscall_number("getppid", ARCH)
         first = lib.syscall(nr)
@@ -173,9 +182,10 @@ def test_notification_round_trip():
         third = lib.syscall(nr)
         err = ffi.errno
         t.join()
-        return first, second, box["addfd"], third, err, box["nr"], box["valid"], box["stale"]
+        return first, second, box["addfd"], third, err, box["nr"], box["valid"], box["stale"], box["bad_flag"]
 
-    first, second, added, third, err, nr, valid, stale = run_in_child(child).unwrap()
+    first, second, added, third, err, nr, valid, stale, bad_flag = run_in_child(child).unwrap()
+    assert bad_flag == errno.EINVAL
     assert first == 4242
     assert second == added and second > 2
     assert (third, err) == (-1, 13)

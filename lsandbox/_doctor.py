@@ -80,6 +80,7 @@ def probe_machine() -> dict[str, Any]:
             "sync_wake_up": _kernel_at_least(6, 6),
         },
         "pidfd_getfd": bool(getfd),
+        "broker_fastpath": _fastpath_state(),
         "namespaces": {
             "root": root,
             "unprivileged_userns": userns,
@@ -90,6 +91,13 @@ def probe_machine() -> dict[str, Any]:
         "audit_readable": False,
         "in_container": os.path.exists("/.dockerenv") or os.path.exists("/run/.containerenv"),
     }
+
+
+def _fastpath_state() -> str:
+    """'compiled' or why the broker runs in pure Python (a speed matter only)."""
+    from .linux import _fastpath
+
+    return "compiled" if _fastpath.lib is not None else _fastpath.why_not
 
 
 def field_report(policy: Policy, m: dict[str, Any]) -> list[dict[str, str]]:

@@ -29,6 +29,8 @@ def run(args: argparse.Namespace) -> int:
               f"errata {machine['landlock_errata']:#x}")
         print("seccomp: " + ", ".join(f"{k}={'yes' if v else 'no'}" for k, v in s.items()))
         print(f"pidfd_getfd: {'yes' if machine['pidfd_getfd'] else 'no'}")
+        fast = machine["broker_fastpath"]
+        print("broker fast path: " + ("compiled (C, cffi)" if fast == "compiled" else f"pure Python: {fast}"))
         print(f"namespaces: {'usable' if ns['usable'] and not ns['disabled_by_env'] else 'unavailable'}"
               + (f" ({ns['why_not']})" if ns["why_not"] else "") + (" (root)" if ns["root"] else ""))
         print("audit log: not read (filesystem denials are enforced, not reported)")

@@ -60,6 +60,16 @@ def _render_bpf(policy: Policy) -> str:
     return render_bpf(policy)
 
 
+def _exposed(policy: Policy):  # noqa: ANN202 - a predicate
+    """Which allowlisted socket paths the planted-socket checks apply to (Linux broker)."""
+    try:
+        from ..linux._provenance import Provenance
+    except ImportError:
+        return lambda _p: False
+    prov = Provenance(policy, "", 0, snapshot=False)
+    return lambda p: prov.exposed(p) or prov._writable(p)  # noqa: SLF001
+
+
 def render_text(policy: Policy, backend: str, asked: str | None) -> str:
     fs_how = LINUX_FS if backend == "linux" else MACOS_FS
     out = [f"profile: {policy.name or '(default)'}"]
@@ -89,8 +99,13 @@ def render_text(policy: Policy, backend: str, asked: str | None) -> str:
                 "canonical path; Landlock RESOLVE_UNIX too on ABI >= 9)" if backend == "linux"
                 else "SBPL network-outbound (remote unix-socket) / network-bind (local unix-socket)")
     out.append(f"unix sockets (longest match wins; -> {unix_how}):")
+    exposed = _exposed(policy) if backend == "linux" else (lambda _p: False)
     for r in net.unix_sockets:
-        out.append(f"  {r.access.value:<5} {r.path}    [{r.origin}]")
+        note = ""
+        if r.access.value == "allow" and exposed(r.path):
+            note = (" -> in a place the sandbox can write: sockets created, moved or linked there "
+                    "after launch are refused unless the sandbox bound them itself")
+        out.append(f"  {r.access.value:<5} {r.path}    [{r.origin}]{note}")
     out.append("  allow $LSANDBOX_SOCKET_DIR    [always] -> the sandbox-local socket directory")
     default = "allow" if net.dangerously_allow_all_unix_sockets else "none"
     out.append(f"  {default:<5} everything else" +

@@ -68,7 +68,9 @@ import seccomp_bpf as sb
 from ..policy._model import Policy, SocketAccess
 from ..policy._paths import is_within
 from . import _broker_sys as sysc
+from . import _fastpath as _fp
 from ._features import addfd_available
+from ._provenance import Provenance
 from ._sockaddr import AF_INET, AF_INET6, AF_UNIX, family, parse_unix, unix_sockaddr
 
 _NR = {name: sb.syscall_number(name, sb.native_arch())
@@ -156,6 +158,11 @@ def _lexical(path: str, tid: int) -> str:
     return os.path.normpath(path).replace("//", "/")
 
 
+def _notification(r: object) -> sb.Notification:
+    """A :class:`seccomp_bpf.Notification` from the fast path's ``struct lsb_fast``."""
+    return sb.Notification(r.id, r.pid, 0, r.nr, 0, 0, tuple(r.args))  # type: ignore[attr-defined]
+
+
 def _real_path(fd: int) -> str:
     return os.readlink(f"/proc/self/fd/{fd}")
 
@@ -169,10 +176,14 @@ class Broker:
     """
 
     def __init__(self, listener_fd: int, policy: Policy, socket_dir: str,
-                 on_event: Callable[[dict], None], *, threads: int = 4) -> None:
+                 on_event: Callable[[dict], None], *, threads: int = 4,
+                 provenance: Provenance | None = None) -> None:
         self._fd = listener_fd
         self._policy = policy
         self._socket_dir = os.path.realpath(socket_dir) if socket_dir else ""
+        # Built before the sandbox starts by the launcher (its snapshot must predate the
+        # workload); the default, built here, is for callers that start the broker first.
+        self._prov = provenance or Provenance(policy, self._socket_dir, time.time_ns())
         self._on_event = on_event
         self._rules = {r.path: r for r in policy.network.unix_sockets}
         self._nthreads = max(2, threads)
@@ -185,6 +196,7 @@ class Broker:
         self._ids = (os.geteuid(), os.getegid())
         self.sync_wake_up = False
         self.finished = threading.Event()  # set once every target is gone (listener hung up)
+        self.stats = {"fast": 0, "slow": 0}  # notifications served by the C fast path / Python
 
     # -- lifecycle -------------------------------------------------------------------
     def start(self) -> None:
@@ -222,6 +234,9 @@ class Broker:
         except OSError:
             pass  # binds then fail closed (see _bind)
         self._local.private_cwd = True
+        if _fp.lib is not None:
+            self._fast_main()
+            return
         poller = select.poll()
         poller.register(self._fd, select.POLLIN)
         poller.register(self._wake_r, select.POLLIN)
@@ -233,11 +248,73 @@ class Broker:
                 while not self._stop and self._local.leading:
                     notif = self._receive(poller)
                     if notif is not None:
+                        self.stats["slow"] += 1
                         self._handle(notif)
             finally:
                 if self._local.leading:
                     self._local.leading = False
                     self._lead.release()
+
+    def _fast_main(self) -> None:
+        """The leader/follower loop over the compiled fast path (``_fastpath.h``): C waits,
+        receives and pins; Python decides every path; unusual notifications go to
+        :meth:`_handle` exactly as in the pure-Python loop."""
+        ffi, lib = _fp.ffi, _fp.lib
+        r = ffi.new("struct lsb_fast *")
+        connect_nr, (uid, gid) = _NR["connect"], self._ids
+        while not self._stop:
+            if not self._lead.acquire(timeout=0.2):
+                continue
+            self._local.leading = True
+            try:
+                while not self._stop and self._local.leading:
+                    st = lib.lsb_fast_next(self._fd, self._wake_r, 500, connect_nr, uid, gid, r)
+                    if st == _fp.DECIDE:
+                        self.stats["fast"] += 1
+                        self._fast_connect(r)
+                    elif st == _fp.SLOW:
+                        self.stats["slow"] += 1
+                        self._handle(_notification(r))
+                    elif st == _fp.WAKE:
+                        self._stop = True
+                    elif st == _fp.HUP:
+                        self.finished.set()
+                        self._stop = True
+                    elif st < 0:
+                        raise OSError(-st, "seccomp notification receive failed")
+            finally:
+                if self._local.leading:
+                    self._local.leading = False
+                    self._lead.release()
+
+    def _fast_connect(self, r: object) -> None:
+        """Decide the pinned path C prepared; connect through the pin (C) or deny."""
+        ffi, lib = _fp.ffi, _fp.lib
+        try:
+            path = os.fsdecode(ffi.string(r.path, r.path_len))  # type: ignore[attr-defined]
+            self._decide(path)
+            self._planted(path, r.pin)  # type: ignore[attr-defined]
+        except Exception as e:  # noqa: BLE001 - a denial, or anything unexpected: fail closed
+            os.close(r.pin)  # type: ignore[attr-defined]
+            os.close(r.sock)  # type: ignore[attr-defined]
+            if isinstance(e, _Denied):
+                self._emit(_notification(r), "connect", e.path, e.rule)
+            lib.lsb_fast_answer(self._fd, r.id, 0, errno.EACCES)  # type: ignore[attr-defined]
+            return
+        if lib.lsb_fast_connect(self._fd, r) != -errno.EAGAIN:
+            return
+        # The server's backlog is full: retry in Python (leadership handed over, ID_VALID).
+        n, sock, pin = _notification(r), r.sock, r.pin  # type: ignore[attr-defined]
+        try:
+            self._connect_unix(n, sock, unix_sockaddr(f"/proc/self/fd/{pin}".encode()))
+            self._send(n.id)
+        except _Answer as a:
+            self._send(n.id, error=a.err)
+        except OSError as e:
+            self._send(n.id, error=e.errno or errno.EACCES)
+        finally:
+            os.close(pin)
+            os.close(sock)
 
     def _receive(self, poller: select.poll) -> sb.Notification | None:
         for fd, ev in poller.poll(500):
@@ -380,6 +457,12 @@ class Broker:
             if self._policy.filesystem.access(parent) != FsAccess.WRITE:
                 raise _Denied(path, f"bind: {parent} is not writable")
 
+    def _planted(self, real: str, pin: int) -> None:
+        """Refuse a socket the sandbox moved into an allowlisted place (``_provenance``)."""
+        reason = self._prov.check(real, pin)
+        if reason is not None:
+            raise _Denied(real, reason)
+
     def _pin(self, n: sb.Notification, raw: bytes) -> tuple[int, str]:
         """Resolve ``raw`` as the target and pin the socket inode; returns (fd, real path)."""
         path = first = _proc_rewrite(os.fsdecode(raw), n.pid)
@@ -407,6 +490,7 @@ class Broker:
                     raise _Answer(errno.ECONNREFUSED)
                 if st.st_nlink != 1:
                     raise _Denied(real, f"planted socket: {st.st_nlink} hard links")
+                self._planted(real, fd)
                 return fd, real
             except BaseException:
                 os.close(fd)
@@ -597,7 +681,10 @@ class Broker:
             self._decide(real, bind=True)
             os.fchdir(dfd)
             try:
+                since = time.time_ns()
                 sysc.bind(sock, unix_sockaddr(os.fsencode(name)))
+                if self._prov.exposed(real):
+                    self._prov.note_bound(dfd, name, since)
             finally:
                 os.chdir("/")
         finally:

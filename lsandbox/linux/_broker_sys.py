@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import ctypes
 import os
+import struct
+from typing import NamedTuple
 
 import seccomp_bpf as sb
 
@@ -157,3 +159,32 @@ def so_domain(fd: int) -> int:
     if _getsockopt(fd, SOL_SOCKET, SO_DOMAIN, ctypes.byref(val), ctypes.byref(size)) != 0:
         raise _fail("getsockopt(SO_DOMAIN)")
     return val.value
+
+
+_statx = _libc.statx
+_statx.argtypes = (ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_uint, ctypes.c_void_p)
+AT_EMPTY_PATH, STATX_BASIC_STATS, STATX_BTIME = 0x1000, 0x7FF, 0x800
+_STX_HEAD = struct.Struct("=IIQIIIHH QQQQ")  # mask .. attributes_mask (64 bytes)
+_STX_TS = struct.Struct("=qI4x")
+
+
+class Statx(NamedTuple):
+    mode: int
+    dev: int
+    ino: int
+    ctime_ns: int
+    btime_ns: int | None  # None where the filesystem keeps no birth time
+
+
+def statx(fd: int) -> Statx:
+    """``statx(fd, "", AT_EMPTY_PATH)`` with the birth time (os.stat has none on Linux)."""
+    buf = ctypes.create_string_buffer(256)
+    if _statx(fd, b"", AT_EMPTY_PATH, STATX_BASIC_STATS | STATX_BTIME, buf) != 0:
+        raise _fail("statx")
+    raw = buf.raw
+    mask, _, _, _, _, _, mode, _, ino, _, _, _ = _STX_HEAD.unpack_from(raw, 0)
+    bsec, bnsec = _STX_TS.unpack_from(raw, 80)
+    csec, cnsec = _STX_TS.unpack_from(raw, 96)
+    major, minor = struct.unpack_from("=II", raw, 136)
+    btime = bsec * 1_000_000_000 + bnsec if mask & STATX_BTIME else None
+    return Statx(mode, os.makedev(major, minor), ino, csec * 1_000_000_000 + cnsec, btime)

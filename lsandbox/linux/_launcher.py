@@ -21,6 +21,7 @@ import signal
 import socket
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -84,6 +85,7 @@ def spawn(
     feats: Features | None = None,
 ) -> Launch:
     from ._broker import Broker
+    from ._provenance import Provenance
 
     feats = feats or features()
     if not feats.user_notif:
@@ -111,6 +113,7 @@ def spawn(
     parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     report_r, report_w = os.pipe2(os.O_CLOEXEC)
     uid, gid = os.geteuid(), os.getegid()
+    provenance = Provenance(policy, socket_dir, time.time_ns())  # before the workload exists
     # A plain glibc fork (never a raw clone: glibc must reset its locks, as other threads of
     # this process may hold them); the child unshares the namespaces itself.
     pid = os.fork()
@@ -134,7 +137,7 @@ def spawn(
     finally:
         parent_sock.close()
     if fds:
-        broker = Broker(fds[0], policy, socket_dir, record)
+        broker = Broker(fds[0], policy, socket_dir, record, provenance=provenance)
         broker.start()
         launch.broker = broker
     return launch

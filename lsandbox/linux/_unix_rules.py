@@ -48,4 +48,7 @@ def explain_unix(policy: Policy, socket_dir: str, abi: int) -> list[dict[str, st
                  "origin": "dangerously_allow_all_unix_sockets", "enforced_by": layers})
     rows.append({"path": "(hard-linked sockets)", "access": "none", "origin": "built-in",
                  "enforced_by": "broker (st_nlink != 1 on the pinned inode)"})
+    rows.append({"path": "(sockets moved where the sandbox can write)", "access": "none",
+                 "origin": "built-in", "enforced_by": "broker (ctime/birth time and a launch "
+                 "snapshot of allowlisted directories; lsandbox.linux._provenance)"})
     return rows

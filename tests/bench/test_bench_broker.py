@@ -12,6 +12,8 @@ import time
 
 import pytest
 
+import seccomp_bpf as sb
+from lsandbox.linux import _fastpath
 from tests._util import run_in_child
 from tests.security._unix_helpers import brokered, policy, shared_dir
 
@@ -58,6 +60,27 @@ int main(int argc, char **argv) {
 """
 
 
+# The race-free design's own floor: the fast path's C (pin, SO_DOMAIN, creds check,
+# non-blocking connect through /proc/self/fd) driven from C, every path allowed. The gap
+# between this and the Python broker is what Python (decision, interpreter, GIL) costs.
+C_PIN_BROKER = r"""
+#include "_fastpath.h"
+#include <stdlib.h>
+int main(int argc, char **argv) {
+    int lfd = atoi(argv[argc - 1]), p[2];
+    struct lsb_fast r;
+    if (pipe(p) != 0) return 1;
+    ioctl(lfd, SECCOMP_IOCTL_NOTIF_SET_FLAGS_X, 1ULL);
+    for (;;) {
+        int st = lsb_fast_next(lfd, p[0], 500, atoi(argv[1]), geteuid(), getegid(), &r);
+        if (st == LSB_DECIDE) lsb_fast_connect(lfd, &r);
+        else if (st == LSB_SLOW) lsb_fast_answer(lfd, r.id, 0, EACCES);
+        else if (st == LSB_HUP || st < 0) return 0;
+    }
+}
+"""
+
+
 def _accept_forever(path: str) -> None:
     s = socket.socket(socket.AF_UNIX)
     s.bind(path)
@@ -88,6 +111,12 @@ def test_bench_broker(tmp_path):
     src, exe = tmp_path / "cbroker.c", tmp_path / "cbroker"
     src.write_text(C_BROKER)
     subprocess.run([cc, "-O2", "-o", str(exe), str(src)], check=True)
+    pin_src, pin_exe = tmp_path / "cpin.c", tmp_path / "cpin"
+    pin_src.write_text("#define SECCOMP_IOCTL_NOTIF_SET_FLAGS_X _IOW('!', 4, unsigned long long)\n"
+                       + C_PIN_BROKER)
+    subprocess.run([cc, "-O2", "-I", os.path.dirname(_fastpath.__file__), "-o", str(pin_exe),
+                    str(pin_src)], check=True)
+    connect_nr = str(sb.syscall_number("connect", sb.native_arch()))
     d = shared_dir()
     path = f"{d}/srv"
     server = os.fork()
@@ -103,18 +132,30 @@ def test_bench_broker(tmp_path):
         many = policy({**{f"/nonexistent/{i:04d}": "allow" for i in range(999)}, d: "allow"})
         bare = run_in_child(_loop, path).unwrap()
         c = brokered(_loop, path, pol=one, external=[str(exe)])[0]
-        py1 = brokered(_loop, path, pol=one)[0]
+        cpin = brokered(_loop, path, pol=one, external=[str(pin_exe), connect_nr])[0]
+        stats: dict = {}
+        py1 = brokered(_loop, path, pol=one, stats=stats)[0]
         py1000 = brokered(_loop, path, pol=many)[0]
+        saved = _fastpath.lib
+        _fastpath.lib = None
+        try:
+            pure = brokered(_loop, path, pol=one)[0]
+        finally:
+            _fastpath.lib = saved
 
         def supervised() -> int:
             brokered(_loop, path, pol=one)
             return _rss_kb()
 
         rss = run_in_child(supervised).unwrap()
-        print(f"\nbroker, {N}x socket+connect+close (us/iter): bare {bare:.1f}, C broker {c:.1f}, "
-              f"python broker {py1:.1f} (1 rule), {py1000:.1f} (1000 rules)")
-        print(f"ratios: python/bare {py1 / bare:.2f} (target <= 4), python/C {py1 / c:.2f} "
-              f"(target <= 1.3), 1000/1 rules {py1000 / py1:.2f} (target <= 1.1); "
+        fast = "fast path " + ("compiled" if saved is not None else _fastpath.why_not)
+        print(f"\nbroker, {N}x socket+connect+close (us/iter): bare {bare:.1f}, C floor {c:.1f}, "
+              f"C with pin {cpin:.1f}, lsandbox {py1:.1f} (1 rule; {fast}; "
+              f"{stats.get('fast', 0)} of {stats.get('fast', 0) + stats.get('slow', 0)} in C), "
+              f"{py1000:.1f} (1000 rules), pure Python {pure:.1f}")
+        print(f"ratios: lsandbox/bare {py1 / bare:.2f} (target <= 4), lsandbox/C floor {py1 / c:.2f} "
+              f"(target <= 1.3), lsandbox/C with pin {py1 / cpin:.2f}, pure Python/lsandbox "
+              f"{pure / py1:.2f}, 1000/1 rules {py1000 / py1:.2f} (target <= 1.1); "
               f"supervisor peak RSS {rss / 1024:.1f} MiB (whole pytest fork)")
     finally:
         os.kill(server, 9)

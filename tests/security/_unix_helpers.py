@@ -16,6 +16,7 @@ from typing import Any
 
 import seccomp_bpf as sb
 from lsandbox.linux._broker import Broker
+from lsandbox.linux._provenance import Provenance
 from lsandbox.linux._unix_filter import build_notify_filter, install_and_hand_over
 from lsandbox.policy._model import (
     FilesystemPolicy,
@@ -45,12 +46,14 @@ def shared_dir() -> str:
 
 def brokered(fn: Callable[..., Any], *args: Any, pol: Policy, socket_dir: str = "",
              as_nobody: bool = False, timeout: float = 60.0,
-             external: list[str] | None = None) -> tuple[Any, list[dict]]:
+             external: list[str] | None = None, stats: dict | None = None) -> tuple[Any, list[dict]]:
     """Run ``fn(*args)`` under filter B in a forked child; returns (its value, events).
     ``external``: serve with this command (given the listener fd as its last argument)
-    instead of :class:`Broker` (the benchmark's C floor)."""
+    instead of :class:`Broker` (the benchmark's C floor). ``stats`` receives the broker's
+    counts of notifications served by the C fast path and by Python."""
     parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     r, w = os.pipe()
+    provenance = Provenance(pol, os.path.realpath(socket_dir) if socket_dir else "", time.time_ns())
     pid = os.fork()
     if pid == 0:  # child
         code = 0
@@ -83,7 +86,7 @@ def brokered(fn: Callable[..., Any], *args: Any, pol: Policy, socket_dir: str = 
             proc = subprocess.Popen([*external, str(fds[0])], pass_fds=fds)
             os.close(fds[0])
         else:
-            broker = Broker(fds[0], pol, socket_dir, events.append)
+            broker = Broker(fds[0], pol, socket_dir, events.append, provenance=provenance)
             broker.start()
         data = _read_all(r, timeout, pid)
     finally:
@@ -91,6 +94,8 @@ def brokered(fn: Callable[..., Any], *args: Any, pol: Policy, socket_dir: str = 
         _, status = os.waitpid(pid, 0)
         if broker is not None:
             broker.close()
+            if stats is not None:
+                stats.update(broker.stats)
         if proc is not None:
             proc.kill()
             proc.wait()

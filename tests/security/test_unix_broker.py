@@ -21,6 +21,19 @@ pytestmark = [pytest.mark.kernel, pytest.mark.security]
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
+@pytest.fixture(autouse=True, params=["fastpath", "python"])
+def broker_mode(request, monkeypatch):
+    """Every test runs against both brokers: with the compiled fast path (the common connect
+    in C, decisions in Python) and in pure Python (what runs where the module is not built)."""
+    from lsandbox.linux import _fastpath
+
+    if request.param == "python":
+        monkeypatch.setattr(_fastpath, "lib", None)
+    elif _fastpath.lib is None:
+        pytest.skip(f"broker fast path: {_fastpath.why_not}")
+    return request.param
+
+
 @pytest.fixture
 def d():
     path = shared_dir()
@@ -439,3 +452,35 @@ def test_fallback_without_pidfd_getfd(d):
     (res, blocking, peer), events = run_in_child(supervisor).unwrap()
     assert res == "EACCES" and blocking and peer == ok.path and ok.settle() == 1 and bad.settle() == 0
     assert events[0]["path"] == bad.path
+
+
+def test_fast_path_serves_plain_connects_and_defers_the_rest(d, broker_mode):
+    """The C fast path takes plain absolute connects (allowed and denied: Python decides
+    both) and hands everything else (relative paths, symlinks, datagrams) to Python
+    untouched; the answers are the same in both modes."""
+    ok, bad = _srv(d, "ok/s"), _srv(d, "bad")
+    os.symlink(ok.path, f"{d[0]}/ok/link")
+
+    def work():
+        os.chdir(f"{d[0]}/ok")
+        return [try_connect(ok.path), try_connect(bad.path), try_connect("s"),
+                try_connect(f"{d[0]}/ok/link")]
+
+    stats: dict = {}
+    res, _ = brokered(work, pol=policy({f"{d[0]}/ok": "allow"}), stats=stats)
+    assert res == ["ok", "EACCES", "ok", "ok"]
+    assert ok.settle() == 3 and bad.settle() == 0
+    if broker_mode == "fastpath":
+        assert stats == {"fast": 2, "slow": 2}
+    else:
+        assert stats == {"fast": 0, "slow": 4}
+
+
+def test_fast_path_is_built_under_make_test(broker_mode):
+    """`make test` builds the fast path first (and sets LSANDBOX_EXPECT_FASTPATH): a broken
+    build must fail CI instead of silently benchmarking and testing only the Python broker."""
+    from lsandbox.linux import _fastpath
+
+    if broker_mode == "python" or os.environ.get("LSANDBOX_EXPECT_FASTPATH") != "1":
+        pytest.skip("only under `make test`")
+    assert _fastpath.lib is not None, _fastpath.why_not

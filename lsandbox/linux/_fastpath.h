@@ -1,0 +1,230 @@
+/* The broker's fast path for the common AF_UNIX connect, compiled with cffi (API mode).
+ *
+ * Why C: a brokered connect is a dozen system calls (poll, RECV, process_vm_readv, ID_VALID,
+ * pidfd_open, pidfd_getfd, SO_DOMAIN, stat of the target, the O_PATH pin, fstat, readlink,
+ * connect, SEND). Issued one by one from Python each costs a microsecond of interpreter work
+ * on top of the kernel's; here they cost only the kernel's. The *decision* is not taken here:
+ * lsb_fast_next() stops with the pinned socket's real path, Python decides by the policy
+ * (the same `_decide` as the slow path), and lsb_fast_connect() performs the call through
+ * the pin. Anything unusual (another syscall, a relative or /proc path, a symlink, another
+ * uid, a hard-linked socket, a missing file, a non-AF_UNIX socket, any error) comes back as
+ * LSB_SLOW with the notification, nothing held, and the Python broker handles it from the
+ * start: the fast path only ever shortens the common case, it never decides.
+ *
+ * Structures are declared here (same layout as <linux/seccomp.h>) so that old kernel headers
+ * do not matter.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+struct lsb_seccomp_data {
+    int32_t nr;
+    uint32_t arch;
+    uint64_t instruction_pointer;
+    uint64_t args[6];
+};
+struct lsb_seccomp_notif {
+    uint64_t id;
+    uint32_t pid;
+    uint32_t flags;
+    struct lsb_seccomp_data data;
+};
+struct lsb_seccomp_notif_resp {
+    uint64_t id;
+    int64_t val;
+    int32_t error;
+    uint32_t flags;
+};
+#define LSB_IOC_MAGIC '!'
+#define LSB_NOTIF_RECV _IOWR(LSB_IOC_MAGIC, 0, struct lsb_seccomp_notif)
+#define LSB_NOTIF_SEND _IOWR(LSB_IOC_MAGIC, 1, struct lsb_seccomp_notif_resp)
+#define LSB_NOTIF_ID_VALID _IOW(LSB_IOC_MAGIC, 2, uint64_t)
+#define LSB_SYS_PIDFD_OPEN 434 /* unified numbers: the same on every architecture */
+#define LSB_SYS_PIDFD_GETFD 438
+#define LSB_PIDFD_THREAD O_EXCL
+#define LSB_SOCKADDR_MAX 128
+
+/* PIDFD_GET_INFO (Linux 6.13): the target's credentials from the pidfd already open, instead
+ * of a stat of /proc/<tid> (a /proc lookup costs several microseconds). Version 0 layout. */
+struct lsb_pidfd_info {
+    uint64_t mask;
+    uint64_t cgroupid;
+    uint32_t pid, tgid, ppid, ruid, rgid, euid, egid, suid, sgid, fsuid, fsgid;
+    int32_t exit_code;
+};
+#define LSB_PIDFD_GET_INFO _IOWR(0xFF, 11, struct lsb_pidfd_info)
+#define LSB_PIDFD_INFO_CREDS 2ULL
+
+enum { LSB_NONE = 0, LSB_WAKE = 1, LSB_HUP = 2, LSB_SLOW = 3, LSB_DECIDE = 4 };
+
+struct lsb_fast {
+    uint64_t id;
+    uint32_t pid;
+    int32_t nr;
+    uint64_t args[6];
+    int sock;      /* LSB_DECIDE: our copy of the target's socket */
+    int pin;       /* LSB_DECIDE: O_PATH pin of the socket inode */
+    int path_len;  /* LSB_DECIDE: the pin's real path (readlink of /proc/self/fd/pin) */
+    char path[4096];
+};
+
+static int lsb_close_keep_errno(int fd)
+{
+    int saved = errno;
+    if (fd >= 0)
+        close(fd);
+    errno = saved;
+    return -1;
+}
+
+/* Everything after RECV for a connect; returns LSB_DECIDE or LSB_SLOW (nothing held). */
+static int lsb_try_connect(struct lsb_fast *r, unsigned int uid, unsigned int gid)
+{
+    char addr[LSB_SOCKADDR_MAX + 1];
+    char full[64 + LSB_SOCKADDR_MAX];
+    uint64_t len = r->args[2] & 0xffffffffu;
+    struct stat st;
+    int n, pidfd, sock, pin, dom = -1;
+    socklen_t dlen = sizeof dom;
+
+    if (len < 3 || len > sizeof(struct sockaddr_un))
+        return LSB_SLOW;
+    struct iovec local = {addr, len}, remote = {(void *)(uintptr_t)r->args[1], len};
+    if (syscall(SYS_process_vm_readv, (long)r->pid, &local, 1UL, &remote, 1UL, 0UL) != (long)len)
+        return LSB_SLOW;
+    addr[len] = 0;
+    if (*(uint16_t *)addr != AF_UNIX || addr[2] != '/')
+        return LSB_SLOW;                 /* abstract, unnamed, relative: the Python path */
+    const char *path = addr + 2;         /* NUL-terminated within addrlen, or at addr[len] */
+    if (!strncmp(path, "/proc/", 6) || !strcmp(path, "/proc") || !strncmp(path, "/dev/fd", 7))
+        return LSB_SLOW;                 /* /proc/self and friends name the target's */
+    n = snprintf(full, sizeof full, "/proc/%u", r->pid);
+    pidfd = (int)syscall(LSB_SYS_PIDFD_OPEN, (int)r->pid, LSB_PIDFD_THREAD);
+    if (pidfd < 0)
+        return LSB_SLOW;
+    struct lsb_pidfd_info info = {.mask = LSB_PIDFD_INFO_CREDS};
+    if (ioctl(pidfd, LSB_PIDFD_GET_INFO, &info) == 0 && (info.mask & LSB_PIDFD_INFO_CREDS)) {
+        if (info.euid != uid || info.egid != gid || info.fsuid != uid || info.fsgid != gid)
+            return lsb_close_keep_errno(pidfd), LSB_SLOW;  /* the Python path acts as them */
+    } else if (stat(full, &st) != 0 || st.st_uid != uid || st.st_gid != gid) {
+        return lsb_close_keep_errno(pidfd), LSB_SLOW;      /* kernel < 6.13: /proc owner */
+    }
+    sock = (int)syscall(LSB_SYS_PIDFD_GETFD, pidfd, (int)(r->args[0] & 0xffffffffu), 0U);
+    close(pidfd);
+    if (sock < 0)
+        return LSB_SLOW;
+    if (getsockopt(sock, SOL_SOCKET, SO_DOMAIN, &dom, &dlen) != 0 || dom != AF_UNIX)
+        return lsb_close_keep_errno(sock), LSB_SLOW;
+    snprintf(full + n, sizeof full - n, "/root%s", path);
+    pin = open(full, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+    if (pin < 0)
+        return lsb_close_keep_errno(sock), LSB_SLOW;
+    if (fstat(pin, &st) != 0 || !S_ISSOCK(st.st_mode) || st.st_nlink != 1)
+        goto slow;                       /* symlink, not a socket, hard link: Python decides */
+    snprintf(full, sizeof full, "/proc/self/fd/%d", pin);
+    ssize_t pl = readlink(full, r->path, sizeof r->path - 1);
+    if (pl <= 0 || pl >= (ssize_t)sizeof r->path - 1)
+        goto slow;
+    r->path[pl] = 0;
+    r->path_len = (int)pl;
+    r->sock = sock;
+    r->pin = pin;
+    return LSB_DECIDE;
+slow:
+    close(pin);
+    close(sock);
+    return LSB_SLOW;
+}
+
+/* Wait for the next notification (poll on the listener and the wake pipe, then RECV) and
+ * prepare it: LSB_DECIDE for a connect the fast path can perform, LSB_SLOW for the rest. */
+int lsb_fast_next(int listener, int wake_fd, int timeout_ms, int connect_nr,
+                  unsigned int uid, unsigned int gid, struct lsb_fast *r)
+{
+    struct pollfd p[2] = {{listener, POLLIN, 0}, {wake_fd, POLLIN, 0}};
+    struct lsb_seccomp_notif n;
+    int rc = poll(p, 2, timeout_ms);
+
+    if (rc < 0)
+        return errno == EINTR ? LSB_NONE : -errno;
+    if (rc == 0)
+        return LSB_NONE;
+    if (p[1].revents)
+        return LSB_WAKE;
+    if (!(p[0].revents & POLLIN))
+        return p[0].revents ? LSB_HUP : LSB_NONE;
+    memset(&n, 0, sizeof n);
+    if (ioctl(listener, LSB_NOTIF_RECV, &n) != 0)
+        return (errno == ENOENT || errno == EINTR) ? LSB_NONE : -errno;
+    r->id = n.id;
+    r->pid = n.pid;
+    r->nr = n.data.nr;
+    memcpy(r->args, n.data.args, sizeof r->args);
+    r->sock = r->pin = -1;
+    r->path_len = 0;
+    if (n.data.nr != connect_nr)
+        return LSB_SLOW;
+    rc = lsb_try_connect(r, uid, gid);
+    if (rc == LSB_DECIDE && ioctl(listener, LSB_NOTIF_ID_VALID, &r->id) != 0) {
+        close(r->pin);   /* the target left the call: the Python path sees ID_VALID fail */
+        close(r->sock);
+        r->sock = r->pin = -1;
+        return LSB_SLOW;
+    }
+    return rc;
+}
+
+/* Answer notification `id` (errno positive, sent negated). A target gone meanwhile is fine. */
+int lsb_fast_answer(int listener, uint64_t id, int64_t val, int32_t error)
+{
+    struct lsb_seccomp_notif_resp resp = {id, val, error > 0 ? -error : error, 0};
+    if (ioctl(listener, LSB_NOTIF_SEND, &resp) != 0 && errno != ENOENT)
+        return -errno;
+    return 0;
+}
+
+/* Connect the target's socket through the pin and answer. A blocking socket is connected
+ * non-blocking (an AF_UNIX connect never half-completes); when the server's backlog is full
+ * this returns -EAGAIN with nothing answered and both fds kept, and Python retries with
+ * leadership handed over. Otherwise it answers and closes both fds. */
+int lsb_fast_connect(int listener, struct lsb_fast *r)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    int flags = fcntl(r->sock, F_GETFL), err = 0;
+    socklen_t salen;
+
+    salen = offsetof(struct sockaddr_un, sun_path) + 1 +
+            (socklen_t)snprintf(sa.sun_path, sizeof sa.sun_path, "/proc/self/fd/%d", r->pin);
+    if (flags < 0) {
+        err = errno;
+    } else if (flags & O_NONBLOCK) {
+        if (connect(r->sock, (struct sockaddr *)&sa, salen) != 0)
+            err = errno;
+    } else {
+        fcntl(r->sock, F_SETFL, flags | O_NONBLOCK);
+        if (connect(r->sock, (struct sockaddr *)&sa, salen) != 0)
+            err = errno;
+        fcntl(r->sock, F_SETFL, flags);
+        if (err == EAGAIN)
+            return -EAGAIN;
+    }
+    close(r->pin);
+    close(r->sock);
+    r->sock = r->pin = -1;
+    return lsb_fast_answer(listener, r->id, 0, err);
+}

@@ -1,0 +1,63 @@
+"""Build the broker's C fast path (``_fastpath.h``) into ``_fastpath_c`` with cffi's API mode.
+
+Run by ``make speedups`` (``scripts/gen_cffi.py``), or ``python -m
+lsandbox.linux._fastpath_build``; needs a C compiler and the Python headers. The module is a
+build product (gitignored). Its stamp is a CRC of the C source and declarations: a stale
+module (source changed since it was built) is ignored at import, so a forgotten rebuild
+costs speed, never correctness. Without the module the broker runs in pure Python.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+import zlib
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+HEADER = os.path.join(HERE, "_fastpath.h")
+
+CDEF = """
+    struct lsb_fast {
+        uint64_t id;
+        uint32_t pid;
+        int32_t nr;
+        uint64_t args[6];
+        int sock;
+        int pin;
+        int path_len;
+        char path[4096];
+    };
+    int lsb_fast_next(int listener, int wake_fd, int timeout_ms, int connect_nr,
+                      unsigned int uid, unsigned int gid, struct lsb_fast *r);
+    int lsb_fast_connect(int listener, struct lsb_fast *r);
+    int lsb_fast_answer(int listener, uint64_t id, int64_t val, int32_t error);
+    int lsb_fast_stamp(void);
+"""
+
+
+def stamp() -> int:
+    """CRC of what the module is built from (31 bits: fits a C int)."""
+    with open(HEADER, "rb") as f:
+        return zlib.crc32(f.read() + CDEF.encode()) & 0x7FFFFFFF
+
+
+def build(dest: str = HERE) -> str:
+    """Compile the module into ``dest``; returns the path of the shared object."""
+    from cffi import FFI
+
+    ffi = FFI()
+    ffi.cdef(CDEF)
+    ffi.set_source("_fastpath_c", f'#include "_fastpath.h"\nint lsb_fast_stamp(void) {{ return {stamp()}; }}\n',
+                   include_dirs=[HERE], extra_compile_args=["-O2"])
+    with tempfile.TemporaryDirectory(prefix="lsandbox-fastpath-") as tmp:
+        built = ffi.compile(tmpdir=tmp)
+        out = os.path.join(dest, os.path.basename(built))
+        shutil.copyfile(built, out + ".tmp")
+        os.replace(out + ".tmp", out)  # atomic: a running broker keeps its mapped copy
+    return out
+
+
+if __name__ == "__main__":
+    print(build(sys.argv[1] if len(sys.argv) > 1 else HERE))

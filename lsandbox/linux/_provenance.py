@@ -1,0 +1,174 @@
+"""Planted sockets: refuse allowlisted paths whose socket the sandbox itself put there.
+
+An allowlist entry names a *path*. Where the sandbox may write, it can move things to that
+path: ``mv /tmp/tmux-1000/default /tmp/.X11-unix/X9`` (the socket), ``mv /tmp/tmux-1000
+/tmp/.X11-unix/t`` (a directory holding one), or rename the allowlisted directory away and
+another into its place; ``ln`` makes a second name for a socket. Any of these would hand the
+workload a server the policy does not allow (a tmux server runs commands outside the
+sandbox). Hard links are refused by the broker (``st_nlink != 1``); this module covers moves.
+
+For a socket whose canonical path matched an allow rule, every component the sandbox could
+have renamed (its parent directory is writable under the policy, or is the sandbox-local
+socket directory) must pass, checked on the objects themselves by a walk with ``O_PATH``
+file descriptors that ends at the pinned inode:
+
+- the socket: its ctime is older than the launch (rename, link, chmod and chown all set
+  ctime, and nobody can set it back), or the sandbox bound it itself through the broker
+  (recorded by device, inode and birth time, so a reused inode number does not inherit it);
+- a directory: it was on or under an allowlisted path when the sandbox started (device and
+  inode recorded before the sandbox's first instruction), or it was created after the start
+  (birth time), so it can only hold what was moved into it, and moved sockets fail above.
+
+Cost of the rule: in a directory the sandbox can write, a socket that an *outside* process
+creates after the launch (a server restarted mid-session) is refused too, with an event
+saying so; keep such directories read-only in the policy, or restart the sandbox. Outside
+writable locations nothing is checked and nothing is paid. Timestamps come from the coarse
+clock (one tick behind), hence ``SLACK_NS``. A filesystem without birth times (statx
+``STATX_BTIME``) fails closed for directories created after the launch and for the
+sandbox's own sockets there.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+
+from ..policy._model import FsAccess, Policy, SocketAccess
+from ..policy._paths import is_within
+from . import _broker_sys as sysc
+
+SLACK_NS = 50_000_000  # coarse timestamps lag the real clock by up to one tick (1-10 ms)
+SNAPSHOT_MAX = 4096  # directories recorded per launch under allowlisted paths
+_O_DIR = os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_O_LAST = os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+class Provenance:
+    """What the sandbox could have planted, for one sandbox. ``launch_ns`` is
+    ``time.time_ns()`` taken before the sandbox was started; construct before the start too
+    (the snapshot of allowlisted directories must predate the workload)."""
+
+    def __init__(self, policy: Policy, socket_dir: str, launch_ns: int, *, snapshot: bool = True) -> None:
+        self._fs = {r.path: r.access for r in policy.filesystem.rules}
+        self._socket_dir = socket_dir
+        self._launch = launch_ns
+        self._cache: dict[str, bool] = {}
+        self._bound: set[tuple[int, int, int]] = set()
+        self.off = policy.network.dangerously_allow_all_unix_sockets
+        self._known: set[tuple[int, int]] = set()
+        if snapshot and not self.off:
+            roots = [r.path for r in policy.network.unix_sockets if r.access == SocketAccess.ALLOW]
+            self._snapshot([*roots, socket_dir] if socket_dir else roots)
+
+    # -- where the sandbox can rename ---------------------------------------------------
+    def _writable(self, directory: str) -> bool:
+        hit = self._cache.get(directory)
+        if hit is None:
+            hit = bool(self._socket_dir) and is_within(directory, self._socket_dir)
+            probe = directory
+            while not hit:
+                acc = self._fs.get(probe)
+                if acc is not None or probe == "/":
+                    hit = acc == FsAccess.WRITE
+                    break
+                probe = probe.rsplit("/", 1)[0] or "/"
+            if len(self._cache) < 4096:
+                self._cache[directory] = hit
+        return hit
+
+    def exposed(self, path: str) -> bool:
+        """Could the sandbox have renamed any component of canonical ``path``? (Then the
+        checks below apply to sockets there; ``explain`` says so per rule.)"""
+        if self.off or path == "/":
+            return False
+        head = path.rsplit("/", 1)[0] or "/"
+        while True:
+            if self._writable(head):
+                return True
+            if head == "/":
+                return False
+            head = head.rsplit("/", 1)[0] or "/"
+
+    # -- launch-time snapshot -----------------------------------------------------------
+    def _snapshot(self, roots: list[str]) -> None:
+        budget = SNAPSHOT_MAX
+        for root in roots:
+            if not self.exposed(root) and not self._writable(root):
+                continue
+            probe = root
+            while probe != "/":  # the allowlisted path and its ancestors
+                try:
+                    st = os.stat(probe, follow_symlinks=False)
+                except OSError:
+                    pass
+                else:
+                    if stat.S_ISDIR(st.st_mode):
+                        self._known.add((st.st_dev, st.st_ino))
+                probe = probe.rsplit("/", 1)[0] or "/"
+            for top, dirs, _ in os.walk(root):  # and the directories under it
+                for name in dirs:
+                    try:
+                        st = os.stat(os.path.join(top, name), follow_symlinks=False)
+                    except OSError:
+                        continue
+                    self._known.add((st.st_dev, st.st_ino))
+                    budget -= 1
+                if budget <= 0:
+                    break  # beyond this, older directories count as moved in: fail closed
+
+    # -- the sandbox's own sockets --------------------------------------------------------
+    def note_bound(self, dir_fd: int, name: str, since_ns: int) -> None:
+        """Record the socket the broker just bound at ``name`` in ``dir_fd``. Only an inode born
+        after ``since_ns`` counts, so a socket swapped in under that name meanwhile does not."""
+        try:
+            fd = os.open(name, _O_LAST, dir_fd=dir_fd)
+        except OSError:
+            return
+        try:
+            sx = sysc.statx(fd)
+        finally:
+            os.close(fd)
+        if sx.btime_ns is not None and stat.S_ISSOCK(sx.mode) and sx.btime_ns >= since_ns - SLACK_NS:
+            self._bound.add((sx.dev, sx.ino, sx.btime_ns))
+
+    # -- the check --------------------------------------------------------------------------
+    def check(self, path: str, pin: int) -> str | None:
+        """None when the socket pinned at ``pin`` (canonical ``path``) was not planted by the
+        sandbox, else the reason. Walks ``path`` from ``/`` component by component."""
+        if not self.exposed(path):
+            return None
+        names = path.split("/")[1:]
+        fd = os.open("/", _O_DIR)
+        try:
+            here = ""
+            for i, name in enumerate(names):
+                last = i == len(names) - 1
+                parent = here or "/"
+                here = f"{here}/{name}"
+                nfd = os.open(name, _O_LAST if last else _O_DIR, dir_fd=fd)
+                os.close(fd)
+                fd = nfd
+                if not self._writable(parent):
+                    continue
+                sx = sysc.statx(fd)
+                if last:
+                    if sx.ctime_ns < self._launch - SLACK_NS:
+                        continue
+                    if sx.btime_ns is not None and (sx.dev, sx.ino, sx.btime_ns) in self._bound:
+                        continue
+                    return (f"planted socket: {here} was created, moved or linked after the "
+                            "sandbox started, in a directory the sandbox can write")
+                if (sx.dev, sx.ino) in self._known:
+                    continue
+                if sx.btime_ns is not None and sx.btime_ns >= self._launch - SLACK_NS:
+                    continue
+                return (f"planted socket: directory {here} was moved where the sandbox can "
+                        "write after it started")
+            st, pst = os.fstat(fd), os.fstat(pin)
+            if (st.st_dev, st.st_ino) != (pst.st_dev, pst.st_ino):
+                return f"planted socket: {path} changed while it was checked"
+            return None
+        except OSError as e:
+            return f"planted socket: {path} could not be checked ({os.strerror(e.errno or 0)})"
+        finally:
+            os.close(fd)

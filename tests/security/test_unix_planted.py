@@ -1,0 +1,130 @@
+"""Planted sockets by rename: a workload that can write near an allowlisted path moves a
+server it may not reach (think of a tmux server: commands outside the sandbox) to where the
+allowlist points. Each attack is shown to reach the server without the broker, then shown
+to be refused through it; the legitimate neighbours (a socket that was there before the
+sandbox, the sandbox's own sockets) keep working."""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+
+import pytest
+
+from tests._util import run_in_child
+from tests.security._unix_helpers import Server, brokered, policy, shared_dir, try_connect
+from tests.security.test_unix_broker import broker_mode  # noqa: F401 - autouse: both brokers
+
+pytestmark = [pytest.mark.kernel, pytest.mark.security]
+AS = pytest.mark.parametrize("nobody", [False, True], ids=["root", "nobody"])
+
+
+@pytest.fixture
+def world():
+    """/<d>/allowed (allowlisted, in a directory the sandbox may write) holding a socket that
+    predates the sandbox, and /<d>/secret/agent, a server the policy does not allow."""
+    d = shared_dir()
+    os.mkdir(f"{d}/allowed", 0o777)
+    os.mkdir(f"{d}/secret", 0o777)
+    os.chmod(f"{d}/allowed", 0o777)
+    os.chmod(f"{d}/secret", 0o777)
+    old = Server(f"{d}/allowed/old")
+    secret = Server(f"{d}/secret/agent")
+    pol = policy({f"{d}/allowed": "allow"}, writable=(d,))
+    time.sleep(0.1)  # "before the sandbox" by more than the coarse-clock slack (_provenance)
+    yield d, pol, old, secret
+    old.close()
+    secret.close()
+
+
+def _attack(kind: str, d: str) -> str:
+    """Move the secret server where the allowlist points, connect, put everything back."""
+    if kind == "socket":
+        os.rename(f"{d}/secret/agent", f"{d}/allowed/agent")
+        try:
+            return try_connect(f"{d}/allowed/agent")
+        finally:
+            os.rename(f"{d}/allowed/agent", f"{d}/secret/agent")
+    if kind == "directory":
+        os.rename(f"{d}/secret", f"{d}/allowed/sub")
+        try:
+            return try_connect(f"{d}/allowed/sub/agent")
+        finally:
+            os.rename(f"{d}/allowed/sub", f"{d}/secret")
+    os.rename(f"{d}/allowed", f"{d}/allowed.orig")  # swap the allowlisted directory itself
+    os.rename(f"{d}/secret", f"{d}/allowed")
+    try:
+        return try_connect(f"{d}/allowed/agent")
+    finally:
+        os.rename(f"{d}/allowed", f"{d}/secret")
+        os.rename(f"{d}/allowed.orig", f"{d}/allowed")
+
+
+@AS
+@pytest.mark.parametrize("kind", ["socket", "directory", "swap"])
+def test_moved_in_sockets_are_refused(world, kind, nobody):
+    d, pol, old, secret = world
+    assert run_in_child(_attack, kind, d, as_nobody=nobody).unwrap() == "ok"  # the attack works bare
+    assert secret.settle() == 1
+    secret.reset()
+    res, events = brokered(lambda: [_attack(kind, d), try_connect(old.path)], pol=pol, as_nobody=nobody)
+    assert res == ["EACCES", "ok"]
+    assert secret.settle() == 0 and old.settle() == 1
+    assert len(events) == 1 and events[0]["rule"].startswith("planted socket"), events
+
+
+@AS
+def test_own_sockets_and_socket_dir_work(world, nobody):
+    d, pol, _, _ = world
+    sdir = shared_dir()
+
+    def work() -> list[str]:
+        out = []
+        for path in (f"{d}/allowed/mine", f"{sdir}/mine", f"{d}/allowed/new/deeper"):
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            s = socket.socket(socket.AF_UNIX)
+            s.bind(path)
+            s.listen(1)
+            out.append(try_connect(path))
+            s.close()
+        return out
+
+    res, events = brokered(work, pol=pol, socket_dir=sdir, as_nobody=nobody)
+    assert res == ["ok", "ok", "ok"], events
+
+
+def test_outside_server_started_after_launch_in_writable_dir_is_refused(world):
+    """The documented cost: in a directory the sandbox can write, a socket that appears after
+    the start cannot be told from a planted one; outside writable places it works."""
+    d, pol, _, _ = world
+    ro = shared_dir()
+    late: list[Server] = []
+
+    def start_late_servers() -> None:
+        late.extend([Server(f"{d}/allowed/late"), Server(f"{ro}/late")])
+
+    def work(r: int) -> list[str]:
+        os.read(r, 1)  # wait until the servers exist
+        return [try_connect(f"{d}/allowed/late"), try_connect(f"{ro}/late")]
+
+    r, w = os.pipe()
+    pol2 = policy({f"{d}/allowed": "allow", ro: "allow"}, writable=(d,))
+    import threading
+
+    def release() -> None:
+        start_late_servers()
+        os.write(w, b"x")
+
+    t = threading.Timer(0.5, release)
+    t.start()
+    try:
+        res, events = brokered(work, r, pol=pol2)
+    finally:
+        t.join()
+        for s in late:
+            s.close()
+        os.close(r)
+        os.close(w)
+    assert res == ["EACCES", "ok"]
+    assert events[0]["rule"].startswith("planted socket"), events

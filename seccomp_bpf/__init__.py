@@ -6,6 +6,8 @@ oracle, syscall tables for x86_64 and aarch64, and the user-notification ioctls.
 Imports nothing from lsandbox.
 """
 
+from typing import TYPE_CHECKING
+
 from ._asm import Assembler as Assembler
 from ._asm import AssemblyError as AssemblyError
 from ._asm import Label as Label
@@ -54,10 +56,22 @@ from ._rules import Filter as Filter
 from ._rules import Rule as Rule
 from ._rules import action_from_raw as action_from_raw
 from ._rules import errno as errno
-from ._simulate import SeccompData as SeccompData
-from ._simulate import simulate as simulate
 from ._tables import has_syscall as has_syscall
 from ._tables import native_arch as native_arch
 from ._tables import syscall_name as syscall_name
 from ._tables import syscall_names as syscall_names
 from ._tables import syscall_number as syscall_number
+
+if TYPE_CHECKING:
+    from ._simulate import SeccompData as SeccompData
+    from ._simulate import simulate as simulate
+
+
+def __getattr__(name: str) -> object:
+    """The interpreter (``simulate``, ``SeccompData``) loads on first use: a launcher that
+    only compiles and installs filters does not pay for it."""
+    if name in ("simulate", "SeccompData"):
+        from . import _simulate
+
+        return getattr(_simulate, name)
+    raise AttributeError(f"module 'seccomp_bpf' has no attribute {name!r}")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 from functools import cache
 
 from ._consts import ARCHES
@@ -21,7 +20,7 @@ def _tables() -> dict[str, dict[str, int]]:
 
 def native_arch() -> str:
     """This machine's architecture name as our tables spell it."""
-    m = platform.machine()
+    m = os.uname().machine
     return {"amd64": "x86_64", "arm64": "aarch64"}.get(m, m)
 
 

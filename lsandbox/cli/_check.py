@@ -5,9 +5,6 @@ from __future__ import annotations
 import argparse
 import os
 
-from .._load import load_policy
-from ..policy._loader import Config
-
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("check", help="validate a config file; errors name file:line:key")
@@ -17,6 +14,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from .._load import load_policy
+    from ..policy._loader import Config
+
     cfg = Config.from_file(args.config)  # parses every profile, raising on the first error
     names = list(cfg.profiles)
     for name in names:  # resolve extends chains and expand paths too

@@ -7,9 +7,10 @@ feed: a flag and the equivalent config key cannot drift apart.
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
-from .._load import load_policy
-from ..policy import Policy
+if TYPE_CHECKING:
+    from ..policy import Policy
 
 
 def add_policy_options(parser: argparse.ArgumentParser) -> None:
@@ -34,6 +35,8 @@ def add_policy_options(parser: argparse.ArgumentParser) -> None:
 
 
 def policy_from_args(args: argparse.Namespace) -> Policy:
+    from .._load import load_policy  # here, not at import: `lsandbox --help` stays instant
+
     return load_policy(
         args.config,
         args.profile,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 
-from .._doctor import doctor
 from ._common import add_policy_options, policy_from_args
 
 
@@ -17,6 +16,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from .._doctor import doctor
+
     policy = policy_from_args(args)
     machine, rows, ok = doctor(policy)
     if args.json:

@@ -10,11 +10,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import TYPE_CHECKING
 
 from .._errors import SandboxError
-from ..policy import DEVICE_FILES_RW, Policy
-from ..policy._builtins import ALIASES
 from ._common import add_policy_options, policy_from_args
+
+if TYPE_CHECKING:
+    from ..policy import Policy
 
 LINUX_FS = {"read": "Landlock (read rights)", "write": "Landlock (read+write rights)",
             "deny": "Landlock (no rights; siblings enumerated)"}
@@ -71,6 +73,9 @@ def _exposed(policy: Policy):  # noqa: ANN202 - a predicate
 
 
 def render_text(policy: Policy, backend: str, asked: str | None) -> str:
+    from ..policy import DEVICE_FILES_RW
+    from ..policy._builtins import ALIASES
+
     fs_how = LINUX_FS if backend == "linux" else MACOS_FS
     out = [f"profile: {policy.name or '(default)'}"]
     if asked in ALIASES:

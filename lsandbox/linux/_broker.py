@@ -205,10 +205,15 @@ class Broker:
             self.sync_wake_up = True
         except OSError:
             self.sync_wake_up = False  # kernel < 6.6: slower wake-ups, same semantics
-        for i in range(self._nthreads):
-            t = threading.Thread(target=self._thread_main, name=f"lsandbox-broker-{i}", daemon=True)
-            t.start()
-            self._threads.append(t)
+        # The first thread starts the others: Thread.start() waits for the new thread to run,
+        # and the launch should not pay that four times.
+        self._spawn(0)
+
+    def _spawn(self, i: int) -> None:
+        t = threading.Thread(target=self._thread_main, args=(i,), name=f"lsandbox-broker-{i}",
+                             daemon=True)
+        t.start()
+        self._threads.append(t)
 
     def close(self) -> None:
         """Stop serving and close the listener: pending and future notified calls then fail
@@ -218,8 +223,10 @@ class Broker:
             os.write(self._wake_w, b"x")
         except OSError:
             pass
-        for t in self._threads:
-            t.join(timeout=5)
+        joined = 0  # thread 0 first: once it has ended, every thread it started is listed
+        while joined < len(self._threads):
+            self._threads[joined].join(timeout=5)
+            joined += 1
         for fd in (self._fd, self._wake_r, self._wake_w):
             try:
                 os.close(fd)
@@ -228,7 +235,11 @@ class Broker:
         self._threads.clear()
 
     # -- thread pool (leader/follower) -------------------------------------------------
-    def _thread_main(self) -> None:
+    def _thread_main(self, i: int = 0) -> None:
+        if i == 0:
+            for j in range(1, self._nthreads):
+                if not self._stop:
+                    self._spawn(j)
         try:
             sysc.unshare_fs()
         except OSError:

@@ -10,9 +10,7 @@ costs speed, never correctness. Without the module the broker runs in pure Pytho
 from __future__ import annotations
 
 import os
-import shutil
 import sys
-import tempfile
 import zlib
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -45,6 +43,9 @@ def stamp() -> int:
 
 def build(dest: str = HERE) -> str:
     """Compile the module into ``dest``; returns the path of the shared object."""
+    import shutil
+    import tempfile
+
     from cffi import FFI
 
     ffi = FFI()

@@ -20,7 +20,6 @@ import os
 import signal
 import socket
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -51,8 +50,17 @@ class Launch:
 
 
 def make_socket_dir() -> str:
-    base = os.environ.get("TMPDIR") or "/tmp"
-    return os.path.realpath(tempfile.mkdtemp(prefix="lsandbox-sock-", dir=base))
+    """A fresh private directory (0700, unpredictable name, created atomically: what
+    ``tempfile.mkdtemp`` does, without importing ``tempfile`` and ``random`` per launch)."""
+    base = os.path.realpath(os.environ.get("TMPDIR") or "/tmp")
+    for _ in range(100):
+        path = f"{base}/lsandbox-sock-{os.urandom(6).hex()}"
+        try:
+            os.mkdir(path, 0o700)
+            return path
+        except FileExistsError:
+            continue
+    raise SetupError(f"cannot create a socket directory in {base}")
 
 
 def resolve_executable(cmd: str, env: Mapping[str, str], cwd: str | None) -> str:
@@ -84,7 +92,6 @@ def spawn(
     on_event: Callable[[dict], None] | None = None,
     feats: Features | None = None,
 ) -> Launch:
-    from ._broker import Broker
     from ._provenance import Provenance
 
     feats = feats or features()
@@ -126,6 +133,8 @@ def spawn(
                                                Features(feats.landlock_abi, True, False, feats.root)))
     child_sock.close()
     os.close(report_w)
+    from ._broker import Broker  # imported while the child sets itself up (2 cores: overlap)
+
     launch = Launch(pid, plan, report_r, None, socket_dir, tty, pidns, events)
     parent_sock.settimeout(60)  # never hang the caller on a child stuck before hand-over
     try:

@@ -37,7 +37,6 @@ Decisions where Codex is silent or where we cannot enforce what it accepts:
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
 import sys
@@ -66,10 +65,14 @@ from ._model import (
 from ._paths import canonicalize, expand
 from ._toml_lines import KeyPath, LineIndex
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
+
+def _tomllib() -> Any:
+    """tomllib, imported when a file is read (the built-in profiles need no parser)."""
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover
+        import tomli as tomllib
+    return tomllib
 
 TOP_LEVEL_KEYS = ("default_permissions", "permissions", "sandbox_mode", "sandbox_workspace_write")
 PROFILE_KEYS = ("description", "extends", "workspace_roots", "filesystem", "network")
@@ -106,6 +109,8 @@ def _fmt_key(path: Sequence[str]) -> str:
 
 
 def _suggest(word: str, valid: Iterable[str]) -> str:
+    import difflib  # only on errors
+
     match = difflib.get_close_matches(word, list(valid), n=1, cutoff=0.6)
     return f" (did you mean '{match[0]}'?)" if match else ""
 
@@ -156,6 +161,7 @@ def read_toml(path: str) -> tuple[dict[str, Any], Source]:
 
 
 def parse_toml(text: str, filename: str) -> tuple[dict[str, Any], Source]:
+    tomllib = _tomllib()
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
@@ -370,6 +376,8 @@ class Config:
         src, data = self.src, self.data
         for key in data:
             if key not in TOP_LEVEL_KEYS:
+                import difflib  # only on errors
+
                 close = difflib.get_close_matches(key, TOP_LEVEL_KEYS, n=1, cutoff=0.8)
                 if close:
                     raise src.error((key,), f"unknown key (did you mean '{close[0]}'?)")

@@ -49,11 +49,16 @@ def _stdio(spec: Any, default_fd: int, write: bool) -> tuple[int, int | None]:
 
 
 class Sandbox:
-    """A sandboxed process (Linux). ``policy`` defaults to ``load_policy()``."""
+    """A sandboxed process (Linux). ``policy`` defaults to ``load_policy()``.
+
+    ``denials`` lists the broker's AF_UNIX denials; with ``log_denials=True`` also Landlock's
+    filesystem/network denials from the audit records, where they can be read
+    (``fs_denials_unobservable`` says why not, after :meth:`wait`)."""
 
     def __init__(self, args: Sequence[str], *, policy: Policy | None = None, stdin: Any = None,
                  stdout: Any = None, stderr: Any = None, cwd: str | None = None,
-                 env: Mapping[str, str] | None = None, text: bool = False) -> None:
+                 env: Mapping[str, str] | None = None, text: bool = False,
+                 log_denials: bool = False) -> None:
         if sys.platform != "linux":  # pragma: no cover
             raise SandboxError("lsandbox.Sandbox runs on Linux; on macOS use `lsandbox run`")
         from .linux._launcher import spawn
@@ -65,7 +70,7 @@ class Sandbox:
         try:
             with _spawn_lock:
                 self._launch = spawn(self.policy, self.args, env=env, cwd=cwd,
-                                     stdio=child_fds)  # type: ignore[arg-type]
+                                     stdio=child_fds, log_denials=log_denials)  # type: ignore[arg-type]
         finally:
             for (child, parent), spec in zip(fds, (stdin, stdout, stderr), strict=True):
                 if (parent is not None or spec == DEVNULL) and child not in (0, 1, 2):
@@ -81,6 +86,12 @@ class Sandbox:
     @property
     def denials(self) -> list[dict]:
         return [e for e in self._launch.events if e.get("verdict") == "deny"]
+
+    @property
+    def fs_denials_unobservable(self) -> str:
+        """Why Landlock denials are not in :attr:`denials` ("" when they are, or were not
+        asked for)."""
+        return self._launch.fs_denials_unobservable
 
     @property
     def socket_dir(self) -> str:
@@ -163,12 +174,12 @@ class Sandbox:
 def run(args: Sequence[str], *, policy: Policy | None = None, capture_output: bool = False,
         text: bool = False, timeout: float | None = None, input: Any = None,
         cwd: str | None = None, env: Mapping[str, str] | None = None, check: bool = False,
-        stdout: Any = None, stderr: Any = None) -> CompletedSandbox:
+        stdout: Any = None, stderr: Any = None, log_denials: bool = False) -> CompletedSandbox:
     """Run ``args`` in the sandbox and wait; like ``subprocess.run``, plus ``.denials``."""
     if capture_output:
         stdout = stderr = PIPE
     sbx = Sandbox(args, policy=policy, stdin=PIPE if input is not None else None, stdout=stdout,
-                  stderr=stderr, cwd=cwd, env=env, text=text)
+                  stderr=stderr, cwd=cwd, env=env, text=text, log_denials=log_denials)
     with sbx:
         try:
             out, err = sbx.communicate(input, timeout)

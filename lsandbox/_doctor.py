@@ -63,6 +63,9 @@ def probe_machine() -> dict[str, Any]:
     except OSError:
         notif = False
     getfd = _pidfd_getfd_works()
+    from .linux._audit import unobservable
+
+    audit_why_not = unobservable(abi)  # can Landlock's denial records be read back here?
     return {
         "kernel": platform.release(),
         "arch": sb.native_arch(),
@@ -88,7 +91,8 @@ def probe_machine() -> dict[str, Any]:
             "usable": root or userns,
             "disabled_by_env": os.environ.get("LSANDBOX_NO_NAMESPACES") in ("1", "true", "yes"),
         },
-        "audit_readable": False,
+        "audit_readable": not audit_why_not,
+        "audit_why_not": audit_why_not,
         "in_container": os.path.exists("/.dockerenv") or os.path.exists("/run/.containerenv"),
     }
 

@@ -34,7 +34,11 @@ def run(args: argparse.Namespace) -> int:
         print("broker fast path: " + ("compiled (C, cffi)" if fast == "compiled" else f"pure Python: {fast}"))
         print(f"namespaces: {'usable' if ns['usable'] and not ns['disabled_by_env'] else 'unavailable'}"
               + (f" ({ns['why_not']})" if ns["why_not"] else "") + (" (root)" if ns["root"] else ""))
-        print("audit log: not read (filesystem denials are enforced, not reported)")
+        if machine["audit_readable"]:
+            print("audit log: readable (Landlock denials are reported by --log-denials/--events)")
+        else:
+            print(f"audit log: not read: {machine['audit_why_not']} "
+                  "(filesystem denials are enforced, not reported)")
         print(f"profile {policy.name or '(default)'}:")
         for r in rows:
             print(f"  {r['state']:<13} {r['field']:<34} {r['by']}")

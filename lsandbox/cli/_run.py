@@ -52,7 +52,8 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         try:
-            launch = spawn(policy, cmd, on_event=on_event)
+            launch = spawn(policy, cmd, on_event=on_event,
+                           log_denials=bool(args.log_denials or args.events))
         except FileNotFoundError as e:
             print(f"lsandbox: error: {e.strerror}", file=sys.stderr)
             return 127
@@ -76,7 +77,11 @@ def run(args: argparse.Namespace) -> int:
             print(format_denial(e), file=sys.stderr)
         if not denials:
             print("(none observed)", file=sys.stderr)
-        print("(filesystem denials are enforced by Landlock but not observed: the audit log is "
-              "not read on this machine)", file=sys.stderr)
+        for e in launch.events:
+            if e.get("kind") == "note":
+                print(f"({e.get('text')})", file=sys.stderr)
+        if launch.fs_denials_unobservable:
+            print("(filesystem denials are enforced by Landlock but not reported here: "
+                  f"{launch.fs_denials_unobservable})", file=sys.stderr)
     assert launch.exit_status is not None
     return launch.exit_status

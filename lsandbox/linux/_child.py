@@ -61,14 +61,17 @@ def _setup_namespaces(plan: LinuxPlan, uid: int, gid: int, userns: bool) -> None
             raise OSError(e.errno, f"cannot make {path} read-only: {e.strerror}") from None
 
 
-def _restrict(plan: LinuxPlan, sync: socket.socket) -> None:
+def _restrict(plan: LinuxPlan, sync: socket.socket, landlock_log: bool = False) -> None:
     prctl.set_no_new_privs(1)
     rs = ll.Ruleset(handled_fs=plan.handled_fs, handled_net=plan.handled_net, scoped=plan.scoped,
                     max_abi=plan.abi)
     for path, access in plan.landlock_rules:
         rs.add_path(path, access)
     if plan.abi:
-        rs.restrict_self(no_new_privs=False)
+        # LOG_NEW_EXEC_ON: audit records for the command too (the default logs only this
+        # process); asked for only when someone reads them (lsandbox.linux._audit).
+        flags = ll.RestrictFlags.LOG_NEW_EXEC_ON if landlock_log and plan.abi >= 7 else ll.RestrictFlags(0)
+        rs.restrict_self(flags, no_new_privs=False)
     # the target keeps no copy of the listener
     install_and_hand_over(plan.filter_b, sync,
                           flags=sb.FLAG_WAIT_KILLABLE_RECV if plan.wait_killable else 0)
@@ -119,6 +122,7 @@ def child_main(
     tty: int | None,
     std_fds: tuple[int, int, int],
     fallback: Callable[[], LinuxPlan],
+    landlock_log: bool = False,
 ) -> None:
     """Never returns. With namespaces this process unshares them, becomes a relay (outside the
     new PID namespace, forwarding signals) and forks init (PID 1 inside), which applies the
@@ -145,13 +149,14 @@ def child_main(
             signal.pthread_sigmask(signal.SIG_BLOCK, mask)
             init = os.fork()
             if init != 0:
+                report(report_fd, "landlock", str(init))  # who restricts itself: audit matching
                 sync.close()
                 _relay(init, mask)
             signal.pthread_sigmask(signal.SIG_UNBLOCK, mask)
             prctl.set_pdeathsig(signal.SIGKILL)
         if cwd:
             os.chdir(cwd)
-        _restrict(plan, sync)
+        _restrict(plan, sync, landlock_log)
         sync.close()
     except BaseException as e:  # noqa: BLE001
         report(report_fd, "setup", str(e) if isinstance(e, OSError) and e.strerror else repr(e))

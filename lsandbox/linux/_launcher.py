@@ -44,6 +44,9 @@ class Launch:
     tty: int | None
     pidns: bool
     events: list[dict] = field(default_factory=list)
+    on_event: Callable[[dict], None] | None = None
+    audit: object | None = None  # an _audit.Collector when denials were asked for
+    fs_denials_unobservable: str = ""  # why Landlock denials are not reported (else "")
     returncode: int | None = None  # like subprocess: -N for death by signal N
     error: str | None = None
     exit_status: int | None = None  # what `lsandbox run` exits with
@@ -91,7 +94,11 @@ def spawn(
     stdio: tuple[int, int, int] = (0, 1, 2),
     on_event: Callable[[dict], None] | None = None,
     feats: Features | None = None,
+    log_denials: bool = False,
 ) -> Launch:
+    """Start ``argv`` in the sandbox. ``log_denials``: also collect Landlock's audit records
+    of the sandbox's filesystem/network denials (``_audit``); broker denials are always
+    reported through ``on_event``."""
     from ._provenance import Provenance
 
     feats = feats or features()
@@ -121,6 +128,11 @@ def spawn(
     report_r, report_w = os.pipe2(os.O_CLOEXEC)
     uid, gid = os.geteuid(), os.getegid()
     provenance = Provenance(policy, socket_dir, time.time_ns())  # before the workload exists
+    audit = None
+    if log_denials:
+        from ._audit import Collector
+
+        audit = Collector(plan.abi)  # positioned at "now": only this sandbox's records follow
     # A plain glibc fork (never a raw clone: glibc must reset its locks, as other threads of
     # this process may hold them); the child unshares the namespaces itself.
     pid = os.fork()
@@ -130,12 +142,14 @@ def spawn(
         child_main(plan, argv, executable, env, cwd, child_sock, report_w, ns_flags=flags, userns=userns,
                    uid=uid, gid=gid, tty=tty, std_fds=stdio,
                    fallback=lambda: build_plan(policy, socket_dir,
-                                               Features(feats.landlock_abi, True, False, feats.root)))
+                                               Features(feats.landlock_abi, True, False, feats.root)),
+                   landlock_log=log_denials)
     child_sock.close()
     os.close(report_w)
     from ._broker import Broker  # imported while the child sets itself up (2 cores: overlap)
 
-    launch = Launch(pid, plan, report_r, None, socket_dir, tty, pidns, events)
+    launch = Launch(pid, plan, report_r, None, socket_dir, tty, pidns, events, on_event=on_event,
+                    audit=audit)
     parent_sock.settimeout(60)  # never hang the caller on a child stuck before hand-over
     try:
         _msg, fds, _flags, _addr = socket.recv_fds(parent_sock, 16, 1)
@@ -176,9 +190,12 @@ def wait(launch: Launch) -> Launch:
             pass
         signal.signal(signal.SIGTTOU, old)
     cmd_status = status
+    restricted = {launch.pid}
     for line in reports.decode(errors="replace").splitlines():
         kind, _, text = line.partition(":")
-        if kind == "status":
+        if kind == "landlock" and text.isdigit():
+            restricted.add(int(text))
+        elif kind == "status":
             cmd_status = int(text)
         elif kind == "setup":
             launch.error = f"sandbox setup failed: {text}"
@@ -187,6 +204,7 @@ def wait(launch: Launch) -> Launch:
         elif kind == "exec":
             _errno, _, msg = text.partition(":")
             launch.error = f"cannot execute {msg}"
+    _collect_audit(launch, restricted)
     if launch.error and "sandbox setup failed" in launch.error:
         launch.exit_status, launch.returncode = 125, 125
         return launch
@@ -196,6 +214,24 @@ def wait(launch: Launch) -> Launch:
     else:
         launch.returncode = launch.exit_status = os.WEXITSTATUS(cmd_status)
     return launch
+
+
+def _collect_audit(launch: Launch, restricted: set[int]) -> None:
+    audit = launch.audit
+    if audit is None:
+        return
+    launch.audit = None
+    found = audit.collect(restricted)  # type: ignore[attr-defined]
+    launch.fs_denials_unobservable = audit.why_not  # type: ignore[attr-defined]
+    if audit.lost:  # type: ignore[attr-defined]
+        found.append({"kind": "note", "text": "the kernel dropped audit records: denials may be incomplete"})
+    for e in found:
+        launch.events.append(e)
+        if launch.on_event:
+            try:
+                launch.on_event(e)
+            except Exception:  # noqa: BLE001 - a failing sink must not lose the exit status
+                pass
 
 
 def forward_signals(launch: Launch) -> Callable[[], None]:

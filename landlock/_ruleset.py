@@ -17,7 +17,8 @@ from __future__ import annotations
 import enum
 import os
 import stat
-from dataclasses import dataclass, field
+
+from lsandbox_records import Record, field
 
 from . import _bindings
 from ._abi import abi_version
@@ -40,8 +41,7 @@ class LandlockUnsupportedError(OSError):
     """A hard requirement the kernel cannot meet."""
 
 
-@dataclass
-class RestrictStatus:
+class RestrictStatus(Record, frozen=False):
     ruleset: Enforcement
     abi: int
     dropped_fs: AccessFs = AccessFs(0)

@@ -9,7 +9,7 @@ everything fits. Backward jumps do not exist in classic BPF and are refused.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from lsandbox_records import Record, field
 
 from ._consts import BPF_JA, BPF_JMP, BPF_MAXINSNS
 from ._insn import SockFilter
@@ -19,13 +19,11 @@ class AssemblyError(ValueError):
     """A program that cannot be assembled (unresolved label, backward jump, too long)."""
 
 
-@dataclass(frozen=True)
-class Label:
+class Label(Record):
     name: str
 
 
-@dataclass(frozen=True)
-class Op:
+class Op(Record):
     """An instruction whose jumps may name labels. ``jt``/``jf`` for conditional jumps,
     ``target`` for ``BPF_JA``; ``None`` means "fall through" (offset 0)."""
 
@@ -36,8 +34,7 @@ class Op:
     target: str | None = None
 
 
-@dataclass
-class Assembler:
+class Assembler(Record, frozen=False):
     items: list[Op | Label] = field(default_factory=list)
     _counter: int = 0
 

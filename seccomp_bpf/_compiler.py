@@ -19,7 +19,8 @@ instruction pointer):
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+
+from lsandbox_records import Record
 
 from . import _consts as C
 from ._asm import Assembler
@@ -36,8 +37,7 @@ RET = C.BPF_RET | C.BPF_K
 LEAF = 4
 
 
-@dataclass(frozen=True)
-class Program:
+class Program(Record):
     """An assembled program ready for ``install_filter``."""
 
     instructions: tuple[SockFilter, ...]

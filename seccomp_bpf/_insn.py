@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
+
+from lsandbox_records import Record
 
 _FMT = struct.Struct("=HBBI")
 SIZE = _FMT.size  # 8
 
 
-@dataclass(frozen=True, slots=True)
-class SockFilter:
+class SockFilter(Record):
     """``code`` (u16), ``jt``/``jf`` (u8 relative jumps), ``k`` (u32)."""
 
     code: int

@@ -19,7 +19,8 @@ import fcntl
 import os
 import struct
 import threading
-from dataclasses import dataclass
+
+from lsandbox_records import Record
 
 from ._compiler import Program
 from ._ffi import SYS_SECCOMP, ffi, lib
@@ -132,8 +133,7 @@ def notif_sizes() -> tuple[int, int, int]:
     return sizes.seccomp_notif, sizes.seccomp_notif_resp, sizes.seccomp_data
 
 
-@dataclass(frozen=True, slots=True)
-class Notification:
+class Notification(Record):
     id: int
     pid: int  # a thread id in the supervisor's pid namespace
     flags: int

@@ -4,14 +4,14 @@ built (seccompiler's habit) so the compiler only ever sees sound input."""
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+
+from lsandbox_records import Record
 
 from . import _consts as C
 from ._tables import has_syscall
 
 
-@dataclass(frozen=True)
-class Action:
+class Action(Record):
     """A seccomp return value. ``raw`` is the SECCOMP_RET_* word the filter returns."""
 
     raw: int
@@ -55,8 +55,7 @@ class Op(enum.Enum):
     GE = ">="
 
 
-@dataclass(frozen=True)
-class Cond:
+class Cond(Record):
     """``args[arg] OP value`` on the full 64-bit argument (``(args[arg] & mask) == value``
     for MASKED_EQ). Compiled as two 32-bit halves: the high word is never ignored."""
 
@@ -121,8 +120,7 @@ class Arg:
         return self._c(Op.GE, v)
 
 
-@dataclass(frozen=True)
-class Rule:
+class Rule(Record):
     """``syscall`` gets ``action`` when every condition holds (no conditions: always)."""
 
     syscall: str
@@ -133,8 +131,7 @@ class Rule:
         object.__setattr__(self, "conditions", tuple(self.conditions))
 
 
-@dataclass(frozen=True)
-class Filter:
+class Filter(Record):
     """Rules for one architecture. For each syscall, its rules are tried in order and the
     first whose conditions all hold decides; a syscall with no matching rule gets
     ``default_action``. A foreign ``arch`` (and, on x86_64, an x32 syscall number) gets
@@ -145,7 +142,7 @@ class Filter:
     default_action: Action
     bad_arch_action: Action = KILL_PROCESS
     skip_unknown: bool = False  # drop rules for syscalls this arch lacks instead of raising
-    _by_nr: dict[int, list[Rule]] = field(default_factory=dict, compare=False, repr=False)
+    _by_nr: dict[int, list[Rule]]  # derived in __post_init__: not a field (not compared, not shown)
 
     def __post_init__(self) -> None:
         from ._tables import syscall_number
@@ -169,4 +166,4 @@ class Filter:
                 if r.action == self.default_action and not rules:
                     continue  # identical to the default: nothing to compile
             rules.append(r)
-        self._by_nr.update({nr: rs for nr, rs in by_nr.items() if rs})
+        object.__setattr__(self, "_by_nr", {nr: rs for nr, rs in by_nr.items() if rs})

@@ -7,8 +7,8 @@ feed: a flag and the equivalent config key cannot drift apart.
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING
 
+TYPE_CHECKING = False  # typing costs ~4 ms at every start; type checkers see True
 if TYPE_CHECKING:
     from ..policy import Policy
 

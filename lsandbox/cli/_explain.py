@@ -10,11 +10,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import TYPE_CHECKING
 
 from .._errors import SandboxError
 from ._common import add_policy_options, policy_from_args
 
+TYPE_CHECKING = False  # typing costs ~4 ms at every start; type checkers see True
 if TYPE_CHECKING:
     from ..policy import Policy
 

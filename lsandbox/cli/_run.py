@@ -9,10 +9,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import IO
 
 from .._errors import SandboxError
 from ._common import add_policy_options, policy_from_args
+
+TYPE_CHECKING = False  # typing costs ~4 ms at every start; type checkers see True
+if TYPE_CHECKING:
+    from typing import IO
 
 
 def register(sub: argparse._SubParsersAction) -> None:

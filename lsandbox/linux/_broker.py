@@ -61,9 +61,9 @@ import struct
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import seccomp_bpf as sb
+from lsandbox_records import Record
 
 from ..policy._model import Policy, SocketAccess
 from ..policy._paths import is_within
@@ -106,8 +106,7 @@ class _NoGetfd(Exception):
     """pidfd_getfd is refused here (a container profile without CAP_SYS_PTRACE)."""
 
 
-@dataclass(frozen=True, slots=True)
-class _Creds:
+class _Creds(Record):
     fsuid: int
     fsgid: int
     groups: tuple[int, ...]

@@ -12,9 +12,9 @@ from __future__ import annotations
 import ctypes
 import os
 import struct
-from typing import NamedTuple
 
 import seccomp_bpf as sb
+from lsandbox_records import Record
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _syscall = _libc.syscall
@@ -168,7 +168,7 @@ _STX_HEAD = struct.Struct("=IIQIIIHH QQQQ")  # mask .. attributes_mask (64 bytes
 _STX_TS = struct.Struct("=qI4x")
 
 
-class Statx(NamedTuple):
+class Statx(Record):
     mode: int
     dev: int
     ino: int

@@ -7,11 +7,11 @@ namespaces (for tests of that mode on a machine that has them).
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from functools import cache
 
 import landlock
 import seccomp_bpf
+from lsandbox_records import Record
 
 
 def _clamped(name: str) -> bool:
@@ -36,8 +36,7 @@ def wait_killable_available() -> bool:
         return False
 
 
-@dataclass(frozen=True)
-class Features:
+class Features(Record):
     landlock_abi: int
     user_notif: bool
     namespaces: bool  # may try user/mount/pid namespaces

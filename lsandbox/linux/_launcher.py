@@ -22,7 +22,8 @@ import socket
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+
+from lsandbox_records import Record, field
 
 from .._errors import SetupError
 from ..policy import Policy
@@ -32,8 +33,7 @@ from ._features import Features, features
 from ._plan import LinuxPlan, build_plan
 
 
-@dataclass
-class Launch:
+class Launch(Record, frozen=False):
     """A running sandbox, as the supervisor sees it."""
 
     pid: int

@@ -13,10 +13,10 @@ launch has nothing to protect and is skipped (creating it later is not prevented
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 
 import landlock as ll
 import seccomp_bpf as sb
+from lsandbox_records import Record, field
 
 from ..policy import DEVICE_FILES_RW, FsAccess, Policy, SocketAccess
 from ._features import Features, wait_killable_available
@@ -27,8 +27,7 @@ from ._unix_rules import resolve_unix_rules
 _DEV_RW = ll.AccessFs.READ_FILE | ll.AccessFs.WRITE_FILE | ll.AccessFs.TRUNCATE | ll.AccessFs.IOCTL_DEV
 
 
-@dataclass
-class LinuxPlan:
+class LinuxPlan(Record, frozen=False):
     policy: Policy
     socket_dir: str
     abi: int

@@ -10,7 +10,8 @@ family: ``bind`` autobinds an abstract name), *abstract* (``sun_path[0] == 0``) 
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
+
+from lsandbox_records import Record
 
 AF_UNSPEC, AF_UNIX, AF_INET, AF_INET6 = 0, 1, 2, 10
 SUN_PATH_MAX = 108
@@ -18,8 +19,7 @@ SOCKADDR_UN_MAX = 2 + SUN_PATH_MAX
 _FAMILY = struct.Struct("=H")
 
 
-@dataclass(frozen=True, slots=True)
-class UnixAddress:
+class UnixAddress(Record):
     kind: str  # "pathname" | "abstract" | "unnamed"
     name: bytes  # the path (without NUL), the abstract name (without the leading NUL), or b""
 

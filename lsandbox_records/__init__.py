@@ -63,6 +63,11 @@ class Record:
 
     def __init__(self, *args: Any, **kw: Any) -> None:
         fields = self._fields
+        if not kw and len(args) == len(fields):  # the common case, kept short: filters build thousands
+            for name, value in zip(fields, args, strict=True):
+                object.__setattr__(self, name, value)
+            self.__post_init__()
+            return
         if len(args) > len(fields):
             raise TypeError(f"{type(self).__name__}() takes {len(fields)} arguments, {len(args)} given")
         values = dict(zip(fields, args, strict=False))  # fewer args than fields: defaults

@@ -15,6 +15,7 @@ compare the low 32 bits only (``masked_eq(0xFFFFFFFF, ...)``).
 from __future__ import annotations
 
 import errno
+import functools
 
 import seccomp_bpf as sb
 
@@ -92,6 +93,7 @@ def filter_a_rules(*, network: bool, unix_dgram: bool = False) -> list[sb.Rule]:
     return rules
 
 
+@functools.cache  # a pure function of three values: a warm API caller compiles each once
 def build_filter_a(arch: str, *, network: bool, unix_dgram: bool = False) -> sb.Program:
     rules = filter_a_rules(network=network, unix_dgram=unix_dgram)
     return sb.compile_filter(sb.Filter(arch, rules, sb.ALLOW, skip_unknown=True))

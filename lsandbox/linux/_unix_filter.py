@@ -15,6 +15,7 @@ too.
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
 import threading
@@ -24,6 +25,7 @@ import seccomp_bpf as sb
 BROKERED = ("connect", "bind", "sendto", "sendmsg", "sendmmsg")  # with datagrams=True
 
 
+@functools.cache  # pure; Programs are immutable
 def build_notify_filter(arch: str, *, datagrams: bool = False) -> sb.Program:
     """Filter B. ``datagrams=True`` also brokers ``sendmsg``/``sendmmsg``; it needs the
     listener handed over with :func:`install_and_hand_over` (filter B then holds the

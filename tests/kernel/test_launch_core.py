@@ -253,3 +253,13 @@ def test_interactive_terminal_usable():
     text = out.decode(errors="replace")
     assert "/dev/pts/" in text and "got:hello" in text and "INT" in text, text
     assert os.waitstatus_to_exitcode(status) == 9
+
+
+def test_signal_dispositions_are_the_commands_own():
+    """Python ignores SIGPIPE and SIGXFSZ and ignored signals survive execve: without a reset
+    the command would see EPIPE instead of dying quietly (`yes: standard output: Broken
+    pipe`). Nothing is blocked or ignored in the command, as when a shell runs it."""
+    r = cli("run", "--", "sh", "-c", "yes | head -1; grep -E '^Sig(Ign|Blk)' /proc/self/status")
+    assert r.returncode == 0, r.stderr
+    assert "Broken pipe" not in r.stderr
+    assert r.stdout.split("\n")[1:3] == ["SigBlk:\t0000000000000000", "SigIgn:\t0000000000000000"], r.stdout

@@ -130,6 +130,8 @@ def field_report(policy: Policy, m: dict[str, Any]) -> list[dict[str, str]]:
     del fs_rules
     if not policy.network.enabled:
         how = "seccomp socket() filter" + (f" + Landlock TCP (ABI {abi})" if abi >= 4 else "")
+        if ns and not policy.network.dangerously_allow_all_unix_sockets:
+            how += " + own network namespace"
         row("network off", "enforced", how)
     notif = m["seccomp"]["user_notif"]
     if notif and (m["pidfd_getfd"] or m["seccomp"]["addfd"]):

@@ -96,7 +96,8 @@ def render_text(policy: Policy, backend: str, asked: str | None) -> str:
     net = policy.network
     if backend == "linux":
         how = ("allowed" if net.enabled else
-               "denied: socket(AF_INET/AF_INET6) refused by seccomp; TCP bind/connect by Landlock")
+               "denied: socket(AF_INET/AF_INET6) refused by seccomp; TCP bind/connect by Landlock; "
+               "and, where namespaces are available, the sandbox's own network namespace (lo only)")
     else:
         how = "allowed (network*)" if net.enabled else "denied (no network-outbound/bind rules)"
     out.append(f"network: {'on' if net.enabled else 'off'} -> {how}")

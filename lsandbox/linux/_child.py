@@ -22,6 +22,7 @@ import landlock as ll
 import seccomp_bpf as sb
 
 from . import _sys
+from ._netns import loopback_up
 from ._plan import LinuxPlan
 from ._unix_filter import install_and_hand_over
 
@@ -43,6 +44,8 @@ def _setup_namespaces(plan: LinuxPlan, uid: int, gid: int, userns: bool) -> None
         _write("/proc/self/setgroups", "deny")
         _write("/proc/self/uid_map", f"{uid} {uid} 1")
         _write("/proc/self/gid_map", f"{gid} {gid} 1")
+    if plan.netns:
+        loopback_up()
     _sys.mount(None, "/", None, _sys.MS_REC | _sys.MS_PRIVATE)
     for path in plan.private_tmpfs:
         _sys.mount("tmpfs", path, "tmpfs", _sys.MS_NOSUID | _sys.MS_NODEV)

@@ -30,6 +30,7 @@ from ..policy import Policy
 from . import _sys
 from ._child import FORWARDED, child_main
 from ._features import Features, features
+from ._netns import CLONE_NEWNET
 from ._plan import LinuxPlan, build_plan
 
 
@@ -123,7 +124,8 @@ def spawn(
 
     pidns = feats.namespaces
     userns = pidns and not feats.root
-    flags = (_sys.CLONE_NEWPID | _sys.CLONE_NEWNS | (_sys.CLONE_NEWUSER if userns else 0)) if pidns else 0
+    flags = (_sys.CLONE_NEWPID | _sys.CLONE_NEWNS | (_sys.CLONE_NEWUSER if userns else 0)
+             | (CLONE_NEWNET if plan.netns else 0)) if pidns else 0
     parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     report_r, report_w = os.pipe2(os.O_CLOEXEC)
     uid, gid = os.geteuid(), os.getegid()

@@ -21,6 +21,7 @@ from lsandbox_records import Record, field
 from ..policy import DEVICE_FILES_RW, FsAccess, Policy, SocketAccess
 from ._features import Features, wait_killable_available
 from ._filter_a import build_filter_a
+from ._netns import wanted as netns_wanted
 from ._unix_filter import build_notify_filter
 from ._unix_rules import resolve_unix_rules
 
@@ -40,6 +41,7 @@ class LinuxPlan(Record, frozen=False):
     filter_a: sb.Program
     filter_b: sb.Program
     namespaces: bool
+    netns: bool  # the sandbox's own network namespace (network off; see _netns)
     datagrams: bool
     wait_killable: bool
     notes: list[str] = field(default_factory=list)
@@ -121,6 +123,7 @@ def build_plan(policy: Policy, socket_dir: str, feats: Features) -> LinuxPlan:
         filter_a=build_filter_a(arch, network=policy.network.enabled, unix_dgram=datagrams),
         filter_b=build_notify_filter(arch, datagrams=datagrams),
         namespaces=feats.namespaces,
+        netns=feats.namespaces and netns_wanted(net.enabled, net.dangerously_allow_all_unix_sockets),
         datagrams=datagrams,
         wait_killable=wait_killable_available(),
         notes=notes,

@@ -81,7 +81,7 @@ def test_bench_peers(tmp_path):
                 return "failed" if t is None else f"{t * 1e3:.1f} ms ({t / base[key]:.1f}x)"
 
             rows.append((name, fmt(t_true, "true"), fmt(t_py, "py"),
-                         fmt(t_conn, "conn") if t_conn is not None else f"n/a ({(r.stderr or '').strip()[-60:]})"))
+                         fmt(t_conn, "conn") if t_conn is not None else f"n/a: {_last_error(r.stderr)}"))
     finally:
         srv.close()
         rmtree(socks)
@@ -89,3 +89,9 @@ def test_bench_peers(tmp_path):
     print("| --- | --- | --- | --- |")
     for row in rows:
         print("| " + " | ".join(row) + " |")
+
+
+def _last_error(stderr: str | None) -> str:
+    """The last line of a failure, on one table row (e.g. sandbox-runtime refusing AF_UNIX)."""
+    lines = [ln.strip() for ln in (stderr or "").splitlines() if ln.strip()]
+    return (lines[-1][-70:] if lines else "no output").replace("|", "/")

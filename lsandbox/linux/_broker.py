@@ -250,16 +250,25 @@ class Broker:
         poller = select.poll()
         poller.register(self._fd, select.POLLIN)
         poller.register(self._wake_r, select.POLLIN)
+
+        def step() -> None:
+            notif = self._receive(poller)
+            if notif is not None:
+                self.stats["slow"] += 1
+                self._handle(notif)
+
+        self._lead_loop(step)
+
+    def _lead_loop(self, step: Callable[[], None]) -> None:
+        """Leader/follower: whoever holds ``_lead`` runs ``step`` (wait for, receive and serve
+        one notification) until it hands leadership over before a call that may block."""
         while not self._stop:
             if not self._lead.acquire(timeout=0.2):
                 continue
             self._local.leading = True
             try:
                 while not self._stop and self._local.leading:
-                    notif = self._receive(poller)
-                    if notif is not None:
-                        self.stats["slow"] += 1
-                        self._handle(notif)
+                    step()
             finally:
                 if self._local.leading:
                     self._local.leading = False
@@ -272,30 +281,24 @@ class Broker:
         ffi, lib = _fp.ffi, _fp.lib
         r = ffi.new("struct lsb_fast *")
         connect_nr, (uid, gid) = _NR["connect"], self._ids
-        while not self._stop:
-            if not self._lead.acquire(timeout=0.2):
-                continue
-            self._local.leading = True
-            try:
-                while not self._stop and self._local.leading:
-                    st = lib.lsb_fast_next(self._fd, self._wake_r, 500, connect_nr, uid, gid, r)
-                    if st == _fp.DECIDE:
-                        self.stats["fast"] += 1
-                        self._fast_connect(r)
-                    elif st == _fp.SLOW:
-                        self.stats["slow"] += 1
-                        self._handle(_notification(r))
-                    elif st == _fp.WAKE:
-                        self._stop = True
-                    elif st == _fp.HUP:
-                        self.finished.set()
-                        self._stop = True
-                    elif st < 0:
-                        raise OSError(-st, "seccomp notification receive failed")
-            finally:
-                if self._local.leading:
-                    self._local.leading = False
-                    self._lead.release()
+
+        def step() -> None:
+            st = lib.lsb_fast_next(self._fd, self._wake_r, 500, connect_nr, uid, gid, r)
+            if st == _fp.DECIDE:
+                self.stats["fast"] += 1
+                self._fast_connect(r)
+            elif st == _fp.SLOW:
+                self.stats["slow"] += 1
+                self._handle(_notification(r))
+            elif st == _fp.WAKE:
+                self._stop = True
+            elif st == _fp.HUP:
+                self.finished.set()
+                self._stop = True
+            elif st < 0:
+                raise OSError(-st, "seccomp notification receive failed")
+
+        self._lead_loop(step)
 
     def _fast_connect(self, r: object) -> None:
         """Decide the pinned path C prepared; connect through the pin (C) or deny."""

@@ -38,27 +38,24 @@ def world():
     secret.close()
 
 
+# (renames that plant the secret server, the path then connected to) per attack
+ATTACKS = {
+    "socket": ([("secret/agent", "allowed/agent")], "allowed/agent"),
+    "directory": ([("secret", "allowed/sub")], "allowed/sub/agent"),
+    "swap": ([("allowed", "allowed.orig"), ("secret", "allowed")], "allowed/agent"),  # the dir itself
+}
+
+
 def _attack(kind: str, d: str) -> str:
     """Move the secret server where the allowlist points, connect, put everything back."""
-    if kind == "socket":
-        os.rename(f"{d}/secret/agent", f"{d}/allowed/agent")
-        try:
-            return try_connect(f"{d}/allowed/agent")
-        finally:
-            os.rename(f"{d}/allowed/agent", f"{d}/secret/agent")
-    if kind == "directory":
-        os.rename(f"{d}/secret", f"{d}/allowed/sub")
-        try:
-            return try_connect(f"{d}/allowed/sub/agent")
-        finally:
-            os.rename(f"{d}/allowed/sub", f"{d}/secret")
-    os.rename(f"{d}/allowed", f"{d}/allowed.orig")  # swap the allowlisted directory itself
-    os.rename(f"{d}/secret", f"{d}/allowed")
+    moves, target = ATTACKS[kind]
+    for src, dst in moves:
+        os.rename(f"{d}/{src}", f"{d}/{dst}")
     try:
-        return try_connect(f"{d}/allowed/agent")
+        return try_connect(f"{d}/{target}")
     finally:
-        os.rename(f"{d}/allowed", f"{d}/secret")
-        os.rename(f"{d}/allowed.orig", f"{d}/allowed")
+        for src, dst in reversed(moves):
+            os.rename(f"{d}/{dst}", f"{d}/{src}")
 
 
 @AS

@@ -481,6 +481,8 @@ def test_fast_path_is_built_under_make_test(broker_mode):
     build must fail CI instead of silently benchmarking and testing only the Python broker."""
     from lsandbox.linux import _fastpath
 
-    if broker_mode == "python" or os.environ.get("LSANDBOX_EXPECT_FASTPATH") != "1":
+    if broker_mode == "python":
+        pytest.skip("a check of the fast path's build")
+    if os.environ.get("LSANDBOX_EXPECT_FASTPATH") != "1":
         pytest.skip("only under `make test`")
     assert _fastpath.lib is not None, _fastpath.why_not

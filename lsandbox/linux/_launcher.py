@@ -16,6 +16,7 @@ supervisor (``doctor`` reports this).
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import socket
@@ -139,6 +140,9 @@ def spawn(
     # this process may hold them); the child unshares the namespaces itself.
     pid = os.fork()
     if pid == 0:
+        # No garbage collection in the short-lived setup processes: a collection walks every
+        # object the caller owns and copies the pages it touches (copy-on-write).
+        gc.disable()
         parent_sock.close()
         os.close(report_r)
         child_main(plan, argv, executable, env, cwd, child_sock, report_w, ns_flags=flags, userns=userns,

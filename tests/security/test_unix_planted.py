@@ -125,3 +125,53 @@ def test_outside_server_started_after_launch_in_writable_dir_is_refused(world):
         os.close(w)
     assert res == ["EACCES", "ok"]
     assert events[0]["rule"].startswith("planted socket"), events
+
+
+def _renaming_race(d: str) -> dict[str, int]:
+    """A thread keeps moving the secret server in and out of the allowlisted directory while
+    the main thread connects to where it appears, 2,000 times."""
+    import threading
+
+    stop: list[int] = []
+    moves = [0]
+
+    def mover() -> None:
+        while not stop:
+            try:
+                os.rename(f"{d}/secret/agent", f"{d}/allowed/agent")
+                os.rename(f"{d}/allowed/agent", f"{d}/secret/agent")
+                moves[0] += 1
+            except OSError:
+                pass
+
+    t = threading.Thread(target=mover)
+    t.start()
+    res = {"ok": 0, "EACCES": 0, "ENOENT": 0, "other": 0}
+    try:
+        for _ in range(2000):
+            r = try_connect(f"{d}/allowed/agent")
+            res[r if r in res else "other"] += 1
+    finally:
+        stop.append(1)
+        t.join()
+    res["moves"] = moves[0]
+    return res
+
+
+def test_moving_race_never_reaches_the_secret(world):
+    d, pol, _, secret = world
+    for _ in range(5):  # a busy machine can starve the mover: retry the demonstration
+        bare = run_in_child(_renaming_race, d, timeout=60).unwrap()
+        if secret.settle() > 0:
+            break
+    assert secret.settle() > 0, bare  # unsandboxed, the moved socket is reached
+    for _ in range(3):
+        secret.reset()
+        res, events = brokered(_renaming_race, d, pol=pol)
+        assert secret.settle() == 0, res  # the property: not a single accept
+        assert res["ok"] == 0
+        if res["EACCES"] > 0 and res["moves"] > 100:
+            break
+    assert res["EACCES"] > 0 and res["moves"] > 100, res  # the race really ran
+    # refused as planted, or (moved back between pin and decision) by its real, unlisted path
+    assert {e["rule"].split(":")[0] for e in events} <= {"planted socket", "no rule"}, events[:3]

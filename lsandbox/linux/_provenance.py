@@ -35,12 +35,23 @@ import stat
 
 from ..policy._model import FsAccess, Policy, SocketAccess
 from ..policy._paths import is_within
-from . import _broker_sys as sysc
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from . import _broker_sys as sysc
 
 SLACK_NS = 50_000_000  # coarse timestamps lag the real clock by up to one tick (1-10 ms)
 SNAPSHOT_MAX = 4096  # directories recorded per launch under allowlisted paths
 _O_DIR = os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _O_LAST = os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def _statx(fd: int) -> sysc.Statx:
+    # imported here: the launcher builds a Provenance before forking, the checks run in the
+    # broker after it (ctypes' import stays off the launch's critical path)
+    from ._broker_sys import statx
+
+    return statx(fd)
 
 
 class Provenance:
@@ -125,7 +136,7 @@ class Provenance:
         except OSError:
             return
         try:
-            sx = sysc.statx(fd)
+            sx = _statx(fd)
         finally:
             os.close(fd)
         if sx.btime_ns is not None and stat.S_ISSOCK(sx.mode) and sx.btime_ns >= since_ns - SLACK_NS:
@@ -150,7 +161,7 @@ class Provenance:
                 fd = nfd
                 if not self._writable(parent):
                     continue
-                sx = sysc.statx(fd)
+                sx = _statx(fd)
                 if last:
                     if sx.ctime_ns < self._launch - SLACK_NS:
                         continue

@@ -71,10 +71,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
+def _untranslated(msg: str, plural: str | None = None, n: int = 1) -> str:
+    return msg if plural is None or n == 1 else plural
+
+
 def console() -> None:
     """The ``lsandbox`` command: :func:`main`, then exit without the interpreter's teardown
     (module cleanup and thread bookkeeping cost ~10 ms, a sixth of a sandboxed ``true``).
-    Everything the command owns is closed by then; the standard streams are flushed here."""
+    Everything the command owns is closed by then; the standard streams are flushed here.
+
+    Also only here (our own process): argparse asks gettext for a translation of each of its
+    messages, and gettext, finding none, searches the locale directories again every time
+    (~3 ms per start); lsandbox's messages are English only."""
+    argparse._ = argparse.ngettext = _untranslated  # type: ignore[attr-defined]
     code = main()
     try:
         sys.stdout.flush()

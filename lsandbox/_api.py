@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from typing import IO, Any
 
 from ._errors import SandboxError
+from ._fds import check_pass_fds
 from ._load import load_policy
 from .policy import Policy
 
@@ -58,7 +59,7 @@ class Sandbox:
     def __init__(self, args: Sequence[str], *, policy: Policy | None = None, stdin: Any = None,
                  stdout: Any = None, stderr: Any = None, cwd: str | None = None,
                  env: Mapping[str, str] | None = None, text: bool = False,
-                 log_denials: bool = False) -> None:
+                 log_denials: bool = False, pass_fds: Sequence[int] = ()) -> None:
         if sys.platform != "linux":  # pragma: no cover
             raise SandboxError("lsandbox.Sandbox runs on Linux; on macOS use `lsandbox run`")
         from .linux._launcher import spawn
@@ -70,7 +71,8 @@ class Sandbox:
         try:
             with _spawn_lock:
                 self._launch = spawn(self.policy, self.args, env=env, cwd=cwd,
-                                     stdio=child_fds, log_denials=log_denials)  # type: ignore[arg-type]
+                                     stdio=child_fds, log_denials=log_denials,  # type: ignore[arg-type]
+                                     pass_fds=check_pass_fds(pass_fds))
         finally:
             for (child, parent), spec in zip(fds, (stdin, stdout, stderr), strict=True):
                 if (parent is not None or spec == DEVNULL) and child not in (0, 1, 2):
@@ -174,12 +176,14 @@ class Sandbox:
 def run(args: Sequence[str], *, policy: Policy | None = None, capture_output: bool = False,
         text: bool = False, timeout: float | None = None, input: Any = None,
         cwd: str | None = None, env: Mapping[str, str] | None = None, check: bool = False,
-        stdout: Any = None, stderr: Any = None, log_denials: bool = False) -> CompletedSandbox:
+        stdout: Any = None, stderr: Any = None, log_denials: bool = False,
+        pass_fds: Sequence[int] = ()) -> CompletedSandbox:
     """Run ``args`` in the sandbox and wait; like ``subprocess.run``, plus ``.denials``."""
     if capture_output:
         stdout = stderr = PIPE
     sbx = Sandbox(args, policy=policy, stdin=PIPE if input is not None else None, stdout=stdout,
-                  stderr=stderr, cwd=cwd, env=env, text=text, log_denials=log_denials)
+                  stderr=stderr, cwd=cwd, env=env, text=text, log_denials=log_denials,
+                  pass_fds=pass_fds)
     with sbx:
         try:
             out, err = sbx.communicate(input, timeout)

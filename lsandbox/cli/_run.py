@@ -11,6 +11,7 @@ import json
 import sys
 
 from .._errors import SandboxError
+from .._fds import check_pass_fds
 from ._common import add_policy_options, policy_from_args
 
 TYPE_CHECKING = False  # typing costs ~4 ms at every start; type checkers see True
@@ -24,6 +25,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--log-denials", action="store_true",
                    help="print a '=== Sandbox denials ===' summary on stderr after exit")
     p.add_argument("--events", metavar="FILE", help="write events as JSON lines to FILE")
+    p.add_argument("--pass-fd", metavar="N", type=int, action="append", default=[],
+                   help="let the command inherit descriptor N (repeatable; only 0-2 otherwise)")
     p.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- CMD [ARG]...")
     p.set_defaults(handler=run)
 
@@ -56,7 +59,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         try:
             launch = spawn(policy, cmd, on_event=on_event,
-                           log_denials=bool(args.log_denials or args.events))
+                           log_denials=bool(args.log_denials or args.events),
+                           pass_fds=check_pass_fds(args.pass_fd))
         except FileNotFoundError as e:
             print(f"lsandbox: error: {e.strerror}", file=sys.stderr)
             return 127

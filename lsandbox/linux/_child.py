@@ -133,6 +133,7 @@ def child_main(
     std_fds: tuple[int, int, int],
     fallback: Callable[[], LinuxPlan],
     landlock_log: bool = False,
+    pass_fds: tuple[int, ...] = (),
 ) -> None:
     """Never returns. With namespaces this process unshares them, becomes a relay (outside the
     new PID namespace, forwarding signals) and forks init (PID 1 inside), which applies the
@@ -145,7 +146,9 @@ def child_main(
         for target, fd in enumerate(std_fds):
             if fd != target:
                 os.dup2(fd, target)
-        _close_all_but({report_fd, sync.fileno()})
+        _close_all_but({report_fd, sync.fileno(), *pass_fds})
+        for fd in pass_fds:  # asked for: the command inherits these, at the same numbers
+            os.set_inheritable(fd, True)
         if ns_flags:
             try:
                 _sys.unshare(ns_flags)

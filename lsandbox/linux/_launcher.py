@@ -97,10 +97,14 @@ def spawn(
     on_event: Callable[[dict], None] | None = None,
     feats: Features | None = None,
     log_denials: bool = False,
+    pass_fds: Sequence[int] = (),
 ) -> Launch:
     """Start ``argv`` in the sandbox. ``log_denials``: also collect Landlock's audit records
     of the sandbox's filesystem/network denials (``_audit``); broker denials are always
-    reported through ``on_event``."""
+    reported through ``on_event``. Besides ``stdio``, only ``pass_fds`` (at the same
+    numbers) reach the command: an inherited descriptor is a capability the sandbox's
+    policy does not see (a socket connected anywhere, a file opened outside its roots),
+    so nothing is inherited unless asked for."""
     from ._provenance import Provenance
 
     feats = feats or features()
@@ -149,7 +153,7 @@ def spawn(
                    uid=uid, gid=gid, tty=tty, std_fds=stdio,
                    fallback=lambda: build_plan(policy, socket_dir,
                                                Features(feats.landlock_abi, True, False, feats.root)),
-                   landlock_log=log_denials)
+                   landlock_log=log_denials, pass_fds=tuple(pass_fds))
     child_sock.close()
     os.close(report_w)
     from ._broker import Broker  # imported while the child sets itself up (2 cores: overlap)

@@ -267,3 +267,31 @@ def test_signal_dispositions_are_the_commands_own():
     assert "Broken pipe" not in r.stderr and "Broken pipe" not in bare.stderr
     assert r.stdout == bare.stdout and "SigBlk:\t0000000000000000" in r.stdout, (r.stdout, bare.stdout)
     assert int(r.stdout.split("SigIgn:\t")[1][:16], 16) & (1 << (signal.SIGPIPE - 1)) == 0
+
+
+def test_only_std_fds_unless_passed(tmp_path):
+    """An inherited descriptor is a capability the policy does not see, so the command gets
+    0-2 only, plus what the caller names (API ``pass_fds``, CLI ``--pass-fd``)."""
+    r, w = os.pipe()
+    leak_r, leak_w = os.pipe()
+    os.set_inheritable(leak_w, True)  # inheritable, yet not asked for: must not arrive
+    try:
+        code = f"import os; os.write({w}, b'through\\n'); print(*os.listdir('/proc/self/fd'))"
+        res = lsandbox.run([PY, "-c", code], policy=policy(":read-only"), capture_output=True,
+                           text=True, pass_fds=[w])
+        assert res.returncode == 0, res.stderr
+        fds = {int(x) for x in res.stdout.split()}
+        assert w in fds and leak_w not in fds and fds <= {0, 1, 2, 3, w}
+        os.close(w)
+        assert os.read(r, 100) == b"through\n"
+    finally:
+        for fd in (r, leak_r, leak_w):
+            os.close(fd)
+    with pytest.raises(lsandbox.SandboxError, match="not open"):
+        lsandbox.run(["true"], policy=policy(":read-only"), pass_fds=[leak_w])
+    out = tmp_path / "fd7"
+    p = subprocess.run(f"{LSANDBOX} run -p :read-only --pass-fd 7 -- sh -c 'echo cli >&7' 7>{out}",
+                       shell=True, capture_output=True, text=True)
+    assert p.returncode == 0 and out.read_text() == "cli\n", p.stderr
+    bad = cli("run", "--pass-fd", "2", "--", "true")
+    assert bad.returncode == 125 and "above 2" in bad.stderr

@@ -22,7 +22,7 @@ import landlock as ll
 import seccomp_bpf as sb
 
 from . import _sys
-from ._netns import loopback_up
+from ._netns import CLONE_NEWNET, loopback_up
 from ._plan import LinuxPlan
 from ._unix_filter import install_and_hand_over
 
@@ -37,6 +37,21 @@ def report(fd: int, kind: str, text: str) -> None:
 def _write(path: str, data: str) -> None:
     with open(path, "w") as f:
         f.write(data)
+
+
+def _unshare(flags: int, plan: LinuxPlan, report_fd: int) -> None:
+    """All namespaces at once; where only the network namespace is refused (a runtime that
+    allows the others), the rest without it: network off stays enforced by seccomp and
+    Landlock, and the summary says what is missing."""
+    try:
+        _sys.unshare(flags)
+    except OSError as e:
+        if not flags & CLONE_NEWNET:
+            raise
+        _sys.unshare(flags & ~CLONE_NEWNET)
+        plan.netns = False
+        report(report_fd, "note", f"network namespace unavailable ({e.strerror}); network off is "
+                                  "enforced by seccomp and Landlock alone")
 
 
 def _setup_namespaces(plan: LinuxPlan, uid: int, gid: int, userns: bool) -> None:
@@ -151,7 +166,7 @@ def child_main(
             os.set_inheritable(fd, True)
         if ns_flags:
             try:
-                _sys.unshare(ns_flags)
+                _unshare(ns_flags, plan, report_fd)
                 pidns = True
             except OSError as e:  # a container refusing namespaces: same policy, no namespaces
                 report(report_fd, "note", f"namespaces unavailable ({e.strerror}); running without")

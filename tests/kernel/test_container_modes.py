@@ -130,3 +130,30 @@ def test_core_with_capabilities_dropped(setup):
     got = json.loads(r.stdout.splitlines()[-1])
     assert {k: got[k] for k in WANT} == WANT
     assert got["git_hook"] != "ok"
+
+
+def _under_no_netns_runtime(ws: str) -> tuple[int, str, str, str]:
+    """A runtime whose seccomp profile refuses only network namespaces (built with our
+    seccomp_bpf, installed in this forked child; lsandbox inherits it)."""
+    import seccomp_bpf as sb
+
+    newnet = 0x40000000
+    rule = sb.Rule("unshare", sb.errno(1), (sb.Arg(0).masked_eq(newnet, newnet),))
+    sb.set_no_new_privs()
+    sb.install_filter(sb.compile_filter(sb.Filter(sb.native_arch(), [rule], sb.ALLOW)))
+    r = cli("run", "--log-denials", "--", "sh", "-c", "readlink /proc/self/ns/net /proc/self/ns/pid", cwd=ws)
+    return r.returncode, r.stdout, r.stderr, os.readlink("/proc/self/ns/net") + " " + os.readlink("/proc/self/ns/pid")
+
+
+def test_runtime_refusing_only_network_namespaces(setup):
+    """The other namespaces stay (PID namespace, read-only carve-outs); network off is still
+    enforced by seccomp and Landlock; the summary says the network namespace is missing."""
+    from tests._util import run_in_child
+
+    ws = setup[0]
+    code, out, err, host = run_in_child(_under_no_netns_runtime, ws, timeout=60).unwrap()
+    host_net, host_pid = host.split()
+    net, pid = out.split()[:2]
+    assert code == 0, err
+    assert net == host_net and pid != host_pid  # no netns, but the PID namespace is there
+    assert "network namespace unavailable (unshare: Operation not permitted)" in err

@@ -31,6 +31,7 @@ R["tiocsti_high_bits"] = sc(16, 0, 0x100005412, ctypes.addressof(ctypes.c_char(b
 R["mount"] = sc(165, 0, 0, 0, 0, 0)
 R["open_by_handle_at"] = sc(304, 0, 0, 0)
 R["process_vm_writev"] = sc(311, TARGET, 0, 0, 0, 0, 0)
+R["adjtimex"] = sc(159, ctypes.addressof(ctypes.create_string_buffer(256)))  # modes=0: a query
 # seccomp(SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER, prog): its own supervisor
 prog = (ctypes.c_uint16 * 4)(0x06, 0, 0, 0)  # ret ALLOW (k=0 is KILL? k is in the 2nd half)
 insn = (ctypes.c_ubyte * 8)(0x06, 0, 0, 0, 0, 0, 0xff, 0x7f)
@@ -50,7 +51,7 @@ EXPECTED = {
     "io_uring_setup": "EPERM", "ptrace_attach": "EPERM", "unshare_user": "EPERM", "bpf": "EPERM",
     "perf_event_open": "EPERM", "clone_newns": "EPERM", "clone3": "ENOSYS", "userfaultfd": "EPERM",
     "keyctl": "EPERM", "tiocsti_high_bits": "EPERM", "mount": "EPERM", "open_by_handle_at": "EPERM",
-    "process_vm_writev": "EPERM", "seccomp_new_listener": "EPERM",
+    "process_vm_writev": "EPERM", "seccomp_new_listener": "EPERM", "adjtimex": "EPERM",
 }
 
 
@@ -71,7 +72,8 @@ def test_dangerous_syscalls_refused(victim):
     assert got == EXPECTED
 
 
-SAFE_OUTSIDE = ("io_uring_setup", "unshare_user", "clone3", "tiocsti_high_bits", "seccomp_new_listener")
+SAFE_OUTSIDE = ("io_uring_setup", "unshare_user", "clone3", "tiocsti_high_bits", "seccomp_new_listener",
+                "adjtimex")
 
 
 @pytest.mark.skipif(os.uname().machine != "x86_64", reason="syscall numbers in the probe are x86_64")

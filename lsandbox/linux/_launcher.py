@@ -233,8 +233,7 @@ def _collect_audit(launch: Launch, restricted: set[int]) -> None:
     launch.audit = None
     found = audit.collect(restricted)  # type: ignore[attr-defined]
     launch.fs_denials_unobservable = audit.why_not  # type: ignore[attr-defined]
-    if audit.lost:  # type: ignore[attr-defined]
-        found.append({"kind": "note", "text": "the kernel dropped audit records: denials may be incomplete"})
+    found += [{"kind": "note", "text": t} for t in audit.notes]  # type: ignore[attr-defined]
     for e in found:
         launch.events.append(e)
         if launch.on_event:

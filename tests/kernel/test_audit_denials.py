@@ -1,7 +1,9 @@
 """Landlock denials read back from the kernel's audit records (lsandbox.linux._audit).
 
 Audit is a machine-wide switch that lsandbox never flips; these tests flip it (root only)
-for their own duration with AUDIT_SET, and put back what they found."""
+for their own duration with AUDIT_SET, and put back what they found. The kernel-log test also
+sets kernel.printk_ratelimit_burst for its duration (the kernel log is rate-limited, shared
+with the whole machine). The record parser is unit-tested in tests/unit/test_audit_records.py."""
 
 from __future__ import annotations
 
@@ -9,47 +11,15 @@ import json
 import os
 import socket
 import struct
+import subprocess
 
 import pytest
 
 import lsandbox
 from lsandbox.linux import _audit
-from tests._sandbox import cli, policy, rmtree, world_dir
+from tests._sandbox import LSANDBOX, cli, policy, rmtree, world_dir
 
 pytestmark = pytest.mark.kernel
-
-# Captured on this machine (kmsg, the read-log multicast group, and auditd's log format).
-KMSG = [
-    'audit: type=1423 audit(1795421674.315:3919): domain=101f57456 blockers=fs.make_reg path="/tmp" dev="vda" ino=260072',
-    'audit: type=1424 audit(1795421674.315:3919): domain=101f57456 status=allocated mode=enforcing pid=21313 uid=0 '
-    'exe="/usr/bin/python3.11" comm="lsandbox"',
-    'audit: type=1300 audit(1795421674.315:3919): arch=c000003e syscall=257 success=no exit=-13 pid=21320 comm="sh" '
-    'exe="/usr/bin/dash"',
-    'audit: type=1423 audit(1795421674.316:3920): domain=101f57456 blockers=fs.write_file path=2F746D702F6120622F63 '
-    'dev="vda" ino=1',
-    'audit: type=1423 audit(1795421674.317:3921): domain=999 blockers=fs.make_reg path="/elsewhere" dev="vda" ino=2',
-    "audit: type=1424 audit(1795421674.371:3922): domain=101f57456 status=deallocated denials=2",
-]
-AUDITD = [
-    'type=LANDLOCK_ACCESS msg=audit(1729738800.268:30): domain=195ba459b blockers=net.connect_tcp daddr=127.0.0.1 dest=80',
-    'type=LANDLOCK_DOMAIN msg=audit(1729738800.268:30): domain=195ba459b status=allocated mode=enforcing pid=300 uid=0 '
-    'exe="/root/sandboxer" comm="sandboxer"',
-]
-
-
-def test_records_are_parsed_and_matched_to_our_domain():
-    found, ended = _audit.denials(KMSG, {21313})
-    assert ended
-    assert found == [
-        {"kind": "filesystem", "op": "fs.make_reg", "path": "/tmp", "pid": 21320, "process": "sh",
-         "verdict": "deny", "rule": "landlock", "source": "audit"},
-        {"kind": "filesystem", "op": "fs.write_file", "path": "/tmp/a b/c", "pid": None, "process": "?",
-         "verdict": "deny", "rule": "landlock", "source": "audit"},
-    ]
-    assert _audit.denials(KMSG, {1}) == ([], False)  # another sandbox's domain is not ours
-    net, _ = _audit.denials(AUDITD, {300})
-    assert net[0]["kind"] == "network" and net[0]["path"] == "daddr=127.0.0.1 dest=80"
-
 
 def _set_audit(enabled: int) -> None:
     s = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, _audit.NETLINK_AUDIT)
@@ -133,3 +103,80 @@ def test_older_landlock_abi_says_why(audit_on, d):
     r = cli("run", "--log-denials", "-p", ":read-only", "--", "sh", "-c", f"echo x > {d}/f",
             env={"LANDLOCK_MAX_ABI": "6"})
     assert "not reported here: Landlock ABI 6 writes no audit records" in r.stderr, r.stderr
+
+
+def _listener_joins(sock: socket.socket, pid: int) -> int:
+    """Joins of the read-log group by ``pid`` among the records waiting on ``sock``."""
+    n = 0
+    while True:
+        try:
+            data = sock.recv(1 << 16)
+        except BlockingIOError:
+            return n
+        text = data[16:].split(b"\0", 1)[0].decode()
+        n += struct.unpack_from("=H", data, 4)[0] == 1335 and f" pid={pid} " in text and "op=connect" in text
+
+
+def test_one_read_log_join_per_run(audit_on, d):
+    """Every join of the read-log group is an audit event of its own (and eats the kernel log's
+    rate limit): a run joins once, and doctor never does."""
+    tap = _audit._join_readlog()
+    if tap is None:
+        pytest.skip("cannot join the audit read-log group here")
+    with tap:
+        p = subprocess.Popen([LSANDBOX, "run", "--log-denials", "-p", ":read-only", "--", "sh", "-c",
+                              f"echo x > {d}/f"], stderr=subprocess.PIPE, text=True)
+        _, err = p.communicate(timeout=30)
+        assert f"fs.make_reg {d}" in err, err
+        assert _listener_joins(tap, p.pid) == 1
+        doctor = subprocess.Popen([LSANDBOX, "doctor", "--json"], stdout=subprocess.PIPE)
+        doctor.communicate(timeout=30)
+        assert _listener_joins(tap, doctor.pid) == 0
+
+
+@pytest.fixture
+def printk_limit():
+    """Sets kernel.printk_ratelimit (interval, s) and _burst, which audit's kernel-log printing
+    obeys, for the test. (Raising the burst alone waits for the current interval to end.)"""
+    paths = ["/proc/sys/kernel/printk_ratelimit", "/proc/sys/kernel/printk_ratelimit_burst"]
+    was = []
+    try:
+        for path in paths:
+            with open(path) as f:
+                was.append(f.read().strip())
+            with open(path, "w") as f:
+                f.write(was[-1])
+    except OSError as e:
+        pytest.skip(f"cannot set {path}: {e.strerror}")
+
+    def set_limit(interval: int | str, burst: int | str) -> None:
+        for path, value in zip(paths, (interval, burst), strict=True):
+            with open(path, "w") as f:
+                f.write(str(value))
+
+    yield set_limit
+    set_limit(*was)
+
+
+def _without_audit_read() -> None:
+    import prctl
+
+    prctl.capbset.audit_read = False
+    prctl.cap_effective.audit_read = False
+    prctl.cap_permitted.audit_read = False
+
+
+def test_kernel_log_source(audit_on, printk_limit, d):
+    """Without CAP_AUDIT_READ (but allowed to read /dev/kmsg) the records come from the kernel
+    log: complete while printing keeps up; a plain statement when its rate limit drops them."""
+    argv = [LSANDBOX, "run", "--log-denials", "-p", ":read-only", "--", "sh", "-c", f"echo x > {d}/f"]
+    printk_limit(0, 10)  # no limit
+    r = subprocess.run(argv, capture_output=True, text=True, timeout=30, preexec_fn=_without_audit_read)
+    summary = r.stderr.split("=== Sandbox denials ===")[1]
+    assert f"(sh) fs.make_reg {d}  [landlock]" in summary, summary
+    assert "may be missing" not in summary and "not reported here" not in summary
+    printk_limit(5, 0)  # nothing printed: the denial happens, its records never reach the log
+    r = subprocess.run(argv, capture_output=True, text=True, timeout=30, preexec_fn=_without_audit_read)
+    summary = r.stderr.split("=== Sandbox denials ===")[1]
+    assert "fs.make_reg" not in summary and "(none observed)" in summary, summary
+    assert "read from /dev/kmsg, which the kernel rate-limits" in summary

@@ -26,13 +26,18 @@ _spawn_lock = threading.Lock()
 
 
 class CompletedSandbox(subprocess.CompletedProcess):
-    """``subprocess.CompletedProcess`` plus ``denials`` (event dicts) and ``error``."""
+    """``subprocess.CompletedProcess`` plus ``denials`` (event dicts) and ``error``; with
+    ``log_denials=True`` also ``fs_denials_unobservable`` (why Landlock's denials could not be
+    read here, else "") and ``denial_notes`` (what the denials may lack, e.g. rate-limited)."""
 
     def __init__(self, args: Any, returncode: int, stdout: Any = None, stderr: Any = None,
-                 denials: list[dict] | None = None, error: str | None = None) -> None:
+                 denials: list[dict] | None = None, error: str | None = None,
+                 fs_denials_unobservable: str = "", denial_notes: list[str] | None = None) -> None:
         super().__init__(args, returncode, stdout, stderr)
         self.denials = denials or []
         self.error = error
+        self.fs_denials_unobservable = fs_denials_unobservable
+        self.denial_notes = denial_notes or []
 
 
 def _stdio(spec: Any, default_fd: int, write: bool) -> tuple[int, int | None]:
@@ -94,6 +99,11 @@ class Sandbox:
         """Why Landlock denials are not in :attr:`denials` ("" when they are, or were not
         asked for)."""
         return self._launch.fs_denials_unobservable
+
+    @property
+    def denial_notes(self) -> list[str]:
+        """Plain statements of what :attr:`denials` may lack (after :meth:`wait`)."""
+        return [e["text"] for e in self._launch.events if e.get("kind") == "note"]
 
     @property
     def socket_dir(self) -> str:
@@ -191,7 +201,8 @@ def run(args: Sequence[str], *, policy: Policy | None = None, capture_output: bo
             sbx.kill()
             sbx.wait()
             raise
-    res = CompletedSandbox(sbx.args, sbx.returncode or 0, out, err, sbx.denials, sbx._launch.error)
+    res = CompletedSandbox(sbx.args, sbx.returncode or 0, out, err, sbx.denials, sbx._launch.error,
+                           sbx.fs_denials_unobservable, sbx.denial_notes)
     if check and res.returncode:
         raise subprocess.CalledProcessError(res.returncode, sbx.args, out, err)
     return res

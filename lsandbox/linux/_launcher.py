@@ -153,7 +153,8 @@ def spawn(
                    uid=uid, gid=gid, tty=tty, std_fds=stdio,
                    fallback=lambda: build_plan(policy, socket_dir,
                                                Features(feats.landlock_abi, True, False, feats.root)),
-                   landlock_log=log_denials, pass_fds=tuple(pass_fds))
+                   landlock_log=bool(audit and not audit.why_not),  # records only if read back
+                   pass_fds=tuple(pass_fds))
     child_sock.close()
     os.close(report_w)
     from ._broker import Broker  # imported while the child sets itself up (2 cores: overlap)

@@ -17,7 +17,8 @@ import pytest
 
 import lsandbox
 from lsandbox.linux import _audit
-from tests._sandbox import LSANDBOX, cli, policy, rmtree, world_dir
+from tests._sandbox import LSANDBOX, as_nobody_setup, cli, policy, rmtree, world_dir
+from tests._util import run_in_child
 
 pytestmark = pytest.mark.kernel
 
@@ -87,6 +88,7 @@ def test_api_denials_include_filesystem(audit_on, d):
                        log_denials=True)
     assert res.returncode != 0
     assert [(e["kind"], e["path"]) for e in res.denials] == [("filesystem", d)]
+    assert res.fs_denials_unobservable == "" and res.denial_notes == []
     quiet = lsandbox.run(["sh", "-c", f"echo x > {d}/f"], policy=policy(":read-only"), capture_output=True)
     assert quiet.denials == []  # not asked for: no records requested, none read
 
@@ -180,3 +182,30 @@ def test_kernel_log_source(audit_on, printk_limit, d):
     summary = r.stderr.split("=== Sandbox denials ===")[1]
     assert "fs.make_reg" not in summary and "(none observed)" in summary, summary
     assert "read from /dev/kmsg, which the kernel rate-limits" in summary
+
+
+def _api_write_as_nobody(d: str) -> tuple[int, list[dict], str]:
+    as_nobody_setup()
+    res = lsandbox.run(["sh", "-c", f"echo x > {d}/f"], policy=policy(":read-only"), capture_output=True,
+                       log_denials=True)
+    return res.returncode, res.denials, res.fs_denials_unobservable
+
+
+def test_unprivileged_user_is_told_why_and_logs_nothing(audit_on, d):
+    """An unprivileged user cannot read the audit status or records: the result says so, and
+    the command's denials are not logged for nobody to read (no LOG_NEW_EXEC_ON)."""
+    tap = _audit._join_readlog()
+    if tap is None:
+        pytest.skip("cannot join the audit read-log group here")
+    with tap:
+        code, denials, why = run_in_child(_api_write_as_nobody, d, as_nobody=True, timeout=60).unwrap()
+        records = []
+        while True:
+            try:
+                records.append(tap.recv(1 << 16))
+            except BlockingIOError:
+                break
+    assert code != 0 and not os.path.exists(f"{d}/f")
+    assert denials == []
+    assert why.startswith("the audit status is not readable") and "CAP_AUDIT_CONTROL" in why, why
+    assert not [r for r in records if struct.unpack_from("=H", r, 4)[0] in (1423, 1424)]

@@ -42,9 +42,13 @@ PID-1 init the relay forked, as the supervisor's PID namespace sees it; audit ne
 initial one, see :func:`audit_status`); the ``allocated`` record carrying that pid names the
 sandbox's domain, and only ``LANDLOCK_ACCESS`` records of that domain are reported (other
 sandboxes on the machine, and domains the workload nests inside ours, are not ours). The
-kernel delivers records from a kernel thread, after the syscall, so collection waits for the
-domain's ``deallocated`` record (at most ``SETTLE_S``), or ``QUIET_S`` of silence when no
-record of ours came at all.
+kernel queues the records inside the denied syscall and a kernel thread (kauditd) hands them
+out, so after the sandbox ended collection watches audit's queue (AUDIT_GET ``backlog``) run
+empty instead of waiting a fixed time (about 6 ms here); ``lost`` growing meanwhile means
+the backlog overflowed. From the kernel log it also waits for the domain's ``deallocated``
+record (at most ``SETTLE_S``: it comes after an RCU grace period, ~50 ms here), whose count
+proves nothing was rate-limited away; from auditd's log, which has no queue to watch, it
+waits for ``QUIET_S`` of silence.
 """
 
 from __future__ import annotations
@@ -66,7 +70,8 @@ _NAMES = {"LANDLOCK_ACCESS": LANDLOCK_ACCESS, "LANDLOCK_DOMAIN": LANDLOCK_DOMAIN
 KMSG = "/dev/kmsg"
 AUDIT_LOG = "/var/log/audit/audit.log"
 SETTLE_S = 1.0
-QUIET_S = 0.05
+QUIET_S = 0.2  # auditd's log: no queue to watch, only silence
+DRAIN_S = 0.005  # after the queue ran empty: the record kauditd was sending meanwhile
 # What the kernel prints when it dropped records: printk's rate limit (on the next line that
 # passes it), audit's own limit, or a full backlog.
 _LOSS = ("kauditd_printk_skb", "printk limit exceeded", "backlog limit exceeded", "audit_lost=")
@@ -75,13 +80,10 @@ _FIELD = re.compile(r'(\w+)=("[^"]*"|\S+)')
 _HEX = re.compile(r"(?:[0-9A-F]{2})+")
 
 
-def audit_status() -> tuple[bool | None, int, str]:
-    """(enabled, auditd pid, why unknown) from AUDIT_GET over netlink. The kernel answers only
-    CAP_AUDIT_CONTROL in the initial user and PID namespaces; otherwise (None, 0, reason)."""
-    try:
-        s = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, NETLINK_AUDIT)
-    except OSError as e:
-        return None, 0, f"no audit netlink socket ({e.strerror})"
+def _audit_get() -> tuple[int, ...]:
+    """struct audit_status from AUDIT_GET (enabled, failure, pid, rate_limit, backlog_limit,
+    lost, backlog, ...; the mask first). Raises OSError with the kernel's errno."""
+    s = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, NETLINK_AUDIT)
     try:
         s.settimeout(0.5)
         s.bind((0, 0))
@@ -92,17 +94,36 @@ def audit_status() -> tuple[bool | None, int, str]:
             if kind == 2:  # NLMSG_ERROR: an error, or the ACK after the reply
                 err = -struct.unpack_from("=i", data, 16)[0]
                 if err:
-                    return None, 0, (f"the audit status is not readable ({os.strerror(err)}: it needs "
-                                     "CAP_AUDIT_CONTROL in the initial user and PID namespaces, e.g. "
-                                     "root outside containers)")
+                    raise OSError(err, os.strerror(err))
             elif kind == AUDIT_GET:
-                _mask, enabled, _failure, pid = struct.unpack_from("=IIII", data, 16)
-                return bool(enabled), pid, ""
-        return None, 0, "no reply to AUDIT_GET"
-    except OSError as e:
-        return None, 0, f"the audit status is not readable ({e.strerror})"
+                return struct.unpack_from("=8I", data, 16)
+        raise OSError(errno.ETIMEDOUT, "no reply to AUDIT_GET")
     finally:
         s.close()
+
+
+def audit_status() -> tuple[bool | None, int, str]:
+    """(enabled, auditd pid, why unknown) from AUDIT_GET over netlink. The kernel answers only
+    CAP_AUDIT_CONTROL in the initial user and PID namespaces; otherwise (None, 0, reason)."""
+    try:
+        _mask, enabled, _failure, pid, *_ = _audit_get()
+    except OSError as e:
+        if e.errno in (errno.EPERM, errno.ECONNREFUSED):
+            return None, 0, (f"the audit status is not readable ({e.strerror}: it needs "
+                             "CAP_AUDIT_CONTROL in the initial user and PID namespaces, e.g. "
+                             "root outside containers)")
+        return None, 0, f"the audit status is not readable ({e.strerror})"
+    return bool(enabled), pid, ""
+
+
+def _lost_and_backlog() -> tuple[int, int] | None:
+    """Audit's count of records dropped machine-wide, and the records still queued for
+    kauditd (None if the status cannot be read)."""
+    try:
+        status = _audit_get()
+    except OSError:
+        return None
+    return status[6], status[7]
 
 
 def can_read_multicast() -> bool:
@@ -246,6 +267,7 @@ class Collector:
         self._sock: socket.socket | None = None
         if self.why_not:
             return
+        self._lost0 = (_lost_and_backlog() or (0, 0))[0]
         if self.source == "multicast":
             self._sock = _join_readlog()
             if self._sock is not None:
@@ -303,11 +325,18 @@ class Collector:
             lines.append(rec.decode("utf-8", "replace").split(";", 1)[-1])
 
     def collect(self, restrict_pids: set[int]) -> list[dict]:
-        """The sandbox's Landlock denials (call once, after it ended); sets :attr:`notes`."""
+        """The sandbox's Landlock denials (call once, after it ended); sets :attr:`notes`.
+
+        Every record of the sandbox was queued for kauditd inside the denied syscall, so once
+        the sandbox ended, audit's queue running empty (``backlog`` 0) means they were handed
+        out: no fixed waiting. The kernel log waits for the domain's ``deallocated`` record
+        too (its count is the only proof that rate limiting dropped nothing), as does
+        auditd's log (auditd writes it after it received the records)."""
         if self._fd < 0 and self._sock is None:
             return []
         lines: list[str] = []
         start = quiet_since = time.monotonic()
+        drained_at = 0.0
         try:
             while True:
                 new = self._read()
@@ -316,12 +345,21 @@ class Collector:
                     lines += new
                     quiet_since = now
                 found = denials(lines, restrict_pids)
-                if found.complete or now - start >= SETTLE_S \
-                        or (not found.domains and now - quiet_since >= QUIET_S):
+                counters = None if self.source == AUDIT_LOG else _lost_and_backlog()
+                if counters is not None and counters[0] > self._lost0:
+                    self._overflowed = True  # the backlog overflowed (maybe not ours)
+                if counters is None or counters[1]:
+                    drained_at = 0.0
+                elif not drained_at:
+                    drained_at = now
+                drained = bool(drained_at) and now - drained_at >= DRAIN_S and now - quiet_since >= DRAIN_S
+                wait_count = self.source != "multicast" and bool(found.domains)
+                if found.complete or now - start >= SETTLE_S or (drained and not wait_count) \
+                        or (counters is None and not found.domains and now - quiet_since >= QUIET_S):
                     self._overflowed |= any(m in ln for ln in lines for m in _LOSS)
                     self.notes = notes(found, self.source, self._overflowed)
                     return found.events
-                time.sleep(0.005)
+                time.sleep(0.001 if drained_at else 0.003)
         finally:
             if self._sock is not None:
                 self._sock.close()

@@ -63,9 +63,9 @@ def probe_machine() -> dict[str, Any]:
     except OSError:
         notif = False
     getfd = _pidfd_getfd_works()
-    from .linux._audit import unobservable
+    from .linux._audit import source_for
 
-    audit_why_not = unobservable(abi)  # can Landlock's denial records be read back here?
+    audit_why_not, audit_source = source_for(abi)  # can Landlock's denial records be read back?
     return {
         "kernel": platform.release(),
         "arch": sb.native_arch(),
@@ -93,6 +93,7 @@ def probe_machine() -> dict[str, Any]:
         },
         "audit_readable": not audit_why_not,
         "audit_why_not": audit_why_not,
+        "audit_source": audit_source,
         "in_container": os.path.exists("/.dockerenv") or os.path.exists("/run/.containerenv"),
     }
 

@@ -35,7 +35,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"namespaces: {'usable' if ns['usable'] and not ns['disabled_by_env'] else 'unavailable'}"
               + (f" ({ns['why_not']})" if ns["why_not"] else "") + (" (root)" if ns["root"] else ""))
         if machine["audit_readable"]:
-            print("audit log: readable (Landlock denials are reported by --log-denials/--events)")
+            print(f"audit log: readable from {machine['audit_source']} (Landlock denials are reported "
+                  "by --log-denials/--events)")
         else:
             print(f"audit log: not read: {machine['audit_why_not']} "
                   "(filesystem denials are enforced, not reported)")

@@ -164,6 +164,15 @@ def unobservable(abi: int) -> str:
     return _plan(abi)[0]
 
 
+def source_for(abi: int) -> tuple[str, str]:
+    """(why not, where the records would be read from, in words) for ``doctor``."""
+    why, source = _plan(abi)
+    words = {"multicast": "the audit netlink read-log group",
+             KMSG: f"{KMSG}, rate-limited by the kernel (denials may be missing)",
+             AUDIT_LOG: f"auditd's log {AUDIT_LOG}"}
+    return why, words.get(source, "")
+
+
 def _fields(text: str) -> dict[str, str]:
     out = {}
     for key, value in _FIELD.findall(text):

@@ -89,6 +89,7 @@ def test_cli_reports_filesystem_denials(audit_on, d, tmp_path):
     assert all(e["source"] == "audit" and e["verdict"] == "deny" for e in fs)
     doctor = json.loads(cli("doctor", "--json").stdout)
     assert doctor["machine"]["audit_readable"] is True
+    assert doctor["machine"]["audit_source"] == "the audit netlink read-log group"
 
 
 def test_api_denials_include_filesystem(audit_on, d):

@@ -251,6 +251,15 @@ class Collector:
             text = rec.decode("utf-8", "replace")
             lines.append(text.split(";", 1)[-1])
 
+    def close(self) -> None:
+        """Stop reading without collecting (the sandbox never started)."""
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
     def collect(self, restrict_pids: set[int]) -> list[dict]:
         """The sandbox's Landlock denials (call once, after it ended)."""
         if self._fd < 0 and self._sock is None:
@@ -272,9 +281,4 @@ class Collector:
                     return found
                 time.sleep(0.005)
         finally:
-            if self._sock is not None:
-                self._sock.close()
-                self._sock = None
-            if self._fd >= 0:
-                os.close(self._fd)
-                self._fd = -1
+            self.close()

@@ -533,3 +533,24 @@ def test_fast_and_python_brokers_agree_on_odd_addresses(d, monkeypatch, broker_m
     full.close()
     assert fast == slow, (fast, slow)
     assert fast[:3] == ["ok", "ok", "ok"] and fast[5] == "EACCES"
+
+
+def test_kernels_without_pidfd_thread(d, monkeypatch):
+    """Before Linux 6.9 a pidfd names a thread-group leader only. The broker then uses the
+    leader's, after kcmp shows the calling thread shares its descriptor table: connects from
+    the main thread and from other threads both work (emulated here by the clamp)."""
+    monkeypatch.setenv("LSANDBOX_NO_PIDFD_THREAD", "1")
+    ok, bad = _srv(d, "ok/s"), _srv(d, "bad")
+
+    def work():
+        out = [try_connect(ok.path)]
+        t = threading.Thread(target=lambda: out.extend([try_connect(ok.path), try_connect(bad.path)]))
+        t.start()
+        t.join()
+        return out
+
+    stats: dict = {}
+    res, _ = brokered(work, pol=policy({f"{d[0]}/ok": "allow"}), stats=stats)
+    assert res == ["ok", "ok", "EACCES"]
+    assert ok.settle() == 2 and bad.settle() == 0
+    assert stats["fast"] == 0  # the fast path needs thread pidfds; the Python broker serves all

@@ -15,7 +15,12 @@ from typing import Any
 import landlock
 import seccomp_bpf as sb
 
-from .linux._features import addfd_available, userns_allowed, wait_killable_available
+from .linux._features import (
+    addfd_available,
+    pidfd_thread_available,
+    userns_allowed,
+    wait_killable_available,
+)
 from .policy import Policy
 
 
@@ -83,6 +88,7 @@ def probe_machine() -> dict[str, Any]:
             "sync_wake_up": _kernel_at_least(6, 6),
         },
         "pidfd_getfd": bool(getfd),
+        "pidfd_thread": pidfd_thread_available(),
         "broker_fastpath": _fastpath_state(),
         "namespaces": {
             "root": root,

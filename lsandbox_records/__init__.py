@@ -54,7 +54,12 @@ class Record:
     def __init_subclass__(cls, *, frozen: bool = True, compare_exclude: tuple[str, ...] = (),
                           **kw: Any) -> None:
         super().__init_subclass__(**kw)
-        names = tuple(n for n in cls.__dict__.get("__annotations__", {}) if not n.startswith("_"))
+        # The class's own annotations, in order (Python 3.14 evaluates them lazily: ask the
+        # class when they are not in its namespace)
+        own = cls.__dict__.get("__annotations__")
+        if own is None:
+            own = getattr(cls, "__annotations__", {})
+        names = tuple(n for n in own if not n.startswith("_"))
         cls._fields = names
         cls._compared = tuple(n for n in names if n not in compare_exclude)
         cls._frozen = frozen

@@ -370,12 +370,16 @@ class Collector:
                     return found.events
                 time.sleep(0.001 if drained_at else 0.003)
         finally:
-            if self._sock is not None:
-                self._sock.close()
-                self._sock = None
-            if self._fd >= 0:
-                os.close(self._fd)
-                self._fd = -1
+            self.close()
+
+    def close(self) -> None:
+        """Stop reading (after :meth:`collect`, or without it when the sandbox never started)."""
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
 
 
 def _join_readlog() -> socket.socket | None:

@@ -69,7 +69,7 @@ from ..policy._model import Policy, SocketAccess
 from ..policy._paths import is_within
 from . import _broker_sys as sysc
 from . import _fastpath as _fp
-from ._features import addfd_available
+from ._features import addfd_available, pidfd_thread_available
 from ._provenance import Provenance
 from ._sockaddr import AF_INET, AF_INET6, AF_UNIX, family, parse_unix, unix_sockaddr
 
@@ -196,6 +196,7 @@ class Broker:
         self.sync_wake_up = False
         self.finished = threading.Event()  # set once every target is gone (listener hung up)
         self.stats = {"fast": 0, "slow": 0}  # notifications served by the C fast path / Python
+        self._pidfd_thread = pidfd_thread_available()  # else the fast path would only ever defer
 
     # -- lifecycle -------------------------------------------------------------------
     def start(self) -> None:
@@ -244,7 +245,7 @@ class Broker:
         except OSError:
             pass  # binds then fail closed (see _bind)
         self._local.private_cwd = True
-        if _fp.lib is not None:
+        if _fp.lib is not None and self._pidfd_thread:
             self._fast_main()
             return
         poller = select.poll()
@@ -410,9 +411,23 @@ class Broker:
             raise _Answer(errno.EINVAL)
         return self._read(n, ptr, addrlen)
 
+    def _pidfd(self, tid: int) -> int:
+        """A pidfd that reaches thread ``tid``'s descriptor table. Linux >= 6.9: a thread pidfd.
+        Before: the thread-group leader's, after checking with kcmp that the thread shares
+        the leader's table (a thread made by a raw clone without CLONE_FILES does not;
+        ``unshare`` is refused in the sandbox, so that cannot change afterwards)."""
+        if self._pidfd_thread:
+            return os.pidfd_open(tid, sysc.PIDFD_THREAD)
+        tgid = _tgid(tid)
+        pidfd = os.pidfd_open(tgid)
+        if tgid != tid and not sysc.same_fd_table(tgid, tid):
+            os.close(pidfd)
+            raise _Answer(errno.EACCES)
+        return pidfd
+
     def _getfd(self, n: sb.Notification, fd: int) -> int:
         try:
-            pidfd = os.pidfd_open(n.pid, sysc.PIDFD_THREAD)
+            pidfd = self._pidfd(n.pid)
         except OSError as e:
             raise _Answer(errno.ESRCH if e.errno == errno.ESRCH else errno.EACCES) from e
         try:

@@ -34,6 +34,8 @@ SYS_PROCESS_VM_READV = sb.syscall_number("process_vm_readv", _ARCH)
 SYS_SETFSUID = sb.syscall_number("setfsuid", _ARCH)
 SYS_SETFSGID = sb.syscall_number("setfsgid", _ARCH)
 SYS_SETGROUPS = sb.syscall_number("setgroups", _ARCH)
+SYS_KCMP = sb.syscall_number("kcmp", _ARCH)
+KCMP_FILES = 2
 PIDFD_THREAD = os.O_EXCL  # Linux 6.9: a pidfd for a thread, not only a thread-group leader
 
 
@@ -188,3 +190,12 @@ def statx(fd: int) -> Statx:
     major, minor = struct.unpack_from("=II", raw, 136)
     btime = bsec * 1_000_000_000 + bnsec if mask & STATX_BTIME else None
     return Statx(mode, os.makedev(major, minor), ino, csec * 1_000_000_000 + cnsec, btime)
+
+
+def same_fd_table(pid1: int, pid2: int) -> bool:
+    """``kcmp(KCMP_FILES)``: do the two tasks share one descriptor table?"""
+    r = _syscall(SYS_KCMP, ctypes.c_long(pid1), ctypes.c_long(pid2), ctypes.c_long(KCMP_FILES),
+                 ctypes.c_ulong(0), ctypes.c_ulong(0))
+    if r < 0:
+        raise _fail("kcmp")
+    return r == 0

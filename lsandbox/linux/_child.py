@@ -92,7 +92,8 @@ def _restrict(plan: LinuxPlan, sync: socket.socket, landlock_log: bool = False) 
         rs.restrict_self(flags, no_new_privs=False)
     # the target keeps no copy of the listener
     install_and_hand_over(plan.filter_b, sync,
-                          flags=sb.FLAG_WAIT_KILLABLE_RECV if plan.wait_killable else 0)
+                          flags=sb.FLAG_WAIT_KILLABLE_RECV if plan.wait_killable else 0,
+                          sendmsg_brokered=plan.datagrams)
     sb.install_filter(plan.filter_a)
 
 

@@ -107,8 +107,10 @@ static int lsb_try_connect(struct lsb_fast *r, unsigned int uid, unsigned int gi
     struct iovec local = {addr, len}, remote = {(void *)(uintptr_t)r->args[1], len};
     if (syscall(SYS_process_vm_readv, (long)r->pid, &local, 1UL, &remote, 1UL, 0UL) != (long)len)
         return LSB_SLOW;
+    uint16_t family;
+    memcpy(&family, addr, sizeof family);  /* no unaligned or type-punned load */
     addr[len] = 0;
-    if (*(uint16_t *)addr != AF_UNIX || addr[2] != '/')
+    if (family != AF_UNIX || addr[2] != '/')
         return LSB_SLOW;                 /* abstract, unnamed, relative: the Python path */
     const char *path = addr + 2;         /* NUL-terminated within addrlen, or at addr[len] */
     if (!strncmp(path, "/proc/", 6) || !strcmp(path, "/proc") || !strncmp(path, "/dev/fd", 7))

@@ -23,6 +23,19 @@ def addfd_available() -> bool:
     return not _clamped("LSANDBOX_SECCOMP_NO_ADDFD")
 
 
+def pidfd_thread_available() -> bool:
+    """``pidfd_open(tid, PIDFD_THREAD)`` (Linux 6.9): a pidfd for any thread, not only a
+    thread-group leader. ``LSANDBOX_NO_PIDFD_THREAD=1`` emulates its absence; the broker then
+    opens the leader and checks (kcmp) that the thread shares its descriptor table."""
+    if _clamped("LSANDBOX_NO_PIDFD_THREAD"):
+        return False
+    try:
+        os.close(os.pidfd_open(os.getpid(), os.O_EXCL))  # PIDFD_THREAD == O_EXCL
+        return True
+    except OSError:
+        return False
+
+
 def wait_killable_available() -> bool:
     """SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV (Linux 5.19); ``LSANDBOX_SECCOMP_NO_WAIT_KILLABLE=1``
     emulates its absence. With it, a brokered call can no longer be interrupted by a non-fatal

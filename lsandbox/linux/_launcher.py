@@ -167,6 +167,8 @@ def spawn(
     except TimeoutError:
         os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)
+        if audit is not None:
+            audit.close()
         raise SetupError("the sandboxed child did not hand over its seccomp listener within 60 s") from None
     finally:
         parent_sock.close()

@@ -145,14 +145,20 @@ class Provenance:
     # -- the check --------------------------------------------------------------------------
     def check(self, path: str, pin: int) -> str | None:
         """None when the socket pinned at ``pin`` (canonical ``path``) was not planted by the
-        sandbox, else the reason. Walks ``path`` from ``/`` component by component."""
+        sandbox, else the reason. Walks ``path`` component by component with O_PATH fds."""
         if not self.exposed(path):
             return None
         names = path.split("/")[1:]
-        fd = os.open("/", _O_DIR)
+        # Components whose parent the sandbox cannot write cannot have been moved by it: the
+        # walk starts below the deepest such prefix (opened by its path), not at "/".
+        here, start = "", 0
+        while start < len(names) - 1 and not self._writable(here or "/"):
+            here = f"{here}/{names[start]}"
+            start += 1
+        fd = os.open(here or "/", _O_DIR)
         try:
-            here = ""
-            for i, name in enumerate(names):
+            for i in range(start, len(names)):
+                name = names[i]
                 last = i == len(names) - 1
                 parent = here or "/"
                 here = f"{here}/{name}"

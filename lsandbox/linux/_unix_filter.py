@@ -43,7 +43,8 @@ def build_notify_filter(arch: str, *, datagrams: bool = False) -> sb.Program:
     return sb.compile_filter(sb.Filter(arch, rules, sb.ALLOW))
 
 
-def install_and_hand_over(program: sb.Program, sock: socket.socket, *, flags: int = 0) -> None:
+def install_and_hand_over(program: sb.Program, sock: socket.socket, *, flags: int = 0,
+                          sendmsg_brokered: bool = True) -> None:
     """Install filter B on the calling thread and send its listener over ``sock``
     (SCM_RIGHTS), keeping no copy.
 
@@ -51,8 +52,18 @@ def install_and_hand_over(program: sb.Program, sock: socket.socket, *, flags: in
     so the send happens in a thread created *before* the install (seccomp filters are
     per-thread; a thread inherits its creator's filters at creation). The thread is joined
     before returning; at ``execve`` only the calling thread's filters survive, which is the
-    thread that installed B.
+    thread that installed B. When filter B leaves ``sendmsg`` alone (``datagrams=False``,
+    ``sendmsg_brokered=False``), the installing thread sends it itself: no thread, ~0.5 ms
+    less per launch.
     """
+    if not sendmsg_brokered:
+        fd = sb.install_filter(program, flags=sb.FLAG_NEW_LISTENER | flags)
+        assert fd is not None
+        try:
+            socket.send_fds(sock, [b"L"], [fd])
+        finally:
+            os.close(fd)
+        return
     ready = threading.Event()
     box: list[int] = []
     errors: list[BaseException] = []

@@ -486,3 +486,71 @@ def test_fast_path_is_built_under_make_test(broker_mode):
     if os.environ.get("LSANDBOX_EXPECT_FASTPATH") != "1":
         pytest.skip("only under `make test`")
     assert _fastpath.lib is not None, _fastpath.why_not
+
+
+def test_fast_and_python_brokers_agree_on_odd_addresses(d, monkeypatch, broker_mode):
+    """Differential: raw sockaddrs of every awkward shape (no NUL in a full sun_path, an
+    embedded NUL, addrlen too short or too long, another family on an AF_UNIX socket) get
+    the same answers from the C fast path and from the Python broker."""
+    from lsandbox.linux import _fastpath
+
+    if broker_mode == "python":
+        pytest.skip("runs both brokers itself (in the fastpath variant)")
+    if _fastpath.lib is None:
+        pytest.skip(f"broker fast path: {_fastpath.why_not}")
+    ok = _srv(d, "ok/s")
+    long_dir = f"{d[0]}/ok/" + "l" * (106 - len(f"{d[0]}/ok/"))
+    os.makedirs(long_dir, exist_ok=True)
+    full = socket.socket(socket.AF_UNIX)  # a sun_path of exactly 108 bytes: no room for a NUL
+    here = os.getcwd()
+    os.chdir(long_dir)
+    try:
+        full.bind("x")  # (Python refuses the absolute 108-byte path; the kernel takes it)
+    finally:
+        os.chdir(here)
+    full.listen(64)
+    full_path = long_dir + "/x"
+    assert len(full_path.encode()) == 108
+    fam = struct.pack("=H", socket.AF_UNIX)
+    cases = [fam + ok.path.encode() + b"\0", fam + full_path.encode(),
+             fam + ok.path.encode() + b"\0garbage", fam, fam + b"/", fam + b"\0abstract",
+             struct.pack("=H", socket.AF_INET) + b"\0" * 14, fam + b"x" * 150]
+
+    def work():
+        out = []
+        for raw in cases:
+            s = socket.socket(socket.AF_UNIX)
+            buf = ctypes.create_string_buffer(raw, max(len(raw), 1))
+            r = _libc.connect(s.fileno(), buf, len(raw))
+            out.append("ok" if r == 0 else errno.errorcode[ctypes.get_errno()])
+            s.close()
+        return out
+
+    pol = policy({f"{d[0]}/ok": "allow"})
+    fast, _ = brokered(work, pol=pol)
+    monkeypatch.setattr(_fastpath, "lib", None)
+    slow, _ = brokered(work, pol=pol)
+    full.close()
+    assert fast == slow, (fast, slow)
+    assert fast[:3] == ["ok", "ok", "ok"] and fast[5] == "EACCES"
+
+
+def test_kernels_without_pidfd_thread(d, monkeypatch):
+    """Before Linux 6.9 a pidfd names a thread-group leader only. The broker then uses the
+    leader's, after kcmp shows the calling thread shares its descriptor table: connects from
+    the main thread and from other threads both work (emulated here by the clamp)."""
+    monkeypatch.setenv("LSANDBOX_NO_PIDFD_THREAD", "1")
+    ok, bad = _srv(d, "ok/s"), _srv(d, "bad")
+
+    def work():
+        out = [try_connect(ok.path)]
+        t = threading.Thread(target=lambda: out.extend([try_connect(ok.path), try_connect(bad.path)]))
+        t.start()
+        t.join()
+        return out
+
+    stats: dict = {}
+    res, _ = brokered(work, pol=policy({f"{d[0]}/ok": "allow"}), stats=stats)
+    assert res == ["ok", "ok", "EACCES"]
+    assert ok.settle() == 2 and bad.settle() == 0
+    assert stats["fast"] == 0  # the fast path needs thread pidfds; the Python broker serves all

@@ -10,9 +10,9 @@ minimal init (reaps, forwards signals, reports the command's status), so that wh
 
 from __future__ import annotations
 
+import _socket
 import os
 import signal
-import socket
 import sys
 from collections.abc import Callable, Sequence
 
@@ -64,7 +64,7 @@ def _setup_namespaces(plan: LinuxPlan, uid: int, gid: int, userns: bool) -> None
             raise OSError(e.errno, f"cannot make {path} read-only: {e.strerror}") from None
 
 
-def _restrict(plan: LinuxPlan, sync: socket.socket, landlock_log: bool = False) -> None:
+def _restrict(plan: LinuxPlan, sync: _socket.socket, landlock_log: bool = False) -> None:
     prctl.set_no_new_privs(1)
     rs = ll.Ruleset(handled_fs=plan.handled_fs, handled_net=plan.handled_net, scoped=plan.scoped,
                     max_abi=plan.abi)
@@ -77,7 +77,8 @@ def _restrict(plan: LinuxPlan, sync: socket.socket, landlock_log: bool = False) 
         rs.restrict_self(flags, no_new_privs=False)
     # the target keeps no copy of the listener
     install_and_hand_over(plan.filter_b, sync,
-                          flags=sb.FLAG_WAIT_KILLABLE_RECV if plan.wait_killable else 0)
+                          flags=sb.FLAG_WAIT_KILLABLE_RECV if plan.wait_killable else 0,
+                          brokers_sendmsg=plan.datagrams)
     sb.install_filter(plan.filter_a)
 
 
@@ -122,7 +123,7 @@ def child_main(
     executable: str,
     env: dict[str, str],
     cwd: str | None,
-    sync: socket.socket,
+    sync: _socket.socket,
     report_fd: int,
     *,
     ns_flags: int,

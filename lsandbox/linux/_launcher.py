@@ -16,10 +16,10 @@ supervisor (``doctor`` reports this).
 
 from __future__ import annotations
 
+import _socket  # not ``socket``: its Python wrapper costs ~2 ms of every launch
 import gc
 import os
 import signal
-import socket
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -33,6 +33,7 @@ from ._child import FORWARDED, child_main
 from ._features import Features, features
 from ._netns import CLONE_NEWNET
 from ._plan import LinuxPlan, build_plan
+from ._unix_filter import recv_fds
 
 
 class Launch(Record, frozen=False):
@@ -127,7 +128,7 @@ def spawn(
     userns = pidns and not feats.root
     flags = (_sys.CLONE_NEWPID | _sys.CLONE_NEWNS | (_sys.CLONE_NEWUSER if userns else 0)
              | (CLONE_NEWNET if plan.netns else 0)) if pidns else 0
-    parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    parent_sock, child_sock = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_SEQPACKET)
     report_r, report_w = os.pipe2(os.O_CLOEXEC)
     uid, gid = os.geteuid(), os.getegid()
     provenance = Provenance(policy, socket_dir, time.time_ns())  # before the workload exists
@@ -158,7 +159,7 @@ def spawn(
                     audit=audit)
     parent_sock.settimeout(60)  # never hang the caller on a child stuck before hand-over
     try:
-        _msg, fds, _flags, _addr = socket.recv_fds(parent_sock, 16, 1)
+        _msg, fds = recv_fds(parent_sock, 1)
     except TimeoutError:
         os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)

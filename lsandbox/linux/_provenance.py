@@ -35,7 +35,6 @@ import stat
 
 from ..policy._model import FsAccess, Policy, SocketAccess
 from ..policy._paths import is_within
-from . import _broker_sys as sysc
 
 SLACK_NS = 50_000_000  # coarse timestamps lag the real clock by up to one tick (1-10 ms)
 SNAPSHOT_MAX = 4096  # directories recorded per launch under allowlisted paths
@@ -124,6 +123,10 @@ class Provenance:
             fd = os.open(name, _O_LAST, dir_fd=dir_fd)
         except OSError:
             return
+        from . import (
+            _broker_sys as sysc,  # the broker's module, loaded by then (ctypes: not at launch)
+        )
+
         try:
             sx = sysc.statx(fd)
         finally:
@@ -137,6 +140,10 @@ class Provenance:
         sandbox, else the reason. Walks ``path`` from ``/`` component by component."""
         if not self.exposed(path):
             return None
+        from . import (
+            _broker_sys as sysc,  # the broker's module, loaded by then (ctypes: not at launch)
+        )
+
         names = path.split("/")[1:]
         fd = os.open("/", _O_DIR)
         try:

@@ -19,8 +19,10 @@ from __future__ import annotations
 import _socket  # not ``socket``: its Python wrapper costs ~2 ms of every launch
 import gc
 import os
+import select
 import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 
@@ -42,7 +44,7 @@ class Launch(Record, frozen=False):
     pid: int
     plan: LinuxPlan
     report_r: int
-    broker: object | None
+    broker: LazyBroker | None
     socket_dir: str
     tty: int | None
     pidns: bool
@@ -153,8 +155,6 @@ def spawn(
                    landlock_log=log_denials)
     child_sock.close()
     os.close(report_w)
-    from ._broker import Broker  # imported while the child sets itself up (2 cores: overlap)
-
     launch = Launch(pid, plan, report_r, None, socket_dir, tty, pidns, events, on_event=on_event,
                     audit=audit)
     parent_sock.settimeout(60)  # never hang the caller on a child stuck before hand-over
@@ -167,10 +167,74 @@ def spawn(
     finally:
         parent_sock.close()
     if fds:
-        broker = Broker(fds[0], policy, socket_dir, record, provenance=provenance)
-        broker.start()
-        launch.broker = broker
+        launch.broker = LazyBroker(fds[0], policy, socket_dir, record, provenance)
     return launch
+
+
+class LazyBroker:
+    """The broker, imported, built and started when the first notification arrives.
+
+    Most commands never ``connect``/``bind``/``sendto`` an address; importing the broker
+    (and ``ctypes``, its C fast path...) costs ~4 ms of CPU per launch, on a path where the
+    sandboxed child is setting itself up on the other core. Until then one thread polls the
+    listener; notified calls wait in the kernel meanwhile (nothing is answered, nothing is
+    allowed). If the broker cannot be started, the listener is closed: the notified calls
+    fail (ENOSYS), the sandbox fails closed, and a note says why."""
+
+    def __init__(self, fd: int, policy: Policy, socket_dir: str, record: Callable[[dict], None],
+                 provenance: object) -> None:
+        self._fd = fd
+        self._args = (policy, socket_dir, record, provenance)
+        self._broker: object | None = None
+        self._closing = False
+        self._lock = threading.Lock()
+        self._wake_r, self._wake_w = os.pipe2(os.O_CLOEXEC)
+        self._thread = threading.Thread(target=self._watch, name="lsandbox-broker-wait", daemon=True)
+        self._thread.start()
+
+    def _watch(self) -> None:
+        p = select.poll()
+        p.register(self._fd, select.POLLIN)
+        p.register(self._wake_r, select.POLLIN)
+        while True:
+            try:
+                ready = dict(p.poll())
+            except InterruptedError:  # pragma: no cover - PEP 475 retries; kept for clarity
+                continue
+            if self._wake_r in ready or not ready.get(self._fd, 0) & select.POLLIN:
+                return  # closing, or every target gone (POLLHUP): nothing to serve
+            with self._lock:
+                if not self._closing:
+                    self._start()
+            return
+
+    def _start(self) -> None:
+        policy, socket_dir, record, provenance = self._args
+        try:
+            from ._broker import Broker
+
+            broker = Broker(self._fd, policy, socket_dir, record, provenance=provenance)
+            broker.start()
+        except BaseException as e:  # noqa: BLE001 - fail closed, and say why
+            fd, self._fd = self._fd, -1
+            os.close(fd)
+            record({"kind": "note", "text": f"the AF_UNIX broker could not start ({e!r}): "
+                                            "brokered calls fail"})
+            return
+        self._broker = broker
+
+    def close(self) -> None:
+        """Stop serving and close the listener (pending notified calls then fail)."""
+        with self._lock:
+            self._closing = True
+        os.write(self._wake_w, b"x")
+        self._thread.join()
+        if self._broker is not None:
+            self._broker.close()  # type: ignore[attr-defined]  # closes the listener
+        elif self._fd >= 0:
+            os.close(self._fd)
+        os.close(self._wake_r)
+        os.close(self._wake_w)
 
 
 def wait(launch: Launch) -> Launch:
@@ -187,7 +251,7 @@ def wait(launch: Launch) -> Launch:
         reports += chunk
     os.close(launch.report_r)
     if launch.broker is not None:
-        launch.broker.close()  # type: ignore[attr-defined]
+        launch.broker.close()
     _cleanup_socket_dir(launch.socket_dir)
     if launch.tty is not None:
         old = signal.signal(signal.SIGTTOU, signal.SIG_IGN)

@@ -66,10 +66,8 @@ def _setup_namespaces(plan: LinuxPlan, uid: int, gid: int, userns: bool) -> None
 
 def _restrict(plan: LinuxPlan, sync: _socket.socket, landlock_log: bool = False) -> None:
     prctl.set_no_new_privs(1)
-    rs = ll.Ruleset(handled_fs=plan.handled_fs, handled_net=plan.handled_net, scoped=plan.scoped,
-                    max_abi=plan.abi)
-    for path, access in plan.landlock_rules:
-        rs.add_path(path, access)
+    rs = plan.ruleset  # built by the supervisor: only syscalls from here
+    assert rs is not None
     if plan.abi:
         # LOG_NEW_EXEC_ON: audit records for the command too (the default logs only this
         # process); asked for only when someone reads them (lsandbox.linux._audit).

@@ -28,7 +28,7 @@ from ._unix_rules import resolve_unix_rules
 _DEV_RW = ll.AccessFs.READ_FILE | ll.AccessFs.WRITE_FILE | ll.AccessFs.TRUNCATE | ll.AccessFs.IOCTL_DEV
 
 
-class LinuxPlan(Record, frozen=False):
+class LinuxPlan(Record, frozen=False, compare_exclude=("ruleset",)):
     policy: Policy
     socket_dir: str
     abi: int
@@ -45,6 +45,17 @@ class LinuxPlan(Record, frozen=False):
     datagrams: bool
     wait_killable: bool
     notes: list[str] = field(default_factory=list)
+    # The Landlock ruleset of the above, built here (no syscall: those happen in the child's
+    # restrict_self), so that the child does no flag arithmetic between fork and exec.
+    ruleset: ll.Ruleset | None = None
+
+    def __post_init__(self) -> None:
+        if self.ruleset is None:
+            rs = ll.Ruleset(handled_fs=self.handled_fs, handled_net=self.handled_net,
+                            scoped=self.scoped, max_abi=self.abi)
+            for path, access in self.landlock_rules:
+                rs.add_path(path, access)
+            object.__setattr__(self, "ruleset", rs)
 
 
 def _lookup(tree: dict[str, ll.AccessFs], path: str) -> ll.AccessFs:

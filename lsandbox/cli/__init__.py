@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import os
 import sys
-from importlib import import_module
 
 from .._errors import SandboxError
 
@@ -64,7 +63,8 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     first = argv[0] if argv else None
     for name in SUBCOMMANDS:
         if first not in SUBCOMMANDS or name == first:
-            import_module(f"._{name}", __name__).register(sub)
+            # __import__, not importlib.import_module: importlib costs ~0.4 ms to import
+            __import__(f"{__name__}._{name}", fromlist=["register"]).register(sub)
     return parser
 
 

@@ -1,29 +1,32 @@
 """Launch cost and in-sandbox syscall cost, as ratios measured side by side. `make bench`.
 
-Where the time of ``lsandbox run -- true`` goes (this machine, 2 shared cores, Python 3.11;
+Where the time goes in ``lsandbox run -- true`` (this machine: 2 shared cores, Python 3.11;
 ``test_bench_cli_launch_vs_python`` prints it from an instrumented run,
-``tests/bench/_launch_stages.py``), ~36 ms in all, against ~11 ms for ``python -c pass``:
+``tests/bench/_launch_stages.py``): ~39 ms in all, against ~10.5 ms for ``python -c pass``:
 
-- interpreter start, ~11 ms: the baseline itself;
-- imports, ~14 ms: enum (policy model, landlock flags, signal; ~2 ms alone), prctl, cffi
-  and the seccomp/Landlock bindings, threading, our modules. Not on this path any more:
+- interpreter start, ~10.5 ms: the baseline itself;
+- imports, ~16-20 ms: enum (policy model, Landlock flags, signal; ~2 ms alone), prctl, cffi
+  and the seccomp/Landlock bindings, threading, our modules. No longer on this path:
   argparse/re/gettext/locale (a plain ``run -- CMD`` is parsed by hand), json (syscall
-  tables), socket/selectors (``_socket``), ctypes and the broker (imported on the first
-  notification only);
-- policy ~0.3 ms; plan ~3 ms, nearly all the compile of seccomp filter A (memoized per
+  tables), socket/selectors (``_socket``), importlib, ctypes and the broker (imported on
+  the first notification only), and lsandbox_records is byte-compiled by ``make speedups``;
+- policy ~0.4 ms; plan ~3.5 ms, ~3 ms of it the compile of seccomp filter A (memoized per
   process: a warm API caller pays it once);
-- child setup ~5-6 ms: three forks of a Python process (relay, PID-1 init, command; each
-  copies the page tables, and every page Python writes afterwards is copied), unshare of
-  the user/mount/PID/network namespaces (~0.5 ms, most of it the network namespace),
-  mounts, Landlock ~0.6 ms, filters B and A;
-- command and teardown ~3 ms: execve of ``true``, then init, the relay and their
-  namespaces exit one after the other and the supervisor reaps them.
+- child setup ~5 ms: three forks of a Python process (relay, PID-1 init, command; each
+  copies the page tables, and every page written afterwards is copied), unshare of the
+  user/mount/PID/network namespaces (~0.7 ms), mounts, Landlock ~0.7 ms (the ruleset is
+  built by the supervisor; the child only opens the paths and makes the syscalls), filter
+  B and its listener hand-over (no thread unless filter B brokers sendmsg), filter A;
+- command and teardown ~3-4 ms: fork and execve of ``true`` (execve also tears down the
+  forked Python image), then init and the relay exit one after the other (each frees a
+  Python-sized address space; the relay's exit also ends the namespaces) and are reaped.
 
-Measured before this breakdown was recorded (same machine): 62 ms (5.6x ``python -c
-pass``), warm API 15 ms in pytest. The floor of this design, a Python supervisor that
-imports its policy model and bindings and forks a relay, an init and the command, is
-about twice ``python -c pass``; the 1.3x target would need the launch path out of Python
-(a small C launcher) or a persistent supervisor.
+Side by side in one session: ``lsandbox run -- true`` 58 -> 40 ms (the code before this
+work with lsandbox_records byte-compiled; ~62 ms as ``make speedups`` left it), warm
+``lsandbox.run(["true"])`` in a small process 9.5 -> 8 ms, ~15 -> 11-12.5 ms inside pytest.
+The floor of this design (a Python supervisor importing its policy model and bindings,
+forking a relay, an init and the command) is a bit under 3x ``python -c pass``; the 1.3x
+target needs the launch path out of Python (a small C launcher) or a persistent supervisor.
 """
 
 from __future__ import annotations

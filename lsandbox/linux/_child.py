@@ -77,7 +77,15 @@ def _restrict(plan: LinuxPlan, sync: _socket.socket, landlock_log: bool = False)
     install_and_hand_over(plan.filter_b, sync,
                           flags=sb.FLAG_WAIT_KILLABLE_RECV if plan.wait_killable else 0,
                           brokers_sendmsg=plan.datagrams)
-    sb.install_filter(plan.filter_a)
+    sb.install_filter(plan.filter_a if plan.filter_a is not None else _receive_filter_a(sync))
+
+
+def _receive_filter_a(sync: _socket.socket) -> bytes:
+    """Filter A as the supervisor compiled it after the fork (``_launcher.spawn``)."""
+    msg = sync.recv(1 << 16)
+    if not msg.startswith(b"A") or len(msg) < 9 or (len(msg) - 1) % 8:
+        raise OSError(0, "seccomp filter A was not received from the supervisor")
+    return msg[1:]
 
 
 # Python ignores SIGPIPE and SIGXFSZ; an ignored signal stays ignored across execve, so the

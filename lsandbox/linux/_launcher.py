@@ -34,7 +34,7 @@ from . import _sys
 from ._child import FORWARDED, child_main
 from ._features import Features, features
 from ._netns import CLONE_NEWNET
-from ._plan import LinuxPlan, build_plan
+from ._plan import LinuxPlan, build_plan, filter_a_bytes
 from ._unix_filter import recv_fds
 
 
@@ -114,7 +114,7 @@ def spawn(
     env["LSANDBOX_SOCKET_DIR"] = socket_dir
     try:
         executable = resolve_executable(argv[0], env, cwd)
-        plan = build_plan(policy, socket_dir, feats)
+        plan = build_plan(policy, socket_dir, feats, filter_a=False)  # compiled after the fork
     except BaseException:
         os.rmdir(socket_dir)
         raise
@@ -155,6 +155,19 @@ def spawn(
                    landlock_log=log_denials)
     child_sock.close()
     os.close(report_w)
+    try:  # while the child unshares, mounts and applies Landlock (2 cores: in parallel)
+        filter_a = b"A" + filter_a_bytes(plan)
+    except BaseException:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        os.close(report_r)
+        parent_sock.close()
+        _cleanup_socket_dir(socket_dir)
+        raise
+    try:
+        parent_sock.send(filter_a, _socket.MSG_NOSIGNAL)
+    except OSError:
+        pass  # the child is gone, or fell back to a plan of its own: wait() reports its fate
     launch = Launch(pid, plan, report_r, None, socket_dir, tty, pidns, events, on_event=on_event,
                     audit=audit)
     parent_sock.settimeout(60)  # never hang the caller on a child stuck before hand-over

@@ -38,7 +38,7 @@ class LinuxPlan(Record, frozen=False, compare_exclude=("ruleset",)):
     landlock_rules: list[tuple[str, ll.AccessFs]]
     ro_binds: list[str]
     private_tmpfs: list[str]
-    filter_a: sb.Program
+    filter_a: sb.Program | None  # None: compiled by the supervisor after fork (filter_a_bytes)
     filter_b: sb.Program
     namespaces: bool
     netns: bool  # the sandbox's own network namespace (network off; see _netns)
@@ -81,7 +81,16 @@ def fs_rights(access: FsAccess, abi: int) -> ll.AccessFs:
     return ll.AccessFs(0)
 
 
-def build_plan(policy: Policy, socket_dir: str, feats: Features) -> LinuxPlan:
+def filter_a_bytes(plan: LinuxPlan) -> bytes:
+    """Filter A of ``plan``, encoded (memoized per process by ``build_filter_a``)."""
+    net = plan.policy.network
+    return build_filter_a(sb.native_arch(), network=net.enabled, unix_dgram=plan.datagrams).to_bytes()
+
+
+def build_plan(policy: Policy, socket_dir: str, feats: Features, *, filter_a: bool = True) -> LinuxPlan:
+    """``filter_a=False``: leave ``filter_a`` None; the launcher compiles it after the fork,
+    while the child sets up its namespaces and Landlock (a fresh ``lsandbox run`` spends
+    ~3 ms compiling it), and sends it to the child, which installs it last."""
     abi = feats.landlock_abi
     arch = sb.native_arch()
     rules: dict[str, ll.AccessFs] = {}
@@ -131,7 +140,7 @@ def build_plan(policy: Policy, socket_dir: str, feats: Features) -> LinuxPlan:
         landlock_rules=ll.plan_path_rules(rules),
         ro_binds=ro_binds,
         private_tmpfs=private_tmpfs,
-        filter_a=build_filter_a(arch, network=policy.network.enabled, unix_dgram=datagrams),
+        filter_a=build_filter_a(arch, network=policy.network.enabled, unix_dgram=datagrams) if filter_a else None,
         filter_b=build_notify_filter(arch, datagrams=datagrams),
         namespaces=feats.namespaces,
         netns=feats.namespaces and netns_wanted(net.enabled, net.dangerously_allow_all_unix_sockets),

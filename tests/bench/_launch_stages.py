@@ -59,6 +59,7 @@ def main() -> None:
     wrap(launcher, "make_socket_dir", "features")  # spawn: features() first, then the socket dir
     wrap(launcher, "build_plan", "socket dir, executable", "plan")
     wrap(_provenance, "Provenance", "pipes", "provenance snapshot")
+    wrap(launcher, "filter_a_bytes", "(supervisor: forked; compiles filter A)", "(supervisor: filter A compiled)")
     wrap(_child, "_close_all_but", "relay runs")
     wrap(_child, "_setup_namespaces", "unshare", "namespace setup (ids, lo, mounts)")
     wrap(_child, "_restrict", "fork init (PID 1)", "filter A")

@@ -12,6 +12,7 @@ launch has nothing to protect and is skipped (creating it later is not prevented
 
 from __future__ import annotations
 
+import functools
 import os
 
 import landlock as ll
@@ -82,9 +83,14 @@ def fs_rights(access: FsAccess, abi: int) -> ll.AccessFs:
 
 
 def filter_a_bytes(plan: LinuxPlan) -> bytes:
-    """Filter A of ``plan``, encoded (memoized per process by ``build_filter_a``)."""
-    net = plan.policy.network
-    return build_filter_a(sb.native_arch(), network=net.enabled, unix_dgram=plan.datagrams).to_bytes()
+    """Filter A of ``plan``, encoded (memoized per process: a warm API caller compiles and
+    encodes each variant once)."""
+    return _filter_a_code(sb.native_arch(), plan.policy.network.enabled, plan.datagrams)
+
+
+@functools.cache
+def _filter_a_code(arch: str, network: bool, unix_dgram: bool) -> bytes:
+    return build_filter_a(arch, network=network, unix_dgram=unix_dgram).to_bytes()
 
 
 def build_plan(policy: Policy, socket_dir: str, feats: Features, *, filter_a: bool = True) -> LinuxPlan:

@@ -2,31 +2,34 @@
 
 Where the time goes in ``lsandbox run -- true`` (this machine: 2 shared cores, Python 3.11;
 ``test_bench_cli_launch_vs_python`` prints it from an instrumented run,
-``tests/bench/_launch_stages.py``): ~39 ms in all, against ~10.5 ms for ``python -c pass``:
+``tests/bench/_launch_stages.py``): ~35-40 ms in all, against ~10.5 ms for ``python -c pass``:
 
 - interpreter start, ~10.5 ms: the baseline itself;
-- imports, ~16-20 ms: enum (policy model, Landlock flags, signal; ~2 ms alone), prctl, cffi
+- imports, ~16-19 ms: enum (policy model, Landlock flags, signal; ~2 ms alone), prctl, cffi
   and the seccomp/Landlock bindings, threading, our modules. No longer on this path:
   argparse/re/gettext/locale (a plain ``run -- CMD`` is parsed by hand), json (syscall
   tables), socket/selectors (``_socket``), importlib, ctypes and the broker (imported on
   the first notification only), and lsandbox_records is byte-compiled by ``make speedups``;
-- policy ~0.4 ms; plan ~3.5 ms, ~3 ms of it the compile of seccomp filter A (memoized per
-  process: a warm API caller pays it once);
-- child setup ~5 ms: three forks of a Python process (relay, PID-1 init, command; each
+- policy ~0.4 ms; plan ~1.5-2 ms (syscall tables, filter B, Landlock rule listing and
+  ruleset); seccomp filter A (~3 ms to compile in a fresh process) is compiled by the
+  supervisor after the fork, while the child sets itself up, and sent to it;
+- child setup ~4-5 ms: three forks of a Python process (relay, PID-1 init, command; each
   copies the page tables, and every page written afterwards is copied), unshare of the
-  user/mount/PID/network namespaces (~0.7 ms), mounts, Landlock ~0.7 ms (the ruleset is
+  user/mount/PID/network namespaces (~0.6 ms), mounts, Landlock ~0.6 ms (the ruleset is
   built by the supervisor; the child only opens the paths and makes the syscalls), filter
   B and its listener hand-over (no thread unless filter B brokers sendmsg), filter A;
 - command and teardown ~3-4 ms: fork and execve of ``true`` (execve also tears down the
   forked Python image), then init and the relay exit one after the other (each frees a
   Python-sized address space; the relay's exit also ends the namespaces) and are reaped.
 
-Side by side in one session: ``lsandbox run -- true`` 58 -> 40 ms (the code before this
-work with lsandbox_records byte-compiled; ~62 ms as ``make speedups`` left it), warm
-``lsandbox.run(["true"])`` in a small process 9.5 -> 8 ms, ~15 -> 11-12.5 ms inside pytest.
+Side by side in one session (best of 25, ``/tmp``-style script comparing the two trees with
+one interpreter): ``lsandbox run -- true`` 51-53 -> 37-39 ms (the code before this work with
+lsandbox_records byte-compiled; ~62 ms as ``make speedups`` left it), warm
+``lsandbox.run(["true"])`` in a small process 8.5-9 -> 7.2 ms, ~15 -> 11-12 ms inside pytest.
 The floor of this design (a Python supervisor importing its policy model and bindings,
-forking a relay, an init and the command) is a bit under 3x ``python -c pass``; the 1.3x
-target needs the launch path out of Python (a small C launcher) or a persistent supervisor.
+forking a relay, an init and the command) is near 3x ``python -c pass``; the 1.3x target
+needs the launch path out of Python (a small C launcher) or a persistent supervisor, and
+the warm API's 2x of bwrap needs fewer Python forks (each of the three copies the caller).
 """
 
 from __future__ import annotations

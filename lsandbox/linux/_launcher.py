@@ -185,13 +185,14 @@ def spawn(
 
 
 class LazyBroker:
-    """The broker, imported, built and started when the first notification arrives.
+    """The broker, built and started when the first notification arrives.
 
-    Most commands never ``connect``/``bind``/``sendto`` an address; importing the broker
-    (and ``ctypes``, its C fast path...) costs ~4 ms of CPU per launch, on a path where the
-    sandboxed child is setting itself up on the other core. Until then one thread polls the
-    listener; notified calls wait in the kernel meanwhile (nothing is answered, nothing is
-    allowed). If the broker cannot be started, the listener is closed: the notified calls
+    Most commands never ``connect``/``bind``/``sendto`` an address. Importing the broker (and
+    ``ctypes``, its C fast path...) costs ~4 ms, so it is not on the launch path: this
+    object's thread imports it in the background (a command that connects at once finds it
+    loaded, or waits for the rest of the import), then polls the listener and starts the
+    broker on the first notification; notified calls wait in the kernel meanwhile (nothing
+    is answered, nothing is allowed). If the broker cannot be started, the listener is closed: the notified calls
     fail (ENOSYS), the sandbox fails closed, and a note says why."""
 
     def __init__(self, fd: int, policy: Policy, socket_dir: str, record: Callable[[dict], None],
@@ -206,6 +207,10 @@ class LazyBroker:
         self._thread.start()
 
     def _watch(self) -> None:
+        try:  # imported here, in the background, while the command starts: the first
+            from . import _broker  # noqa: F401 - notification then finds it loaded (~1 ms, not ~5)
+        except BaseException:  # noqa: BLE001 - _start imports it again and fails closed, saying why
+            pass
         p = select.poll()
         p.register(self._fd, select.POLLIN)
         p.register(self._wake_r, select.POLLIN)

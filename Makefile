@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 # Startup speed: pre-parsed cffi declarations and bytecode (PYTHONDONTWRITEBYTECODE may be set).
 speedups: $(STAMP)
 	$(BIN)/python scripts/gen_cffi.py >/dev/null
-	$(BIN)/python -m compileall -q lsandbox seccomp_bpf landlock macos
+	$(BIN)/python -m compileall -q lsandbox lsandbox_records seccomp_bpf landlock macos
 
 setup: system-deps $(STAMP) speedups
 

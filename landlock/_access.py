@@ -32,11 +32,8 @@ class AccessFs(enum.IntFlag):
 
     @classmethod
     def from_all(cls, abi: int) -> AccessFs:
-        out = cls(0)
-        for right, since in _FS_SINCE.items():
-            if abi >= since:
-                out |= right
-        return out
+        # one flag construction, not one per right: IntFlag arithmetic costs microseconds
+        return cls(sum(right.value for right, since in _FS_SINCE.items() if abi >= since))
 
     @classmethod
     def from_read(cls, abi: int) -> AccessFs:
@@ -46,7 +43,7 @@ class AccessFs(enum.IntFlag):
     def from_write(cls, abi: int) -> AccessFs:
         """Everything in ``from_all(abi)`` that is not reading (and not RESOLVE_UNIX, which is
         about connecting, not writing)."""
-        return cls.from_all(abi) & ~cls.from_read(abi) & ~cls.RESOLVE_UNIX
+        return cls(cls.from_all(abi).value & ~cls.from_read(abi).value & ~cls.RESOLVE_UNIX.value)
 
     @classmethod
     def file_rights(cls) -> AccessFs:

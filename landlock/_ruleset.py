@@ -87,7 +87,11 @@ class Ruleset:
             self.notes.append("REFER: on ABI 1 reparenting (rename/link across directories) is "
                               "always denied, which is stricter than requested")
         self._check_missing()
-        self._rules: list[tuple[str, AccessFs]] = []
+        # (path, rights for a directory, rights for a file) as plain ints, masked here: a
+        # Ruleset may be built in one process and applied in a forked child, which then does
+        # no IntFlag arithmetic (each new flag combination allocates a pseudo-member: in a
+        # child of a large process, copy-on-write faults on the enum's caches).
+        self._rules: list[tuple[str, int, int]] = []
         self._ports: list[tuple[int, AccessNet]] = []
 
     def _check_missing(self) -> None:
@@ -107,8 +111,10 @@ class Ruleset:
         return int(self.handled_fs), int(self.handled_net), int(self.scoped), attr_size(self.abi)
 
     def add_path(self, path: str, access: AccessFs) -> Ruleset:
-        """Allow ``access`` on ``path`` and beneath (masked to what is handled)."""
-        self._rules.append((path, access))
+        """Allow ``access`` on ``path`` and beneath (masked to what is handled; a file gets
+        only the rights that apply to files)."""
+        acc = access & self.handled_fs
+        self._rules.append((path, int(acc), int(acc & AccessFs.file_rights())))
         return self
 
     def add_net_port(self, port: int, access: AccessNet) -> Ruleset:
@@ -132,8 +138,8 @@ class Ruleset:
             return status
         fd = _bindings.create_ruleset_raw(*self.attr())
         try:
-            for path, access in self._rules:
-                self._add_path_rule(fd, path, access, status)
+            for path, dir_access, file_access in self._rules:
+                self._add_path_rule(fd, path, dir_access, file_access, status)
             for port, access in self._ports:
                 acc = access & self.handled_net
                 if acc:
@@ -147,7 +153,8 @@ class Ruleset:
             status.ruleset = Enforcement.PARTIALLY_ENFORCED
         return status
 
-    def _add_path_rule(self, fd: int, path: str, access: AccessFs, status: RestrictStatus) -> None:
+    def _add_path_rule(self, fd: int, path: str, dir_access: int, file_access: int,
+                       status: RestrictStatus) -> None:
         """Rules name canonical paths, so the last component is opened with O_NOFOLLOW: a
         symlink planted there after the policy was resolved gets no rule (its target keeps
         its own rights) instead of silently granting the target. A missing path is skipped
@@ -162,10 +169,8 @@ class Ruleset:
             if stat.S_ISLNK(st.st_mode):
                 status.notes.append(f"{path}: is a symlink, no rule added")
                 return
-            acc = access & self.handled_fs
-            if not stat.S_ISDIR(st.st_mode):
-                acc &= AccessFs.file_rights()
+            acc = dir_access if stat.S_ISDIR(st.st_mode) else file_access
             if acc:
-                _bindings.add_path_beneath(fd, pfd, int(acc))
+                _bindings.add_path_beneath(fd, pfd, acc)
         finally:
             os.close(pfd)

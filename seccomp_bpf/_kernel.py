@@ -84,14 +84,18 @@ def set_no_new_privs() -> None:
         raise OSError(err, f"prctl(PR_SET_NO_NEW_PRIVS): {os.strerror(err)}")
 
 
-def install_filter(program: Program, *, flags: int = 0) -> int | None:
+def install_filter(program: Program | bytes, *, flags: int = 0) -> int | None:
     """Install ``program`` on the calling thread (all threads with FLAG_TSYNC).
 
+    ``program`` may also be the encoded instructions (``Program.to_bytes()``): a launcher can
+    encode in one process and install in a forked child without building objects there.
     Returns the listener fd when ``FLAG_NEW_LISTENER`` is set, else None. The caller must have
     set no_new_privs or hold CAP_SYS_ADMIN. Irreversible: call it in the process to confine.
     """
-    code = program.to_bytes()
-    n = len(program)
+    code = program if isinstance(program, bytes) else program.to_bytes()
+    if not code or len(code) % 8:
+        raise ValueError(f"a filter program is a non-empty multiple of 8 bytes, not {len(code)}")
+    n = len(code) // 8
     # Both buffers live until the syscall returns (locals of this frame); the kernel copies them.
     buf = ffi.new("struct sock_filter[]", n)
     ffi.memmove(buf, code, len(code))

@@ -3,7 +3,6 @@ from the kernel's UAPI tables and cross-checked against libseccomp in the tests)
 
 from __future__ import annotations
 
-import json
 import os
 from functools import cache
 
@@ -15,7 +14,46 @@ _DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "syscalls.json"
 @cache
 def _tables() -> dict[str, dict[str, int]]:
     with open(_DATA) as f:
-        return json.load(f)
+        text = f.read()
+    try:
+        return read_generated(text)
+    except ValueError:  # edited by hand into another valid JSON layout: the general reader
+        import json
+
+        return json.loads(text)
+
+
+def read_generated(text: str) -> dict[str, dict[str, int]]:
+    """The file exactly as ``tools/gen_tables.py`` writes it (``json.dump(indent=0)``: one
+    ``"name": number`` per line), read without ``json``: importing ``json`` pulls in ``re``
+    and ``enum``, several ms of every ``lsandbox run``. Strict: any other line raises
+    ValueError (then the caller uses ``json``), and a test checks both readers agree."""
+    lines = text.split("\n")
+    if lines[0] != "{" or lines[-2:] != ["}", ""]:
+        raise ValueError("not in the generated layout")
+    tables: dict[str, dict[str, int]] = {}
+    current: dict[str, int] | None = None
+    for line in lines[1:-2]:
+        if current is None:
+            if not (line.startswith('"') and line.endswith('": {')):
+                raise ValueError(f"unexpected line {line!r}")
+            current = tables[_name(line[1:-4])] = {}
+        elif line in ("}", "},"):
+            current = None
+        else:
+            key, sep, value = line.removesuffix(",").partition('": ')
+            if not (sep and key.startswith('"') and value.isdigit()):
+                raise ValueError(f"unexpected line {line!r}")
+            current[_name(key[1:])] = int(value)
+    if current is not None or not tables:
+        raise ValueError("unterminated or no table")
+    return tables
+
+
+def _name(s: str) -> str:
+    if not (s.isascii() and s.replace("_", "x").isalnum()):  # [A-Za-z0-9_]+, at C speed
+        raise ValueError(f"unexpected name {s!r}")
+    return s
 
 
 def native_arch() -> str:

@@ -6,37 +6,55 @@ security tool), and ``REMAINDER`` after ``--`` is exactly what ``run -- CMD ARGS
 Each subcommand lives in its own module exposing ``register(subparsers)`` and a handler
 ``run(args) -> int``. Any :class:`~lsandbox.SandboxError` becomes one
 ``lsandbox: error: ...`` line on stderr and exit status 125.
+
+Only what the subcommand at hand needs is imported: ``lsandbox run -- CMD`` (a fresh
+interpreter per sandbox) parses its arguments without argparse when they are spelled plainly
+(``_run.parse_fast``) and never imports the other subcommands.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
-from collections.abc import Sequence
 
 from .._errors import SandboxError
-from . import _check, _doctor, _explain, _run
+
+TYPE_CHECKING = False  # typing costs ~4 ms at every start; type checkers see True
+if TYPE_CHECKING:
+    import argparse
+    from collections.abc import Sequence
 
 EXIT_OWN_ERROR = 125
+_OWN_PROCESS = False  # set by console(): the lsandbox command, not a caller of main()
+SUBCOMMANDS = ("run", "explain", "check", "doctor")  # each in its module ``._<name>``
 
 
-class _Formatter(argparse.HelpFormatter):
-    """argparse builds a formatter for every ``add_argument`` and the stock one asks
-    ``shutil`` for the terminal size each time (importing shutil, bz2, lzma...): on a
-    command run once per sandbox that is measurable. ``$COLUMNS`` or 100 columns it is."""
+def _formatter_class() -> type[argparse.HelpFormatter]:
+    import argparse
 
-    def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24,
-                 width: int | None = None) -> None:
-        if width is None:
-            cols = os.environ.get("COLUMNS", "")
-            width = (int(cols) if cols.isdigit() else 100) - 2
-        super().__init__(prog, indent_increment, max_help_position, width)
+    class _Formatter(argparse.HelpFormatter):
+        """argparse builds a formatter for every ``add_argument`` and the stock one asks
+        ``shutil`` for the terminal size each time (importing shutil, bz2, lzma...): on a
+        command run once per sandbox that is measurable. ``$COLUMNS`` or 100 columns it is."""
+
+        def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24,
+                     width: int | None = None) -> None:
+            if width is None:
+                cols = os.environ.get("COLUMNS", "")
+                width = (int(cols) if cols.isdigit() else 100) - 2
+            super().__init__(prog, indent_increment, max_help_position, width)
+
+    return _Formatter
 
 
 def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     """The parser; with ``argv`` naming a subcommand, only that one is registered (the others
     cost time and are not reachable then)."""
+    import argparse
+
+    if _OWN_PROCESS:  # see console()
+        argparse._ = argparse.ngettext = _untranslated  # type: ignore[attr-defined]
+    _Formatter = _formatter_class()
     parser = argparse.ArgumentParser(
         prog="lsandbox",
         description="Run a command under a kernel-enforced sandbox policy.",
@@ -45,23 +63,28 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     add_parser = sub.add_parser
     sub.add_parser = lambda name, **kw: add_parser(name, formatter_class=_Formatter, **kw)  # type: ignore[method-assign]
-    mods = {"run": _run, "explain": _explain, "check": _check, "doctor": _doctor}
     first = argv[0] if argv else None
-    for name, mod in mods.items():
-        if first not in mods or name == first:
-            mod.register(sub)
+    for name in SUBCOMMANDS:
+        if first not in SUBCOMMANDS or name == first:
+            # __import__, not importlib.import_module: importlib costs ~0.4 ms to import
+            __import__(f"{__name__}._{name}", fromlist=["register"]).register(sub)
     return parser
-
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    parser = build_parser(argv)
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as e:  # argparse usage errors exit 2; ours are 125 by DESIGN.md
-        code = e.code if isinstance(e.code, int) else 1
-        return EXIT_OWN_ERROR if code == 2 else code
+    args: argparse.Namespace | None = None
+    if argv and argv[0] == "run":
+        from ._run import parse_fast
+
+        args = parse_fast(argv[1:])  # type: ignore[assignment]
+    if args is None:
+        parser = build_parser(argv)
+        try:
+            args = parser.parse_args(argv)
+        except SystemExit as e:  # argparse usage errors exit 2; ours are 125 by DESIGN.md
+            code = e.code if isinstance(e.code, int) else 1
+            return EXIT_OWN_ERROR if code == 2 else code
     try:
         return int(args.handler(args))
     except SandboxError as e:
@@ -80,10 +103,11 @@ def console() -> None:
     (module cleanup and thread bookkeeping cost ~10 ms, a sixth of a sandboxed ``true``).
     Everything the command owns is closed by then; the standard streams are flushed here.
 
-    Also only here (our own process): argparse asks gettext for a translation of each of its
-    messages, and gettext, finding none, searches the locale directories again every time
-    (~3 ms per start); lsandbox's messages are English only."""
-    argparse._ = argparse.ngettext = _untranslated  # type: ignore[attr-defined]
+    Also only here (our own process): argparse, when the arguments need it, asks gettext for
+    a translation of each of its messages, and gettext, finding none, searches the locale
+    directories again every time (~3 ms); lsandbox's messages are English only."""
+    global _OWN_PROCESS
+    _OWN_PROCESS = True
     code = main()
     try:
         sys.stdout.flush()

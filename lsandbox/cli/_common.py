@@ -6,10 +6,10 @@ feed: a flag and the equivalent config key cannot drift apart.
 
 from __future__ import annotations
 
-import argparse
-
 TYPE_CHECKING = False  # typing costs ~4 ms at every start; type checkers see True
 if TYPE_CHECKING:
+    import argparse
+
     from ..policy import Policy
 
 

@@ -10,9 +10,9 @@ minimal init (reaps, forwards signals, reports the command's status), so that wh
 
 from __future__ import annotations
 
+import _socket
 import os
 import signal
-import socket
 import sys
 from collections.abc import Callable, Sequence
 
@@ -79,12 +79,10 @@ def _setup_namespaces(plan: LinuxPlan, uid: int, gid: int, userns: bool) -> None
             raise OSError(e.errno, f"cannot make {path} read-only: {e.strerror}") from None
 
 
-def _restrict(plan: LinuxPlan, sync: socket.socket, landlock_log: bool = False) -> None:
+def _restrict(plan: LinuxPlan, sync: _socket.socket, landlock_log: bool = False) -> None:
     prctl.set_no_new_privs(1)
-    rs = ll.Ruleset(handled_fs=plan.handled_fs, handled_net=plan.handled_net, scoped=plan.scoped,
-                    max_abi=plan.abi)
-    for path, access in plan.landlock_rules:
-        rs.add_path(path, access)
+    rs = plan.ruleset  # built by the supervisor: only syscalls from here
+    assert rs is not None
     if plan.abi:
         # LOG_NEW_EXEC_ON: audit records for the command too (the default logs only this
         # process); asked for only when someone reads them (lsandbox.linux._audit).
@@ -93,8 +91,16 @@ def _restrict(plan: LinuxPlan, sync: socket.socket, landlock_log: bool = False) 
     # the target keeps no copy of the listener
     install_and_hand_over(plan.filter_b, sync,
                           flags=sb.FLAG_WAIT_KILLABLE_RECV if plan.wait_killable else 0,
-                          sendmsg_brokered=plan.datagrams)
-    sb.install_filter(plan.filter_a)
+                          brokers_sendmsg=plan.datagrams)
+    sb.install_filter(plan.filter_a if plan.filter_a is not None else _receive_filter_a(sync))
+
+
+def _receive_filter_a(sync: _socket.socket) -> bytes:
+    """Filter A as the supervisor compiled it after the fork (``_launcher.spawn``)."""
+    msg = sync.recv(1 << 16)
+    if not msg.startswith(b"A") or len(msg) < 9 or (len(msg) - 1) % 8:
+        raise OSError(0, "seccomp filter A was not received from the supervisor")
+    return msg[1:]
 
 
 # Python ignores SIGPIPE and SIGXFSZ; an ignored signal stays ignored across execve, so the
@@ -138,7 +144,7 @@ def child_main(
     executable: str,
     env: dict[str, str],
     cwd: str | None,
-    sync: socket.socket,
+    sync: _socket.socket,
     report_fd: int,
     *,
     ns_flags: int,

@@ -16,11 +16,13 @@ supervisor (``doctor`` reports this).
 
 from __future__ import annotations
 
+import _socket  # not ``socket``: its Python wrapper costs ~2 ms of every launch
 import gc
 import os
+import select
 import signal
-import socket
 import sys
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 
@@ -32,7 +34,8 @@ from . import _sys
 from ._child import FORWARDED, child_main
 from ._features import Features, features
 from ._netns import CLONE_NEWNET
-from ._plan import LinuxPlan, build_plan
+from ._plan import LinuxPlan, build_plan, filter_a_bytes
+from ._unix_filter import recv_fds
 
 
 class Launch(Record, frozen=False):
@@ -41,7 +44,7 @@ class Launch(Record, frozen=False):
     pid: int
     plan: LinuxPlan
     report_r: int
-    broker: object | None
+    broker: LazyBroker | None
     socket_dir: str
     tty: int | None
     pidns: bool
@@ -115,7 +118,7 @@ def spawn(
     env["LSANDBOX_SOCKET_DIR"] = socket_dir
     try:
         executable = resolve_executable(argv[0], env, cwd)
-        plan = build_plan(policy, socket_dir, feats)
+        plan = build_plan(policy, socket_dir, feats, filter_a=False)  # compiled after the fork
     except BaseException:
         os.rmdir(socket_dir)
         raise
@@ -131,7 +134,7 @@ def spawn(
     userns = pidns and not feats.root
     flags = (_sys.CLONE_NEWPID | _sys.CLONE_NEWNS | (_sys.CLONE_NEWUSER if userns else 0)
              | (CLONE_NEWNET if plan.netns else 0)) if pidns else 0
-    parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    parent_sock, child_sock = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_SEQPACKET)
     report_r, report_w = os.pipe2(os.O_CLOEXEC)
     uid, gid = os.geteuid(), os.getegid()
     provenance = Provenance(policy, socket_dir, time.time_ns())  # before the workload exists
@@ -157,13 +160,24 @@ def spawn(
                    pass_fds=tuple(pass_fds))
     child_sock.close()
     os.close(report_w)
-    from ._broker import Broker  # imported while the child sets itself up (2 cores: overlap)
-
+    try:  # while the child unshares, mounts and applies Landlock (2 cores: in parallel)
+        filter_a = b"A" + filter_a_bytes(plan)
+    except BaseException:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        os.close(report_r)
+        parent_sock.close()
+        _cleanup_socket_dir(socket_dir)
+        raise
+    try:
+        parent_sock.send(filter_a, _socket.MSG_NOSIGNAL)
+    except OSError:
+        pass  # the child is gone, or fell back to a plan of its own: wait() reports its fate
     launch = Launch(pid, plan, report_r, None, socket_dir, tty, pidns, events, on_event=on_event,
                     audit=audit)
     parent_sock.settimeout(60)  # never hang the caller on a child stuck before hand-over
     try:
-        _msg, fds, _flags, _addr = socket.recv_fds(parent_sock, 16, 1)
+        _msg, fds = recv_fds(parent_sock, 1)
     except TimeoutError:
         os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)
@@ -173,10 +187,79 @@ def spawn(
     finally:
         parent_sock.close()
     if fds:
-        broker = Broker(fds[0], policy, socket_dir, record, provenance=provenance)
-        broker.start()
-        launch.broker = broker
+        launch.broker = LazyBroker(fds[0], policy, socket_dir, record, provenance)
     return launch
+
+
+class LazyBroker:
+    """The broker, built and started when the first notification arrives.
+
+    Most commands never ``connect``/``bind``/``sendto`` an address. Importing the broker (and
+    ``ctypes``, its C fast path...) costs ~4 ms, so it is not on the launch path: this
+    object's thread imports it in the background (a command that connects at once finds it
+    loaded, or waits for the rest of the import), then polls the listener and starts the
+    broker on the first notification; notified calls wait in the kernel meanwhile (nothing
+    is answered, nothing is allowed). If the broker cannot be started, the listener is closed: the notified calls
+    fail (ENOSYS), the sandbox fails closed, and a note says why."""
+
+    def __init__(self, fd: int, policy: Policy, socket_dir: str, record: Callable[[dict], None],
+                 provenance: object) -> None:
+        self._fd = fd
+        self._args = (policy, socket_dir, record, provenance)
+        self._broker: object | None = None
+        self._closing = False
+        self._lock = threading.Lock()
+        self._wake_r, self._wake_w = os.pipe2(os.O_CLOEXEC)
+        self._thread = threading.Thread(target=self._watch, name="lsandbox-broker-wait", daemon=True)
+        self._thread.start()
+
+    def _watch(self) -> None:
+        try:  # imported here, in the background, while the command starts: the first
+            from . import _broker  # noqa: F401 - notification then finds it loaded (~1 ms, not ~5)
+        except BaseException:  # noqa: BLE001 - _start imports it again and fails closed, saying why
+            pass
+        p = select.poll()
+        p.register(self._fd, select.POLLIN)
+        p.register(self._wake_r, select.POLLIN)
+        while True:
+            try:
+                ready = dict(p.poll())
+            except InterruptedError:  # pragma: no cover - PEP 475 retries; kept for clarity
+                continue
+            if self._wake_r in ready or not ready.get(self._fd, 0) & select.POLLIN:
+                return  # closing, or every target gone (POLLHUP): nothing to serve
+            with self._lock:
+                if not self._closing:
+                    self._start()
+            return
+
+    def _start(self) -> None:
+        policy, socket_dir, record, provenance = self._args
+        try:
+            from ._broker import Broker
+
+            broker = Broker(self._fd, policy, socket_dir, record, provenance=provenance)
+            broker.start()
+        except BaseException as e:  # noqa: BLE001 - fail closed, and say why
+            fd, self._fd = self._fd, -1
+            os.close(fd)
+            record({"kind": "note", "text": f"the AF_UNIX broker could not start ({e!r}): "
+                                            "brokered calls fail"})
+            return
+        self._broker = broker
+
+    def close(self) -> None:
+        """Stop serving and close the listener (pending notified calls then fail)."""
+        with self._lock:
+            self._closing = True
+        os.write(self._wake_w, b"x")
+        self._thread.join()
+        if self._broker is not None:
+            self._broker.close()  # type: ignore[attr-defined]  # closes the listener
+        elif self._fd >= 0:
+            os.close(self._fd)
+        os.close(self._wake_r)
+        os.close(self._wake_w)
 
 
 def wait(launch: Launch) -> Launch:
@@ -193,7 +276,7 @@ def wait(launch: Launch) -> Launch:
         reports += chunk
     os.close(launch.report_r)
     if launch.broker is not None:
-        launch.broker.close()  # type: ignore[attr-defined]
+        launch.broker.close()
     _cleanup_socket_dir(launch.socket_dir)
     if launch.tty is not None:
         old = signal.signal(signal.SIGTTOU, signal.SIG_IGN)

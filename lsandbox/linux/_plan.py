@@ -12,6 +12,7 @@ launch has nothing to protect and is skipped (creating it later is not prevented
 
 from __future__ import annotations
 
+import functools
 import os
 
 import landlock as ll
@@ -28,7 +29,7 @@ from ._unix_rules import resolve_unix_rules
 _DEV_RW = ll.AccessFs.READ_FILE | ll.AccessFs.WRITE_FILE | ll.AccessFs.TRUNCATE | ll.AccessFs.IOCTL_DEV
 
 
-class LinuxPlan(Record, frozen=False):
+class LinuxPlan(Record, frozen=False, compare_exclude=("ruleset",)):
     policy: Policy
     socket_dir: str
     abi: int
@@ -38,13 +39,24 @@ class LinuxPlan(Record, frozen=False):
     landlock_rules: list[tuple[str, ll.AccessFs]]
     ro_binds: list[str]
     private_tmpfs: list[str]
-    filter_a: sb.Program
+    filter_a: sb.Program | None  # None: compiled by the supervisor after fork (filter_a_bytes)
     filter_b: sb.Program
     namespaces: bool
     netns: bool  # the sandbox's own network namespace (network off; see _netns)
     datagrams: bool
     wait_killable: bool
     notes: list[str] = field(default_factory=list)
+    # The Landlock ruleset of the above, built here (no syscall: those happen in the child's
+    # restrict_self), so that the child does no flag arithmetic between fork and exec.
+    ruleset: ll.Ruleset | None = None
+
+    def __post_init__(self) -> None:
+        if self.ruleset is None:
+            rs = ll.Ruleset(handled_fs=self.handled_fs, handled_net=self.handled_net,
+                            scoped=self.scoped, max_abi=self.abi)
+            for path, access in self.landlock_rules:
+                rs.add_path(path, access)
+            object.__setattr__(self, "ruleset", rs)
 
 
 def _lookup(tree: dict[str, ll.AccessFs], path: str) -> ll.AccessFs:
@@ -70,7 +82,21 @@ def fs_rights(access: FsAccess, abi: int) -> ll.AccessFs:
     return ll.AccessFs(0)
 
 
-def build_plan(policy: Policy, socket_dir: str, feats: Features) -> LinuxPlan:
+def filter_a_bytes(plan: LinuxPlan) -> bytes:
+    """Filter A of ``plan``, encoded (memoized per process: a warm API caller compiles and
+    encodes each variant once)."""
+    return _filter_a_code(sb.native_arch(), plan.policy.network.enabled, plan.datagrams)
+
+
+@functools.cache
+def _filter_a_code(arch: str, network: bool, unix_dgram: bool) -> bytes:
+    return build_filter_a(arch, network=network, unix_dgram=unix_dgram).to_bytes()
+
+
+def build_plan(policy: Policy, socket_dir: str, feats: Features, *, filter_a: bool = True) -> LinuxPlan:
+    """``filter_a=False``: leave ``filter_a`` None; the launcher compiles it after the fork,
+    while the child sets up its namespaces and Landlock (a fresh ``lsandbox run`` spends
+    ~3 ms compiling it), and sends it to the child, which installs it last."""
     abi = feats.landlock_abi
     arch = sb.native_arch()
     rules: dict[str, ll.AccessFs] = {}
@@ -120,7 +146,7 @@ def build_plan(policy: Policy, socket_dir: str, feats: Features) -> LinuxPlan:
         landlock_rules=ll.plan_path_rules(rules),
         ro_binds=ro_binds,
         private_tmpfs=private_tmpfs,
-        filter_a=build_filter_a(arch, network=policy.network.enabled, unix_dgram=datagrams),
+        filter_a=build_filter_a(arch, network=policy.network.enabled, unix_dgram=datagrams) if filter_a else None,
         filter_b=build_notify_filter(arch, datagrams=datagrams),
         namespaces=feats.namespaces,
         netns=feats.namespaces and netns_wanted(net.enabled, net.dangerously_allow_all_unix_sockets),

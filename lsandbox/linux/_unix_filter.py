@@ -11,13 +11,18 @@ on connected sockets cost nothing. ``sendmsg``/``sendmmsg`` keep their address i
 notify and the broker performs them (payload copied). Note that filter A refusing AF_UNIX
 ``SOCK_DGRAM`` is not enough on its own: ``socket(AF_UNIX, SOCK_RAW)`` is a datagram socket
 too.
+
+The launcher path uses ``_socket`` (the C module) rather than ``socket``: the Python
+wrapper imports ``selectors``, ``array`` and enum classes, ~2 ms of every ``lsandbox run``,
+for two calls written out here (:func:`send_fd`, :func:`recv_fds`).
 """
 
 from __future__ import annotations
 
+import _socket
 import functools
 import os
-import socket
+import struct
 import threading
 
 import seccomp_bpf as sb
@@ -43,24 +48,42 @@ def build_notify_filter(arch: str, *, datagrams: bool = False) -> sb.Program:
     return sb.compile_filter(sb.Filter(arch, rules, sb.ALLOW))
 
 
-def install_and_hand_over(program: sb.Program, sock: socket.socket, *, flags: int = 0,
-                          sendmsg_brokered: bool = True) -> None:
+def send_fd(sock: _socket.socket, fd: int) -> None:
+    """Send ``fd`` (SCM_RIGHTS) with a one-byte message (``socket.send_fds``)."""
+    sock.sendmsg([b"L"], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, struct.pack("=i", fd))])
+
+
+def recv_fds(sock: _socket.socket, maxfds: int) -> tuple[bytes, list[int]]:
+    """Receive a message and the fds it carries (``socket.recv_fds``); a truncated control
+    message loses nothing silently: the fds that did arrive are returned (and must be closed
+    by the caller)."""
+    msg, ancdata, _flags, _addr = sock.recvmsg(16, _socket.CMSG_SPACE(maxfds * 4))
+    fds: list[int] = []
+    for level, kind, data in ancdata:
+        if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
+            usable = len(data) - len(data) % 4
+            fds.extend(struct.unpack(f"={usable // 4}i", data[:usable]))
+    return msg, fds
+
+
+def install_and_hand_over(program: sb.Program, sock: _socket.socket, *, flags: int = 0,
+                          brokers_sendmsg: bool = True) -> None:
     """Install filter B on the calling thread and send its listener over ``sock``
     (SCM_RIGHTS), keeping no copy.
 
-    Filter B holds ``sendmsg`` until a broker serves it, and the broker is not running yet,
-    so the send happens in a thread created *before* the install (seccomp filters are
-    per-thread; a thread inherits its creator's filters at creation). The thread is joined
-    before returning; at ``execve`` only the calling thread's filters survive, which is the
-    thread that installed B. When filter B leaves ``sendmsg`` alone (``datagrams=False``,
-    ``sendmsg_brokered=False``), the installing thread sends it itself: no thread, ~0.5 ms
-    less per launch.
+    With ``brokers_sendmsg`` (filter B built with ``datagrams=True``) filter B holds
+    ``sendmsg`` until a broker serves it, and the broker is not running yet, so the send
+    happens in a thread created *before* the install (seccomp filters are per-thread; a
+    thread inherits its creator's filters at creation). The thread is joined before
+    returning; at ``execve`` only the calling thread's filters survive, which is the thread
+    that installed B. Without it ``sendmsg`` passes filter B and the calling thread sends
+    the listener itself (a thread costs ~0.7 ms of the launch).
     """
-    if not sendmsg_brokered:
+    if not brokers_sendmsg:
         fd = sb.install_filter(program, flags=sb.FLAG_NEW_LISTENER | flags)
         assert fd is not None
         try:
-            socket.send_fds(sock, [b"L"], [fd])
+            send_fd(sock, fd)
         finally:
             os.close(fd)
         return
@@ -72,7 +95,7 @@ def install_and_hand_over(program: sb.Program, sock: socket.socket, *, flags: in
         ready.wait()
         try:
             if box:
-                socket.send_fds(sock, [b"L"], box)
+                send_fd(sock, box[0])
         except BaseException as e:  # noqa: BLE001 - re-raised in the caller
             errors.append(e)
 

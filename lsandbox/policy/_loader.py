@@ -38,7 +38,6 @@ Decisions where Codex is silent or where we cannot enforce what it accepts:
 from __future__ import annotations
 
 import os
-import re
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 
@@ -168,6 +167,8 @@ def parse_toml(text: str, filename: str) -> tuple[dict[str, Any], Source]:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
+        import re
+
         m = re.search(r"\(at line (\d+)", str(e))
         line = int(m.group(1)) if m else getattr(e, "lineno", None)
         msg = str(e).split(" (at ")[0]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 
+import pytest
+
 import landlock as ll
 from lsandbox import load_policy
 from lsandbox.linux._features import Features
@@ -51,3 +53,47 @@ def test_abi_9_adds_resolve_unix_layer(tmp_path):
     assert not any(r & ll.AccessFs.RESOLVE_UNIX for p, r in rules.items() if p in ("/", "/usr"))
     # the filesystem rights there survive the merge
     assert rules[os.path.realpath(allowed)] & ll.AccessFs.READ_FILE
+
+
+def test_filter_a_compiled_after_fork_is_the_same_program():
+    """The launcher builds the plan without filter A and sends `filter_a_bytes` to the child
+    after the fork: the bytes must be exactly the plan's own filter A."""
+    import lsandbox.linux._plan as lp
+    from lsandbox.linux._features import features
+
+    pol = load_policy(None, ":workspace", cwd="/tmp", search=False, requirements=None)
+    full = lp.build_plan(pol, "/tmp", features())
+    deferred = lp.build_plan(pol, "/tmp", features(), filter_a=False)
+    assert deferred.filter_a is None and full.filter_a is not None
+    assert lp.filter_a_bytes(deferred) == full.filter_a.to_bytes()
+
+
+def test_child_refuses_a_malformed_filter_a_message():
+    import _socket
+
+    from lsandbox.linux._child import _receive_filter_a
+
+    for msg in (b"", b"B" + bytes(8), b"A", b"A" + bytes(7), b"A" + bytes(12)):
+        a, b = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_SEQPACKET)
+        try:
+            if msg:
+                a.send(msg)
+            a.close()
+            with pytest.raises(OSError, match="filter A was not received"):
+                _receive_filter_a(b)
+        finally:
+            b.close()
+    a, b = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_SEQPACKET)
+    a.send(b"A" + bytes(range(16)))
+    assert _receive_filter_a(b) == bytes(range(16))
+    a.close()
+    b.close()
+
+
+def test_install_filter_refuses_bytes_that_are_not_instructions():
+    """Checked before any syscall (so this runs in the test process without installing)."""
+    import seccomp_bpf as sb
+
+    for code in (b"", b"\0" * 7, b"\0" * 12):
+        with pytest.raises(ValueError):
+            sb.install_filter(code)

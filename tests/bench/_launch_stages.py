@@ -1,0 +1,104 @@
+"""One instrumented ``lsandbox run -- CMD``: timestamps of each launch stage, printed as JSON.
+
+Run by ``test_bench_launch.py`` in a fresh interpreter (``python tests/bench/_launch_stages.py
+CMD...``), like the console script; with ``--warm`` first, the second of two launches from the
+same process is recorded (what a warm API caller pays, in a small process). The stages are marked by wrapping the launcher's own
+functions (nothing in lsandbox knows about this); every process (supervisor, relay, init,
+command) appends ``pid ms name`` lines to one file, as the child closes inherited fds.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+T0 = time.perf_counter_ns()  # perf_counter is CLOCK_MONOTONIC: comparable across processes
+LOG = os.environ.get("LSANDBOX_STAGES_LOG") or f"/tmp/lsandbox-stages-{os.getpid()}.log"
+
+
+ENABLED = True
+
+
+def mark(name: str) -> None:
+    if not ENABLED:
+        return
+    fd = os.open(LOG, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    os.write(fd, f"{time.perf_counter_ns()}\t{name}\n".encode())
+    os.close(fd)
+
+
+def wrap(obj: object, name: str, before: str | None = None, after: str | None = None) -> None:
+    f = getattr(obj, name)
+
+    def wrapped(*a: object, **k: object) -> object:
+        if before:
+            mark(before)
+        r = f(*a, **k)
+        if after:
+            mark(after)
+        return r
+
+    setattr(obj, name, wrapped)
+
+
+def main() -> None:
+    global ENABLED
+    argv = sys.argv[1:]
+    warm = argv[:1] == ["--warm"]
+    if warm:
+        argv = argv[1:]
+        ENABLED = False
+    mark("start")
+    import lsandbox._load
+    import lsandbox.cli._run  # noqa: F401 - what `lsandbox run` imports before the launch
+    import lsandbox.linux._launcher as launcher
+    from lsandbox.linux import _child, _provenance
+
+    mark("imports")
+    wrap(launcher, "make_socket_dir", "features")  # spawn: features() first, then the socket dir
+    wrap(launcher, "build_plan", "socket dir, executable", "plan")
+    wrap(_provenance, "Provenance", "pipes", "provenance snapshot")
+    wrap(launcher, "filter_a_bytes", "(supervisor: forked; compiles filter A)", "(supervisor: filter A compiled)")
+    wrap(_child, "_close_all_but", "relay runs")
+    wrap(_child, "_setup_namespaces", "unshare", "namespace setup (ids, lo, mounts)")
+    wrap(_child, "_restrict", "fork init (PID 1)", "filter A")
+    wrap(_child, "_init", "(init: fork command)")
+    wrap(_child, "install_and_hand_over", "Landlock", "filter B (listener handed over)")
+    wrap(_child, "_exec", "command forked, execve")
+    wrap(launcher, "_cleanup_socket_dir", "command ran and exited; init, relay reaped", "socket dir removed")
+    for _ in range(2 if warm else 1):
+        policy = lsandbox._load.load_policy()
+        mark("policy")
+        launch = launcher.spawn(policy, argv)
+        mark("(supervisor: listener received)")
+        launcher.wait(launch)
+        mark("end")
+        ENABLED = True
+        mark("start")
+
+
+if __name__ == "__main__":
+    main()
+
+
+# Stage -> what it belongs to, for the summary (an interval is attributed to the mark ending it).
+CATEGORY = {
+    "imports": "imports",
+    "policy": "policy",
+    "features": "plan", "socket dir, executable": "plan", "plan": "plan",
+    "pipes": "supervisor before fork", "provenance snapshot": "supervisor before fork",
+    "relay runs": "child setup",  # includes the supervisor's fork
+    "unshare": "child setup",
+    "namespace setup (ids, lo, mounts)": "child setup", "fork init (PID 1)": "child setup",
+    "Landlock": "child setup", "filter B (listener handed over)": "child setup",
+    "filter A": "child setup",
+}
+
+
+def timeline(path: str) -> list[tuple[float, str]]:
+    """(ms since the first "start", mark) of the launch recorded in a log, in time order."""
+    with open(path) as f:
+        rows = sorted((int(t), name) for t, name in (line.rstrip("\n").split("\t", 1) for line in f))
+    rows = rows[:-1]  # the trailing "start" of a next launch that did not happen
+    return [((t - rows[0][0]) / 1e6, name) for t, name in rows]

@@ -346,14 +346,15 @@ class Collector:
         lines: list[str] = []
         start = quiet_since = time.monotonic()
         drained_at = 0.0
+        found: Found | None = None
         try:
             while True:
                 new = self._read()
                 now = time.monotonic()
-                if new:
+                if new or found is None:  # parse again only when records arrived
                     lines += new
                     quiet_since = now
-                found = denials(lines, restrict_pids)
+                    found = denials(lines, restrict_pids)
                 counters = None if self.source == AUDIT_LOG else _lost_and_backlog()
                 if counters is not None and counters[0] > self._lost0:
                     self._overflowed = True  # the backlog overflowed (maybe not ours)

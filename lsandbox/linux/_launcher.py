@@ -168,6 +168,8 @@ def spawn(
         os.close(report_r)
         parent_sock.close()
         _cleanup_socket_dir(socket_dir)
+        if audit is not None:
+            audit.close()
         raise
     try:
         parent_sock.send(filter_a, _socket.MSG_NOSIGNAL)

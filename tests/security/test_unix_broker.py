@@ -554,3 +554,70 @@ def test_kernels_without_pidfd_thread(d, monkeypatch):
     assert res == ["ok", "ok", "EACCES"]
     assert ok.settle() == 2 and bad.settle() == 0
     assert stats["fast"] == 0  # the fast path needs thread pidfds; the Python broker serves all
+
+
+# A thread with its own descriptor table (clone without CLONE_FILES) connects: the broker
+# must take the socket from *that* table. With thread pidfds (Linux >= 6.9) it can; before,
+# the leader's table is the only one reachable and the broker must refuse, not connect
+# whatever the leader holds at that number.
+OWN_TABLE_THREAD = r"""
+#define _GNU_SOURCE
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <errno.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <unistd.h>
+static volatile int done, result;
+static struct sockaddr_un sa;
+static int thread(void *arg) {
+    (void)arg;
+    long s = syscall(SYS_socket, AF_UNIX, SOCK_STREAM, 0);
+    long r = syscall(SYS_connect, s, &sa, sizeof sa);
+    result = r == 0 ? 0 : errno;
+    done = 1;
+    syscall(SYS_exit, 0);
+    return 0;
+}
+int main(int argc, char **argv) {
+    static char stack[1 << 16];
+    sa.sun_family = AF_UNIX;
+    strncpy(sa.sun_path, argv[1], sizeof sa.sun_path - 1);
+    int decoy = socket(AF_UNIX, SOCK_STREAM, 0);  /* the leader holds a socket too */
+    (void)decoy;
+    if (clone(thread, stack + sizeof stack, CLONE_VM | CLONE_FS | CLONE_SIGHAND | CLONE_THREAD
+              | CLONE_SYSVSEM, NULL) < 0) return 2;
+    while (!done) ;
+    printf("%s\n", result == 0 ? "ok" : strerrorname_np(result));
+    return 0;
+}
+"""
+
+
+def test_thread_with_its_own_fd_table(d, tmp_path, monkeypatch):
+    import shutil
+    import subprocess
+
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        pytest.skip("no C compiler")
+    src, exe = tmp_path / "t.c", tmp_path / "t"
+    src.write_text(OWN_TABLE_THREAD)
+    subprocess.run([cc, "-O0", "-o", str(exe), str(src)], check=True)
+    ok = _srv(d, "ok/s")
+    assert subprocess.run([str(exe), ok.path], capture_output=True, text=True).stdout == "ok\n"
+    ok.reset()
+    pol = policy({f"{d[0]}/ok": "allow"})
+
+    def work():
+        return subprocess.run([str(exe), ok.path], capture_output=True, text=True).stdout.strip()
+
+    served, _ = brokered(work, pol=pol)  # thread pidfds: the thread's own table is reached
+    assert served == "ok" and ok.settle() == 1
+    ok.reset()
+    monkeypatch.setenv("LSANDBOX_NO_PIDFD_THREAD", "1")
+    refused, _ = brokered(work, pol=pol)  # the leader's table is not the thread's: refused
+    assert refused == "EACCES" and ok.settle() == 0

@@ -3,7 +3,7 @@
 Landlock has no right for chmod, chown, utimes, xattrs or inode flags, and handles truncate
 only from ABI 3: outside the writable roots those go through Landlock alone. Each probe is a
 real call from inside the sandbox, as root and as nobody, at the best Landlock ABI, at ABI 1
-and 2, and with the pre-5.12 (classic remount) path; the same probe run unsandboxed shows it
+and 2, without Landlock (the view alone), and with the pre-5.12 (classic remount) path; the same probe run unsandboxed shows it
 really changes the file.
 """
 
@@ -71,6 +71,7 @@ print(json.dumps(R))
 CLASSES = ("chmod", "chown", "utime", "xattr", "chattr", "truncate", "mkfifo", "rename",
            "deny_file_chmod", "deny_file_write")
 ENVS = {"best": {}, "abi1": {"LANDLOCK_MAX_ABI": "1"}, "abi2": {"LANDLOCK_MAX_ABI": "2"},
+        "no-landlock": {"LANDLOCK_MAX_ABI": "0"},  # the view carries the write policy alone
         "classic": {"LSANDBOX_NO_MOUNT_SETATTR": "1"}}
 
 

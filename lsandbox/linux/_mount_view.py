@@ -59,6 +59,8 @@ class MountView(Record):
     nodev: bool = True
     readonly_root: bool = True
     devpts: bool = True
+    proc: bool = True  # a fresh procfs (not when /proc itself is masked)
+    proc_masks: tuple[str, ...] = ()  # deny paths inside /proc, masked in the fresh one
     proc_writable: bool = False
     classic: bool = False
     mounts: tuple[str, ...] = ()
@@ -110,6 +112,7 @@ def plan_view(policy: Policy, socket_dir: str, ro_binds: list[str], private_tmpf
 
     steps: list[tuple[str, str]] = []
     clones: list[str] = []
+    proc_masks: list[str] = []
     for path in sorted(rules):
         access = rules[path]
         if not os.path.lexists(path):
@@ -129,6 +132,8 @@ def plan_view(policy: Policy, socket_dir: str, ro_binds: list[str], private_tmpf
             if below:
                 notes.append(f"deny {path}: not masked in the mount view (it holds {below[0]}); "
                              "Landlock alone hides it")
+            elif _within(path, "/proc") and path != "/proc":
+                proc_masks.append(path)  # masked in the fresh procfs, once init has mounted it
             else:
                 steps.append((MASK, path))
     root_writable = rules.get("/") is FsAccess.WRITE
@@ -138,9 +143,14 @@ def plan_view(policy: Policy, socket_dir: str, ro_binds: list[str], private_tmpf
     if root_writable:
         notes.append("/ is writable: the mount view makes nothing read-only outside carve-outs")
     classic = not mount_setattr_available()
+    below_proc = [k for k in rules if _within(k, "/proc") and k != "/proc"]
+    if below_proc:
+        notes.append(f"rule below /proc ({below_proc[0]}): its Landlock rules are computed from the host's "
+                     "procfs; in the sandbox's fresh /proc, entries they do not name are refused")
     return MountView(
         steps=tuple(steps), clones=tuple(clones), nodev=not holds_dev and not root_writable,
         readonly_root=not root_writable, devpts=os.path.isdir("/dev/pts"),
+        proc=(MASK, "/proc") not in steps, proc_masks=tuple(proc_masks),
         proc_writable=fs.access("/proc") is FsAccess.WRITE,
         classic=classic, mounts=_mount_points() if classic else (), notes=tuple(notes))
 
@@ -183,6 +193,19 @@ def _stage_tmpfs() -> int:
     return fd
 
 
+def _mask(view: MountView, path: str, stage: int) -> None:
+    name = "d" if os.path.isdir(path) and not os.path.islink(path) else "f"
+    fd = _sys.open_tree(name, _sys.OPEN_TREE_CLONE, dirfd=stage)
+    try:
+        if not view.classic:
+            _sys.mount_setattr(fd, _ATTR_MASK, recursive=False)
+        _sys.move_mount(fd, path)
+    finally:
+        os.close(fd)
+    if view.classic:
+        _remount(path, _sys.MS_RDONLY | _sys.MS_NOSUID | _sys.MS_NODEV | _sys.MS_NOEXEC)
+
+
 def apply_view(view: MountView, *, root: bool, userns: bool) -> None:
     """Build the view in this (new) mount namespace. Raises OSError naming the path."""
     clones = {}
@@ -215,16 +238,7 @@ def apply_view(view: MountView, *, root: bool, userns: bool) -> None:
             elif kind == MASK:
                 if stage < 0:
                     stage = _stage_tmpfs()
-                name = "d" if os.path.isdir(path) and not os.path.islink(path) else "f"
-                fd = _sys.open_tree(name, _sys.OPEN_TREE_CLONE, dirfd=stage)
-                try:
-                    if not view.classic:
-                        _sys.mount_setattr(fd, _ATTR_MASK, recursive=False)
-                    _sys.move_mount(fd, path)
-                finally:
-                    os.close(fd)
-                if view.classic:
-                    _remount(path, _sys.MS_RDONLY | _sys.MS_NOSUID | _sys.MS_NODEV | _sys.MS_NOEXEC)
+                _mask(view, path, stage)
             elif kind == TMPFS:
                 fd = _sys.fs_mount("tmpfs", {"mode": "1777"}, _ATTR_WRITABLE)
                 try:
@@ -284,6 +298,8 @@ def fresh_proc(view: MountView) -> str | None:
     /proc has masked parts (mount_too_revealing: a container runtime's /dev/null binds over
     /proc/kcore...): then /proc stays the enclosing one (read-only) and the returned note
     says so. Any other failure raises OSError."""
+    if not view.proc:
+        return None
     attrs = _sys.MOUNT_ATTR_NOSUID | _sys.MOUNT_ATTR_NODEV | _sys.MOUNT_ATTR_NOEXEC
     if not view.proc_writable:
         attrs |= _sys.MOUNT_ATTR_RDONLY
@@ -296,6 +312,14 @@ def fresh_proc(view: MountView) -> str | None:
                 "shows the processes of the enclosing PID namespace")
     try:
         _sys.move_mount(fd, "/proc")
+        if view.proc_masks:
+            stage = _stage_tmpfs()
+            try:
+                for path in view.proc_masks:
+                    if os.path.lexists(path):
+                        _mask(view, path, stage)
+            finally:
+                os.close(stage)
     except OSError as e:
         raise OSError(e.errno, f"fresh procfs: {e.strerror}") from None
     finally:

@@ -19,7 +19,7 @@ import time
 
 import pytest
 
-from tests._sandbox import LSANDBOX, PY
+from tests._sandbox import LSANDBOX, PY, rmtree, world_dir
 
 pytestmark = [pytest.mark.kernel, pytest.mark.security]
 
@@ -72,6 +72,26 @@ def test_proc_is_read_only_and_nosuid():
     r = _run("root", {}, "sh", "-c", "grep ' /proc ' /proc/self/mountinfo | tail -1")
     assert r.returncode == 0, r.stderr
     assert " /proc ro,nosuid,nodev,noexec" in r.stdout and " - proc " in r.stdout, r.stdout
+
+
+@pytest.mark.parametrize("user", ["root", "nobody"])
+def test_deny_inside_proc_is_masked_in_the_fresh_procfs(user):
+    """A deny path inside /proc is masked in the sandbox's own procfs (masking the host's,
+    under it, would leave the fresh one's entry listable)."""
+    d = world_dir()
+    cfg = os.path.join(d, "c.toml")
+    try:
+        with open(cfg, "w") as f:
+            f.write('[permissions.p]\nextends = ":workspace"\nfilesystem = { "/proc/sys" = "deny" }\n')
+        os.chmod(cfg, 0o644)
+        e = {**os.environ}
+        e.pop("LSANDBOX_REQUIREMENTS", None)
+        r = subprocess.run([*(NOBODY if user == "nobody" else []), LSANDBOX, "run", "-c", cfg, "-p", "p", "--",
+                            "sh", "-c", "stat -c %A /proc/sys; ls /proc/sys | wc -l"],
+                           capture_output=True, text=True, cwd="/tmp", env=e, timeout=60)
+    finally:
+        rmtree(d)
+    assert r.stdout.split() == ["d---------", "0"], (r.stdout, r.stderr)
 
 
 def test_masked_host_proc_is_named_not_hidden():

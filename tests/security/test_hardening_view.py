@@ -183,3 +183,26 @@ def test_without_namespaces_no_view(world):
     assert r.returncode == 0, r.stderr
     line, pid = r.stdout.splitlines()
     assert " / / rw," in line and pid != "2"
+
+
+def _apply_bogus_view() -> str:
+    from lsandbox.linux import _sys
+    from lsandbox.linux._mount_view import WRITE, MountView, apply_view
+
+    _sys.unshare(_sys.CLONE_NEWNS)
+    _sys.mount(None, "/", None, _sys.MS_REC | _sys.MS_PRIVATE)
+    try:
+        apply_view(MountView(steps=((WRITE, "/nonexistent-lsb"),), clones=("/nonexistent-lsb",)),
+                   root=True, userns=False)
+    except OSError as e:
+        return str(e)
+    return "applied"
+
+
+def test_a_mount_the_view_cannot_make_fails_the_launch():
+    """Nothing is skipped: a mount that fails raises, naming it (the child reports it and
+    exits 125: ``lsandbox: error: sandbox setup failed: ... mount view: ...``)."""
+    from tests._util import run_in_child
+
+    got = run_in_child(_apply_bogus_view).unwrap()
+    assert "mount view: open_tree /nonexistent-lsb: No such file or directory" in got, got

@@ -150,7 +150,7 @@ def plan_view(policy: Policy, socket_dir: str, ro_binds: list[str], private_tmpf
     return MountView(
         steps=tuple(steps), clones=tuple(clones), nodev=not holds_dev and not root_writable,
         readonly_root=not root_writable, devpts=os.path.isdir("/dev/pts"),
-        proc=(MASK, "/proc") not in steps, proc_masks=tuple(proc_masks),
+        proc=(MASK, "/proc") not in steps and os.path.isdir("/proc"), proc_masks=tuple(proc_masks),
         proc_writable=fs.access("/proc") is FsAccess.WRITE,
         classic=classic, mounts=_mount_points() if classic else (), notes=tuple(notes))
 
@@ -165,7 +165,10 @@ _KEPT = ((os.ST_RDONLY, _sys.MS_RDONLY), (os.ST_NOSUID, _sys.MS_NOSUID), (os.ST_
 def _remount(path: str, add: int) -> None:
     """Classic: add MS_* ``add`` to the mount at ``path``, keeping its other flags (a user
     namespace refuses to clear a locked one)."""
-    flags = os.statvfs(path).f_flag
+    try:
+        flags = os.statvfs(path).f_flag
+    except OSError as e:
+        raise OSError(e.errno, f"statvfs {path}: {e.strerror}") from None
     keep = 0
     for st_flag, ms_flag in _KEPT:
         if flags & st_flag:
@@ -261,11 +264,11 @@ def private_devpts(*, root: bool, userns: bool) -> None:
     (a pty of the host's devpts, fd 0) bound over /dev/console so that it keeps a name."""
     console = None
     try:
-        st = os.fstat(0)
-        name = os.readlink("/proc/self/fd/0")
-        if (os.isatty(0) and name.startswith("/dev/pts/") and os.path.exists("/dev/console")
-                and os.stat(name).st_rdev == st.st_rdev):
-            console = _sys.open_tree(name, _sys.OPEN_TREE_CLONE)
+        if os.isatty(0):
+            name = os.readlink("/proc/self/fd/0")
+            if (name.startswith("/dev/pts/") and os.path.exists("/dev/console")
+                    and os.stat(name).st_rdev == os.fstat(0).st_rdev):
+                console = _sys.open_tree(name, _sys.OPEN_TREE_CLONE)
     except OSError:
         pass  # no terminal, or not a host pty: nothing to keep a name for
     try:
@@ -277,7 +280,7 @@ def private_devpts(*, root: bool, userns: bool) -> None:
             _sys.move_mount(fd, "/dev/pts")
         finally:
             os.close(fd)
-        if os.path.exists("/dev/ptmx"):
+        if os.path.exists("/dev/ptmx") and not os.path.islink("/dev/ptmx"):  # a link to pts/ptmx: done
             fd = _sys.open_tree("/dev/pts/ptmx", _sys.OPEN_TREE_CLONE)
             try:
                 _sys.move_mount(fd, "/dev/ptmx")

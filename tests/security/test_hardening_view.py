@@ -206,3 +206,12 @@ def test_a_mount_the_view_cannot_make_fails_the_launch():
 
     got = run_in_child(_apply_bogus_view).unwrap()
     assert "mount view: open_tree /nonexistent-lsb: No such file or directory" in got, got
+
+
+def test_denial_summary_names_the_view():
+    """The view answers before Landlock (no audit record): the summary says so, never a
+    silent '(none observed)' alone."""
+    r = subprocess.run([LSANDBOX, "run", "--log-denials", "--", "sh", "-c", "echo x > /etc/lsb-hv-x"],
+                       capture_output=True, text=True, cwd="/tmp", timeout=60)
+    assert "Read-only file system" in r.stderr and not os.path.exists("/etc/lsb-hv-x")
+    assert "refused by the read-only mount view (EROFS) before Landlock" in r.stderr, r.stderr

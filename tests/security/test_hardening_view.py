@@ -58,7 +58,7 @@ R["ws_chmod"] = t(lambda: os.chmod(W + "/sub/new", 0o600))  # new top-level file
 R["tmp_write"] = t(lambda: (write(T := "/tmp/lsb-hv-" + os.urandom(6).hex()), os.unlink(T)))
 R["git_write"] = t(lambda: write(W + "/.git/x"))
 R["devnull"] = t(lambda: write("/dev/null"))
-R["shm"] = t(lambda: write("/dev/shm/lsb-hv"))  # a private /dev/shm per sandbox
+R["shm"] = t(lambda: (write(S := "/dev/shm/lsb-hv-" + os.urandom(6).hex()), os.unlink(S)))
 R["sockdir"] = t(lambda: write(os.environ.get("LSANDBOX_SOCKET_DIR", "/nonexistent") + "/x"))
 try:
     os.mknod(W + "/sub/null", 0o20666, os.makedev(1, 3))

@@ -93,6 +93,8 @@ def render_text(policy: Policy, backend: str, asked: str | None) -> str:
                    "does not exist at launch")
         out.append(f"  {r.access.value:<5} {r.path}    [{r.origin}] -> {how}")
     out.append(f"  rw    {', '.join(DEVICE_FILES_RW)}    [always] -> device files programs need")
+    if backend == "linux":
+        out.extend(_mount_view_lines())
     net = policy.network
     if backend == "linux":
         how = ("allowed" if net.enabled else
@@ -117,3 +119,18 @@ def render_text(policy: Policy, backend: str, asked: str | None) -> str:
     out.append(f"  {default:<5} everything else" +
                ("    [dangerously_allow_all_unix_sockets]" if default == "allow" else ""))
     return "\n".join(out) + "\n"
+
+
+def _mount_view_lines() -> list[str]:
+    """The layer under Landlock that closes what Landlock has no right for (lsandbox.linux.
+    _mount_view), where a mount namespace is available."""
+    return [
+        "mount view (in the sandbox's mount namespace, under Landlock; `doctor` says whether "
+        "namespaces are available here):",
+        "  everything not writable -> read-only mounts: chmod, chown, utimes, xattrs, inode flags, "
+        "truncate, mknod, rename refused (EROFS) on every Landlock ABI (and without Landlock)",
+        "  writable roots, socket directory -> nodev,nosuid; /dev/shm -> a private tmpfs",
+        "  deny paths -> masked: an empty read-only directory or file of mode 0000",
+        "  /proc -> a fresh procfs of the sandbox's PID namespace (its own processes only), read-only",
+        "  /dev/pts -> a private devpts (its own ptys only; the inherited terminal shows as /dev/console)",
+    ]

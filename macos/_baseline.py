@@ -140,6 +140,16 @@ def terminals(own_ttys: tuple[str, ...] = (), deny_tail: tuple[List, ...] = ()) 
     return Group("terminals", "openpty(), /dev/tty, the caller's own terminal", tuple(rules))
 
 
+def stdio_files(files: tuple[tuple[str, bool], ...]) -> Group:
+    """Files behind the descriptors the caller gives the command (``cmd > build.log``)."""
+    rules = []
+    for path, writable in files:
+        ops = ("file-read*", "file-write-data") if writable else ("file-read*",)
+        rules.append(sexp("allow", *ops, literal(path)))
+    return Group("stdio-files", "the files the caller redirected the command's descriptors to",
+                 tuple(rules))
+
+
 def network() -> tuple[Group, ...]:
     """What ``network.enabled`` adds: IP sockets, name resolution and TLS."""
     return (

@@ -57,13 +57,17 @@ class Context:
     """What the runner knows at launch and the profile needs (all optional: ``explain``
     and the parity tests render without them).
 
-    ``own_ttys``: the caller's terminal device(s), reachable by name. ``user_cache_dir``:
+    ``own_ttys``: the caller's terminal device(s), reachable by name. ``own_files``: files
+    the caller opened for the command (standard streams redirected to a file, passed
+    descriptors) as ``(path, writable)``: Seatbelt checks reads and writes on descriptors
+    that name files, so ``cmd > /some/log`` needs its file allowed. ``user_cache_dir``:
     ``DARWIN_USER_CACHE_DIR`` (clang's module cache), writable when the per-user temp
     directory beside it is. ``tag``: appended to every deny's log line by
     ``(with message TAG)``, so the denial reader keeps this run's denials only.
     """
 
     own_ttys: tuple[str, ...] = ()
+    own_files: tuple[tuple[str, bool], ...] = ()
     user_cache_dir: str | None = None
     user_temp_dir: str | None = None
     tag: str | None = None
@@ -154,6 +158,8 @@ def render_sbpl(policy: Policy, *, socket_dir: str | None = None, context: Conte
 
     w.group(_baseline.devices())
     w.group(_baseline.terminals(ctx.own_ttys, w.msg))
+    if ctx.own_files:
+        w.group(_baseline.stdio_files(ctx.own_files))
 
     net = policy.network
     if net.enabled:

@@ -5,8 +5,9 @@ Denials (``--log-denials``, ``--events``) come from the unified log, where Seatb
 all of them:
 
 * every deny rule of the profile carries ``(with message TAG)`` with a fresh random TAG, and
-  ``log stream`` is filtered on it: another program's denials (other sandboxes, other
-  lsandbox runs) never carry it, and every process of the sandboxed tree does;
+  a denial is kept when its line carries it: another program's denials (other sandboxes,
+  other lsandbox runs) never do, and every process of the sandboxed tree does (a line
+  without the tag is kept only when it comes from the command's own pid);
 * ``log stream`` is started before the command and the command only after the stream says
   it is filtering; after the command exits a marker line carrying the TAG is logged and the
   stream is read until the marker arrives (or a bound passes), so the last denials are in.
@@ -40,6 +41,8 @@ from lsandbox.policy import Policy
 from ._policy_to_sbpl import Context, render_sbpl
 
 SANDBOX_EXEC = "/usr/bin/sandbox-exec"
+LOG = "/usr/bin/log"
+LOGGER = "/usr/bin/logger"
 _DENY = re.compile(r"Sandbox: (?P<proc>.+?)\((?P<pid>\d+)\) deny\(\d+\) (?P<op>\S+)(?: (?P<what>.*))?$")
 _READY = "Filtering the log data"
 READY_TIMEOUT = 5.0
@@ -57,19 +60,22 @@ class MacRun:
     error: str | None = None
 
 
-def parse_log_line(line: str, tag: str | None = None) -> dict | None:
+def parse_log_line(line: str, tag: str | None = None, pids: frozenset[int] = frozenset()) -> dict | None:
     """One ndjson record of ``log stream`` -> a denial event, or None. With ``tag``, a record
-    without it (another sandbox's denial) is None, and the tag is cut from the path."""
+    is this run's when it carries the tag (cut from the path) or comes from one of ``pids``;
+    another sandbox's denial is None."""
     try:
         rec = json.loads(line)
     except ValueError:
         return None
     msg = rec.get("eventMessage", "") if isinstance(rec, dict) else ""
-    if not isinstance(msg, str) or (tag is not None and tag not in msg):
+    if not isinstance(msg, str):
         return None
     for part in msg.splitlines():
         m = _DENY.search(part)
         if m:
+            if tag is not None and tag not in msg and int(m["pid"]) not in pids:
+                return None
             what = (m["what"] or "")
             if tag:
                 what = what.replace(tag, "")
@@ -107,6 +113,38 @@ def _own_ttys() -> tuple[str, ...]:
     return tuple(out)
 
 
+def _fd_path(fd: int) -> str | None:
+    """The path of the regular file open at ``fd``, or None (pipes, sockets, ttys)."""
+    import fcntl
+    import stat
+
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        if hasattr(fcntl, "F_GETPATH"):  # macOS
+            raw = fcntl.fcntl(fd, fcntl.F_GETPATH, bytes(1024))
+            return os.fsdecode(raw.split(b"\0", 1)[0]) or None
+        return os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:
+        return None
+
+
+def own_files(pass_fds: Sequence[int] = ()) -> tuple[tuple[str, bool], ...]:
+    """``(path, writable)`` for the standard streams and passed descriptors that are files."""
+    import fcntl
+
+    out: dict[str, bool] = {}
+    for fd in (0, 1, 2, *pass_fds):
+        path = _fd_path(fd)
+        if path:
+            try:
+                writable = (fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_ACCMODE) != os.O_RDONLY
+            except OSError:
+                continue
+            out[path] = out.get(path, False) or writable
+    return tuple(out.items())
+
+
 def user_dirs(env: dict[str, str]) -> tuple[str | None, str | None]:
     """(DARWIN_USER_TEMP_DIR, DARWIN_USER_CACHE_DIR), canonical, when they can be found:
     ``/var/folders/XX/YYYY/T`` and its sibling ``C``."""
@@ -119,9 +157,17 @@ def user_dirs(env: dict[str, str]) -> tuple[str | None, str | None]:
     return os.path.join(base, "T"), (cache if os.path.isdir(cache) else None)
 
 
-def context(env: dict[str, str], tag: str | None) -> Context:
+def context(env: dict[str, str], tag: str | None, pass_fds: Sequence[int] = ()) -> Context:
     temp, cache = user_dirs(env)
-    return Context(own_ttys=_own_ttys(), user_cache_dir=cache, user_temp_dir=temp, tag=tag)
+    return Context(own_ttys=_own_ttys(), own_files=own_files(pass_fds), user_cache_dir=cache,
+                   user_temp_dir=temp, tag=tag)
+
+
+def _predicate(tag: str) -> str:
+    """Lines carrying the run's tag (tagged denials, the end marker), and the kernel's
+    Sandbox lines (attributed by pid when a line lacks the tag)."""
+    return (f'(eventMessage CONTAINS "{tag}") OR '
+            '((processID == 0) AND (senderImagePath CONTAINS "/Sandbox"))')
 
 
 class _LogStream:
@@ -133,7 +179,7 @@ class _LogStream:
         self.ready = threading.Event()
         self.cond = threading.Condition()
         self.proc = subprocess.Popen(
-            ["/usr/bin/log", "stream", "--style", "ndjson", "--predicate", f'eventMessage CONTAINS "{tag}"'],
+            [LOG, "stream", "--style", "ndjson", "--predicate", _predicate(tag)],
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         self.thread = threading.Thread(target=self._read, daemon=True)
         self.thread.start()
@@ -151,7 +197,7 @@ class _LogStream:
     def finish(self) -> bool:
         """Log an end marker, read until it arrives; True when it did."""
         marker = f"{self.tag} end"
-        subprocess.run(["/usr/bin/logger", marker], check=False)
+        subprocess.run([LOGGER, marker], check=False)
         deadline = time.monotonic() + DRAIN_TIMEOUT
         seen = False
         with self.cond:
@@ -184,6 +230,11 @@ def _remove_socket_dir(d: str, made: os.stat_result) -> None:
         shutil.rmtree(d, ignore_errors=True)
 
 
+def sandbox_exec_argv(profile: str, cmd: Sequence[str]) -> list[str]:
+    """``--`` ends sandbox-exec's options: a command named ``-p`` or ``-D`` stays a command."""
+    return [SANDBOX_EXEC, "-p", profile, "--", *cmd]
+
+
 def _resolve(cmd0: str, env: dict[str, str]) -> str | None:
     if "/" in cmd0:
         return cmd0 if os.path.exists(cmd0) else None
@@ -204,12 +255,12 @@ def run(cmd: list[str], policy: Policy, *, log_denials: bool = False, events: st
     socket_dir, made = _make_socket_dir()
     notes: list[str] = []
     try:
-        profile = render_sbpl(policy, socket_dir=socket_dir, context=context(env, tag))
+        profile = render_sbpl(policy, socket_dir=socket_dir, context=context(env, tag, pass_fds))
         env["LSANDBOX_SOCKET_DIR"] = socket_dir
         stream = _LogStream(tag) if tag else None
         if stream and not stream.ready.wait(READY_TIMEOUT):
             notes.append("the unified log stream did not start in time: denials may be missing")
-        proc = subprocess.Popen([SANDBOX_EXEC, "-p", profile, "--", *cmd], env=env, pass_fds=tuple(pass_fds))
+        proc = subprocess.Popen(sandbox_exec_argv(profile, cmd), env=env, pass_fds=tuple(pass_fds))
         forwarded = (signal.SIGTERM, signal.SIGHUP)
         old = {s: signal.signal(s, lambda n, _f: proc.send_signal(n)) for s in forwarded}
         try:
@@ -228,7 +279,8 @@ def run(cmd: list[str], policy: Policy, *, log_denials: bool = False, events: st
                 notes.append("the end marker did not come back from the unified log: the last "
                              "denials may be missing")
             seen = set()
-            for e in (parse_log_line(ln, tag) for ln in stream.lines):
+            root = frozenset({proc.pid})  # sandbox-exec execs the command: same pid
+            for e in (parse_log_line(ln, tag, root) for ln in stream.lines):
                 if e and (key := (e["process"], e["op"], e["path"])) not in seen:
                     seen.add(key)
                     denials.append(e)

@@ -6,6 +6,7 @@ creation, the original Codex bug (profile sockets never reached the SBPL), the e
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -265,6 +266,27 @@ def test_terminals():
     assert macos.evaluate(t, "pseudo-tty", None) == "allow"
 
 
+def test_stdio_files(tmp_path):
+    from macos._runner import own_files
+
+    t = macos.render_sbpl(_ws(), context=macos.Context(own_files=(("/w2/out.log", True), ("/w2/in.txt", False))))
+    assert set(macos.evaluate_all(t, "file-write-data", "/w2/out.log").values()) == {"allow"}
+    assert set(macos.evaluate_all(t, "file-write-data", "/w2/in.txt").values()) == {"deny"}
+    assert set(macos.evaluate_all(t, "file-read-data", "/w2/in.txt").values()) == {"allow"}
+    assert set(macos.evaluate_all(t, "file-write-create", "/w2/other").values()) == {"deny"}
+    path = tmp_path / "log"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT)
+    rfd = os.open(path, os.O_RDONLY)
+    r, w = os.pipe()
+    try:
+        assert (str(path), True) in own_files([fd])  # pytest's captured stdio may be files too
+        assert (str(path), False) in own_files([rfd])
+        assert not [p for p, _ in own_files([r, w]) if p.startswith("pipe:")]
+    finally:
+        for x in (fd, rfd, r, w):
+            os.close(x)
+
+
 def test_network_groups():
     off = _base()
     on = macos.render_sbpl(Policy(FilesystemPolicy((FsRule("/", FsAccess.READ),)), NetworkPolicy(True)))
@@ -388,3 +410,26 @@ def test_log_attribution_by_tag():
     assert macos.parse_log_line(same_line, tag)["path"] == "/Users/u/.ssh/id"
     assert macos.parse_log_line(other, tag) is None
     assert macos.parse_log_line(json.dumps({"eventMessage": f"{tag} end"}), tag) is None
+    untagged = json.dumps({"eventMessage": "Sandbox: sh(77) deny(1) file-write-create /private/var/tmp/x"})
+    assert macos.parse_log_line(untagged, tag) is None
+    assert macos.parse_log_line(untagged, tag, frozenset({77}))["path"] == "/private/var/tmp/x"
+
+
+def test_runner_pieces(tmp_path):
+    from macos._runner import _make_socket_dir, _predicate, _remove_socket_dir, sandbox_exec_argv
+
+    assert sandbox_exec_argv("(version 1)", ["-p", "x"]) == ["/usr/bin/sandbox-exec", "-p", "(version 1)", "--", "-p", "x"]
+    assert 'eventMessage CONTAINS "lsandbox-ab"' in _predicate("lsandbox-ab")
+    d, made = _make_socket_dir()
+    open(os.path.join(d, "s"), "w").close()
+    _remove_socket_dir(d, made)
+    assert not os.path.exists(d)
+    # a directory put in its place (the profile forbids the command to, the check is a second
+    # line) is left alone
+    d, made = _make_socket_dir()
+    os.rename(d, d + ".moved")
+    os.mkdir(d)
+    _remove_socket_dir(d, made)
+    assert os.path.isdir(d)
+    os.rmdir(d)
+    os.rmdir(d + ".moved")

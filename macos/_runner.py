@@ -100,6 +100,16 @@ def inside_sandbox() -> bool:
     return fn(os.getpid(), None, 0) != 0
 
 
+def nested_sandbox() -> bool:
+    """Inside another sandbox, confirmed: ``sandbox_check`` says so *and* a trivial profile
+    cannot be applied (a wrong answer from the first must not stop every run)."""
+    if not inside_sandbox():
+        return False
+    probe = subprocess.run(sandbox_exec_argv("(version 1)(allow default)", ["/usr/bin/true"]),
+                           capture_output=True, check=False)
+    return probe.returncode != 0
+
+
 def _own_ttys() -> tuple[str, ...]:
     out: list[str] = []
     for fd in (0, 1, 2):
@@ -243,7 +253,7 @@ def _resolve(cmd0: str, env: dict[str, str]) -> str | None:
 
 def run(cmd: list[str], policy: Policy, *, log_denials: bool = False, events: str | None = None,
         pass_fds: Sequence[int] = ()) -> MacRun:
-    if inside_sandbox():
+    if nested_sandbox():
         raise SandboxError("already running inside a macOS sandbox: sandbox-exec cannot apply a "
                            "second profile (sandbox_apply: Operation not permitted); run lsandbox "
                            "outside the other sandbox")
@@ -254,14 +264,19 @@ def run(cmd: list[str], policy: Policy, *, log_denials: bool = False, events: st
     tag = f"lsandbox-{os.urandom(8).hex()}" if want_log else None
     socket_dir, made = _make_socket_dir()
     notes: list[str] = []
+    stream: _LogStream | None = None
     try:
         profile = render_sbpl(policy, socket_dir=socket_dir, context=context(env, tag, pass_fds))
         env["LSANDBOX_SOCKET_DIR"] = socket_dir
-        stream = _LogStream(tag) if tag else None
+        if tag:
+            try:
+                stream = _LogStream(tag)
+            except OSError as e:
+                notes.append(f"denials cannot be read: {LOG}: {e.strerror}")
         if stream and not stream.ready.wait(READY_TIMEOUT):
             notes.append("the unified log stream did not start in time: denials may be missing")
         proc = subprocess.Popen(sandbox_exec_argv(profile, cmd), env=env, pass_fds=tuple(pass_fds))
-        forwarded = (signal.SIGTERM, signal.SIGHUP)
+        forwarded = (signal.SIGTERM, signal.SIGHUP) if threading.current_thread() is threading.main_thread() else ()
         old = {s: signal.signal(s, lambda n, _f: proc.send_signal(n)) for s in forwarded}
         try:
             while True:
@@ -285,6 +300,9 @@ def run(cmd: list[str], policy: Policy, *, log_denials: bool = False, events: st
                     seen.add(key)
                     denials.append(e)
     finally:
+        if stream and stream.proc.poll() is None:  # an error before the stream was drained
+            stream.proc.kill()
+            stream.proc.wait()
         _remove_socket_dir(socket_dir, made)
     if events:
         with open(events, "w") as f:

@@ -117,6 +117,8 @@ def test_cli_on_macos_prints_the_summary(fakes, tmp_path, monkeypatch, capfd):
     assert rc == 3
     assert "=== Sandbox denials ===" in err and "(sh) file-write-create /private/var/tmp/outside/f" in err
     assert "lsandbox-ffff" not in err and ".ssh" not in err
-    monkeypatch.setattr(_runner, "inside_sandbox", lambda: True)
+    monkeypatch.setattr(_runner, "inside_sandbox", lambda: True)  # but sandbox-exec works: not nested
+    assert lsandbox.cli.main(["run", "--", "true"]) == 0
+    (fakes / "sandbox-exec").write_text("#!/bin/sh\necho 'sandbox-exec: sandbox_apply: Operation not permitted' >&2\nexit 71\n")
     rc = lsandbox.cli.main(["run", "--", "true"])
     assert rc == 125 and "lsandbox: error: already running inside a macOS sandbox" in capfd.readouterr().err

@@ -80,10 +80,11 @@ def test_writes_outside_are_denied(ws):
 def test_interactive_shell_under_script(ws):
     """``script`` makes the pty outside the sandbox: the shell's terminal is the caller's own."""
     need("script")
-    feed = "printf 'echo tty-$((6*7)); tty; stty -a >/dev/null && echo stty-ok; exit\\n'; sleep 5"
+    # the pty echoes the input: only computed output ($((...))) proves the shell ran it
+    feed = "sleep 2; printf 'echo tty-$((6*7)); tty; stty -a >/dev/null && echo stty-$((40+3)); exit\\n'; sleep 5"
     r = subprocess.run(["sh", "-c", f"({feed}) | script -q /dev/null {LSANDBOX} run -- sh -i"],
                        cwd=ws, capture_output=True, text=True, timeout=120)
-    assert "tty-42" in r.stdout and "stty-ok" in r.stdout and "/dev/ttys" in r.stdout, (r.stdout, r.stderr)
+    assert "tty-42" in r.stdout and "stty-43" in r.stdout and "/dev/ttys" in r.stdout, (r.stdout, r.stderr)
 
 
 def test_pty_opened_inside_the_sandbox(ws):

@@ -1,6 +1,7 @@
 """macOS Seatbelt backend: policy -> SBPL, a ``sandbox-exec`` runner, and an SBPL evaluator
 (used by the parity tests on Linux). Imports only ``lsandbox.policy`` (and its errors)."""
 
+from ._baseline import explain_lines as explain_lines
 from ._evaluator import MODELS as MODELS
 from ._evaluator import Model as Model
 from ._evaluator import evaluate as evaluate

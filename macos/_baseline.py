@@ -172,3 +172,16 @@ def network() -> tuple[Group, ...]:
                   "com.apple.SecurityServer"),
         )),
     )
+
+
+def explain_lines(policy: object) -> list[str]:
+    """What ``lsandbox explain --backend macos`` adds below the filesystem rules: what every
+    profile allows besides the policy, and how carve-outs are kept in place."""
+    return [
+        "  rw    /dev/null, /dev/zero, /dev/random, /dev/urandom, /dev/dtracehelper, /dev/fd, "
+        "/dev/tty, /dev/ptmx, ptys opened in the sandbox, the caller's own terminal    [always] "
+        "-> device files programs need (other sessions' terminals denied)",
+        "  base  " + ", ".join(g.name for g in HEAD) + "    [always] -> see docs/macos.md",
+        "  note  read-only and denied paths: denied as literal and subpath (cannot be created), "
+        "the directories above them cannot be renamed or removed",
+    ]

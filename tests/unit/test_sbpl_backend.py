@@ -433,3 +433,16 @@ def test_runner_pieces(tmp_path):
     assert os.path.isdir(d)
     os.rmdir(d)
     os.rmdir(d + ".moved")
+
+
+def test_explain_macos(tmp_path, monkeypatch, capsys):
+    import lsandbox.cli
+
+    monkeypatch.chdir(tmp_path)
+    assert lsandbox.cli.main(["explain", "--backend", "macos", "-p", ":workspace", "--network"]) == 0
+    out = capsys.readouterr().out
+    devices = next(ln for ln in out.splitlines() if ln.startswith("  rw "))
+    assert "/dev/pts" not in devices and "/dev/full" not in devices and "/dev/dtracehelper" in devices
+    assert "mDNSResponder" in out and "cannot be renamed" in out
+    assert lsandbox.cli.main(["explain", "--backend", "macos", "-p", ":workspace", "--format", "sbpl"]) == 0
+    assert "(deny default)" in capsys.readouterr().out

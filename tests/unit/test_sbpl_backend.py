@@ -446,3 +446,40 @@ def test_explain_macos(tmp_path, monkeypatch, capsys):
     assert "mDNSResponder" in out and "cannot be renamed" in out
     assert lsandbox.cli.main(["explain", "--backend", "macos", "-p", ":workspace", "--format", "sbpl"]) == 0
     assert "(deny default)" in capsys.readouterr().out
+
+
+#: One query each group exists to answer; a new group without an entry here fails the test.
+GROUP_PROBES = {
+    "process": ("process-fork", None),
+    "sysctl": ("sysctl-read", ("sysctl", "hw.memsize")),
+    "mach-host": ("mach-host-port", None),
+    "posix-ipc": ("ipc-posix-sem", None),
+    "preferences": ("user-preference-read", None),
+    "system-services": ("mach-lookup", ("mach", "com.apple.system.opendirectoryd.libinfo")),
+    "unix-socket-create": ("system-socket", ("socket-domain", "AF_UNIX")),
+    "devices": ("file-write-data", "/dev/null"),
+    "terminals": ("file-ioctl", "/dev/ptmx"),
+    "stdio-files": ("file-write-data", "/w2/out.log"),
+    "ip": ("network-outbound", ("ip", "140.82.112.3:443")),
+    "dns": ("network-outbound", ("unix", "/private/var/run/mDNSResponder")),
+    "tls": ("mach-lookup", ("mach", "com.apple.trustd.agent")),
+}
+
+
+def test_every_group_is_pinned():
+    groups = [*_baseline.HEAD, _baseline.devices(), _baseline.terminals(),
+              _baseline.stdio_files((("/w2/out.log", True),)), *_baseline.network()]
+    assert {g.name for g in groups} == set(GROUP_PROBES)
+    net_groups = {g.name for g in _baseline.network()}
+    ctx = macos.Context(own_files=(("/w2/out.log", True),))
+    profiles = {on: macos.render_sbpl(Policy(FilesystemPolicy((FsRule("/", FsAccess.READ),)), NetworkPolicy(on)),
+                                      context=ctx) for on in (False, True)}
+    for g in groups:
+        t = profiles[g.name in net_groups]
+        assert f"; [{g.name}]" in t
+        op, target = GROUP_PROBES[g.name]
+        assert set(macos.evaluate_all(t, op, target).values()) == {"allow"}, g.name
+        # and without the group's rules the answer is "deny"
+        lines = {r.render() for r in g.rules}
+        stripped = "\n".join(ln for ln in t.splitlines() if ln not in lines)
+        assert set(macos.evaluate_all(stripped, op, target).values()) == {"deny"}, g.name

@@ -126,9 +126,8 @@ def terminals(own_ttys: tuple[str, ...] = (), deny_tail: tuple[List, ...] = ()) 
     another session's keystrokes; the Linux backend mounts a private devpts for the same
     reason). ``deny_tail``: the run's ``(with message ...)`` modifier for the deny."""
     rules = [
-        sexp("deny", "file-read*", "file-write*",
-             sexp("require-all", sexp("regex", _TTYS),
-                  sexp("require-not", sexp("extension", Str("com.apple.sandbox.pty")))), *deny_tail),
+        # every terminal first (the policy may read everything), then the allows below
+        sexp("deny", "file-read*", "file-write*", sexp("regex", _TTYS), *deny_tail),
         sexp("allow", "pseudo-tty"),
         sexp("allow", "file-read*", "file-write*", "file-ioctl", literal("/dev/ptmx")),
         sexp("allow", "file-read*", "file-write-data", "file-ioctl",

@@ -187,7 +187,7 @@ def render_sbpl(policy: Policy, *, socket_dir: str | None = None, context: Conte
         w.add(sexp("allow", "network-outbound", sexp("remote", "unix-socket", p)))
         w.add(sexp("allow", "network-bind", sexp("local", "unix-socket", p)))
 
-    guarded = _restricted_paths(policy.filesystem.rules)
+    guarded = _restricted_paths(policy)
     pinned = {a for p in guarded for a in ancestors(p)}
     if socket_dir:
         pinned.add(macos_path(socket_dir))  # cleanup removes the directory that was made
@@ -199,17 +199,9 @@ def render_sbpl(policy: Policy, *, socket_dir: str | None = None, context: Conte
     return Profile(w.rules, w.comments).render()
 
 
-def _restricted_paths(rules: tuple[FsRule, ...]) -> list[str]:
-    """Paths more restricted than what encloses them: DENY anywhere, READ inside WRITE."""
-    out = []
-    by_depth = sorted(rules, key=lambda r: _depth(r.path))
-    for i, r in enumerate(by_depth):
-        if r.access is FsAccess.DENY:
-            out.append(macos_path(r.path))
-            continue
-        if r.access is FsAccess.READ:
-            parents = [q for q in by_depth[:i] if q.path == "/" or r.path.startswith(q.path.rstrip("/") + "/")]
-            if parents and parents[-1].access is FsAccess.WRITE:
-                out.append(macos_path(r.path))
-    return out
-
+def _restricted_paths(policy: Policy) -> list[str]:
+    """Paths more restricted than what encloses them: DENY anywhere, READ inside WRITE (the
+    model's read-only carve-outs)."""
+    fs = policy.filesystem
+    out = [*fs.read_only, *(r.path for r in fs.rules if r.access is FsAccess.DENY)]
+    return [macos_path(p) for p in out]

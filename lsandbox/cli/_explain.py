@@ -92,8 +92,12 @@ def render_text(policy: Policy, backend: str, asked: str | None) -> str:
                    "Landlock split, new entries in the parent refused); not protected if it "
                    "does not exist at launch")
         out.append(f"  {r.access.value:<5} {r.path}    [{r.origin}] -> {how}")
-    out.append(f"  rw    {', '.join(DEVICE_FILES_RW)}    [always] -> device files programs need")
-    if backend == "linux":
+    if backend == "macos":
+        from macos import explain_lines
+
+        out.extend(explain_lines(policy))
+    else:
+        out.append(f"  rw    {', '.join(DEVICE_FILES_RW)}    [always] -> device files programs need")
         out.extend(_mount_view_lines())
     net = policy.network
     if backend == "linux":
@@ -101,7 +105,8 @@ def render_text(policy: Policy, backend: str, asked: str | None) -> str:
                "denied: socket(AF_INET/AF_INET6) refused by seccomp; TCP bind/connect by Landlock; "
                "and, where namespaces are available, the sandbox's own network namespace (lo only)")
     else:
-        how = "allowed (network*)" if net.enabled else "denied (no network-outbound/bind rules)"
+        how = ("allowed (IP sockets; name resolution through mDNSResponder and configd; TLS "
+               "trust through trustd)" if net.enabled else "denied (no IP rules; no name resolution)")
     out.append(f"network: {'on' if net.enabled else 'off'} -> {how}")
     unix_how = ("seccomp user notification -> broker (connect/bind/sendto decided on the "
                 "canonical path; Landlock RESOLVE_UNIX too on ABI >= 9)" if backend == "linux"

@@ -15,10 +15,11 @@ import threading
 from collections.abc import Mapping, Sequence
 from typing import IO, Any
 
-from ._errors import SandboxError
+from ._errors import PolicyError, SandboxError, SetupError
 from ._fds import check_pass_fds
 from ._load import load_policy
 from .policy import Policy
+from .policy._paths import path_problem
 
 PIPE = subprocess.PIPE
 DEVNULL = subprocess.DEVNULL
@@ -70,7 +71,14 @@ class Sandbox:
         from .linux._launcher import spawn
 
         self.args = list(args)
-        self.policy = policy if policy is not None else load_policy()
+        if not self.args or not all(isinstance(a, (str, bytes, os.PathLike)) for a in self.args):
+            raise PolicyError(f"args: expected a non-empty sequence of strings, got {args!r}")
+        if cwd is not None:
+            problem = path_problem(os.path.abspath(cwd), directory=True)
+            if problem:
+                raise PolicyError(f"cwd {cwd}: {problem}")
+        # the workspace is the directory the command runs in, as with `lsandbox run -C DIR`
+        self.policy = policy if policy is not None else load_policy(cwd=cwd)
         fds = [_stdio(stdin, 0, False), _stdio(stdout, 1, True), _stdio(stderr, 2, True)]
         child_fds = tuple(f[0] for f in fds)
         try:
@@ -78,6 +86,10 @@ class Sandbox:
                 self._launch = spawn(self.policy, self.args, env=env, cwd=cwd,
                                      stdio=child_fds, log_denials=log_denials,  # type: ignore[arg-type]
                                      pass_fds=check_pass_fds(pass_fds))
+        except SandboxError:
+            raise
+        except OSError as e:  # a resource limit, a plan the kernel refused...: typed, not bare
+            raise SetupError(f"sandbox setup failed: {e.strerror or e}") from e
         finally:
             for (child, parent), spec in zip(fds, (stdin, stdout, stderr), strict=True):
                 if (parent is not None or spec == DEVNULL) and child not in (0, 1, 2):
@@ -188,7 +200,12 @@ def run(args: Sequence[str], *, policy: Policy | None = None, capture_output: bo
         cwd: str | None = None, env: Mapping[str, str] | None = None, check: bool = False,
         stdout: Any = None, stderr: Any = None, log_denials: bool = False,
         pass_fds: Sequence[int] = ()) -> CompletedSandbox:
-    """Run ``args`` in the sandbox and wait; like ``subprocess.run``, plus ``.denials``."""
+    """Run ``args`` in the sandbox and wait; like ``subprocess.run``, plus ``.denials``.
+
+    Raises :class:`~lsandbox.PolicyError` for invalid input (policy, paths, ``cwd``),
+    :class:`~lsandbox.SetupError` when the sandbox cannot be set up here, and
+    :class:`~lsandbox.CommandNotFoundError` / :class:`~lsandbox.CommandNotExecutableError`
+    for the command; all are :class:`~lsandbox.SandboxError`."""
     if capture_output:
         stdout = stderr = PIPE
     sbx = Sandbox(args, policy=policy, stdin=PIPE if input is not None else None, stdout=stdout,
@@ -201,6 +218,8 @@ def run(args: Sequence[str], *, policy: Policy | None = None, capture_output: bo
             sbx.kill()
             sbx.wait()
             raise
+    if sbx._launch.error and sbx._launch.error.startswith("sandbox setup failed"):
+        raise SetupError(sbx._launch.error)  # after the hand-over: the command never ran
     res = CompletedSandbox(sbx.args, sbx.returncode or 0, out, err, sbx.denials, sbx._launch.error,
                            sbx.fs_denials_unobservable, sbx.denial_notes)
     if check and res.returncode:

@@ -10,8 +10,9 @@ import os
 from collections.abc import Mapping, Sequence
 
 from ._errors import PolicyError
-from .policy._loader import Config, ProfileSpec, materialize
+from .policy._loader import SOCKET_GLOB, Config, ProfileSpec, materialize
 from .policy._model import Policy
+from .policy._paths import path_problem
 from .policy._requirements import (
     apply_requirements,
     check_profile_allowed,
@@ -34,13 +35,34 @@ def config_search_path(cwd: str, env: Mapping[str, str]) -> list[str]:
 
 def find_config(explicit: str | None, cwd: str, env: Mapping[str, str]) -> str | None:
     if explicit is not None:
-        if not os.path.exists(explicit):
+        if "\0" in explicit:
             raise PolicyError("config file does not exist", file=explicit)
+        try:
+            os.stat(explicit)
+        except OSError as e:  # say why: a missing file and an unsearchable parent differ
+            import errno
+
+            why = "does not exist" if e.errno == errno.ENOENT else f"cannot be read ({e.strerror})"
+            raise PolicyError(f"config file {why}", file=explicit) from None
         return explicit
     for path in config_search_path(cwd, env):
         if os.path.isfile(path):
             return path
     return None
+
+
+def _workspace_cwd(cwd: str | None) -> str:
+    """The directory the workspace root is (``cwd``, else the process's own), checked."""
+    if cwd is None:
+        try:
+            return os.getcwd()
+        except FileNotFoundError:
+            raise PolicyError("the current directory no longer exists (deleted?); cd elsewhere "
+                              "or name the workspace with --chdir DIR") from None
+    problem = path_problem(os.path.abspath(cwd), directory=True)
+    if problem:
+        raise PolicyError(f"working directory {cwd}: {problem}")
+    return cwd
 
 
 def load_policy(
@@ -65,7 +87,7 @@ def load_policy(
     ``network.enabled``. Raises :class:`PolicyError` with file:line:key on bad input.
     """
     env = os.environ if env is None else env
-    cwd = os.getcwd() if cwd is None else cwd
+    cwd = _workspace_cwd(cwd)
     path = find_config(config, cwd, env) if (config is not None or search) else None
     cfg = Config.from_file(path) if path else Config.empty()
     req = load_requirements(find_requirements(requirements, env))
@@ -85,6 +107,8 @@ def load_policy(
     for sock in allow_unix_sockets:
         if not sock.startswith(("/", "~", "$")):
             raise PolicyError(f"--allow-unix-socket {sock}: socket path must be absolute")
+        if any(c in sock for c in "*?["):
+            raise PolicyError(f"--allow-unix-socket {sock}: {SOCKET_GLOB}")
     policy = materialize(
         spec,
         cwd=cwd,

@@ -23,6 +23,7 @@ TYPE_CHECKING = False  # typing costs ~4 ms at every start; type checkers see Tr
 if TYPE_CHECKING:
     import argparse
     from collections.abc import Sequence
+    from typing import NoReturn
 
 EXIT_OWN_ERROR = 125
 _OWN_PROCESS = False  # set by console(): the lsandbox command, not a caller of main()
@@ -47,19 +48,38 @@ def _formatter_class() -> type[argparse.HelpFormatter]:
     return _Formatter
 
 
+def _parser_class() -> type[argparse.ArgumentParser]:
+    import argparse
+
+    class _Parser(argparse.ArgumentParser):
+        """Usage errors in the one shape every lsandbox error has: a single
+        ``lsandbox: error: ...`` line (argparse's own prints the usage first and prefixes the
+        subcommand's name), then exit status 125 (``main`` maps argparse's 2)."""
+
+        def error(self, message: str) -> NoReturn:
+            sub = self.prog.partition(" ")[2]
+            hint = f" (see 'lsandbox {sub + ' ' if sub else ''}--help')"
+            self.exit(2, f"lsandbox: error: {sub + ': ' if sub else ''}{message}{hint}\n")
+
+    return _Parser
+
+
 def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     """The parser; with ``argv`` naming a subcommand, only that one is registered (the others
     cost time and are not reachable then)."""
     import argparse
 
+    from .. import __version__
+
     if _OWN_PROCESS:  # see console()
         argparse._ = argparse.ngettext = _untranslated  # type: ignore[attr-defined]
     _Formatter = _formatter_class()
-    parser = argparse.ArgumentParser(
+    parser = _parser_class()(
         prog="lsandbox",
         description="Run a command under a kernel-enforced sandbox policy.",
         formatter_class=_Formatter,
     )
+    parser.add_argument("--version", action="version", version=f"lsandbox {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     add_parser = sub.add_parser
     sub.add_parser = lambda name, **kw: add_parser(name, formatter_class=_Formatter, **kw)  # type: ignore[method-assign]
@@ -90,8 +110,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SandboxError as e:
         print(f"lsandbox: error: {e}", file=sys.stderr)
         return EXIT_OWN_ERROR
+    except BrokenPipeError:  # `lsandbox explain | head`: the reader left; nothing to say
+        _silence_stdout()
+        return 141  # 128 + SIGPIPE, what a tool killed by the signal reports
     except KeyboardInterrupt:
         return 130
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so that the interpreter's final flush does not raise again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
 
 
 def _untranslated(msg: str, plural: str | None = None, n: int = 1) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 
-from .._errors import SandboxError
+from .._errors import CommandNotExecutableError, CommandNotFoundError, SandboxError
 from .._fds import check_pass_fds
 from ._common import policy_from_args
 
@@ -28,7 +28,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_policy_options(p)
     p.add_argument("--log-denials", action="store_true",
                    help="print a '=== Sandbox denials ===' summary on stderr after exit")
-    p.add_argument("--events", metavar="FILE", help="write events as JSON lines to FILE")
+    p.add_argument("--events", metavar="FILE",
+                   help="write events (denials, notes) as JSON lines to FILE; '-' is stderr")
     p.add_argument("--pass-fd", metavar="N", type=int, action="append", default=[],
                    help="let the command inherit descriptor N (repeatable; only 0-2 otherwise)")
     p.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- CMD [ARG]...")
@@ -93,7 +94,7 @@ def parse_fast(argv: Sequence[str]) -> FastArgs | None:
                 return None
             i += 1
             value = argv[i]
-        if value.startswith("-"):
+        if value.startswith("-") and value != "-":  # "-": argparse takes it as a value too
             return None
         if dest == "pass_fd":
             if not value.isdigit():
@@ -112,6 +113,19 @@ def format_denial(e: dict) -> str:
     return f"({e.get('process', '?')}) {e.get('op', e.get('kind'))} {what}  [{e.get('rule', '')}]"
 
 
+def _open_events(name: str | None) -> IO[str] | None:
+    """``--events FILE``; ``-`` is standard error, beside the ``--log-denials`` summary:
+    standard output belongs to the command (``lsandbox run -- cmd | jq`` must not see events)."""
+    if not name:
+        return None
+    if name == "-":
+        return sys.stderr
+    try:
+        return open(name, "w")  # noqa: SIM115 - closed by run()
+    except OSError as e:
+        raise SandboxError(f"--events {name}: cannot open: {e.strerror or e}") from None
+
+
 def run(args: argparse.Namespace) -> int:
     cmd = list(args.cmd)
     if cmd and cmd[0] == "--":
@@ -125,7 +139,7 @@ def run(args: argparse.Namespace) -> int:
         return int(macos_run(cmd, policy, log_denials=args.log_denials, events=args.events))
     from ..linux._launcher import forward_signals, spawn, wait
 
-    events_file: IO[str] | None = open(args.events, "w") if args.events else None  # noqa: SIM115
+    events_file = _open_events(args.events)
 
     def on_event(e: dict) -> None:
         if events_file:
@@ -139,10 +153,10 @@ def run(args: argparse.Namespace) -> int:
             launch = spawn(policy, cmd, on_event=on_event,
                            log_denials=bool(args.log_denials or args.events),
                            pass_fds=check_pass_fds(args.pass_fd))
-        except FileNotFoundError as e:
+        except CommandNotFoundError as e:
             print(f"lsandbox: error: {e.strerror}", file=sys.stderr)
             return 127
-        except PermissionError as e:
+        except CommandNotExecutableError as e:
             print(f"lsandbox: error: {e.strerror}", file=sys.stderr)
             return 126
         restore = forward_signals(launch)
@@ -151,7 +165,7 @@ def run(args: argparse.Namespace) -> int:
         finally:
             restore()
     finally:
-        if events_file:
+        if events_file and events_file is not sys.stderr:
             events_file.close()
     if launch.error:
         print(f"lsandbox: error: {launch.error}", file=sys.stderr)

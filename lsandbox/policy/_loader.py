@@ -61,7 +61,7 @@ from ._model import (
     SocketAccess,
     UnixSocketRule,
 )
-from ._paths import canonicalize, expand
+from ._paths import canonicalize, expand, length_problem, path_problem
 from ._toml_lines import KeyPath, LineIndex
 
 TYPE_CHECKING = False  # typing costs ~4 ms at every start; type checkers see True
@@ -146,15 +146,20 @@ class Source(Record, frozen=False):
 
 
 _BUILTIN_SOURCE = Source("<built-in>", LineIndex(""))
+MAX_CONFIG_BYTES = 4 << 20
 
 
 def read_toml(path: str) -> tuple[dict[str, Any], Source]:
     """Read and parse ``path``; a syntax error becomes a PolicyError with its line."""
     try:
         with open(path, "rb") as f:
-            raw = f.read()
+            raw = f.read(MAX_CONFIG_BYTES + 1)  # bounded: `-c /dev/zero` must not eat memory
     except OSError as e:
         raise PolicyError(f"cannot read config: {e.strerror}", file=path) from None
+    except ValueError as e:  # an embedded NUL in the name
+        raise PolicyError(f"cannot read config: {e}", file=path) from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise PolicyError(f"config is larger than {MAX_CONFIG_BYTES >> 20} MiB", file=path)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
@@ -253,10 +258,16 @@ def _check_fs_path(src: Source, path: KeyPath, raw: str, *, sub: bool) -> str:
     return raw
 
 
+SOCKET_GLOB = ("glob patterns are not supported in socket paths: a rule names one path and "
+               "everything below it; list the paths (or their common directory)")
+
+
 def _socket_path(src: Source, path: KeyPath, raw: Any) -> str:
     raw = _expect(src, path, raw, str)
     if not raw.startswith(("/", "~", "$")):
         raise src.error(path, "socket path must be absolute (or start with ~ or $VAR)")
+    if any(c in raw for c in "*?["):
+        raise src.error(path, SOCKET_GLOB)
     return raw
 
 
@@ -529,15 +540,29 @@ def materialize(
     """
     env = os.environ if env is None else env
 
-    def canon(raw: str, origin: str) -> str:
-        try:
-            return canonicalize(expand(raw, cwd=cwd, env=env), cwd=cwd)
-        except KeyError as e:
-            raise PolicyError(f"{origin}: environment variable ${e.args[0]} in '{raw}' is not set") from None
+    def canon(raw: str, origin: str, kind: str = "fs") -> str:
+        """``kind``: "fs" (a filesystem rule), "root" (a workspace root: an existing
+        directory) or "socket" (an AF_UNIX rule: only its length is checked)."""
+        problem = length_problem(raw)
+        if problem is None:
+            try:
+                path = canonicalize(expand(raw, cwd=cwd, env=env), cwd=cwd)
+            except KeyError as e:
+                raise PolicyError(f"{origin}: environment variable ${e.args[0]} in '{raw}' is not set") from None
+            except OSError as e:  # realpath met a link it may not read (/proc/1/root...)
+                problem = f"cannot resolve it: {e.strerror or e}"
+            else:
+                problem = (length_problem(path) if kind == "socket"
+                           else path_problem(path, directory=kind == "root"))
+        if problem:
+            sep = " " if origin.startswith("-") else ": "  # "-w DIR: ..." / "file:3: DIR: ..."
+            shown = raw if len(raw) <= 120 else f"{raw[:60]}...({len(raw)} characters)"
+            raise PolicyError(f"{origin}{sep}{shown}: {problem}")
+        return path
 
     added = [Entry(r, o) for r, o in extra_roots]
     all_added = [*spec.workspace_roots, *added]
-    added_canon = [(canon(e.value, e.origin), e) for e in all_added]
+    added_canon = [(canon(e.value, e.origin, "root"), e) for e in all_added]
     roots = list(dict.fromkeys([canonicalize(cwd)] + [p for p, _ in added_canon]))
 
     fs_entries: dict[str, tuple[FsAccess, str]] = {}
@@ -560,7 +585,7 @@ def materialize(
 
     sockets: dict[str, UnixSocketRule] = {}
     for raw, entry in [*spec.unix_sockets.items(), *((r, Entry(SocketAccess.ALLOW, o)) for r, o in extra_sockets)]:
-        path = canon(raw, entry.origin)
+        path = canon(raw, entry.origin, "socket")
         sockets[path] = UnixSocketRule(path, entry.value, entry.origin)
 
     enabled = spec.enabled.value if spec.enabled else False

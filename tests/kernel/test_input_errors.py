@@ -1,0 +1,201 @@
+"""Bad input, as a user types it: one ``lsandbox: error:`` line and exit 125 in the CLI (no
+traceback, no socket directory left behind), a typed :class:`lsandbox.SandboxError` in the
+API, never a bare OSError. As root and as nobody (whose missing search permission is one of
+the inputs). A property-based test feeds both hostile paths and values."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+
+import pytest
+
+import lsandbox
+from lsandbox import FilesystemPolicy, FsAccess, FsRule, Policy
+from tests._sandbox import LSANDBOX
+
+AS_NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+LONG_NAME = "n" * 300
+
+
+@pytest.fixture(scope="module")
+def place():
+    """A world-usable directory with a file, a symlink loop, a subdirectory and a directory
+    nobody may search; plus a private TMPDIR per run (to see what is left behind)."""
+    d = tempfile.mkdtemp(prefix="lsb-input-", dir="/var/tmp")
+    os.chmod(d, 0o755)
+    open(os.path.join(d, "file"), "w").close()
+    os.symlink(os.path.join(d, "loop2"), os.path.join(d, "loop1"))
+    os.symlink(os.path.join(d, "loop1"), os.path.join(d, "loop2"))
+    os.mkdir(os.path.join(d, "dir"))
+    os.chmod(os.path.join(d, "dir"), 0o777)
+    os.mkdir(os.path.join(d, "locked"), 0o700)
+    os.mkdir(os.path.join(d, "locked", "sub"))
+    yield d
+    shutil.rmtree(d)
+
+
+def _tmpdir() -> str:
+    t = tempfile.mkdtemp(prefix="lsb-tmp-", dir="/var/tmp")
+    os.chmod(t, 0o777)
+    return t
+
+
+def cli(argv: list[str], *, nobody: bool = False, cwd: str = "/", env: dict | None = None,
+        tmpdir: str | None = None) -> subprocess.CompletedProcess:
+    own_tmp = tmpdir is None
+    tmp = _tmpdir() if own_tmp else tmpdir
+    e = {"PATH": os.environ["PATH"], "HOME": "/", "TMPDIR": tmp, **(env or {})}
+    try:
+        r = subprocess.run([*(AS_NOBODY if nobody else []), LSANDBOX, *argv], capture_output=True,
+                           cwd=cwd, env=e, timeout=60)
+        left = [n for n in os.listdir(tmp) if n.startswith("lsandbox-sock-")] if os.path.isdir(tmp) else []
+        assert not left, f"left behind in TMPDIR: {left}"
+    finally:
+        if own_tmp:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return r
+
+
+def assert_one_error(r: subprocess.CompletedProcess, *fragments: str) -> str:
+    err = r.stderr.decode(errors="replace")
+    assert r.returncode == 125, (r.returncode, err)
+    assert "Traceback" not in err, err
+    lines = err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("lsandbox: error: "), err
+    for f in fragments:
+        assert f in lines[0], (f, lines[0])
+    return lines[0]
+
+
+def cases(d: str) -> list[tuple[list[str], str]]:
+    return [
+        (["-w", "/etc/hostname/sub"], "not a directory"),
+        (["-w", f"{d}/loop1"], "symbolic links"),
+        (["-w", f"{d}/loop1/sub"], "symbolic links"),
+        (["-w", f"{d}/{LONG_NAME}"], "255"),
+        (["-w", "/" + "d/" * 2100], "4095"),
+        (["-w", f"{d}/missing"], "does not exist"),
+        (["-w", f"{d}/file"], "is not a directory"),
+        (["--allow-unix-socket", "/tmp/ssh-*/agent.*"], "glob"),
+        (["--allow-unix-socket", "relative.sock"], "absolute"),
+        (["-c", f"{d}/missing.toml"], "does not exist"),
+        (["-c", "/dev/zero"], "larger than"),
+        (["--events", f"{d}/missing/ev.jsonl"], "--events"),
+        (["--bogus"], "unrecognized"),
+        (["-w"], "expected one argument"),
+        (["--network", "--no-network"], "not allowed with"),
+    ]
+
+
+@pytest.mark.parametrize("nobody", [False, True], ids=["root", "nobody"])
+def test_cli_input_errors_are_one_line(place, nobody):
+    for argv, fragment in cases(place):
+        assert_one_error(cli(["run", *argv, "--", "true"], nobody=nobody), fragment)
+
+
+def test_cli_unsearchable_parent_as_nobody(place):
+    line = assert_one_error(cli(["run", "-w", f"{place}/locked/sub", "--", "true"], nobody=True),
+                            "permission denied", "65534")
+    assert f"{place}/locked/sub" in line
+    assert cli(["run", "-w", f"{place}/locked/sub", "--", "true"]).returncode == 0  # root may
+
+
+def test_cli_proc_root_link():
+    assert_one_error(cli(["run", "-w", "/proc/1/root", "--", "true"], nobody=True), "/proc/1/root")
+
+
+def test_config_write_entry_with_long_name(place):
+    cfg = os.path.join(place, "long.toml")
+    with open(cfg, "w") as f:
+        f.write(f'default_permissions = "p"\n[permissions.p]\nextends = ":workspace"\n'
+                f'[permissions.p.filesystem]\n"{place}/{LONG_NAME}" = "write"\n')
+    os.chmod(cfg, 0o644)
+    for nobody in (False, True):
+        assert_one_error(cli(["run", "-c", str(cfg), "--", "true"], nobody=nobody), f"{cfg}:5:", "255")
+
+
+def test_tmpdir_missing_is_setup_error_not_127():
+    r = cli(["run", "--", "true"], env={"TMPDIR": "/nonexistent-lsb"})
+    assert_one_error(r, "/nonexistent-lsb", "socket directory")
+
+
+def test_deleted_cwd(tmp_path):
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    # a shell in a directory removed under it, then lsandbox from there
+    r = subprocess.run(["sh", "-c", f'cd "{gone}" && rmdir "{gone}" && exec "$0" run -- true', LSANDBOX],
+                       capture_output=True, env={**os.environ, "TMPDIR": str(tmp_path)})
+    assert_one_error(r, "current directory")
+    assert not [n for n in os.listdir(tmp_path) if n.startswith("lsandbox-sock-")]
+
+
+def test_version_and_argument_error_shapes():
+    r = cli(["--version"])
+    assert r.returncode == 0 and r.stdout.decode().startswith("lsandbox ")
+    for argv in (["nope"], [], ["run"], ["explain", "--format", "xml"], ["check", "a", "b"]):
+        assert_one_error(cli(argv))
+
+
+def test_broken_pipe_is_quiet(place):
+    r = subprocess.run(f'"{LSANDBOX}" explain --format bpf | head -c 10 >/dev/null; '
+                       'echo "${PIPESTATUS[0]}"', shell=True, executable="/bin/bash",
+                       capture_output=True, text=True, cwd="/")
+    assert "Traceback" not in r.stderr and "BrokenPipe" not in r.stderr, r.stderr
+    assert r.stdout.strip() in ("0", "141")
+
+
+def test_events_dash_is_stderr(tmp_path):
+    r = cli(["run", "--events", "-", "--allow-unix-socket", "/nonexistent-sock-dir",
+             "--", "python3", "-c", "import socket; s = socket.socket(socket.AF_UNIX)\n"
+             "try: s.connect('/run/lsb-not-allowed.sock')\nexcept OSError: pass\nprint('out')"],
+            cwd=str(tmp_path))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.decode() == "out\n"
+    assert '"verdict": "deny"' in r.stderr.decode()
+    assert not os.path.exists(tmp_path / "-")
+
+
+# --------------------------------------------------------------------------- the API
+
+
+def test_api_raises_typed_errors(place):
+    def policy_error(**kw):
+        with pytest.raises(lsandbox.PolicyError):
+            lsandbox.load_policy(None, search=False, requirements=None, cwd=place, **kw)
+
+    policy_error(writable=["/etc/hostname/sub"])
+    policy_error(writable=[f"{place}/loop1"])
+    policy_error(writable=[f"{place}/{LONG_NAME}"])
+    policy_error(writable=[f"{place}/missing"])
+    policy_error(allow_unix_sockets=["/tmp/ssh-*/agent.*"])
+    with pytest.raises(lsandbox.PolicyError):
+        lsandbox.run(["true"], cwd=f"{place}/missing")
+    with pytest.raises(lsandbox.CommandNotFoundError) as e:
+        lsandbox.run(["lsb-no-such-command"])
+    assert isinstance(e.value, FileNotFoundError)
+    # a hand-built policy naming a path no rule can be placed at: typed, nothing left behind
+    bad = Policy(FilesystemPolicy((FsRule("/", FsAccess.READ), FsRule("/etc/hostname/x", FsAccess.WRITE))))
+    tmp = _tmpdir()
+    old = os.environ.get("TMPDIR")
+    os.environ["TMPDIR"] = tmp
+    try:
+        with pytest.raises(lsandbox.SetupError, match="Not a directory"):
+            lsandbox.run(["true"], policy=bad)
+        assert os.listdir(tmp) == []
+    finally:
+        if old is None:
+            del os.environ["TMPDIR"]
+        else:
+            os.environ["TMPDIR"] = old
+        shutil.rmtree(tmp)
+
+
+def test_exceptions_exported_and_documented():
+    for name in ("SandboxError", "PolicyError", "UnenforceableError", "SetupError",
+                 "CommandNotFoundError", "CommandNotExecutableError"):
+        cls = getattr(lsandbox, name)
+        assert issubclass(cls, lsandbox.SandboxError) and cls.__doc__
+        assert name in lsandbox.__all__

@@ -79,6 +79,8 @@ class Sandbox:
                 raise PolicyError(f"cwd {cwd}: {problem}")
         # the workspace is the directory the command runs in, as with `lsandbox run -C DIR`
         self.policy = policy if policy is not None else load_policy(cwd=cwd)
+        if not self.policy.environment.is_default:  # [shell_environment_policy], --setenv...
+            env = self.policy.environment.apply(os.environ if env is None else env)
         fds = [_stdio(stdin, 0, False), _stdio(stdout, 1, True), _stdio(stderr, 2, True)]
         child_fds = tuple(f[0] for f in fds)
         try:

@@ -27,7 +27,8 @@ if TYPE_CHECKING:
 
 EXIT_OWN_ERROR = 125
 _OWN_PROCESS = False  # set by console(): the lsandbox command, not a caller of main()
-SUBCOMMANDS = ("run", "explain", "check", "doctor")  # each in its module ``._<name>``
+# each in its module ``._<name>``
+SUBCOMMANDS = ("run", "explain", "check", "doctor", "completion", "manpage")
 
 
 def _formatter_class() -> type[argparse.HelpFormatter]:

@@ -114,6 +114,24 @@ def render_text(policy: Policy, backend: str, asked: str | None) -> str:
         out.append(f"  {r.access.value:<5} {r.path}    [{r.origin}]{note}")
     out.append("  allow $LSANDBOX_SOCKET_DIR    [always] -> the sandbox-local socket directory")
     default = "allow" if net.dangerously_allow_all_unix_sockets else "none"
+    out_env = _render_environment(policy)
     out.append(f"  {default:<5} everything else" +
                ("    [dangerously_allow_all_unix_sockets]" if default == "allow" else ""))
+    out.append(out_env)
     return "\n".join(out) + "\n"
+
+
+def _render_environment(policy: Policy) -> str:
+    e = policy.environment
+    if e.is_default:
+        return "environment: the caller's, unchanged (plus LSANDBOX_SOCKET_DIR)"
+    parts = [f"inherit {e.inherit}"]
+    if not e.ignore_default_excludes:
+        parts.append("without *KEY*, *SECRET*, *TOKEN*")
+    if e.exclude:
+        parts.append("without " + ", ".join(e.exclude))
+    if e.set:
+        parts.append("set " + ", ".join(k for k, _ in e.set))
+    if e.include_only:
+        parts.append("only " + ", ".join(e.include_only))
+    return "environment: " + "; ".join(parts) + " (plus LSANDBOX_SOCKET_DIR)"

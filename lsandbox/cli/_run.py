@@ -6,6 +6,7 @@ itself failed; 126 when the command cannot be executed; 127 when it is not found
 
 from __future__ import annotations
 
+import os
 import sys
 
 from .._errors import CommandNotExecutableError, CommandNotFoundError, SandboxError
@@ -44,7 +45,13 @@ class FastArgs:
     def __init__(self) -> None:
         self.config: str | None = None
         self.profile: str | None = None
+        self.chdir: str | None = None
         self.writable: list[str] = []
+        self.read: list[str] = []
+        self.deny: list[str] = []
+        self.setenv: list[str] = []
+        self.unsetenv: list[str] = []
+        self.clearenv = False
         self.allow_unix_socket: list[str] = []
         self.network: bool | None = None
         self.requirements: str | None = None
@@ -56,9 +63,12 @@ class FastArgs:
 
 
 _VALUE_OPTS = {"-c": "config", "--config": "config", "-p": "profile", "--profile": "profile",
-               "--requirements": "requirements", "--events": "events"}
+               "--requirements": "requirements", "--events": "events", "-C": "chdir",
+               "--chdir": "chdir"}
 _LIST_OPTS = {"-w": "writable", "--writable": "writable", "--allow-unix-socket": "allow_unix_socket",
-              "--pass-fd": "pass_fd"}
+              "--pass-fd": "pass_fd", "--read": "read", "--deny": "deny", "--setenv": "setenv",
+              "--unsetenv": "unsetenv"}
+_FLAG_OPTS = {"--log-denials": "log_denials", "--clearenv": "clearenv"}
 
 
 def parse_fast(argv: Sequence[str]) -> FastArgs | None:
@@ -77,9 +87,9 @@ def parse_fast(argv: Sequence[str]) -> FastArgs | None:
             args.cmd = list(argv[i:])  # argparse's REMAINDER keeps the "--"; run() drops it
             return args
         name, eq, value = arg.partition("=")
-        if name in ("--network", "--no-network", "--log-denials") and not eq:
-            if name == "--log-denials":
-                args.log_denials = True
+        if name in ("--network", "--no-network", *_FLAG_OPTS) and not eq:
+            if name in _FLAG_OPTS:
+                setattr(args, _FLAG_OPTS[name], True)
             elif args.network is not None:
                 return None  # mutually exclusive (or repeated): argparse says which
             else:
@@ -136,6 +146,13 @@ def run(args: argparse.Namespace) -> int:
     if sys.platform == "darwin":  # pragma: no cover - macOS backend
         from macos import run as macos_run
 
+        if not policy.environment.is_default:  # the runner passes this process's environment
+            new_env = policy.environment.apply(os.environ)
+            os.environ.clear()
+            os.environ.update(new_env)
+        if args.chdir:
+            os.chdir(args.chdir)
+
         return int(macos_run(cmd, policy, log_denials=args.log_denials, events=args.events))
     from ..linux._launcher import forward_signals, spawn, wait
 
@@ -150,7 +167,8 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         try:
-            launch = spawn(policy, cmd, on_event=on_event,
+            env = None if policy.environment.is_default else policy.environment.apply(os.environ)
+            launch = spawn(policy, cmd, on_event=on_event, env=env, cwd=args.chdir,
                            log_denials=bool(args.log_denials or args.events),
                            pass_fds=check_pass_fds(args.pass_fd))
         except CommandNotFoundError as e:

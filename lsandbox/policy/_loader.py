@@ -52,6 +52,7 @@ from ._builtins import (
     WORKSPACE_ROOT_PATTERN,
     builtin_names,
 )
+from ._environment import INHERIT, EnvironmentPolicy
 from ._model import (
     FilesystemPolicy,
     FsAccess,
@@ -77,7 +78,10 @@ def _tomllib() -> Any:
         import tomli as tomllib
     return tomllib
 
-TOP_LEVEL_KEYS = ("default_permissions", "permissions", "sandbox_mode", "sandbox_workspace_write")
+TOP_LEVEL_KEYS = ("default_permissions", "permissions", "sandbox_mode", "sandbox_workspace_write",
+                  "shell_environment_policy")
+ENV_KEYS = ("inherit", "ignore_default_excludes", "exclude", "set", "include_only",
+            "experimental_use_profile", "filters")
 PROFILE_KEYS = ("description", "extends", "workspace_roots", "filesystem", "network")
 NETWORK_KEYS = (
     "enabled",
@@ -271,6 +275,30 @@ def _socket_path(src: Source, path: KeyPath, raw: Any) -> str:
     return raw
 
 
+def env_name_problem(name: str, *, pattern: bool) -> str | None:
+    """Why ``name`` cannot be an environment variable name (or a pattern of names)."""
+    if not name:
+        return "empty name"
+    if "=" in name or "\0" in name:
+        return "a name cannot contain '=' or a NUL"
+    if not pattern and any(c in name for c in "*?["):
+        return "glob characters in a variable name (patterns go in exclude/include_only)"
+    return None
+
+
+def _env_name(src: Source, path: KeyPath, value: Any, *, pattern: bool) -> str:
+    problem = env_name_problem(_expect(src, path, value, str), pattern=pattern)
+    if problem:
+        raise src.error(path, problem)
+    return value
+
+
+def _env_value(src: Source, path: KeyPath, value: Any) -> str:
+    if "\0" in _expect(src, path, value, str):
+        raise src.error(path, "a value cannot contain a NUL")
+    return value
+
+
 def _parse_profile(name: str, table: Any, src: Source, base: KeyPath) -> tuple[ProfileSpec, str | None]:
     _expect(src, base, table, dict)
     _check_keys(src, base, table, PROFILE_KEYS)
@@ -416,9 +444,49 @@ class Config(Record, frozen=False):
         if "sandbox_workspace_write" in data:
             ww = _expect(src, ("sandbox_workspace_write",), data["sandbox_workspace_write"], dict)
             _check_keys(src, ("sandbox_workspace_write",), ww, LEGACY_WW_KEYS)
+        if "shell_environment_policy" in data:
+            self.environment()
         # Parse every profile now: an error in an unused profile is still an error.
         for name, table in perms.items():
             _parse_profile(name, table, src, ("permissions", name))
+
+    def environment(self) -> EnvironmentPolicy:
+        """``[shell_environment_policy]`` (Codex's keys, see ``_environment``); keys lsandbox
+        cannot honour are refused by name."""
+        src, base = self.src, ("shell_environment_policy",)
+        table = _expect(src, base, self.data.get("shell_environment_policy", {}), dict)
+        _check_keys(src, base, table, ENV_KEYS)
+        if table.get("experimental_use_profile", False) is not False:
+            raise src.error(base + ("experimental_use_profile",),
+                            "lsandbox runs the command itself, not through a shell profile; "
+                            "remove it or set it to false", UnenforceableError)
+        if "filters" in table:
+            raise src.error(base + ("filters",), "the keyed filter table is not supported by "
+                            "lsandbox; use exclude and include_only", UnenforceableError)
+        kw: dict[str, Any] = {}
+        if "inherit" in table:
+            p = base + ("inherit",)
+            value = _expect(src, p, table["inherit"], str)
+            if value not in INHERIT:
+                raise src.error(p, f'invalid inherit "{value}"{_suggest(value, INHERIT)}; '
+                                   f"valid: {', '.join(INHERIT)}")
+            kw["inherit"] = value
+        if "ignore_default_excludes" in table:
+            kw["ignore_default_excludes"] = _expect(src, base + ("ignore_default_excludes",),
+                                                    table["ignore_default_excludes"], bool)
+        for key in ("exclude", "include_only"):
+            if key in table:
+                p = base + (key,)
+                kw[key] = tuple(_env_name(src, p, x, pattern=True)
+                                for x in _expect(src, p, table[key], list))
+        if "set" in table:
+            p = base + ("set",)
+            pairs = []
+            for k, v in _expect(src, p, table["set"], dict).items():
+                pairs.append((_env_name(src, p + (k,), k, pattern=False),
+                              _env_value(src, p + (k,), v)))
+            kw["set"] = tuple(pairs)
+        return EnvironmentPolicy(**kw)
 
     @property
     def profiles(self) -> dict[str, Any]:

@@ -19,6 +19,14 @@ problem, never a bare ``OSError``.
 from __future__ import annotations
 
 
+def one_line(text: str) -> str:
+    """``text`` with control characters escaped (``\\n``...): a path may contain a newline,
+    and an error is one line."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() or c == " " else repr(c)[1:-1] for c in text)
+
+
 class SandboxError(Exception):
     """Base of every error lsandbox raises on purpose."""
 
@@ -49,7 +57,7 @@ class PolicyError(SandboxError, ValueError):
         if self.file is not None:
             where = f"{self.file}:{self.line}: " if self.line is not None else f"{self.file}: "
         key = f"{self.key}: " if self.key else ""
-        return f"{where}{key}{self.message}"
+        return one_line(f"{where}{key}{self.message}")
 
 
 class UnenforceableError(PolicyError):

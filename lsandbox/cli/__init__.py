@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import sys
 
-from .._errors import SandboxError
+from .._errors import SandboxError, one_line
 
 TYPE_CHECKING = False  # typing costs ~4 ms at every start; type checkers see True
 if TYPE_CHECKING:
@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from typing import NoReturn
 
 EXIT_OWN_ERROR = 125
+_SCALAR_OPTIONS = ("config", "profile", "chdir", "events", "requirements")
 _OWN_PROCESS = False  # set by console(): the lsandbox command, not a caller of main()
 # each in its module ``._<name>``
 SUBCOMMANDS = ("run", "explain", "check", "doctor", "completion", "manpage")
@@ -60,7 +61,7 @@ def _parser_class() -> type[argparse.ArgumentParser]:
         def error(self, message: str) -> NoReturn:
             sub = self.prog.partition(" ")[2]
             hint = f" (see 'lsandbox {sub + ' ' if sub else ''}--help')"
-            self.exit(2, f"lsandbox: error: {sub + ': ' if sub else ''}{message}{hint}\n")
+            self.exit(2, f"lsandbox: error: {sub + ': ' if sub else ''}{one_line(message)}{hint}\n")
 
     return _Parser
 
@@ -106,10 +107,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         except SystemExit as e:  # argparse usage errors exit 2; ours are 125 by DESIGN.md
             code = e.code if isinstance(e.code, int) else 1
             return EXIT_OWN_ERROR if code == 2 else code
+        for name, value in vars(args).items():
+            # argparse drops a value spelled "--" (``--setenv=--``) and stores [] in its place
+            if (value == [] and name in _SCALAR_OPTIONS) or (isinstance(value, list) and [] in value):
+                print(f"lsandbox: error: --{name.replace('_', '-')}: '--' is not a value", file=sys.stderr)
+                return EXIT_OWN_ERROR
     try:
         return int(args.handler(args))
     except SandboxError as e:
-        print(f"lsandbox: error: {e}", file=sys.stderr)
+        print(f"lsandbox: error: {one_line(str(e))}", file=sys.stderr)
         return EXIT_OWN_ERROR
     except BrokenPipeError:  # `lsandbox explain | head`: the reader left; nothing to say
         _silence_stdout()

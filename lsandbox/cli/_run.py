@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import sys
 
-from .._errors import CommandNotExecutableError, CommandNotFoundError, SandboxError
+from .._errors import CommandNotExecutableError, CommandNotFoundError, SandboxError, one_line
 from .._fds import check_pass_fds
 from ._common import policy_from_args
 
@@ -172,10 +172,10 @@ def run(args: argparse.Namespace) -> int:
                            log_denials=bool(args.log_denials or args.events),
                            pass_fds=check_pass_fds(args.pass_fd))
         except CommandNotFoundError as e:
-            print(f"lsandbox: error: {e.strerror}", file=sys.stderr)
+            print(f"lsandbox: error: {one_line(e.strerror)}", file=sys.stderr)
             return 127
         except CommandNotExecutableError as e:
-            print(f"lsandbox: error: {e.strerror}", file=sys.stderr)
+            print(f"lsandbox: error: {one_line(e.strerror)}", file=sys.stderr)
             return 126
         restore = forward_signals(launch)
         try:
@@ -186,7 +186,7 @@ def run(args: argparse.Namespace) -> int:
         if events_file and events_file is not sys.stderr:
             events_file.close()
     if launch.error:
-        print(f"lsandbox: error: {launch.error}", file=sys.stderr)
+        print(f"lsandbox: error: {one_line(launch.error)}", file=sys.stderr)
     if args.log_denials:
         denials = [e for e in launch.events if e.get("verdict") == "deny"]
         print("\n=== Sandbox denials ===", file=sys.stderr)

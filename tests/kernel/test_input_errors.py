@@ -11,6 +11,8 @@ import subprocess
 import tempfile
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import lsandbox
 from lsandbox import FilesystemPolicy, FsAccess, FsRule, Policy
@@ -199,3 +201,79 @@ def test_exceptions_exported_and_documented():
         cls = getattr(lsandbox, name)
         assert issubclass(cls, lsandbox.SandboxError) and cls.__doc__
         assert name in lsandbox.__all__
+
+
+# --------------------------------------------------------------------------- property-based
+
+_COMPONENTS = ["file", "loop1", "dir", "locked", "sub", "missing", "..", ".", "", "n" * 256,
+               "*", "a[b", "?", "new\nline", "sp ace", "é", "\udcff", "-", "~", "$NOPE_LSB", "$HOME"]
+_PATH_FLAGS = ["--writable", "--read", "--deny", "--allow-unix-socket", "--chdir", "--config", "--events"]
+
+
+def _hostile_path(place: str):
+    comps = st.lists(st.sampled_from(_COMPONENTS), min_size=0, max_size=4)
+    rooted = st.builds(lambda cs: "/".join([place, *cs]), comps)
+    raw = st.sampled_from(["", "/", "rel", "~", "~nosuchuser/x", "/proc/1/root", "/proc/self/fd/0",
+                           "/etc/hostname/x", "/dev/zero", "/" + "d/" * 2100, "/" + "x" * 5000,
+                           "$TMPDIR/../..", "/**", "/tmp/**/x"])
+    return st.one_of(rooted, raw)
+
+
+def _hostile_value():
+    return st.one_of(st.sampled_from(["", "=", "A", "A=1", "=v", "-", "--", "0", "3", "-1", "999999",
+                                      ":nope", ":workspace", "a*b=1", "x" * 300]),
+                     st.text(max_size=12).filter(lambda s: "\0" not in s))
+
+
+def _argv(place: str):
+    path_opt = st.tuples(st.sampled_from(_PATH_FLAGS), _hostile_path(place))
+    value_opt = st.tuples(st.sampled_from(["--setenv", "--unsetenv", "--profile", "--pass-fd"]), _hostile_value())
+    return st.lists(st.one_of(path_opt, value_opt), min_size=1, max_size=3)
+
+
+def _safe(flag: str, value: str, place: str) -> bool:
+    """--events writes its file: only below the scratch place (never /etc/hostname...)."""
+    return flag != "--events" or (value.startswith(place + "/") and ".." not in value)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data(), nobody=st.booleans())
+def test_cli_hostile_input_is_one_line_or_runs(place, data, nobody):
+    opts = [o for o in data.draw(_argv(place)) if _safe(*o, place)]
+    argv = ["run", *[f"{flag}={value}" for flag, value in opts], "--", "true"]
+    r = cli(argv, nobody=nobody)
+    err = r.stderr.decode(errors="replace")
+    assert "Traceback" not in err, err
+    if r.returncode == 0:
+        return
+    lines = err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("lsandbox: error: "), (argv, err)
+    assert r.returncode in (125, 126, 127), (argv, r.returncode, err)  # 126/127: `true` unreachable
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_api_hostile_input_raises_only_sandbox_errors(place, data):
+    kw = {"writable": data.draw(st.lists(_hostile_path(place), max_size=2)),
+          "read": data.draw(st.lists(_hostile_path(place), max_size=1)),
+          "deny": data.draw(st.lists(_hostile_path(place), max_size=1)),
+          "allow_unix_sockets": data.draw(st.lists(_hostile_path(place), max_size=1)),
+          "setenv": data.draw(st.lists(_hostile_value(), max_size=1)),
+          "unsetenv": data.draw(st.lists(_hostile_value(), max_size=1))}
+    cwd = data.draw(st.one_of(st.none(), _hostile_path(place)))
+    tmp = _tmpdir()
+    old = os.environ.get("TMPDIR")
+    os.environ["TMPDIR"] = tmp
+    try:
+        pol = lsandbox.load_policy(None, search=False, requirements=None, cwd=cwd, **kw)
+        lsandbox.run(["true"], policy=pol, cwd=cwd, capture_output=True)
+    except lsandbox.SandboxError as e:
+        assert "\n" not in str(e), str(e)
+    finally:
+        if old is None:
+            del os.environ["TMPDIR"]
+        else:
+            os.environ["TMPDIR"] = old
+        left = os.listdir(tmp)
+        shutil.rmtree(tmp)
+    assert left == [], left

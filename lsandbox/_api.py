@@ -29,7 +29,8 @@ _spawn_lock = threading.Lock()
 class CompletedSandbox(subprocess.CompletedProcess):
     """``subprocess.CompletedProcess`` plus ``denials`` (event dicts) and ``error``; with
     ``log_denials=True`` also ``fs_denials_unobservable`` (why Landlock's denials could not be
-    read here, else "") and ``denial_notes`` (what the denials may lack, e.g. rate-limited)."""
+    read here, else "") and ``denial_notes`` (what the denials may lack, e.g. rate-limited),
+    and ``hints`` (one-line hints when the command failed and the sandbox may be why)."""
 
     def __init__(self, args: Any, returncode: int, stdout: Any = None, stderr: Any = None,
                  denials: list[dict] | None = None, error: str | None = None,
@@ -39,6 +40,7 @@ class CompletedSandbox(subprocess.CompletedProcess):
         self.error = error
         self.fs_denials_unobservable = fs_denials_unobservable
         self.denial_notes = denial_notes or []
+        self.hints: list[str] = []  # with log_denials: why a failure may be the sandbox's
 
 
 def _stdio(spec: Any, default_fd: int, write: bool) -> tuple[int, int | None]:
@@ -224,6 +226,12 @@ def run(args: Sequence[str], *, policy: Policy | None = None, capture_output: bo
         raise SetupError(sbx._launch.error)  # after the hand-over: the command never ran
     res = CompletedSandbox(sbx.args, sbx.returncode or 0, out, err, sbx.denials, sbx._launch.error,
                            sbx.fs_denials_unobservable, sbx.denial_notes)
+    if log_denials:
+        from ._hints import hints
+
+        res.hints = hints(sbx._launch.events, returncode=res.returncode,
+                          network=sbx.policy.network.enabled, read_only=sbx._launch.plan.ro_binds,
+                          fs_unobservable=bool(sbx.fs_denials_unobservable))
     if check and res.returncode:
         raise subprocess.CalledProcessError(res.returncode, sbx.args, out, err)
     return res

@@ -200,5 +200,11 @@ def run(args: argparse.Namespace) -> int:
         if launch.fs_denials_unobservable:
             print("(filesystem denials are enforced by Landlock but not reported here: "
                   f"{launch.fs_denials_unobservable})", file=sys.stderr)
+        from .._hints import hints
+
+        for h in hints(launch.events, returncode=launch.exit_status or 0,
+                       network=policy.network.enabled, read_only=launch.plan.ro_binds,
+                       fs_unobservable=bool(launch.fs_denials_unobservable)):
+            print(f"lsandbox: hint: {h}", file=sys.stderr)
     assert launch.exit_status is not None
     return launch.exit_status

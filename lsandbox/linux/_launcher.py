@@ -132,7 +132,8 @@ def spawn(
     env["LSANDBOX_SOCKET_DIR"] = socket_dir
     try:
         executable = resolve_executable(argv[0], env, cwd)
-        plan = build_plan(policy, socket_dir, feats, filter_a=False)  # compiled after the fork
+        plan = build_plan(policy, socket_dir, feats, filter_a=False,  # compiled after the fork
+                          report_refusals=log_denials)
     except BaseException as e:
         os.rmdir(socket_dir)
         if isinstance(e, ValueError) and not isinstance(e, SandboxError):  # landlock.PlanError
@@ -171,7 +172,8 @@ def spawn(
         child_main(plan, argv, executable, env, cwd, child_sock, report_w, ns_flags=flags, userns=userns,
                    uid=uid, gid=gid, tty=tty, std_fds=stdio,
                    fallback=lambda: build_plan(policy, socket_dir,
-                                               Features(feats.landlock_abi, True, False, feats.root)),
+                                               Features(feats.landlock_abi, True, False, feats.root),
+                                               report_refusals=log_denials),
                    landlock_log=bool(audit and not audit.why_not),  # records only if read back
                    pass_fds=tuple(pass_fds))
     child_sock.close()
@@ -362,6 +364,9 @@ def _collect_audit(launch: Launch, restricted: set[int]) -> None:
     found = audit.collect(restricted)  # type: ignore[attr-defined]
     launch.fs_denials_unobservable = audit.why_not  # type: ignore[attr-defined]
     found += [{"kind": "note", "text": t} for t in audit.notes]  # type: ignore[attr-defined]
+    from ._refusals import unobservable
+
+    found += [{"kind": "note", "text": t} for t in unobservable(launch.plan.ro_binds)]
     for e in found:
         launch.events.append(e)
         if launch.on_event:

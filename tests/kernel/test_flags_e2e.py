@@ -11,7 +11,7 @@ import subprocess
 import pytest
 
 import lsandbox
-from tests._sandbox import LSANDBOX, world_dir
+from tests._sandbox import LSANDBOX, PY, world_dir
 
 AS_NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
 
@@ -70,3 +70,20 @@ def test_api_environment_and_cwd(ws):
     # cwd without a policy: the workspace is cwd, as with -C
     res = lsandbox.run(["touch", "api-made-2"], cwd=proj, capture_output=True)
     assert res.returncode == 0 and os.path.exists(os.path.join(proj, "api-made-2"))
+
+
+def test_background_children_are_killed_when_the_command_exits(tmp_path):
+    """What the README promises (with namespaces)."""
+    from lsandbox.linux._features import features
+
+    if not features().namespaces:
+        pytest.skip("no namespaces here: background children outlive the command (README)")
+    marker = f"lsb-bg-{os.getpid()}"  # sleep's argv[0], to find it afterwards
+    r = subprocess.run([LSANDBOX, "run", "--", PY, "-c",
+                        f"import os; os.spawnv(os.P_NOWAIT, '/bin/sleep', ['{marker}', '60']); print('ok')"],
+                       capture_output=True, text=True, cwd=str(tmp_path), timeout=60)
+    assert r.stdout == "ok\n", r.stderr
+    alive = subprocess.run(["pgrep", "-f", marker], capture_output=True, text=True)
+    if alive.stdout:
+        subprocess.run(["kill", *alive.stdout.split()])
+    assert alive.stdout == "", f"still running: {alive.stdout}"

@@ -57,6 +57,16 @@ def _stdio(spec: Any, default_fd: int, write: bool) -> tuple[int, int | None]:
     return spec.fileno(), None
 
 
+def _check_env(env: Mapping[str, str]) -> None:
+    """What ``execve`` would refuse, refused before anything starts."""
+    for k, v in env.items():
+        if not isinstance(k, str) or not isinstance(v, str):
+            raise PolicyError(f"env: {k!r}: names and values must be strings")
+        if not k or "=" in k or "\0" in k or "\0" in v:
+            raise PolicyError(f"env: {k!r}: a name must be non-empty, without '=' or NUL, "
+                              "and a value without NUL")
+
+
 class Sandbox:
     """A sandboxed process (Linux). ``policy`` defaults to ``load_policy()``.
 
@@ -72,9 +82,15 @@ class Sandbox:
             raise SandboxError("lsandbox.Sandbox runs on Linux; on macOS use `lsandbox run`")
         from .linux._launcher import spawn
 
-        self.args = list(args)
+        self.args = [args] if isinstance(args, (str, bytes)) else list(args)  # as subprocess
         if not self.args or not all(isinstance(a, (str, bytes, os.PathLike)) for a in self.args):
             raise PolicyError(f"args: expected a non-empty sequence of strings, got {args!r}")
+        if policy is not None and not isinstance(policy, Policy):
+            raise PolicyError(f"policy: expected a lsandbox.Policy, got {type(policy).__name__}")
+        if env is not None:
+            _check_env(env)
+        if cwd is not None and not isinstance(cwd, (str, bytes, os.PathLike)):
+            raise PolicyError(f"cwd: expected a path, got {type(cwd).__name__}")
         if cwd is not None:
             problem = path_problem(os.path.abspath(cwd), directory=True)
             if problem:

@@ -116,6 +116,9 @@ def _exec(argv: Sequence[str], executable: str, env: dict[str, str], report_fd: 
     except OSError as e:
         report(report_fd, "exec", f"{e.errno}:{argv[0]}: {e.strerror}")
         os._exit(126 if e.errno in (13, 8, 21) else 127)
+    except BaseException as e:  # noqa: BLE001 - never unwind into the caller's code (a fork)
+        report(report_fd, "exec", f"0:{argv[0]}: {e}")
+        os._exit(126)
 
 
 def _foreground(tty: int | None) -> None:

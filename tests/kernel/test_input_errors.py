@@ -277,3 +277,35 @@ def test_api_hostile_input_raises_only_sandbox_errors(place, data):
         left = os.listdir(tmp)
         shutil.rmtree(tmp)
     assert left == [], left
+
+
+def test_api_env_policy_and_cwd_types_are_checked():
+    for kw in ({"env": {"A": 1}}, {"env": {"A=B": "1"}}, {"env": {"A": "x\0y"}},
+               {"policy": "x"}, {"cwd": 5}):
+        with pytest.raises(lsandbox.PolicyError):
+            lsandbox.run(["true"], **kw)
+    with pytest.raises(lsandbox.PolicyError):
+        lsandbox.run([])
+    assert lsandbox.run("true").returncode == 0  # a string is one program, as with subprocess
+
+
+def _spawn_with_bad_env(log: str) -> str:
+    from lsandbox.linux._launcher import spawn, wait
+    from tests._sandbox import policy
+
+    launch = wait(spawn(policy(cwd="/"), ["/bin/true"], env={"A": 1}))  # type: ignore[dict-item]
+    with open(log, "a") as f:  # every process that gets here writes a line
+        f.write(f"{os.getpid()}\n")
+    return launch.error or ""
+
+
+def test_a_failing_exec_never_unwinds_into_the_callers_code(tmp_path):
+    """execve raising something other than OSError (a bad env) in the forked command must
+    end that process, not return into the code that called spawn()."""
+    from tests._util import run_in_child
+
+    log = str(tmp_path / "log")
+    error = run_in_child(_spawn_with_bad_env, log).unwrap()
+    assert "cannot execute" in error
+    with open(log) as f:
+        assert len(f.read().split()) == 1

@@ -201,10 +201,14 @@ def child_main(
     except BaseException as e:  # noqa: BLE001
         report(report_fd, "setup", str(e) if isinstance(e, OSError) and e.strerror else repr(e))
         os._exit(125)
-    if not pidns:
-        _foreground(tty)
-        _exec(argv, executable, env, report_fd)
-    _init(argv, executable, env, report_fd, tty)
+    try:  # neither returns; an exception must end this process, not unwind into the caller
+        if not pidns:
+            _foreground(tty)
+            _exec(argv, executable, env, report_fd)
+        _init(argv, executable, env, report_fd, tty)
+    except BaseException as e:  # noqa: BLE001
+        report(report_fd, "setup", str(e) if isinstance(e, OSError) and e.strerror else repr(e))
+        os._exit(125)
 
 
 def _relay(init: int, mask: set[int]) -> None:

@@ -1,8 +1,10 @@
 """``lsandbox explain``: the effective policy, rule by rule, and what enforces each rule.
 
-Formats: ``text`` (for people), ``json`` (the policy only, no origins or names: two ways of
-asking for the same policy print the same JSON), ``sbpl`` (the macOS profile) and ``bpf``
-(the Linux seccomp filter, disassembled).
+Formats: ``text`` (for people), ``json``, ``sbpl`` (the macOS profile) and ``bpf`` (the Linux
+seccomp filter, disassembled). In ``json`` the keys ``filesystem``, ``network`` (and
+``environment`` when set) are the policy alone: two ways of asking for the same policy print
+the same values there. ``profile``, ``origins`` (where each rule came from) and ``always``
+(what every sandbox gets whatever the policy says) are beside them.
 """
 
 from __future__ import annotations
@@ -36,14 +38,33 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     policy = policy_from_args(args)
     if args.format == "json":
-        print(json.dumps(policy.to_dict(), indent=2, sort_keys=True))
+        print(json.dumps(render_json(policy), indent=2, sort_keys=True))
     elif args.format == "sbpl":
         print(_render_sbpl(policy), end="")
     elif args.format == "bpf":
         print(_render_bpf(policy), end="")
     else:
-        print(render_text(policy, args.backend, args.profile), end="")
+        text = render_text(policy, args.backend, args.profile)
+        if getattr(args, "network", None) is not None and policy.description:
+            flag = "--network" if args.network else "--no-network"
+            text = text.replace(f"  {policy.description}\n", f"  {policy.description}\n"
+                                f"  note: {flag} overrides the profile's network setting\n", 1)
+        print(text, end="")
     return 0
+
+
+def render_json(policy: Policy) -> dict:
+    from ..policy import DEVICE_FILES_RW
+
+    out = policy.to_dict()
+    out["profile"] = policy.name or None
+    out["origins"] = {
+        "filesystem": {r.path: r.origin for r in policy.filesystem.rules},
+        "unix_sockets": {r.path: r.origin for r in policy.network.unix_sockets},
+    }
+    out["always"] = {"filesystem": {p: "write" for p in DEVICE_FILES_RW},
+                     "unix_sockets": {"$LSANDBOX_SOCKET_DIR": "allow"}}
+    return out
 
 
 def _render_sbpl(policy: Policy) -> str:

@@ -115,7 +115,8 @@ def test_explain_json_flags_equal_config(tmp_path, capsys, monkeypatch):
     assert main(["explain", "-c", "empty.toml", "--deny", "/etc", "--setenv", "A=1", "--format",
                  "json", "--requirements", "/dev/null"]) == 0
     b = json.loads(capsys.readouterr().out)
-    assert a == b and a["environment"]["inherit"] == "core"
+    keys = ("filesystem", "network", "environment")
+    assert {k: a[k] for k in keys} == {k: b[k] for k in keys} and a["environment"]["inherit"] == "core"
 
 
 def test_check_without_argument_checks_what_run_loads(tmp_path, capsys, monkeypatch):
@@ -149,3 +150,11 @@ def test_completion_and_manpage_are_generated_from_the_option_table(capsys):
     for o in opts:
         assert o in script, o
         assert o.replace("-", "\\-") in man, o
+
+
+def test_explain_says_when_a_flag_overrides_the_profile_network(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["explain", "--network", "--requirements", "/dev/null", "-c", "/dev/null"]) == 0
+    out = capsys.readouterr().out
+    assert "no network." in out and "note: --network overrides the profile's network setting" in out
+    assert "network: on" in out

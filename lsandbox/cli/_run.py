@@ -153,7 +153,8 @@ def run(args: argparse.Namespace) -> int:
         if args.chdir:
             os.chdir(args.chdir)
 
-        return int(macos_run(cmd, policy, log_denials=args.log_denials, events=args.events))
+        events = "/dev/stderr" if args.events == "-" else args.events  # "-": stderr, as on Linux
+        return int(macos_run(cmd, policy, log_denials=args.log_denials, events=events))
     from ..linux._launcher import forward_signals, spawn, wait
 
     events_file = _open_events(args.events)

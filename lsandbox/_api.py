@@ -247,7 +247,9 @@ def run(args: Sequence[str], *, policy: Policy | None = None, capture_output: bo
 
         res.hints = hints(sbx._launch.events, returncode=res.returncode,
                           network=sbx.policy.network.enabled, read_only=sbx._launch.plan.ro_binds,
-                          fs_unobservable=bool(sbx.fs_denials_unobservable))
+                          fs_unobservable=bool(sbx.fs_denials_unobservable),
+                          command=str(sbx.args[0]),
+                          writable=lambda p: sbx.policy.filesystem.access(p).value == "write")
     if check and res.returncode:
         raise subprocess.CalledProcessError(res.returncode, sbx.args, out, err)
     return res

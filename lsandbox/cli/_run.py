@@ -205,7 +205,8 @@ def run(args: argparse.Namespace) -> int:
 
         for h in hints(launch.events, returncode=launch.exit_status or 0,
                        network=policy.network.enabled, read_only=launch.plan.ro_binds,
-                       fs_unobservable=bool(launch.fs_denials_unobservable)):
+                       fs_unobservable=bool(launch.fs_denials_unobservable), command=cmd[0],
+                       writable=lambda path: policy.filesystem.access(path).value == "write"):
             print(f"lsandbox: hint: {h}", file=sys.stderr)
     assert launch.exit_status is not None
     return launch.exit_status

@@ -35,3 +35,15 @@ def test_reads_are_not_blamed_and_network_hint_only_when_off():
 def test_unobservable_classes_give_a_hedged_hint():
     out = hints([], returncode=1, network=False, read_only=["/w/.git"], fs_unobservable=True, home="/h")
     assert len(out) == 2 and ".git" in out[0] and "EROFS" in out[0] and "-w DIR" in out[1]
+
+
+def test_known_tool_cache_without_observed_denials():
+    def ro_home(path: str) -> bool:
+        return not path.startswith("/home/u/")
+
+    out = hints([], returncode=1, network=False, home="/home/u", command="/usr/bin/npm",
+                writable=ro_home, fs_unobservable=True)
+    assert out == ["~/.npm (npm's cache) is not writable in this sandbox; if npm failed on it, "
+                   "allow it with -w ~/.npm (it must exist)"]
+    assert hints([], returncode=1, network=False, home="/home/u", command="npm",
+                 writable=lambda p: True) == []  # -w ~/.npm given: nothing to say

@@ -159,7 +159,7 @@ def _environment(cfg: Config, setenv: Sequence[str] | Mapping[str, str], unseten
     for k, v in items:
         problem = env_name_problem(k, pattern=False) or ("a value cannot contain a NUL" if "\0" in v else None)
         if problem:
-            raise PolicyError(f"--setenv {k}={v}: {problem}")
+            raise PolicyError(f"--setenv {k}=...: {problem}")  # the value may be a secret
         pairs[k] = v
     for k in unsetenv:
         problem = env_name_problem(k, pattern=True)

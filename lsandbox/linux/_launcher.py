@@ -171,9 +171,12 @@ def spawn(
         os.close(report_r)
         child_main(plan, argv, executable, env, cwd, child_sock, report_w, ns_flags=flags, userns=userns,
                    uid=uid, gid=gid, tty=tty, std_fds=stdio,
+                   # filter_a=False: the fallback too takes filter A from the supervisor (the
+                   # same program: it does not depend on namespaces); one left unread in the
+                   # child's socket made the hand-over fail with ECONNRESET, at random
                    fallback=lambda: build_plan(policy, socket_dir,
                                                Features(feats.landlock_abi, True, False, feats.root),
-                                               report_refusals=log_denials),
+                                               filter_a=False, report_refusals=log_denials),
                    landlock_log=bool(audit and not audit.why_not),  # records only if read back
                    pass_fds=tuple(pass_fds))
     child_sock.close()
@@ -220,7 +223,7 @@ def _abandon(launch: Launch, audit: object | None) -> str:
         os.kill(launch.pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
-    os.waitpid(launch.pid, 0)
+    _, status = os.waitpid(launch.pid, 0)
     reports = b""
     while chunk := os.read(launch.report_r, 65536):
         reports += chunk
@@ -232,7 +235,10 @@ def _abandon(launch: Launch, audit: object | None) -> str:
         kind, _, text = line.partition(":")
         if kind == "setup":
             return f"sandbox setup failed: {text}"
-    return "sandbox setup failed: the sandboxed child exited before handing over its seccomp listener"
+    how = (f"killed by signal {os.WTERMSIG(status)}" if os.WIFSIGNALED(status)
+           else f"exit status {os.WEXITSTATUS(status)}")
+    return ("sandbox setup failed: the sandboxed child ended before handing over its seccomp "
+            f"listener ({how})")
 
 
 class LazyBroker:

@@ -309,3 +309,27 @@ def test_a_failing_exec_never_unwinds_into_the_callers_code(tmp_path):
     assert "cannot execute" in error
     with open(log) as f:
         assert len(f.read().split()) == 1
+
+
+def _spawn_many_falling_back(n: int) -> list[str]:
+    errors = []
+    for _ in range(n):
+        try:
+            lsandbox.run(["true"], policy=lsandbox.load_policy(None, search=False, requirements=None,
+                                                                cwd="/"), log_denials=True)
+        except lsandbox.SandboxError as e:
+            errors.append(str(e))
+    return errors
+
+
+def test_namespace_fallback_hands_over_reliably():
+    """A child whose namespaces are refused at unshare (here: features computed as root,
+    the launch done as nobody; in life: a container's seccomp profile refusing unshare)
+    falls back to a plan of its own. It must still take filter A from the supervisor: left
+    unread, that message made the hand-over fail with ECONNRESET, at random."""
+    from lsandbox.linux._features import features
+    from tests._util import run_in_child
+
+    if not features().namespaces or os.geteuid() != 0:
+        pytest.skip("needs root with namespaces (to compute features as root)")
+    assert run_in_child(_spawn_many_falling_back, 30, as_nobody=True, timeout=120).unwrap() == []

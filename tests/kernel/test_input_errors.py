@@ -333,3 +333,36 @@ def test_namespace_fallback_hands_over_reliably():
     if not features().namespaces or os.geteuid() != 0:
         pytest.skip("needs root with namespaces (to compute features as root)")
     assert run_in_child(_spawn_many_falling_back, 30, as_nobody=True, timeout=120).unwrap() == []
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_config_with_hostile_paths_is_a_policy_error_or_runs(place, data, tmp_path):
+    import json
+
+    paths = data.draw(st.lists(_hostile_path(place).filter(lambda p: "\udcff" not in p), min_size=1, max_size=3))
+    modes = data.draw(st.lists(st.sampled_from(["read", "write", "deny"]), min_size=len(paths),
+                               max_size=len(paths)))
+    roots = data.draw(st.lists(_hostile_path(place).filter(lambda p: "\udcff" not in p), max_size=1))
+    cfg = tmp_path / "hostile.toml"
+    body = "\n".join(f"{json.dumps(p)} = {json.dumps(m)}" for p, m in zip(paths, modes, strict=True))
+    cfg.write_text('default_permissions = "p"\n[permissions.p]\nextends = ":workspace"\n'
+                   f"workspace_roots = {json.dumps(roots)}\n[permissions.p.filesystem]\n{body}\n")
+    tmp = _tmpdir()
+    old = os.environ.get("TMPDIR")
+    os.environ["TMPDIR"] = tmp
+    try:
+        pol = lsandbox.load_policy(str(cfg), cwd=place, requirements=None)
+        lsandbox.run(["true"], policy=pol, cwd=place, capture_output=True)
+    except lsandbox.PolicyError as e:
+        assert "\n" not in str(e) and str(e).startswith(str(cfg)), str(e)
+    except lsandbox.SandboxError as e:
+        assert "\n" not in str(e), str(e)
+    finally:
+        if old is None:
+            del os.environ["TMPDIR"]
+        else:
+            os.environ["TMPDIR"] = old
+        left = os.listdir(tmp)
+        shutil.rmtree(tmp)
+    assert left == [], left

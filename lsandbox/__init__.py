@@ -16,7 +16,8 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "CompletedSandbox": "._api", "Sandbox": "._api", "run": "._api",
     "PolicyError": "._errors", "SandboxError": "._errors", "SetupError": "._errors",
-    "UnenforceableError": "._errors",
+    "UnenforceableError": "._errors", "CommandNotFoundError": "._errors",
+    "CommandNotExecutableError": "._errors",
     "load_policy": "._load",
     "FilesystemPolicy": ".policy", "FsAccess": ".policy", "FsRule": ".policy",
     "NetworkPolicy": ".policy", "Policy": ".policy", "SocketAccess": ".policy",
@@ -30,6 +31,8 @@ if TYPE_CHECKING:
     from ._api import CompletedSandbox as CompletedSandbox
     from ._api import Sandbox as Sandbox
     from ._api import run as run
+    from ._errors import CommandNotExecutableError as CommandNotExecutableError
+    from ._errors import CommandNotFoundError as CommandNotFoundError
     from ._errors import PolicyError as PolicyError
     from ._errors import SandboxError as SandboxError
     from ._errors import SetupError as SetupError

@@ -15,10 +15,11 @@ import threading
 from collections.abc import Mapping, Sequence
 from typing import IO, Any
 
-from ._errors import SandboxError
+from ._errors import PolicyError, SandboxError, SetupError
 from ._fds import check_pass_fds
 from ._load import load_policy
 from .policy import Policy
+from .policy._paths import path_problem
 
 PIPE = subprocess.PIPE
 DEVNULL = subprocess.DEVNULL
@@ -28,7 +29,8 @@ _spawn_lock = threading.Lock()
 class CompletedSandbox(subprocess.CompletedProcess):
     """``subprocess.CompletedProcess`` plus ``denials`` (event dicts) and ``error``; with
     ``log_denials=True`` also ``fs_denials_unobservable`` (why Landlock's denials could not be
-    read here, else "") and ``denial_notes`` (what the denials may lack, e.g. rate-limited)."""
+    read here, else "") and ``denial_notes`` (what the denials may lack, e.g. rate-limited),
+    and ``hints`` (one-line hints when the command failed and the sandbox may be why)."""
 
     def __init__(self, args: Any, returncode: int, stdout: Any = None, stderr: Any = None,
                  denials: list[dict] | None = None, error: str | None = None,
@@ -38,6 +40,7 @@ class CompletedSandbox(subprocess.CompletedProcess):
         self.error = error
         self.fs_denials_unobservable = fs_denials_unobservable
         self.denial_notes = denial_notes or []
+        self.hints: list[str] = []  # with log_denials: why a failure may be the sandbox's
 
 
 def _stdio(spec: Any, default_fd: int, write: bool) -> tuple[int, int | None]:
@@ -52,6 +55,16 @@ def _stdio(spec: Any, default_fd: int, write: bool) -> tuple[int, int | None]:
     if isinstance(spec, int):
         return spec, None
     return spec.fileno(), None
+
+
+def _check_env(env: Mapping[str, str]) -> None:
+    """What ``execve`` would refuse, refused before anything starts."""
+    for k, v in env.items():
+        if not isinstance(k, str) or not isinstance(v, str):
+            raise PolicyError(f"env: {k!r}: names and values must be strings")
+        if not k or "=" in k or "\0" in k or "\0" in v:
+            raise PolicyError(f"env: {k!r}: a name must be non-empty, without '=' or NUL, "
+                              "and a value without NUL")
 
 
 class Sandbox:
@@ -69,8 +82,23 @@ class Sandbox:
             raise SandboxError("lsandbox.Sandbox runs on Linux; on macOS use `lsandbox run`")
         from .linux._launcher import spawn
 
-        self.args = list(args)
-        self.policy = policy if policy is not None else load_policy()
+        self.args = [args] if isinstance(args, (str, bytes)) else list(args)  # as subprocess
+        if not self.args or not all(isinstance(a, (str, bytes, os.PathLike)) for a in self.args):
+            raise PolicyError(f"args: expected a non-empty sequence of strings, got {args!r}")
+        if policy is not None and not isinstance(policy, Policy):
+            raise PolicyError(f"policy: expected a lsandbox.Policy, got {type(policy).__name__}")
+        if env is not None:
+            _check_env(env)
+        if cwd is not None and not isinstance(cwd, (str, bytes, os.PathLike)):
+            raise PolicyError(f"cwd: expected a path, got {type(cwd).__name__}")
+        if cwd is not None:
+            problem = path_problem(os.path.abspath(cwd), directory=True)
+            if problem:
+                raise PolicyError(f"cwd {cwd}: {problem}")
+        # the workspace is the directory the command runs in, as with `lsandbox run -C DIR`
+        self.policy = policy if policy is not None else load_policy(cwd=cwd)
+        if not self.policy.environment.is_default:  # [shell_environment_policy], --setenv...
+            env = self.policy.environment.apply(os.environ if env is None else env)
         fds = [_stdio(stdin, 0, False), _stdio(stdout, 1, True), _stdio(stderr, 2, True)]
         child_fds = tuple(f[0] for f in fds)
         try:
@@ -78,6 +106,10 @@ class Sandbox:
                 self._launch = spawn(self.policy, self.args, env=env, cwd=cwd,
                                      stdio=child_fds, log_denials=log_denials,  # type: ignore[arg-type]
                                      pass_fds=check_pass_fds(pass_fds))
+        except SandboxError:
+            raise
+        except OSError as e:  # a resource limit, a plan the kernel refused...: typed, not bare
+            raise SetupError(f"sandbox setup failed: {e.strerror or e}") from e
         finally:
             for (child, parent), spec in zip(fds, (stdin, stdout, stderr), strict=True):
                 if (parent is not None or spec == DEVNULL) and child not in (0, 1, 2):
@@ -188,7 +220,12 @@ def run(args: Sequence[str], *, policy: Policy | None = None, capture_output: bo
         cwd: str | None = None, env: Mapping[str, str] | None = None, check: bool = False,
         stdout: Any = None, stderr: Any = None, log_denials: bool = False,
         pass_fds: Sequence[int] = ()) -> CompletedSandbox:
-    """Run ``args`` in the sandbox and wait; like ``subprocess.run``, plus ``.denials``."""
+    """Run ``args`` in the sandbox and wait; like ``subprocess.run``, plus ``.denials``.
+
+    Raises :class:`~lsandbox.PolicyError` for invalid input (policy, paths, ``cwd``),
+    :class:`~lsandbox.SetupError` when the sandbox cannot be set up here, and
+    :class:`~lsandbox.CommandNotFoundError` / :class:`~lsandbox.CommandNotExecutableError`
+    for the command; all are :class:`~lsandbox.SandboxError`."""
     if capture_output:
         stdout = stderr = PIPE
     sbx = Sandbox(args, policy=policy, stdin=PIPE if input is not None else None, stdout=stdout,
@@ -201,8 +238,18 @@ def run(args: Sequence[str], *, policy: Policy | None = None, capture_output: bo
             sbx.kill()
             sbx.wait()
             raise
+    if sbx._launch.error and sbx._launch.error.startswith("sandbox setup failed"):
+        raise SetupError(sbx._launch.error)  # after the hand-over: the command never ran
     res = CompletedSandbox(sbx.args, sbx.returncode or 0, out, err, sbx.denials, sbx._launch.error,
                            sbx.fs_denials_unobservable, sbx.denial_notes)
+    if log_denials:
+        from ._hints import hints
+
+        res.hints = hints(sbx._launch.events, returncode=res.returncode,
+                          network=sbx.policy.network.enabled, read_only=sbx._launch.plan.ro_binds,
+                          fs_unobservable=bool(sbx.fs_denials_unobservable),
+                          command=str(sbx.args[0]),
+                          writable=lambda p: sbx.policy.filesystem.access(p).value == "write")
     if check and res.returncode:
         raise subprocess.CalledProcessError(res.returncode, sbx.args, out, err)
     return res

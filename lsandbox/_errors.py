@@ -2,10 +2,29 @@
 
 One base, :class:`SandboxError`; each subclass also inherits the builtin it resembles so
 callers can catch either (``except ValueError`` still sees a bad policy). The CLI turns any
-``SandboxError`` into one ``lsandbox: error: ...`` line and exit status 125.
+``SandboxError`` into one ``lsandbox: error: ...`` line and exit status 125 (126/127 for the
+two command errors, as a shell does).
+
+* :class:`PolicyError` (``ValueError``): a config, profile, flag or path is invalid (a path
+  that cannot exist, a name over 255 bytes, a ``-w`` directory that is missing...).
+* :class:`UnenforceableError` (a ``PolicyError``): valid, but not enforceable here.
+* :class:`SetupError` (``OSError``): the sandbox could not be set up on this machine.
+* :class:`CommandNotFoundError` / :class:`CommandNotExecutableError`
+  (``FileNotFoundError`` / ``PermissionError``): the command itself.
+
+``lsandbox.run`` and ``lsandbox.Sandbox`` raise only these for a policy, input or setup
+problem, never a bare ``OSError``.
 """
 
 from __future__ import annotations
+
+
+def one_line(text: str) -> str:
+    """``text`` with control characters escaped (``\\n``...): a path may contain a newline,
+    and an error is one line."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() or c == " " else repr(c)[1:-1] for c in text)
 
 
 class SandboxError(Exception):
@@ -38,7 +57,7 @@ class PolicyError(SandboxError, ValueError):
         if self.file is not None:
             where = f"{self.file}:{self.line}: " if self.line is not None else f"{self.file}: "
         key = f"{self.key}: " if self.key else ""
-        return f"{where}{key}{self.message}"
+        return one_line(f"{where}{key}{self.message}")
 
 
 class UnenforceableError(PolicyError):
@@ -47,4 +66,15 @@ class UnenforceableError(PolicyError):
 
 
 class SetupError(SandboxError, OSError):
-    """The sandbox could not be set up (a kernel call failed, a namespace was refused...)."""
+    """The sandbox could not be set up (a kernel call failed, a namespace was refused, the
+    socket directory could not be made...). Nothing is left behind when it is raised."""
+
+
+class CommandNotFoundError(SandboxError, FileNotFoundError):
+    """The command to run does not exist (``lsandbox run`` exits 127). Also a
+    ``FileNotFoundError``, as ``subprocess.run`` raises for a missing program."""
+
+
+class CommandNotExecutableError(SandboxError, PermissionError):
+    """The command exists but cannot be executed (``lsandbox run`` exits 126). Also a
+    ``PermissionError``, as with ``subprocess.run``."""

@@ -10,8 +10,10 @@ import os
 from collections.abc import Mapping, Sequence
 
 from ._errors import PolicyError
-from .policy._loader import Config, ProfileSpec, materialize
-from .policy._model import Policy
+from .policy._environment import EnvironmentPolicy
+from .policy._loader import SOCKET_GLOB, Config, Entry, ProfileSpec, env_name_problem, materialize
+from .policy._model import FsAccess, Policy
+from .policy._paths import path_problem
 from .policy._requirements import (
     apply_requirements,
     check_profile_allowed,
@@ -34,13 +36,34 @@ def config_search_path(cwd: str, env: Mapping[str, str]) -> list[str]:
 
 def find_config(explicit: str | None, cwd: str, env: Mapping[str, str]) -> str | None:
     if explicit is not None:
-        if not os.path.exists(explicit):
+        if "\0" in explicit:
             raise PolicyError("config file does not exist", file=explicit)
+        try:
+            os.stat(explicit)
+        except OSError as e:  # say why: a missing file and an unsearchable parent differ
+            import errno
+
+            why = "does not exist" if e.errno == errno.ENOENT else f"cannot be read ({e.strerror})"
+            raise PolicyError(f"config file {why}", file=explicit) from None
         return explicit
     for path in config_search_path(cwd, env):
         if os.path.isfile(path):
             return path
     return None
+
+
+def _workspace_cwd(cwd: str | None) -> str:
+    """The directory the workspace root is (``cwd``, else the process's own), checked."""
+    if cwd is None:
+        try:
+            return os.getcwd()
+        except FileNotFoundError:
+            raise PolicyError("the current directory no longer exists (deleted?); cd elsewhere "
+                              "or name the workspace with --chdir DIR") from None
+    problem = path_problem(os.path.abspath(cwd), directory=True)
+    if problem:
+        raise PolicyError(f"working directory {cwd}: {problem}")
+    return cwd
 
 
 def load_policy(
@@ -54,6 +77,11 @@ def load_policy(
     requirements: str | None = None,
     search: bool = True,
     env: Mapping[str, str] | None = None,
+    read: Sequence[str] = (),
+    deny: Sequence[str] = (),
+    setenv: Sequence[str] | Mapping[str, str] = (),
+    unsetenv: Sequence[str] = (),
+    clearenv: bool = False,
 ) -> Policy:
     """Load the effective policy.
 
@@ -62,10 +90,14 @@ def load_policy(
     default ``default_permissions`` / legacy ``sandbox_mode`` / ``:workspace``.
     ``writable`` (``-w``) adds workspace roots; ``allow_unix_sockets``
     (``--allow-unix-socket``) adds ``"allow"`` socket rules; ``network`` overrides
-    ``network.enabled``. Raises :class:`PolicyError` with file:line:key on bad input.
+    ``network.enabled``. ``read``/``deny`` (``--read``/``--deny``) add filesystem entries
+    ``PATH = "read"``/``"deny"``. ``setenv`` (``K=V`` strings or a mapping), ``unsetenv``
+    and ``clearenv`` extend ``[shell_environment_policy]``'s ``set``, ``exclude`` and
+    ``inherit = "none"``. ``cwd`` (``-C``) is the workspace root and ``$CWD``.
+    Raises :class:`PolicyError` with file:line:key on bad input.
     """
     env = os.environ if env is None else env
-    cwd = os.getcwd() if cwd is None else cwd
+    cwd = _workspace_cwd(cwd)
     path = find_config(config, cwd, env) if (config is not None or search) else None
     cfg = Config.from_file(path) if path else Config.empty()
     req = load_requirements(find_requirements(requirements, env))
@@ -85,6 +117,12 @@ def load_policy(
     for sock in allow_unix_sockets:
         if not sock.startswith(("/", "~", "$")):
             raise PolicyError(f"--allow-unix-socket {sock}: socket path must be absolute")
+        if any(c in sock for c in "*?["):
+            raise PolicyError(f"--allow-unix-socket {sock}: {SOCKET_GLOB}")
+    for flag, paths, access in (("--read", read, FsAccess.READ), ("--deny", deny, FsAccess.DENY)):
+        for raw in paths:
+            spec.fs[(_flag_fs_path(flag, raw), ".")] = Entry(access, flag)
+    environment = _environment(cfg, setenv, unsetenv, clearenv)
     policy = materialize(
         spec,
         cwd=cwd,
@@ -93,4 +131,46 @@ def load_policy(
         network=network,
         env=env,
     )
+    if not environment.is_default:
+        policy = policy.replace(environment=environment)
     return apply_requirements(policy, req)
+
+
+def _flag_fs_path(flag: str, raw: str) -> str:
+    """What the config loader checks of a filesystem key, for ``--read``/``--deny``."""
+    if raw.endswith("/**"):
+        raw = raw[:-3] or "/"
+    if any(c in raw for c in "*?["):
+        raise PolicyError(f"{flag} {raw}: glob patterns are not supported: Landlock grants by "
+                          "inode, so a pattern could not cover files created after launch")
+    if not raw.startswith(("/", "~", "$")):
+        raise PolicyError(f"{flag} {raw}: path must be absolute (or start with ~ or $VAR)")
+    return raw
+
+
+def _environment(cfg: Config, setenv: Sequence[str] | Mapping[str, str], unsetenv: Sequence[str],
+                 clearenv: bool) -> EnvironmentPolicy:
+    """The config's ``[shell_environment_policy]`` with the flags applied on top."""
+    base = cfg.environment() if "shell_environment_policy" in cfg.data else EnvironmentPolicy()
+    if not (setenv or unsetenv or clearenv):
+        return base
+    pairs = dict(base.set)
+    items = setenv.items() if isinstance(setenv, Mapping) else (_split_setenv(a) for a in setenv)
+    for k, v in items:
+        problem = env_name_problem(k, pattern=False) or ("a value cannot contain a NUL" if "\0" in v else None)
+        if problem:
+            raise PolicyError(f"--setenv {k}=...: {problem}")  # the value may be a secret
+        pairs[k] = v
+    for k in unsetenv:
+        problem = env_name_problem(k, pattern=True)
+        if problem:
+            raise PolicyError(f"--unsetenv {k}: {problem}")
+    return base.replace(inherit="none" if clearenv else base.inherit,
+                        exclude=base.exclude + tuple(unsetenv), set=tuple(pairs.items()))
+
+
+def _split_setenv(arg: str) -> tuple[str, str]:
+    k, eq, v = arg.partition("=")
+    if not eq:
+        raise PolicyError(f"--setenv {arg}: expected NAME=VALUE")
+    return k, v

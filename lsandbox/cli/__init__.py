@@ -17,16 +17,19 @@ from __future__ import annotations
 import os
 import sys
 
-from .._errors import SandboxError
+from .._errors import SandboxError, one_line
 
 TYPE_CHECKING = False  # typing costs ~4 ms at every start; type checkers see True
 if TYPE_CHECKING:
     import argparse
     from collections.abc import Sequence
+    from typing import NoReturn
 
 EXIT_OWN_ERROR = 125
+_SCALAR_OPTIONS = ("config", "profile", "chdir", "events", "requirements")
 _OWN_PROCESS = False  # set by console(): the lsandbox command, not a caller of main()
-SUBCOMMANDS = ("run", "explain", "check", "doctor")  # each in its module ``._<name>``
+# each in its module ``._<name>``
+SUBCOMMANDS = ("run", "explain", "check", "doctor", "completion", "manpage")
 
 
 def _formatter_class() -> type[argparse.HelpFormatter]:
@@ -47,19 +50,38 @@ def _formatter_class() -> type[argparse.HelpFormatter]:
     return _Formatter
 
 
+def _parser_class() -> type[argparse.ArgumentParser]:
+    import argparse
+
+    class _Parser(argparse.ArgumentParser):
+        """Usage errors in the one shape every lsandbox error has: a single
+        ``lsandbox: error: ...`` line (argparse's own prints the usage first and prefixes the
+        subcommand's name), then exit status 125 (``main`` maps argparse's 2)."""
+
+        def error(self, message: str) -> NoReturn:
+            sub = self.prog.partition(" ")[2]
+            hint = f" (see 'lsandbox {sub + ' ' if sub else ''}--help')"
+            self.exit(2, f"lsandbox: error: {sub + ': ' if sub else ''}{one_line(message)}{hint}\n")
+
+    return _Parser
+
+
 def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     """The parser; with ``argv`` naming a subcommand, only that one is registered (the others
     cost time and are not reachable then)."""
     import argparse
 
+    from .. import __version__
+
     if _OWN_PROCESS:  # see console()
         argparse._ = argparse.ngettext = _untranslated  # type: ignore[attr-defined]
     _Formatter = _formatter_class()
-    parser = argparse.ArgumentParser(
+    parser = _parser_class()(
         prog="lsandbox",
         description="Run a command under a kernel-enforced sandbox policy.",
         formatter_class=_Formatter,
     )
+    parser.add_argument("--version", action="version", version=f"lsandbox {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     add_parser = sub.add_parser
     sub.add_parser = lambda name, **kw: add_parser(name, formatter_class=_Formatter, **kw)  # type: ignore[method-assign]
@@ -85,13 +107,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         except SystemExit as e:  # argparse usage errors exit 2; ours are 125 by DESIGN.md
             code = e.code if isinstance(e.code, int) else 1
             return EXIT_OWN_ERROR if code == 2 else code
+        for name, value in vars(args).items():
+            # argparse drops a value spelled "--" (``--setenv=--``) and stores [] in its place
+            if (value == [] and name in _SCALAR_OPTIONS) or (isinstance(value, list) and [] in value):
+                print(f"lsandbox: error: --{name.replace('_', '-')}: '--' is not a value", file=sys.stderr)
+                return EXIT_OWN_ERROR
     try:
         return int(args.handler(args))
     except SandboxError as e:
-        print(f"lsandbox: error: {e}", file=sys.stderr)
+        print(f"lsandbox: error: {one_line(str(e))}", file=sys.stderr)
         return EXIT_OWN_ERROR
+    except BrokenPipeError:  # `lsandbox explain | head`: the reader left; nothing to say
+        _silence_stdout()
+        return 141  # 128 + SIGPIPE, what a tool killed by the signal reports
     except KeyboardInterrupt:
         return 130
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so that the interpreter's final flush does not raise again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
 
 
 def _untranslated(msg: str, plural: str | None = None, n: int = 1) -> str:

@@ -1,4 +1,5 @@
-"""``lsandbox check CONFIG``: validate a config file, every profile in it (not only the default)."""
+"""``lsandbox check [CONFIG]``: validate a config file, every profile in it (not only the
+default). Without CONFIG, the file ``lsandbox run`` would load here (``-c``'s search path)."""
 
 from __future__ import annotations
 
@@ -7,20 +8,31 @@ import os
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("check", help="validate a config file; errors name file:line:key")
-    p.add_argument("config", metavar="CONFIG")
+    p = sub.add_parser("check", help="validate a config file (default: the one `run` would "
+                                     "load); errors name file:line:key")
+    p.add_argument("config", metavar="CONFIG", nargs="?")
     p.add_argument("--requirements", metavar="FILE")
     p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from .._load import load_policy
+    from .._errors import PolicyError
+    from .._load import config_search_path, find_config, load_policy
     from ..policy._loader import Config
 
-    cfg = Config.from_file(args.config)  # parses every profile, raising on the first error
+    cwd = os.getcwd() if os.path.isdir(".") else None
+    if cwd is None:
+        raise PolicyError("the current directory no longer exists (deleted?); name CONFIG")
+    path = find_config(args.config, cwd, os.environ)
+    if path is None:
+        load_policy(None, requirements=args.requirements, search=False, cwd=cwd)
+        print("no config file found (looked for " + ", ".join(config_search_path(cwd, os.environ))
+              + "); `lsandbox run` uses the built-in :workspace profile: OK")
+        return 0
+    cfg = Config.from_file(path)  # parses every profile, raising on the first error
     names = list(cfg.profiles)
     for name in names:  # resolve extends chains and expand paths too
-        load_policy(args.config, name, requirements=args.requirements, cwd=os.getcwd())
-    load_policy(args.config, requirements=args.requirements)
-    print(f"{args.config}: OK ({len(names)} profile{'s' if len(names) != 1 else ''})")
+        load_policy(path, name, requirements=args.requirements, cwd=cwd)
+    load_policy(path, requirements=args.requirements, cwd=cwd)
+    print(f"{path}: OK ({len(names)} profile{'s' if len(names) != 1 else ''})")
     return 0

@@ -1,8 +1,10 @@
 """``lsandbox explain``: the effective policy, rule by rule, and what enforces each rule.
 
-Formats: ``text`` (for people), ``json`` (the policy only, no origins or names: two ways of
-asking for the same policy print the same JSON), ``sbpl`` (the macOS profile) and ``bpf``
-(the Linux seccomp filter, disassembled).
+Formats: ``text`` (for people), ``json``, ``sbpl`` (the macOS profile) and ``bpf`` (the Linux
+seccomp filter, disassembled). In ``json`` the keys ``filesystem``, ``network`` (and
+``environment`` when set) are the policy alone: two ways of asking for the same policy print
+the same values there. ``profile``, ``origins`` (where each rule came from) and ``always``
+(what every sandbox gets whatever the policy says) are beside them.
 """
 
 from __future__ import annotations
@@ -36,14 +38,33 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     policy = policy_from_args(args)
     if args.format == "json":
-        print(json.dumps(policy.to_dict(), indent=2, sort_keys=True))
+        print(json.dumps(render_json(policy), indent=2, sort_keys=True))
     elif args.format == "sbpl":
         print(_render_sbpl(policy), end="")
     elif args.format == "bpf":
         print(_render_bpf(policy), end="")
     else:
-        print(render_text(policy, args.backend, args.profile), end="")
+        text = render_text(policy, args.backend, args.profile)
+        if getattr(args, "network", None) is not None and policy.description:
+            flag = "--network" if args.network else "--no-network"
+            text = text.replace(f"  {policy.description}\n", f"  {policy.description}\n"
+                                f"  note: {flag} overrides the profile's network setting\n", 1)
+        print(text, end="")
     return 0
+
+
+def render_json(policy: Policy) -> dict:
+    from ..policy import DEVICE_FILES_RW
+
+    out = policy.to_dict()
+    out["profile"] = policy.name or None
+    out["origins"] = {
+        "filesystem": {r.path: r.origin for r in policy.filesystem.rules},
+        "unix_sockets": {r.path: r.origin for r in policy.network.unix_sockets},
+    }
+    out["always"] = {"filesystem": {p: "write" for p in DEVICE_FILES_RW},
+                     "unix_sockets": {"$LSANDBOX_SOCKET_DIR": "allow"}}
+    return out
 
 
 def _render_sbpl(policy: Policy) -> str:
@@ -121,8 +142,10 @@ def render_text(policy: Policy, backend: str, asked: str | None) -> str:
         out.append(f"  {r.access.value:<5} {r.path}    [{r.origin}]{note}")
     out.append("  allow $LSANDBOX_SOCKET_DIR    [always] -> the sandbox-local socket directory")
     default = "allow" if net.dangerously_allow_all_unix_sockets else "none"
+    out_env = _render_environment(policy)
     out.append(f"  {default:<5} everything else" +
                ("    [dangerously_allow_all_unix_sockets]" if default == "allow" else ""))
+    out.append(out_env)
     return "\n".join(out) + "\n"
 
 
@@ -139,3 +162,19 @@ def _mount_view_lines() -> list[str]:
         "  /proc -> a fresh procfs of the sandbox's PID namespace (its own processes only), read-only",
         "  /dev/pts -> a private devpts (its own ptys only; the inherited terminal shows as /dev/console)",
     ]
+
+
+def _render_environment(policy: Policy) -> str:
+    e = policy.environment
+    if e.is_default:
+        return "environment: the caller's, unchanged (plus LSANDBOX_SOCKET_DIR)"
+    parts = [f"inherit {e.inherit}"]
+    if not e.ignore_default_excludes:
+        parts.append("without *KEY*, *SECRET*, *TOKEN*")
+    if e.exclude:
+        parts.append("without " + ", ".join(e.exclude))
+    if e.set:
+        parts.append("set " + ", ".join(k for k, _ in e.set))
+    if e.include_only:
+        parts.append("only " + ", ".join(e.include_only))
+    return "environment: " + "; ".join(parts) + " (plus LSANDBOX_SOCKET_DIR)"

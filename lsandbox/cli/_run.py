@@ -6,9 +6,10 @@ itself failed; 126 when the command cannot be executed; 127 when it is not found
 
 from __future__ import annotations
 
+import os
 import sys
 
-from .._errors import SandboxError
+from .._errors import CommandNotExecutableError, CommandNotFoundError, SandboxError, one_line
 from .._fds import check_pass_fds
 from ._common import policy_from_args
 
@@ -28,7 +29,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_policy_options(p)
     p.add_argument("--log-denials", action="store_true",
                    help="print a '=== Sandbox denials ===' summary on stderr after exit")
-    p.add_argument("--events", metavar="FILE", help="write events as JSON lines to FILE")
+    p.add_argument("--events", metavar="FILE",
+                   help="write events (denials, notes) as JSON lines to FILE; '-' is stderr")
     p.add_argument("--pass-fd", metavar="N", type=int, action="append", default=[],
                    help="let the command inherit descriptor N (repeatable; only 0-2 otherwise)")
     p.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- CMD [ARG]...")
@@ -43,7 +45,13 @@ class FastArgs:
     def __init__(self) -> None:
         self.config: str | None = None
         self.profile: str | None = None
+        self.chdir: str | None = None
         self.writable: list[str] = []
+        self.read: list[str] = []
+        self.deny: list[str] = []
+        self.setenv: list[str] = []
+        self.unsetenv: list[str] = []
+        self.clearenv = False
         self.allow_unix_socket: list[str] = []
         self.network: bool | None = None
         self.requirements: str | None = None
@@ -55,9 +63,12 @@ class FastArgs:
 
 
 _VALUE_OPTS = {"-c": "config", "--config": "config", "-p": "profile", "--profile": "profile",
-               "--requirements": "requirements", "--events": "events"}
+               "--requirements": "requirements", "--events": "events", "-C": "chdir",
+               "--chdir": "chdir"}
 _LIST_OPTS = {"-w": "writable", "--writable": "writable", "--allow-unix-socket": "allow_unix_socket",
-              "--pass-fd": "pass_fd"}
+              "--pass-fd": "pass_fd", "--read": "read", "--deny": "deny", "--setenv": "setenv",
+              "--unsetenv": "unsetenv"}
+_FLAG_OPTS = {"--log-denials": "log_denials", "--clearenv": "clearenv"}
 
 
 def parse_fast(argv: Sequence[str]) -> FastArgs | None:
@@ -76,9 +87,9 @@ def parse_fast(argv: Sequence[str]) -> FastArgs | None:
             args.cmd = list(argv[i:])  # argparse's REMAINDER keeps the "--"; run() drops it
             return args
         name, eq, value = arg.partition("=")
-        if name in ("--network", "--no-network", "--log-denials") and not eq:
-            if name == "--log-denials":
-                args.log_denials = True
+        if name in ("--network", "--no-network", *_FLAG_OPTS) and not eq:
+            if name in _FLAG_OPTS:
+                setattr(args, _FLAG_OPTS[name], True)
             elif args.network is not None:
                 return None  # mutually exclusive (or repeated): argparse says which
             else:
@@ -93,7 +104,7 @@ def parse_fast(argv: Sequence[str]) -> FastArgs | None:
                 return None
             i += 1
             value = argv[i]
-        if value.startswith("-"):
+        if value.startswith("-") and value != "-":  # "-": argparse takes it as a value too
             return None
         if dest == "pass_fd":
             if not value.isdigit():
@@ -112,6 +123,19 @@ def format_denial(e: dict) -> str:
     return f"({e.get('process', '?')}) {e.get('op', e.get('kind'))} {what}  [{e.get('rule', '')}]"
 
 
+def _open_events(name: str | None) -> IO[str] | None:
+    """``--events FILE``; ``-`` is standard error, beside the ``--log-denials`` summary:
+    standard output belongs to the command (``lsandbox run -- cmd | jq`` must not see events)."""
+    if not name:
+        return None
+    if name == "-":
+        return sys.stderr
+    try:
+        return open(name, "w")  # noqa: SIM115 - closed by run()
+    except OSError as e:
+        raise SandboxError(f"--events {name}: cannot open: {e.strerror or e}") from None
+
+
 def run(args: argparse.Namespace) -> int:
     cmd = list(args.cmd)
     if cmd and cmd[0] == "--":
@@ -122,7 +146,15 @@ def run(args: argparse.Namespace) -> int:
     if sys.platform == "darwin":  # pragma: no cover - macOS backend
         from macos import run as macos_run
 
-        mac = macos_run(cmd, policy, log_denials=args.log_denials, events=args.events,
+        if not policy.environment.is_default:  # the runner passes this process's environment
+            new_env = policy.environment.apply(os.environ)
+            os.environ.clear()
+            os.environ.update(new_env)
+        if args.chdir:
+            os.chdir(args.chdir)
+
+        events = "/dev/stderr" if args.events == "-" else args.events  # "-": stderr, as on Linux
+        mac = macos_run(cmd, policy, log_denials=args.log_denials, events=events,
                         pass_fds=check_pass_fds(args.pass_fd))
         if mac.error:
             print(f"lsandbox: error: {mac.error}", file=sys.stderr)
@@ -135,7 +167,7 @@ def run(args: argparse.Namespace) -> int:
         return mac.returncode
     from ..linux._launcher import forward_signals, spawn, wait
 
-    events_file: IO[str] | None = open(args.events, "w") if args.events else None  # noqa: SIM115
+    events_file = _open_events(args.events)
 
     def on_event(e: dict) -> None:
         if events_file:
@@ -146,14 +178,15 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         try:
-            launch = spawn(policy, cmd, on_event=on_event,
+            env = None if policy.environment.is_default else policy.environment.apply(os.environ)
+            launch = spawn(policy, cmd, on_event=on_event, env=env, cwd=args.chdir,
                            log_denials=bool(args.log_denials or args.events),
                            pass_fds=check_pass_fds(args.pass_fd))
-        except FileNotFoundError as e:
-            print(f"lsandbox: error: {e.strerror}", file=sys.stderr)
+        except CommandNotFoundError as e:
+            print(f"lsandbox: error: {one_line(e.strerror)}", file=sys.stderr)
             return 127
-        except PermissionError as e:
-            print(f"lsandbox: error: {e.strerror}", file=sys.stderr)
+        except CommandNotExecutableError as e:
+            print(f"lsandbox: error: {one_line(e.strerror)}", file=sys.stderr)
             return 126
         restore = forward_signals(launch)
         try:
@@ -161,10 +194,10 @@ def run(args: argparse.Namespace) -> int:
         finally:
             restore()
     finally:
-        if events_file:
+        if events_file and events_file is not sys.stderr:
             events_file.close()
     if launch.error:
-        print(f"lsandbox: error: {launch.error}", file=sys.stderr)
+        print(f"lsandbox: error: {one_line(launch.error)}", file=sys.stderr)
     if args.log_denials:
         denials = [e for e in launch.events if e.get("verdict") == "deny"]
         print("\n=== Sandbox denials ===", file=sys.stderr)
@@ -178,5 +211,12 @@ def run(args: argparse.Namespace) -> int:
         if launch.fs_denials_unobservable:
             print("(filesystem denials are enforced by Landlock but not reported here: "
                   f"{launch.fs_denials_unobservable})", file=sys.stderr)
+        from .._hints import hints
+
+        for h in hints(launch.events, returncode=launch.exit_status or 0,
+                       network=policy.network.enabled, read_only=launch.plan.ro_binds,
+                       fs_unobservable=bool(launch.fs_denials_unobservable), command=cmd[0],
+                       writable=lambda path: policy.filesystem.access(path).value == "write"):
+            print(f"lsandbox: hint: {h}", file=sys.stderr)
     assert launch.exit_status is not None
     return launch.exit_status

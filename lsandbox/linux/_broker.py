@@ -70,11 +70,12 @@ from ..policy._paths import is_within
 from . import _broker_sys as sysc
 from . import _fastpath as _fp
 from ._features import addfd_available, pidfd_thread_available
+from ._probes import QUIET_PROBES
 from ._provenance import Provenance
 from ._sockaddr import AF_INET, AF_INET6, AF_UNIX, family, parse_unix, unix_sockaddr
 
 _NR = {name: sb.syscall_number(name, sb.native_arch())
-       for name in ("connect", "bind", "sendto", "sendmsg", "sendmmsg")}
+       for name in ("connect", "bind", "sendto", "sendmsg", "sendmmsg", "socket", "socketpair")}
 _OP = {v: k for k, v in _NR.items()}
 SOCKADDR_STORAGE = 128
 MAX_PAYLOAD = 64 << 20
@@ -313,7 +314,8 @@ class Broker:
             os.close(r.sock)  # type: ignore[attr-defined]
             if isinstance(e, _Denied):
                 self._emit(_notification(r), "connect", e.path, e.rule)
-            lib.lsb_fast_answer(self._fd, r.id, 0, errno.EACCES)  # type: ignore[attr-defined]
+            err = e.err if isinstance(e, _Answer) else errno.EACCES
+            lib.lsb_fast_answer(self._fd, r.id, 0, err)  # type: ignore[attr-defined]
             return
         if lib.lsb_fast_connect(self._fd, r) != -errno.EAGAIN:
             return
@@ -373,6 +375,30 @@ class Broker:
             self._send(n.id, error=e.errno or errno.EACCES)
         except Exception:  # noqa: BLE001 - fail closed, keep serving
             self._send(n.id, error=errno.EACCES)
+
+    def _op_socket(self, n: sb.Notification, op: str = "socket") -> int:
+        """Only with denials asked for: a socket call filter A would refuse (``_refusals``);
+        refused the same way, and reported."""
+        from ._refusals import ANSWER, describe
+
+        event = describe(op, n.args)
+        event.update(pid=n.pid, process=self._comm(n.pid))
+        try:
+            self._on_event(event)
+        except Exception:  # noqa: BLE001 - a failing sink must not take the broker down
+            pass
+        raise _Answer(ANSWER)
+
+    def _op_socketpair(self, n: sb.Notification) -> int:
+        return self._op_socket(n, "socketpair")
+
+    @staticmethod
+    def _comm(pid: int) -> str:
+        try:
+            with open(f"/proc/{pid}/comm", "rb") as f:
+                return f.read().strip().decode("utf-8", "replace")
+        except OSError:
+            return "?"
 
     def _send(self, nid: int, *, val: int = 0, error: int = 0) -> None:
         try:
@@ -477,6 +503,8 @@ class Broker:
             if rule.access != SocketAccess.ALLOW:
                 raise _Denied(path, f"{rule.path} = {rule.access.value}")
         elif not net.dangerously_allow_all_unix_sockets:
+            if path in QUIET_PROBES and not bind:
+                raise _Answer(errno.ENOENT)  # nscd and the like: no socket, no report (_probes)
             raise _Denied(path, "no rule")
         if bind:
             from ..policy._model import FsAccess

@@ -104,6 +104,9 @@ def _exec(argv: Sequence[str], executable: str, env: dict[str, str], report_fd: 
     except OSError as e:
         report(report_fd, "exec", f"{e.errno}:{argv[0]}: {e.strerror}")
         os._exit(126 if e.errno in (13, 8, 21) else 127)
+    except BaseException as e:  # noqa: BLE001 - never unwind into the caller's code (a fork)
+        report(report_fd, "exec", f"0:{argv[0]}: {e}")
+        os._exit(126)
 
 
 def _foreground(tty: int | None) -> None:
@@ -190,10 +193,14 @@ def child_main(
     except BaseException as e:  # noqa: BLE001
         report(report_fd, "setup", str(e) if isinstance(e, OSError) and e.strerror else repr(e))
         os._exit(125)
-    if not pidns:
-        _foreground(tty)
-        _exec(argv, executable, env, report_fd)
-    _init(argv, executable, env, report_fd, tty)
+    try:  # neither returns; an exception must end this process, not unwind into the caller
+        if not pidns:
+            _foreground(tty)
+            _exec(argv, executable, env, report_fd)
+        _init(argv, executable, env, report_fd, tty)
+    except BaseException as e:  # noqa: BLE001
+        report(report_fd, "setup", str(e) if isinstance(e, OSError) and e.strerror else repr(e))
+        os._exit(125)
 
 
 def _relay(init: int, mask: set[int]) -> None:

@@ -28,7 +28,13 @@ from collections.abc import Callable, Mapping, Sequence
 
 from lsandbox_records import Record, field
 
-from .._errors import SetupError
+from .._errors import (
+    CommandNotExecutableError,
+    CommandNotFoundError,
+    PolicyError,
+    SandboxError,
+    SetupError,
+)
 from ..policy import Policy
 from . import _sys
 from ._child import FORWARDED, child_main
@@ -72,11 +78,12 @@ def make_socket_dir() -> str:
 
 
 def resolve_executable(cmd: str, env: Mapping[str, str], cwd: str | None) -> str:
-    """PATH lookup as execvp would; raises FileNotFoundError / PermissionError."""
+    """PATH lookup as execvp would; raises CommandNotFoundError / CommandNotExecutableError
+    (a FileNotFoundError / PermissionError, as subprocess raises)."""
     if "/" in cmd:
         path = cmd if os.path.isabs(cmd) or not cwd else os.path.join(cwd, cmd)
         if not os.path.exists(path):
-            raise FileNotFoundError(2, f"{cmd}: No such file or directory")
+            raise CommandNotFoundError(2, f"{cmd}: No such file or directory")
         return path
     denied = None
     for d in (env.get("PATH") or os.defpath).split(os.pathsep):
@@ -86,8 +93,8 @@ def resolve_executable(cmd: str, env: Mapping[str, str], cwd: str | None) -> str
                 return path
             denied = path
     if denied:
-        raise PermissionError(13, f"{cmd}: Permission denied")
-    raise FileNotFoundError(2, f"{cmd}: command not found")
+        raise CommandNotExecutableError(13, f"{cmd}: Permission denied")
+    raise CommandNotFoundError(2, f"{cmd}: command not found")
 
 
 def spawn(
@@ -114,13 +121,23 @@ def spawn(
     if not feats.user_notif:
         raise SetupError("seccomp user notification is not available: AF_UNIX connects cannot be brokered")
     env = dict(os.environ if env is None else env)
-    socket_dir = make_socket_dir()
+    try:
+        socket_dir = make_socket_dir()
+    except OSError as e:
+        if isinstance(e, SetupError):
+            raise
+        where = os.environ.get("TMPDIR") or "/tmp"
+        raise SetupError(f"cannot create the sandbox's socket directory in {where} "
+                         f"(TMPDIR): {e.strerror or e}") from None
     env["LSANDBOX_SOCKET_DIR"] = socket_dir
     try:
         executable = resolve_executable(argv[0], env, cwd)
-        plan = build_plan(policy, socket_dir, feats, filter_a=False)  # compiled after the fork
-    except BaseException:
+        plan = build_plan(policy, socket_dir, feats, filter_a=False,  # compiled after the fork
+                          report_refusals=log_denials)
+    except BaseException as e:
         os.rmdir(socket_dir)
+        if isinstance(e, ValueError) and not isinstance(e, SandboxError):  # landlock.PlanError
+            raise PolicyError(str(e)) from None
         raise
     tty = stdio[0] if os.isatty(stdio[0]) else None
     events: list[dict] = []
@@ -154,8 +171,12 @@ def spawn(
         os.close(report_r)
         child_main(plan, argv, executable, env, cwd, child_sock, report_w, ns_flags=flags, userns=userns,
                    uid=uid, gid=gid, tty=tty, std_fds=stdio,
+                   # filter_a=False: the fallback too takes filter A from the supervisor (the
+                   # same program: it does not depend on namespaces); one left unread in the
+                   # child's socket made the hand-over fail with ECONNRESET, at random
                    fallback=lambda: build_plan(policy, socket_dir,
-                                               Features(feats.landlock_abi, True, False, feats.root)),
+                                               Features(feats.landlock_abi, True, False, feats.root),
+                                               filter_a=False, report_refusals=log_denials),
                    landlock_log=bool(audit and not audit.why_not),  # records only if read back
                    pass_fds=tuple(pass_fds))
     child_sock.close()
@@ -181,18 +202,43 @@ def spawn(
     try:
         _msg, fds = recv_fds(parent_sock, 1)
     except TimeoutError:
-        os.kill(pid, signal.SIGKILL)
-        os.waitpid(pid, 0)
-        if audit is not None:
-            audit.close()
+        _abandon(launch, audit)
         raise SetupError("the sandboxed child did not hand over its seccomp listener within 60 s") from None
-    except ConnectionResetError:  # it failed before reading filter A: wait() reports why
-        fds = []
+    except OSError:
+        # The child failed before the hand-over (a rule path it could not open...) and
+        # closed its end: its report says why.
+        raise SetupError(_abandon(launch, audit)) from None
     finally:
         parent_sock.close()
-    if fds:
-        launch.broker = LazyBroker(fds[0], policy, socket_dir, record, provenance)
+    if not fds:  # end of stream: the child failed before the hand-over
+        raise SetupError(_abandon(launch, audit))
+    launch.broker = LazyBroker(fds[0], policy, socket_dir, record, provenance)
     return launch
+
+
+def _abandon(launch: Launch, audit: object | None) -> str:
+    """Kill and reap a child that failed before the hand-over, remove its socket directory,
+    and return its setup report (what to tell the user)."""
+    try:
+        os.kill(launch.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    _, status = os.waitpid(launch.pid, 0)
+    reports = b""
+    while chunk := os.read(launch.report_r, 65536):
+        reports += chunk
+    os.close(launch.report_r)
+    _cleanup_socket_dir(launch.socket_dir)
+    if audit is not None:
+        audit.close()  # type: ignore[attr-defined]
+    for line in reports.decode(errors="replace").splitlines():
+        kind, _, text = line.partition(":")
+        if kind == "setup":
+            return f"sandbox setup failed: {text}"
+    how = (f"killed by signal {os.WTERMSIG(status)}" if os.WIFSIGNALED(status)
+           else f"exit status {os.WEXITSTATUS(status)}")
+    return ("sandbox setup failed: the sandboxed child ended before handing over its seccomp "
+            f"listener ({how})")
 
 
 class LazyBroker:
@@ -328,6 +374,9 @@ def _collect_audit(launch: Launch, restricted: set[int]) -> None:
         found.append({"kind": "note", "text": "writes and metadata changes outside the writable roots "
                       "are refused by the read-only mount view (EROFS) before Landlock sees them: "
                       "they are not listed"})
+    from ._refusals import unobservable
+
+    found += [{"kind": "note", "text": t} for t in unobservable(launch.plan.ro_binds)]
     for e in found:
         launch.events.append(e)
         if launch.on_event:

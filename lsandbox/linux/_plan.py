@@ -48,6 +48,7 @@ class LinuxPlan(Record, frozen=False, compare_exclude=("ruleset",)):
     wait_killable: bool
     notes: list[str] = field(default_factory=list)
     view: MountView | None = None  # with a mount namespace: the read-only view (_mount_view)
+    report_refusals: bool = False  # filter A/B variants reporting socket() refusals (_refusals)
     # The Landlock ruleset of the above, built here (no syscall: those happen in the child's
     # restrict_self), so that the child does no flag arithmetic between fork and exec.
     ruleset: ll.Ruleset | None = None
@@ -87,18 +88,39 @@ def fs_rights(access: FsAccess, abi: int) -> ll.AccessFs:
 def filter_a_bytes(plan: LinuxPlan) -> bytes:
     """Filter A of ``plan``, encoded (memoized per process: a warm API caller compiles and
     encodes each variant once)."""
-    return _filter_a_code(sb.native_arch(), plan.policy.network.enabled, plan.datagrams)
+    return _filter_a_code(sb.native_arch(), plan.policy.network.enabled, plan.datagrams,
+                          plan.report_refusals)
 
 
 @functools.cache
-def _filter_a_code(arch: str, network: bool, unix_dgram: bool) -> bytes:
-    return build_filter_a(arch, network=network, unix_dgram=unix_dgram).to_bytes()
+def _filter_a_code(arch: str, network: bool, unix_dgram: bool, report: bool = False) -> bytes:
+    return _filter_a(arch, network, unix_dgram, report).to_bytes()
 
 
-def build_plan(policy: Policy, socket_dir: str, feats: Features, *, filter_a: bool = True) -> LinuxPlan:
+def _filter_a(arch: str, network: bool, unix_dgram: bool, report: bool) -> sb.Program:
+    if report:  # only when denials are asked for
+        from ._refusals import build_filter_a_reporting
+
+        return build_filter_a_reporting(arch, network=network, unix_dgram=unix_dgram)
+    return build_filter_a(arch, network=network, unix_dgram=unix_dgram)
+
+
+def _filter_b(arch: str, network: bool, datagrams: bool, report: bool) -> sb.Program:
+    extra: tuple[sb.Rule, ...] = ()
+    if report:
+        from ._refusals import notify_rules
+
+        extra = notify_rules(network=network, unix_dgram=datagrams)
+    return build_notify_filter(arch, datagrams=datagrams, extra=extra)
+
+
+def build_plan(policy: Policy, socket_dir: str, feats: Features, *, filter_a: bool = True,
+               report_refusals: bool = False) -> LinuxPlan:
     """``filter_a=False``: leave ``filter_a`` None; the launcher compiles it after the fork,
     while the child sets up its namespaces and Landlock (a fresh ``lsandbox run`` spends
-    ~3 ms compiling it), and sends it to the child, which installs it last."""
+    ~3 ms compiling it), and sends it to the child, which installs it last.
+    ``report_refusals``: the filter variants that report refused ``socket()`` calls
+    through the broker (``_refusals``), when denials are asked for."""
     abi = feats.landlock_abi
     arch = sb.native_arch()
     rules: dict[str, ll.AccessFs] = {}
@@ -151,12 +173,13 @@ def build_plan(policy: Policy, socket_dir: str, feats: Features, *, filter_a: bo
         landlock_rules=ll.plan_path_rules(rules),
         ro_binds=ro_binds,
         private_tmpfs=private_tmpfs,
-        filter_a=build_filter_a(arch, network=policy.network.enabled, unix_dgram=datagrams) if filter_a else None,
-        filter_b=build_notify_filter(arch, datagrams=datagrams),
+        filter_a=_filter_a(arch, policy.network.enabled, datagrams, report_refusals) if filter_a else None,
+        filter_b=_filter_b(arch, policy.network.enabled, datagrams, report_refusals),
         namespaces=feats.namespaces,
         netns=feats.namespaces and netns_wanted(net.enabled, net.dangerously_allow_all_unix_sockets),
         datagrams=datagrams,
         wait_killable=wait_killable_available(),
         notes=notes,
         view=view,
+        report_refusals=report_refusals,
     )

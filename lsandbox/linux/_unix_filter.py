@@ -31,12 +31,14 @@ BROKERED = ("connect", "bind", "sendto", "sendmsg", "sendmmsg")  # with datagram
 
 
 @functools.cache  # pure; Programs are immutable
-def build_notify_filter(arch: str, *, datagrams: bool = False) -> sb.Program:
+def build_notify_filter(arch: str, *, datagrams: bool = False,
+                        extra: tuple[sb.Rule, ...] = ()) -> sb.Program:
     """Filter B. ``datagrams=True`` also brokers ``sendmsg``/``sendmmsg``; it needs the
     listener handed over with :func:`install_and_hand_over` (filter B then holds the
     launcher's own ``sendmsg``). Without it, AF_UNIX datagram destinations in ``sendmsg``
     are unchecked, so the launcher must refuse AF_UNIX datagram sockets in filter A
-    (``SOCK_DGRAM`` *and* ``SOCK_RAW``, which AF_UNIX turns into a datagram socket)."""
+    (``SOCK_DGRAM`` *and* ``SOCK_RAW``, which AF_UNIX turns into a datagram socket).
+    ``extra``: rules for other calls (``_refusals``: refused socket calls, reported)."""
     rules = [
         sb.Rule("connect", sb.USER_NOTIF),
         sb.Rule("bind", sb.USER_NOTIF),
@@ -45,6 +47,7 @@ def build_notify_filter(arch: str, *, datagrams: bool = False) -> sb.Program:
     ]
     if datagrams:
         rules += [sb.Rule("sendmsg", sb.USER_NOTIF), sb.Rule("sendmmsg", sb.USER_NOTIF)]
+    rules += extra
     return sb.compile_filter(sb.Filter(arch, rules, sb.ALLOW))
 
 

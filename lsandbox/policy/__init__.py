@@ -1,5 +1,6 @@
 """Policy model, path canonicalization and (from ``_loader``) the Codex-compatible TOML loader."""
 
+from ._environment import EnvironmentPolicy as EnvironmentPolicy
 from ._model import DEVICE_FILES_RW as DEVICE_FILES_RW
 from ._model import FilesystemPolicy as FilesystemPolicy
 from ._model import FsAccess as FsAccess

@@ -52,6 +52,7 @@ from ._builtins import (
     WORKSPACE_ROOT_PATTERN,
     builtin_names,
 )
+from ._environment import INHERIT, EnvironmentPolicy
 from ._model import (
     FilesystemPolicy,
     FsAccess,
@@ -61,7 +62,7 @@ from ._model import (
     SocketAccess,
     UnixSocketRule,
 )
-from ._paths import canonicalize, expand
+from ._paths import canonicalize, expand, length_problem, path_problem
 from ._toml_lines import KeyPath, LineIndex
 
 TYPE_CHECKING = False  # typing costs ~4 ms at every start; type checkers see True
@@ -77,7 +78,10 @@ def _tomllib() -> Any:
         import tomli as tomllib
     return tomllib
 
-TOP_LEVEL_KEYS = ("default_permissions", "permissions", "sandbox_mode", "sandbox_workspace_write")
+TOP_LEVEL_KEYS = ("default_permissions", "permissions", "sandbox_mode", "sandbox_workspace_write",
+                  "shell_environment_policy")
+ENV_KEYS = ("inherit", "ignore_default_excludes", "exclude", "set", "include_only",
+            "experimental_use_profile", "filters")
 PROFILE_KEYS = ("description", "extends", "workspace_roots", "filesystem", "network")
 NETWORK_KEYS = (
     "enabled",
@@ -146,15 +150,20 @@ class Source(Record, frozen=False):
 
 
 _BUILTIN_SOURCE = Source("<built-in>", LineIndex(""))
+MAX_CONFIG_BYTES = 4 << 20
 
 
 def read_toml(path: str) -> tuple[dict[str, Any], Source]:
     """Read and parse ``path``; a syntax error becomes a PolicyError with its line."""
     try:
         with open(path, "rb") as f:
-            raw = f.read()
+            raw = f.read(MAX_CONFIG_BYTES + 1)  # bounded: `-c /dev/zero` must not eat memory
     except OSError as e:
         raise PolicyError(f"cannot read config: {e.strerror}", file=path) from None
+    except ValueError as e:  # an embedded NUL in the name
+        raise PolicyError(f"cannot read config: {e}", file=path) from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise PolicyError(f"config is larger than {MAX_CONFIG_BYTES >> 20} MiB", file=path)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
@@ -253,11 +262,41 @@ def _check_fs_path(src: Source, path: KeyPath, raw: str, *, sub: bool) -> str:
     return raw
 
 
+SOCKET_GLOB = ("glob patterns are not supported in socket paths: a rule names one path and "
+               "everything below it; list the paths (or their common directory)")
+
+
 def _socket_path(src: Source, path: KeyPath, raw: Any) -> str:
     raw = _expect(src, path, raw, str)
     if not raw.startswith(("/", "~", "$")):
         raise src.error(path, "socket path must be absolute (or start with ~ or $VAR)")
+    if any(c in raw for c in "*?["):
+        raise src.error(path, SOCKET_GLOB)
     return raw
+
+
+def env_name_problem(name: str, *, pattern: bool) -> str | None:
+    """Why ``name`` cannot be an environment variable name (or a pattern of names)."""
+    if not name:
+        return "empty name"
+    if "=" in name or "\0" in name:
+        return "a name cannot contain '=' or a NUL"
+    if not pattern and any(c in name for c in "*?["):
+        return "glob characters in a variable name (patterns go in exclude/include_only)"
+    return None
+
+
+def _env_name(src: Source, path: KeyPath, value: Any, *, pattern: bool) -> str:
+    problem = env_name_problem(_expect(src, path, value, str), pattern=pattern)
+    if problem:
+        raise src.error(path, problem)
+    return value
+
+
+def _env_value(src: Source, path: KeyPath, value: Any) -> str:
+    if "\0" in _expect(src, path, value, str):
+        raise src.error(path, "a value cannot contain a NUL")
+    return value
 
 
 def _parse_profile(name: str, table: Any, src: Source, base: KeyPath) -> tuple[ProfileSpec, str | None]:
@@ -405,9 +444,49 @@ class Config(Record, frozen=False):
         if "sandbox_workspace_write" in data:
             ww = _expect(src, ("sandbox_workspace_write",), data["sandbox_workspace_write"], dict)
             _check_keys(src, ("sandbox_workspace_write",), ww, LEGACY_WW_KEYS)
+        if "shell_environment_policy" in data:
+            self.environment()
         # Parse every profile now: an error in an unused profile is still an error.
         for name, table in perms.items():
             _parse_profile(name, table, src, ("permissions", name))
+
+    def environment(self) -> EnvironmentPolicy:
+        """``[shell_environment_policy]`` (Codex's keys, see ``_environment``); keys lsandbox
+        cannot honour are refused by name."""
+        src, base = self.src, ("shell_environment_policy",)
+        table = _expect(src, base, self.data.get("shell_environment_policy", {}), dict)
+        _check_keys(src, base, table, ENV_KEYS)
+        if table.get("experimental_use_profile", False) is not False:
+            raise src.error(base + ("experimental_use_profile",),
+                            "lsandbox runs the command itself, not through a shell profile; "
+                            "remove it or set it to false", UnenforceableError)
+        if "filters" in table:
+            raise src.error(base + ("filters",), "the keyed filter table is not supported by "
+                            "lsandbox; use exclude and include_only", UnenforceableError)
+        kw: dict[str, Any] = {}
+        if "inherit" in table:
+            p = base + ("inherit",)
+            value = _expect(src, p, table["inherit"], str)
+            if value not in INHERIT:
+                raise src.error(p, f'invalid inherit "{value}"{_suggest(value, INHERIT)}; '
+                                   f"valid: {', '.join(INHERIT)}")
+            kw["inherit"] = value
+        if "ignore_default_excludes" in table:
+            kw["ignore_default_excludes"] = _expect(src, base + ("ignore_default_excludes",),
+                                                    table["ignore_default_excludes"], bool)
+        for key in ("exclude", "include_only"):
+            if key in table:
+                p = base + (key,)
+                kw[key] = tuple(_env_name(src, p, x, pattern=True)
+                                for x in _expect(src, p, table[key], list))
+        if "set" in table:
+            p = base + ("set",)
+            pairs = []
+            for k, v in _expect(src, p, table["set"], dict).items():
+                pairs.append((_env_name(src, p + (k,), k, pattern=False),
+                              _env_value(src, p + (k,), v)))
+            kw["set"] = tuple(pairs)
+        return EnvironmentPolicy(**kw)
 
     @property
     def profiles(self) -> dict[str, Any]:
@@ -529,15 +608,29 @@ def materialize(
     """
     env = os.environ if env is None else env
 
-    def canon(raw: str, origin: str) -> str:
-        try:
-            return canonicalize(expand(raw, cwd=cwd, env=env), cwd=cwd)
-        except KeyError as e:
-            raise PolicyError(f"{origin}: environment variable ${e.args[0]} in '{raw}' is not set") from None
+    def canon(raw: str, origin: str, kind: str = "fs") -> str:
+        """``kind``: "fs" (a filesystem rule), "root" (a workspace root: an existing
+        directory) or "socket" (an AF_UNIX rule: only its length is checked)."""
+        problem = length_problem(raw)
+        if problem is None:
+            try:
+                path = canonicalize(expand(raw, cwd=cwd, env=env), cwd=cwd)
+            except KeyError as e:
+                raise PolicyError(f"{origin}: environment variable ${e.args[0]} in '{raw}' is not set") from None
+            except OSError as e:  # realpath met a link it may not read (/proc/1/root...)
+                problem = f"cannot resolve it: {e.strerror or e}"
+            else:
+                problem = (length_problem(path) if kind == "socket"
+                           else path_problem(path, directory=kind == "root"))
+        if problem:
+            sep = " " if origin.startswith("-") else ": "  # "-w DIR: ..." / "file:3: DIR: ..."
+            shown = raw if len(raw) <= 120 else f"{raw[:60]}...({len(raw)} characters)"
+            raise PolicyError(f"{origin}{sep}{shown}: {problem}")
+        return path
 
     added = [Entry(r, o) for r, o in extra_roots]
     all_added = [*spec.workspace_roots, *added]
-    added_canon = [(canon(e.value, e.origin), e) for e in all_added]
+    added_canon = [(canon(e.value, e.origin, "root"), e) for e in all_added]
     roots = list(dict.fromkeys([canonicalize(cwd)] + [p for p, _ in added_canon]))
 
     fs_entries: dict[str, tuple[FsAccess, str]] = {}
@@ -560,7 +653,7 @@ def materialize(
 
     sockets: dict[str, UnixSocketRule] = {}
     for raw, entry in [*spec.unix_sockets.items(), *((r, Entry(SocketAccess.ALLOW, o)) for r, o in extra_sockets)]:
-        path = canon(raw, entry.origin)
+        path = canon(raw, entry.origin, "socket")
         sockets[path] = UnixSocketRule(path, entry.value, entry.origin)
 
     enabled = spec.enabled.value if spec.enabled else False

@@ -21,6 +21,7 @@ from collections.abc import Iterable
 
 from lsandbox_records import Record, field
 
+from ._environment import EnvironmentPolicy
 from ._paths import is_within
 
 TYPE_CHECKING = False  # typing costs ~4 ms at every start; type checkers see True
@@ -179,10 +180,12 @@ class Policy(Record, compare_exclude=('name', 'description')):
     network: NetworkPolicy = field(default_factory=NetworkPolicy)
     name: str = ""
     description: str = ""
+    environment: EnvironmentPolicy = field(default_factory=EnvironmentPolicy)
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-able form (``explain --format json``); no origins, stable order."""
-        return {
+        """A JSON-able form (``explain --format json``); no origins, stable order. The
+        environment appears only when it is not the default (the caller's, unchanged)."""
+        out = {
             "filesystem": [{"path": r.path, "access": r.access.value} for r in self.filesystem.rules],
             "network": {
                 "enabled": self.network.enabled,
@@ -190,3 +193,6 @@ class Policy(Record, compare_exclude=('name', 'description')):
                 "dangerously_allow_all_unix_sockets": self.network.dangerously_allow_all_unix_sockets,
             },
         }
+        if not self.environment.is_default:
+            out["environment"] = self.environment.to_dict()
+        return out

@@ -72,3 +72,55 @@ def is_within(path: str, root: str) -> bool:
     if root == "/":
         return path.startswith("/")
     return path == root or path.startswith(root + "/")
+
+
+NAME_MAX = 255  # bytes in one path component (Linux, every common filesystem)
+PATH_MAX = 4096  # bytes in a path, the terminating NUL included
+
+
+def length_problem(path: str) -> str | None:
+    """Why the kernel would refuse ``path`` as a string (ENAMETOOLONG, a NUL), or None."""
+    if "\0" in path:
+        return "contains a NUL byte"
+    try:
+        raw = os.fsencode(path)
+    except UnicodeEncodeError:
+        return "is not encodable as a file name"
+    if len(raw) >= PATH_MAX:
+        return f"path is {len(raw)} bytes long; the kernel's limit is {PATH_MAX - 1}"
+    for name in raw.split(b"/"):
+        if len(name) > NAME_MAX:
+            return f"a name in it is {len(name)} bytes long; the limit is {NAME_MAX}"
+    return None
+
+
+def path_problem(path: str, *, directory: bool = False) -> str | None:
+    """Why the sandbox could not place a rule at canonical ``path``, or None.
+
+    A rule's path is opened when the sandbox starts; one that cannot be opened there (a file
+    used as a directory, a symlink loop, a parent this user cannot search, a name too long)
+    would fail the launch with a bare OSError, so it is refused when the policy is built,
+    naming the path. A path that does not exist is fine (nothing to grant yet) unless
+    ``directory``: a workspace root must be an existing directory, as bubblewrap requires
+    of its bind sources, or ``-w`` with a typo would silently grant nothing."""
+    import errno
+    import stat
+
+    problem = length_problem(path)
+    if problem:
+        return problem
+    try:
+        st = os.stat(path)
+    except OSError as e:
+        if e.errno == errno.ENOENT:
+            return "does not exist" if directory else None
+        if e.errno == errno.ENOTDIR:
+            return "a component of the path is not a directory"
+        if e.errno == errno.ELOOP:
+            return "too many levels of symbolic links (a symlink loop)"
+        if e.errno == errno.EACCES:
+            return f"permission denied (a directory on the way is not searchable by uid {os.geteuid()})"
+        return e.strerror or str(e)
+    if directory and not stat.S_ISDIR(st.st_mode):
+        return "is not a directory"
+    return None

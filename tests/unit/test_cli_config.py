@@ -38,8 +38,15 @@ def test_explain_json_config_equals_flags(in_tmp, capsys):
     assert main(["explain", "-p", ":workspace", "--allow-unix-socket", "/tmp/.X11-unix",
                  "--format", "json"]) == 0
     b = json.loads(capsys.readouterr().out)
-    assert a == b
+    policy_keys = ("filesystem", "network")
+    assert {k: a[k] for k in policy_keys} == {k: b[k] for k in policy_keys}
     assert a["network"]["unix_sockets"] == {"/tmp/.X11-unix": "allow"}
+    # beside the policy: the profile's name, where each rule came from, the always-on entries
+    assert (a["profile"], b["profile"]) == ("uds-test", ":workspace")
+    assert a["origins"]["unix_sockets"]["/tmp/.X11-unix"] == f"{cfg}:5"
+    assert b["origins"]["unix_sockets"]["/tmp/.X11-unix"] == "--allow-unix-socket"
+    assert a["always"]["unix_sockets"] == {"$LSANDBOX_SOCKET_DIR": "allow"}
+    assert "/dev/null" in a["always"]["filesystem"]
 
 
 def test_check_ok_and_error_exit_125(in_tmp, capsys):

@@ -9,7 +9,8 @@ from lsandbox.cli import build_parser
 from lsandbox.cli._run import parse_fast
 
 FIELDS = ("config", "profile", "writable", "allow_unix_socket", "network", "requirements",
-          "log_denials", "events", "pass_fd", "cmd")
+          "log_denials", "events", "pass_fd", "cmd", "chdir", "read", "deny", "setenv", "unsetenv",
+          "clearenv")
 
 HANDLED = [
     ["--", "true"],
@@ -26,6 +27,9 @@ HANDLED = [
     ["-c", "one", "-c", "two", "--", "true"],
     ["--log-denials", "--log-denials", "--", "x"],
     ["--pass-fd", "7", "--pass-fd=9", "--", "x"],
+    ["-C", "/d", "--chdir=/e", "--read", "/r", "--read=/s", "--deny", "/x", "--", "x"],
+    ["--setenv", "A=1", "--setenv=B=2=3", "--unsetenv", "C", "--clearenv", "--", "x"],
+    ["--events", "-", "--", "x"],
 ]
 
 LEFT_TO_ARGPARSE = [
@@ -39,6 +43,7 @@ LEFT_TO_ARGPARSE = [
     ["--network=1", "--", "true"],
     ["--bogus", "--", "true"],
     ["--pass-fd", "x7", "--", "true"],  # argparse's type error
+    ["-Cdir", "--", "x"], ["--clearenv=1", "--", "x"], ["--setenv", "--", "x"],
     [],
 ]
 

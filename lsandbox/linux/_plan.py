@@ -73,10 +73,15 @@ def _merge_trees(a: dict[str, ll.AccessFs], b: dict[str, ll.AccessFs]) -> dict[s
     return {k: _lookup(a, k) | _lookup(b, k) for k in {*a, *b}}
 
 
+#: Handled (so denied) but granted nowhere: no device node is made anywhere, on any ABI (also
+#: refused by filter A and by the missing CAP_MKNOD; a block node of a disk is the disk).
+NEVER_GRANTED = ll.AccessFs.MAKE_CHAR | ll.AccessFs.MAKE_BLOCK
+
+
 def fs_rights(access: FsAccess, abi: int) -> ll.AccessFs:
     read = ll.AccessFs.from_read(abi)
     if access is FsAccess.WRITE:
-        return read | ll.AccessFs.from_write(abi)
+        return read | ll.AccessFs(ll.AccessFs.from_write(abi) & ~NEVER_GRANTED)
     if access is FsAccess.READ:
         return read
     return ll.AccessFs(0)
@@ -85,12 +90,17 @@ def fs_rights(access: FsAccess, abi: int) -> ll.AccessFs:
 def filter_a_bytes(plan: LinuxPlan) -> bytes:
     """Filter A of ``plan``, encoded (memoized per process: a warm API caller compiles and
     encodes each variant once)."""
-    return _filter_a_code(sb.native_arch(), plan.policy.network.enabled, plan.datagrams)
+    return _filter_a_code(sb.native_arch(), plan.policy.network.enabled, plan.datagrams, truncate_guard(plan.abi))
+
+
+def truncate_guard(abi: int) -> bool:
+    """Filter A refuses truncation Landlock cannot see: it handles truncate from ABI 3."""
+    return abi < 3
 
 
 @functools.cache
-def _filter_a_code(arch: str, network: bool, unix_dgram: bool) -> bytes:
-    return build_filter_a(arch, network=network, unix_dgram=unix_dgram).to_bytes()
+def _filter_a_code(arch: str, network: bool, unix_dgram: bool, guard: bool) -> bytes:
+    return build_filter_a(arch, network=network, unix_dgram=unix_dgram, truncate_guard=guard).to_bytes()
 
 
 def build_plan(policy: Policy, socket_dir: str, feats: Features, *, filter_a: bool = True) -> LinuxPlan:
@@ -146,7 +156,8 @@ def build_plan(policy: Policy, socket_dir: str, feats: Features, *, filter_a: bo
         landlock_rules=ll.plan_path_rules(rules),
         ro_binds=ro_binds,
         private_tmpfs=private_tmpfs,
-        filter_a=build_filter_a(arch, network=policy.network.enabled, unix_dgram=datagrams) if filter_a else None,
+        filter_a=build_filter_a(arch, network=policy.network.enabled, unix_dgram=datagrams,
+                                truncate_guard=truncate_guard(abi)) if filter_a else None,
         filter_b=build_notify_filter(arch, datagrams=datagrams),
         namespaces=feats.namespaces,
         netns=feats.namespaces and netns_wanted(net.enabled, net.dangerously_allow_all_unix_sockets),

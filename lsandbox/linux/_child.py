@@ -21,7 +21,7 @@ import prctl
 import landlock as ll
 import seccomp_bpf as sb
 
-from . import _sys
+from . import _caps, _sys
 from ._netns import CLONE_NEWNET, loopback_up
 from ._plan import LinuxPlan
 from ._unix_filter import install_and_hand_over
@@ -77,6 +77,13 @@ def _setup_namespaces(plan: LinuxPlan, uid: int, gid: int, userns: bool) -> None
             _sys.mount(None, path, None, _sys.MS_REMOUNT | _sys.MS_BIND | _sys.MS_RDONLY | keep)
         except OSError as e:
             raise OSError(e.errno, f"cannot make {path} read-only: {e.strerror}") from None
+
+
+def _drop_capabilities(report_fd: int) -> None:
+    """After the namespace setup (it needs CAP_SYS_ADMIN), before Landlock and seccomp."""
+    kept = _caps.drop_all()
+    if kept:
+        report(report_fd, "note", _caps.describe_kept(kept))
 
 
 def _restrict(plan: LinuxPlan, sync: _socket.socket, landlock_log: bool = False) -> None:
@@ -193,6 +200,7 @@ def child_main(
             prctl.set_pdeathsig(signal.SIGKILL)
         if cwd:
             os.chdir(cwd)
+        _drop_capabilities(report_fd)
         _restrict(plan, sync, landlock_log)
         sync.close()
     except BaseException as e:  # noqa: BLE001

@@ -54,6 +54,32 @@ def _pidfd_getfd_works() -> bool:
         os.waitpid(pid, 0)
 
 
+def _unshare_refused(root: bool) -> str:
+    """Why a forked child cannot unshare the namespaces a sandbox would (a container whose
+    seccomp profile refuses ``unshare``, as Docker's default does), else ""."""
+    from .linux import _sys
+
+    flags = _sys.CLONE_NEWNS | _sys.CLONE_NEWPID | (0 if root else _sys.CLONE_NEWUSER)
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(r)
+            _sys.unshare(flags)
+            os.write(w, b"ok")
+        except OSError as e:
+            os.write(w, (e.strerror or str(e.errno)).encode())
+        finally:
+            os._exit(0)
+    os.close(w)
+    try:
+        answer = os.read(r, 200).decode(errors="replace")
+    finally:
+        os.close(r)
+        os.waitpid(pid, 0)
+    return "" if answer == "ok" else f"unshare refused ({answer}), e.g. by a container's seccomp profile"
+
+
 def _kernel_at_least(major: int, minor: int) -> bool:
     try:
         parts = platform.release().split(".")
@@ -74,7 +100,9 @@ def probe_machine() -> dict[str, Any]:
     from .linux._caps import kept_here
     from .linux._features import _clamped
 
-    ns_here = (root or userns) and not _clamped("LSANDBOX_NO_NAMESPACES")
+    disabled = _clamped("LSANDBOX_NO_NAMESPACES")
+    refused = _unshare_refused(root) if (root or userns) and not disabled else ""
+    ns_here = (root or userns) and not disabled and not refused
     from .linux._audit import source_for
 
     audit_why_not, audit_source = source_for(abi)  # can Landlock's denial records be read back?
@@ -100,8 +128,8 @@ def probe_machine() -> dict[str, Any]:
         "namespaces": {
             "root": root,
             "unprivileged_userns": userns,
-            "why_not": "" if userns else why,
-            "usable": root or userns,
+            "why_not": refused or ("" if userns else why),
+            "usable": (root or userns) and not refused,
             "disabled_by_env": os.environ.get("LSANDBOX_NO_NAMESPACES") in ("1", "true", "yes"),
         },
         "audit_readable": not audit_why_not,

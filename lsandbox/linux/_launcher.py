@@ -156,8 +156,11 @@ def spawn(
         os.close(report_r)
         child_main(plan, argv, executable, env, cwd, child_sock, report_w, ns_flags=flags, userns=userns,
                    uid=uid, gid=gid, tty=tty, std_fds=stdio,
+                   # filter_a=False: the fallen-back child still reads the supervisor's filter A
+                   # (the same variant): left unread, closing the socket resets the hand-over
                    fallback=lambda: build_plan(policy, socket_dir,
-                                               Features(feats.landlock_abi, True, False, feats.root)),
+                                               Features(feats.landlock_abi, True, False, feats.root),
+                                               filter_a=False),
                    landlock_log=bool(audit and not audit.why_not),  # records only if read back
                    pass_fds=tuple(pass_fds))
     child_sock.close()
@@ -188,6 +191,8 @@ def spawn(
         if audit is not None:
             audit.close()
         raise SetupError("the sandboxed child did not hand over its seccomp listener within 60 s") from None
+    except ConnectionResetError:  # the child failed before the hand-over: wait() reports why
+        fds = []
     finally:
         parent_sock.close()
     if fds:

@@ -106,3 +106,70 @@ def test_the_named_class_is_really_open(nobody):
         assert got == {"chmod_outside": "ok", "mode": "0o640"}
     finally:
         shutil.rmtree(d, ignore_errors=True)
+
+
+def _under_docker_profile(argv: list[str]) -> tuple[int, str]:
+    """Run ``argv`` with Docker's default seccomp profile applied (as in a container that
+    refuses ``unshare``): the real case LSANDBOX_NO_NAMESPACES emulates."""
+    import seccomp_bpf as sb
+    from tests._docker_profile import docker_filter
+
+    prog = docker_filter()
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(r)
+        os.dup2(w, 1)
+        os.dup2(w, 2)
+        sb.set_no_new_privs()
+        sb.install_filter(prog, flags=sb.FLAG_TSYNC)
+        os.execv(argv[0], argv)
+    os.close(w)
+    data = b""
+    while chunk := os.read(r, 65536):
+        data += chunk
+    os.close(r)
+    return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]), data.decode()
+
+
+@pytest.mark.skipif(not os.path.exists(__import__("tests._docker_profile", fromlist=["PROFILE"]).PROFILE),
+                    reason="../shared/data missing")
+def test_under_docker_default_profile():
+    """Where unshare is refused for real, the run (which falls back in the child) and doctor
+    (which probes unshare) name the same open classes."""
+    from tests._sandbox import LSANDBOX
+    from tests._util import run_in_child
+
+    rc, out = run_in_child(_under_docker_profile, [LSANDBOX, "run", "--log-denials", "--", "true"],
+                           timeout=60).unwrap()
+    assert rc == 0, out
+    assert "namespaces unavailable" in out and NOTE in out
+    rc, out = run_in_child(_under_docker_profile, [LSANDBOX, "doctor", "--json"], timeout=60).unwrap()
+    doc = json.loads(out[out.index("{"):])
+    assert doc["machine"]["namespaces"]["usable"] is False
+    assert "unshare refused" in doc["machine"]["namespaces"]["why_not"]
+    assert [r["field"] for r in doc["fields"] if r["state"] == "open"] == [what for what, _ in OPEN]
+
+
+@pytest.mark.skipif(not os.path.exists(__import__("tests._docker_profile", fromlist=["PROFILE"]).PROFILE),
+                    reason="../shared/data missing")
+def test_fallback_keeps_the_listener_hand_over():
+    """When the child falls back to no namespaces it still reads the supervisor's filter A: left
+    unread, its socket's close reset the listener hand-over (about 1 run in 6 under Docker's
+    profile failed with a ConnectionResetError traceback, or would have lost the broker).
+    Every run must broker its allowed connect."""
+    from tests._sandbox import LSANDBOX, PY, UnixServer
+    from tests._util import run_in_child
+
+    d = world_dir("lsb-nons-fb-")
+    server = UnixServer(os.path.join(d, "ok.sock"))
+    try:
+        code = f"import socket; socket.socket(socket.AF_UNIX).connect({server.path!r}); print('connected')"
+        for _ in range(15):
+            rc, out = run_in_child(_under_docker_profile, [LSANDBOX, "run", "--allow-unix-socket", server.path,
+                                                           "--", PY, "-c", code], timeout=60).unwrap()
+            assert rc == 0 and "connected" in out, out
+        assert server.accepts == 15
+    finally:
+        server.close()
+        shutil.rmtree(d, ignore_errors=True)

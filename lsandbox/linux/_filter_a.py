@@ -170,27 +170,32 @@ def filter_a_rules(arch: str, *, network: bool, unix_dgram: bool = False,
 
 
 def _file_rules(arch: str, truncate_guard: bool) -> list[sb.Rule]:
-    """Set-id bits, device nodes, ``openat2``, and truncation below Landlock ABI 3."""
+    """Set-id bits, device nodes, ``openat2``, and truncation below Landlock ABI 3. Each call
+    allows its common case first (a mode without set-id bits; an open that neither creates
+    nor truncates: one masked compare for the hottest syscall), then refuses the rest."""
     eperm, eacces = sb.errno(errno.EPERM), sb.errno(errno.EACCES)
+    no_setid = (S_ISUID | S_ISGID, 0)
     rules = []
-
-    def setid(call: str, mode_arg: int, *extra: sb.Cond) -> None:
-        if on(arch, call):
-            rules.extend(sb.Rule(call, eperm, (*extra, sb.Arg(mode_arg).masked_eq(bit, bit)))
-                         for bit in (S_ISUID, S_ISGID))
-
     for call, mode_arg in (("chmod", 1), ("fchmod", 1), ("fchmodat", 2), ("fchmodat2", 2), ("creat", 1)):
-        setid(call, mode_arg)
+        if on(arch, call):
+            rules += [sb.Rule(call, sb.ALLOW, (sb.Arg(mode_arg).masked_eq(*no_setid),)), sb.Rule(call, eperm)]
+    makes = O_CREAT | O_TMPFILE_BIT
     for call, flags_arg in (("open", 1), ("openat", 2)):
-        for flag in (O_CREAT, O_TMPFILE_BIT):
-            setid(call, flags_arg + 1, sb.Arg(flags_arg).masked_eq(flag, flag))
-        if truncate_guard and on(arch, call):
-            rules += [sb.Rule(call, eacces, (sb.Arg(flags_arg).masked_eq(O_TRUNC | O_ACCMODE, O_TRUNC | acc),))
-                      for acc in (O_RDONLY, O_ACCMODE)]  # not opened for writing, truncated all the same
+        if not on(arch, call):
+            continue
+        flags, mode = sb.Arg(flags_arg), sb.Arg(flags_arg + 1)
+        rules.append(sb.Rule(call, sb.ALLOW, (flags.masked_eq(makes | O_TRUNC, 0),)))
+        if truncate_guard:  # not opened for writing, truncated all the same
+            rules += [sb.Rule(call, eacces, (flags.masked_eq(O_TRUNC | O_ACCMODE, O_TRUNC | acc),))
+                      for acc in (O_RDONLY, O_ACCMODE)]
+        rules += [sb.Rule(call, sb.ALLOW, (mode.masked_eq(*no_setid),)),
+                  sb.Rule(call, sb.ALLOW, (flags.masked_eq(makes, 0),)),  # the mode is not used
+                  sb.Rule(call, eperm)]
     for call, mode_arg in (("mknod", 1), ("mknodat", 2)):
         if on(arch, call):
-            rules += [sb.Rule(call, eperm, (sb.Arg(mode_arg).masked_eq(S_IFMT, kind),)) for kind in (S_IFCHR, S_IFBLK)]
-        setid(call, mode_arg)
+            mode = sb.Arg(mode_arg)
+            rules += [*(sb.Rule(call, eperm, (mode.masked_eq(S_IFMT, kind),)) for kind in (S_IFCHR, S_IFBLK)),
+                      sb.Rule(call, sb.ALLOW, (mode.masked_eq(*no_setid),)), sb.Rule(call, eperm)]
     rules.append(sb.Rule("openat2", sb.errno(errno.ENOSYS)))
     if truncate_guard:
         rules.append(sb.Rule("truncate", eacces))

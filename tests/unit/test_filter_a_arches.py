@@ -75,6 +75,8 @@ def test_file_rules_decide(arch, guard):
         (("openat", at, 0, O_CREAT | O_WRONLY, 0o4755), EPERM),
         (("openat", at, 0, O_CREAT | O_WRONLY, 0o755), ALLOW),
         (("openat", at, 0, O_WRONLY, 0o4755), ALLOW),  # no O_CREAT: the mode is ignored
+        (("openat", at, 0, O_TRUNC | O_WRONLY, 0o4755), ALLOW),
+        (("openat", at, 0, O_CREAT | O_TRUNC | O_WRONLY, 0o6755), EPERM),
         (("openat", at, 0, O_TMPFILE | O_WRONLY, 0o2755), EPERM),
         (("mknodat", at, 0, S_IFBLK | 0o600, 0x700), EPERM), (("mknodat", at, 0, S_IFCHR | 0o600, 0), EPERM),
         (("mknodat", at, 0, S_IFREG | 0o4755, 0), EPERM), (("mknodat", at, 0, S_IFIFO | 0o644, 0), ALLOW),

@@ -105,8 +105,8 @@ def _drop_bounding_set() -> bool:
     try:
         for cap in range(_prctl_c.CAP_LAST_CAP + 1):
             _prctl_c.prctl(_prctl_c.PR_CAPBSET_DROP, cap)
-    except OSError:
-        return False
+    except OSError as e:  # EINVAL: a kernel older than python-prctl's table, all dropped
+        return e.errno == errno.EINVAL
     cap = _prctl_c.CAP_LAST_CAP + 1
     while (r := _prctl(PR_CAPBSET_DROP, cap)) != -errno.EINVAL:  # EINVAL: past the last capability
         if r < 0:
@@ -168,4 +168,7 @@ def describe_kept(kept: list[str]) -> str:
 # cffi call of a signature in a process costs ~100 us, which the child would otherwise pay
 # between fork and exec (both calls only read).
 _prctl(PR_GET_SECUREBITS)
-_capget()
+try:
+    _capget()
+except OSError:  # refused here (a seccomp profile): the child will say so, not the import
+    pass

@@ -15,10 +15,12 @@ import shutil
 
 import pytest
 
+import landlock as ll
 from tests._sandbox import world_dir
 from tests.security._hardening import probe
 
-pytestmark = [pytest.mark.kernel, pytest.mark.security]
+pytestmark = [pytest.mark.kernel, pytest.mark.security,
+              pytest.mark.skipif(ll.kernel_abi() < 1, reason="no Landlock on this kernel")]
 
 TRUNC = r"""
 W, V = sys.argv[1:3]
@@ -76,6 +78,7 @@ def test_truncate_refused_below_abi_3(files, abi, nobody, ns):
     assert got["truncate_inside"] == "EACCES"
 
 
+@pytest.mark.skipif(ll.kernel_abi() < 3, reason="Landlock ABI 3 (truncate) is not on this kernel")
 @pytest.mark.parametrize("nobody", [False, True], ids=["root", "nobody"])
 def test_from_abi_3_landlock_decides(files, nobody):
     """With Landlock TRUNCATE no guard is compiled in: truncate(2) works inside the roots and

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 
 import pytest
 
@@ -169,6 +170,9 @@ def test_fallback_keeps_the_listener_hand_over():
             rc, out = run_in_child(_under_docker_profile, [LSANDBOX, "run", "--allow-unix-socket", server.path,
                                                            "--", PY, "-c", code], timeout=60).unwrap()
             assert rc == 0 and "connected" in out, out
+        deadline = time.monotonic() + 10  # the server's thread accepts after the client connected
+        while server.accepts < 15 and time.monotonic() < deadline:
+            time.sleep(0.02)
         assert server.accepts == 15
     finally:
         server.close()

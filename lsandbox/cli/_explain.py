@@ -136,15 +136,15 @@ def _linux_hardening() -> list[str]:
            + ("namespaces" if f.namespaces else "no namespaces") + "):",
            "  capabilities: none in the command, even as root -> all sets cleared in the sandboxed "
            "child before exec, " + (describe_kept(kept) if kept else "bounding set dropped, securebits locked"),
-           "  set-id bits, device nodes: refused -> seccomp filter A (chmod/open/creat/mknod modes), "
-           "Landlock (no MAKE_CHAR/MAKE_BLOCK), no CAP_MKNOD",
+           "  set-id bits, device nodes: refused -> seccomp filter A (chmod/open/creat/mknod modes; "
+           "openat2 answers ENOSYS), Landlock (no MAKE_CHAR/MAKE_BLOCK), no CAP_MKNOD",
            "  inode flags: refused -> seccomp filter A (FS_IOC_SETFLAGS, FS_IOC_FSSETXATTR, file_setattr)"]
     if f.landlock_abi >= 3:
         out.append("  truncate outside the writable roots: refused -> Landlock TRUNCATE")
     else:
         out.append(f"  truncate outside the writable roots: refused -> seccomp filter A (Landlock ABI "
                    f"{f.landlock_abi} has no TRUNCATE): truncate(2) refused everywhere, O_TRUNC only "
-                   "with write access; openat2 answers ENOSYS")
+                   "with write access")
     if not f.namespaces:
         out.append("  open without namespaces (no read-only mount view, private devpts or fresh procfs):")
         out += [f"    {what}: {detail}" for what, detail in OPEN]

@@ -4,6 +4,9 @@ Probes are cheap (no filesystem walks, no network) and never hang: a forked chil
 ``pidfd_getfd`` with a timeout. The verdict per field is one of ``enforced``, ``degraded``
 (enforced another, stricter way) or ``not enforced`` (then ``run`` refuses or the field is
 reported), and doctor exits non-zero when any field of the active profile is not enforced.
+Rows in state ``open`` name a class of access the sandbox cannot close in this mode (without
+namespaces: ``lsandbox.linux._without_namespaces``); they are printed, and reported by every
+run, but do not fail the verdict, which is about the profile's own fields.
 """
 
 from __future__ import annotations
@@ -51,6 +54,32 @@ def _pidfd_getfd_works() -> bool:
         os.waitpid(pid, 0)
 
 
+def _unshare_refused(root: bool) -> str:
+    """Why a forked child cannot unshare the namespaces a sandbox would (a container whose
+    seccomp profile refuses ``unshare``, as Docker's default does), else ""."""
+    from .linux import _sys
+
+    flags = _sys.CLONE_NEWNS | _sys.CLONE_NEWPID | (0 if root else _sys.CLONE_NEWUSER)
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(r)
+            _sys.unshare(flags)
+            os.write(w, b"ok")
+        except OSError as e:
+            os.write(w, (e.strerror or str(e.errno)).encode())
+        finally:
+            os._exit(0)
+    os.close(w)
+    try:
+        answer = os.read(r, 200).decode(errors="replace")
+    finally:
+        os.close(r)
+        os.waitpid(pid, 0)
+    return "" if answer == "ok" else f"unshare refused ({answer}), e.g. by a container's seccomp profile"
+
+
 def _kernel_at_least(major: int, minor: int) -> bool:
     try:
         parts = platform.release().split(".")
@@ -68,6 +97,12 @@ def probe_machine() -> dict[str, Any]:
     except OSError:
         notif = False
     getfd = _pidfd_getfd_works()
+    from .linux._caps import kept_here
+    from .linux._features import _clamped
+
+    disabled = _clamped("LSANDBOX_NO_NAMESPACES")
+    refused = _unshare_refused(root) if (root or userns) and not disabled else ""
+    ns_here = (root or userns) and not disabled and not refused
     from .linux._audit import source_for
 
     audit_why_not, audit_source = source_for(abi)  # can Landlock's denial records be read back?
@@ -93,13 +128,14 @@ def probe_machine() -> dict[str, Any]:
         "namespaces": {
             "root": root,
             "unprivileged_userns": userns,
-            "why_not": "" if userns else why,
-            "usable": root or userns,
+            "why_not": refused or ("" if userns else why),
+            "usable": (root or userns) and not refused,
             "disabled_by_env": os.environ.get("LSANDBOX_NO_NAMESPACES") in ("1", "true", "yes"),
         },
         "audit_readable": not audit_why_not,
         "audit_why_not": audit_why_not,
         "audit_source": audit_source,
+        "capabilities_kept": kept_here(ns_here, root),
         "in_container": os.path.exists("/.dockerenv") or os.path.exists("/run/.containerenv"),
     }
 
@@ -156,7 +192,33 @@ def field_report(policy: Policy, m: dict[str, Any]) -> list[dict[str, str]]:
             "broker refuses abstract names; signals to same-user processes outside are NOT confined")
     row("sandbox dies with its supervisor", "enforced" if ns else "degraded",
         "PID namespace" if ns else "PDEATHSIG on the direct child only")
+    _hardening_rows(row, abi, ns, m)
     return rows
+
+
+def _hardening_rows(row: Any, abi: int, ns: bool, m: dict[str, Any]) -> None:
+    """What holds whatever the profile says: capabilities, set-id bits, device nodes, inode
+    flags, truncation; and, without namespaces, what stays open."""
+    from .linux._caps import describe_kept
+    from .linux._without_namespaces import OPEN
+
+    kept = m["capabilities_kept"]
+    row("capabilities in the command", "enforced",
+        "none, even as root: all sets cleared, " + (describe_kept(kept) if kept else
+                                                    "bounding set dropped, securebits locked"))
+    row("set-id bits, device nodes", "enforced",
+        "seccomp filter A (modes of chmod/open/creat/mknod) + Landlock without MAKE_CHAR/MAKE_BLOCK "
+        "+ no CAP_MKNOD/CAP_FSETID")
+    row("inode flags", "enforced", "seccomp filter A refuses FS_IOC_SETFLAGS, FS_IOC_FSSETXATTR and file_setattr")
+    if abi >= 3:
+        row("truncate outside the writable roots", "enforced", f"Landlock TRUNCATE (ABI {abi})")
+    elif abi >= 1:
+        row("truncate outside the writable roots", "degraded",
+            f"Landlock ABI {abi} has no TRUNCATE: seccomp filter A refuses truncate(2) everywhere "
+            "and O_TRUNC without write access")
+    if not ns:
+        for what, detail in OPEN:
+            row(what, "open", f"without namespaces: {detail}")
 
 
 def doctor(policy: Policy) -> tuple[dict[str, Any], list[dict[str, str]], bool]:

@@ -19,19 +19,31 @@ class AssemblyError(ValueError):
     """A program that cannot be assembled (unresolved label, backward jump, too long)."""
 
 
-class Label(Record):
-    name: str
+class Label:
+    """A position in the program. (Plain slotted classes, not records: a filter makes hundreds
+    of these and ``Op`` per compile, and a record costs several times more to build.)"""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"Label({self.name!r})"
 
 
-class Op(Record):
+class Op:
     """An instruction whose jumps may name labels. ``jt``/``jf`` for conditional jumps,
     ``target`` for ``BPF_JA``; ``None`` means "fall through" (offset 0)."""
 
-    code: int
-    k: int = 0
-    jt: str | None = None
-    jf: str | None = None
-    target: str | None = None
+    __slots__ = ("code", "k", "jt", "jf", "target")
+
+    def __init__(self, code: int, k: int = 0, jt: str | None = None, jf: str | None = None,
+                 target: str | None = None) -> None:
+        self.code, self.k, self.jt, self.jf, self.target = code, k, jt, jf, target
+
+    def __repr__(self) -> str:
+        return f"Op({self.code:#x}, {self.k:#x}, jt={self.jt!r}, jf={self.jf!r}, target={self.target!r})"
 
 
 class Assembler(Record, frozen=False):

@@ -6,11 +6,12 @@ program per syscall number and gives up on a number whose path loads an argument
 instruction pointer):
 
 1. load ``arch``; a foreign architecture -> ``bad_arch_action``;
-2. load ``nr``; on x86_64 a number with the x32 bit (>= 0x40000000) -> ``bad_arch_action``;
+2. load ``nr``; on x86_64 a number with the x32 bit (>= 0x40000000) -> ``bad_arch_action``
+   (both ``ret`` placed right there, so these checks need no trampoline);
 3. a binary search over the syscall numbers that have rules (``jge`` splits, linear
    ``jeq`` runs of at most 4 at the leaves): O(log n) comparisons, never a chain of 300;
-4. per syscall: unconditional rule -> ``ret`` directly; conditional rules load only the
-   argument halves they test, inside that syscall's block;
+4. per syscall, right after its leaf: unconditional rule -> ``ret`` directly; conditional
+   rules load only the argument halves they test, inside that syscall's block;
 5. everything else -> ``default_action``.
 
 64-bit argument comparisons are done on the high then the low 32-bit word.
@@ -113,40 +114,48 @@ def _emit_syscall_block(a: Assembler, rules: list[Rule], default: str) -> None:
     a.emit(JA, target=default)
 
 
-def _emit_search(a: Assembler, nrs: list[int], blocks: dict[int, str], default: str) -> None:
-    """Binary search on the loaded ``nr`` (accumulator) over sorted ``nrs``."""
+def _emit_search(a: Assembler, nrs: list[int], flt: Filter, default: str) -> None:
+    """Binary search on the loaded ``nr`` (accumulator) over sorted ``nrs``. Each leaf's
+    syscall blocks follow the leaf itself, so the leaf's jumps stay short; only the few
+    ``jge`` splits near the root jump over more than 255 instructions (one trampoline each)."""
     if len(nrs) <= LEAF:
+        blocks = {nr: a.label(f"sys{nr}_") for nr in nrs}
         for nr in nrs:
             a.emit(JEQ, nr, jt=blocks[nr], jf=None)
         a.emit(JA, target=default)
+        for nr in nrs:
+            a.place(blocks[nr])
+            _emit_syscall_block(a, flt._by_nr[nr], default)
         return
     mid = len(nrs) // 2
     right = a.label("ge")
     a.emit(JGE, nrs[mid], jt=right, jf=None)
-    _emit_search(a, nrs[:mid], blocks, default)
+    _emit_search(a, nrs[:mid], flt, default)
     a.place(right)
-    _emit_search(a, nrs[mid:], blocks, default)
+    _emit_search(a, nrs[mid:], flt, default)
 
 
 def compile_filter(flt: Filter) -> Program:
     """Compile ``flt`` into an assembled :class:`Program`."""
     t0 = time.perf_counter()
     a = Assembler()
-    bad, default = "bad_arch", "default"
+    bad, ok = "bad_arch", "arch_ok"
     a.emit(LD_ABS, C.OFF_ARCH)
-    a.emit(JEQ, C.ARCHES[flt.arch], jt=None, jf=bad)
+    a.emit(JEQ, C.ARCHES[flt.arch], jt=ok, jf=None)
+    a.place(bad)  # near the top: the arch checks jump to it without a trampoline
+    a.emit(RET, flt.bad_arch_action.raw)
+    a.place(ok)
     a.emit(LD_ABS, C.OFF_NR)
     if flt.arch == "x86_64":
-        a.emit(JGE, C.X32_SYSCALL_BIT, jt=bad, jf=None)
-    nrs = sorted(flt._by_nr)
-    blocks = {nr: a.label(f"sys{nr}_") for nr in nrs}
-    _emit_search(a, nrs, blocks, default)
-    for nr in nrs:
-        a.place(blocks[nr])
-        _emit_syscall_block(a, flt._by_nr[nr], default)
+        x32 = a.label("x32")
+        search = a.label("search")
+        a.emit(JGE, C.X32_SYSCALL_BIT, jt=x32, jf=search)
+        a.place(x32)
+        a.emit(RET, flt.bad_arch_action.raw)
+        a.place(search)
+    default = "default"
+    _emit_search(a, sorted(flt._by_nr), flt, default)
     a.place(default)
     a.emit(RET, flt.default_action.raw)
-    a.place(bad)
-    a.emit(RET, flt.bad_arch_action.raw)
     insns = a.assemble()
     return Program(insns, flt.arch, time.perf_counter() - t0)

@@ -141,7 +141,9 @@ class Filter(Record):
     rules: tuple[Rule, ...]
     default_action: Action
     bad_arch_action: Action = KILL_PROCESS
-    skip_unknown: bool = False  # drop rules for syscalls this arch lacks instead of raising
+    # drop rules for syscalls this arch lacks but another has, instead of raising; a name no
+    # architecture has (a misspelling) is an error either way
+    skip_unknown: bool = False
     _by_nr: dict[int, list[Rule]]  # derived in __post_init__: not a field (not compared, not shown)
 
     def __post_init__(self) -> None:
@@ -154,9 +156,12 @@ class Filter(Record):
         decided: set[int] = set()  # syscalls already settled by an unconditional rule
         for r in self.rules:
             if not has_syscall(r.syscall, self.arch):
-                if self.skip_unknown:
+                elsewhere = [a for a in C.ARCHES if has_syscall(r.syscall, a)]
+                if self.skip_unknown and elsewhere:
                     continue
-                raise ValueError(f"no syscall {r.syscall!r} on {self.arch}")
+                raise ValueError(f"no syscall {r.syscall!r} on {self.arch}" + (
+                    f" (it exists on {', '.join(elsewhere)})" if elsewhere
+                    else " (nor on any architecture with a table here: misspelled?)"))
             nr = syscall_number(r.syscall, self.arch)
             if nr in decided:
                 raise ValueError(f"rule for {r.syscall} after an unconditional one is unreachable")

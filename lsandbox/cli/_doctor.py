@@ -42,6 +42,8 @@ def run(args: argparse.Namespace) -> int:
                   "(filesystem denials are enforced, not reported)")
         print(f"profile {policy.name or '(default)'}:")
         for r in rows:
-            print(f"  {r['state']:<13} {r['field']:<34} {r['by']}")
-        print("verdict: " + ("every field is enforced here" if ok else "some fields are NOT enforced here"))
+            print(f"  {r['state']:<13} {r['field']:<41} {r['by']}")
+        open_ = [r["field"] for r in rows if r["state"] == "open"]
+        print("verdict: " + ("every field is enforced here" if ok else "some fields are NOT enforced here")
+              + (f"; open in this mode: {', '.join(open_)}" if open_ else ""))
     return 0 if ok else 1

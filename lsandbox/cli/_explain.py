@@ -146,6 +146,8 @@ def render_text(policy: Policy, backend: str, asked: str | None) -> str:
     out.append(f"  {default:<5} everything else" +
                ("    [dangerously_allow_all_unix_sockets]" if default == "allow" else ""))
     out.append(out_env)
+    if backend == "linux":
+        out += _linux_hardening()
     return "\n".join(out) + "\n"
 
 
@@ -178,3 +180,33 @@ def _render_environment(policy: Policy) -> str:
     if e.include_only:
         parts.append("only " + ", ".join(e.include_only))
     return "environment: " + "; ".join(parts) + " (plus LSANDBOX_SOCKET_DIR)"
+
+
+def _linux_hardening() -> list[str]:
+    """What holds whatever the profile says, on this machine, and what the mode leaves open."""
+    try:
+        from ..linux._caps import describe_kept, kept_here
+        from ..linux._features import features
+        from ..linux._without_namespaces import OPEN
+    except ImportError:  # pragma: no cover - explaining the Linux backend elsewhere
+        return []
+    f = features()
+    kept = kept_here(f.namespaces, f.root)
+    out = ["process (whatever the profile says; this machine: "
+           + (f"Landlock ABI {f.landlock_abi}, " if f.landlock_abi else "no Landlock, ")
+           + ("namespaces" if f.namespaces else "no namespaces") + "):",
+           "  capabilities: none in the command, even as root -> all sets cleared in the sandboxed "
+           "child before exec, " + (describe_kept(kept) if kept else "bounding set dropped, securebits locked"),
+           "  set-id bits, device nodes: refused -> seccomp filter A (chmod/open/creat/mknod modes; "
+           "openat2 answers ENOSYS), Landlock (no MAKE_CHAR/MAKE_BLOCK), no CAP_MKNOD",
+           "  inode flags: refused -> seccomp filter A (FS_IOC_SETFLAGS, FS_IOC_FSSETXATTR, file_setattr)"]
+    if f.landlock_abi >= 3:
+        out.append("  truncate outside the writable roots: refused -> Landlock TRUNCATE")
+    else:
+        out.append(f"  truncate outside the writable roots: refused -> seccomp filter A (Landlock ABI "
+                   f"{f.landlock_abi} has no TRUNCATE): truncate(2) refused everywhere, O_TRUNC only "
+                   "with write access")
+    if not f.namespaces:
+        out.append("  open without namespaces (no read-only mount view, private devpts or fresh procfs):")
+        out += [f"    {what}: {detail}" for what, detail in OPEN]
+    return out

@@ -21,7 +21,7 @@ import prctl
 import landlock as ll
 import seccomp_bpf as sb
 
-from . import _sys
+from . import _caps, _sys
 from ._mount_view import apply_view, fresh_proc
 from ._netns import CLONE_NEWNET, loopback_up
 from ._plan import LinuxPlan
@@ -65,6 +65,13 @@ def _setup_namespaces(plan: LinuxPlan, uid: int, gid: int, userns: bool) -> None
     _sys.mount(None, "/", None, _sys.MS_REC | _sys.MS_PRIVATE)
     if plan.view is not None:
         apply_view(plan.view, root=not userns, userns=userns)
+
+
+def _drop_capabilities(report_fd: int) -> None:
+    """After the namespace setup (it needs CAP_SYS_ADMIN), before Landlock and seccomp."""
+    kept = _caps.drop_all()
+    if kept:
+        report(report_fd, "note", _caps.describe_kept(kept))
 
 
 def _restrict(plan: LinuxPlan, sync: _socket.socket, landlock_log: bool = False) -> None:
@@ -188,6 +195,7 @@ def child_main(
                     report(report_fd, "note", note)
         if cwd:
             os.chdir(cwd)
+        _drop_capabilities(report_fd)
         _restrict(plan, sync, landlock_log)
         sync.close()
     except BaseException as e:  # noqa: BLE001

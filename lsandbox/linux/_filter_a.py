@@ -2,14 +2,61 @@
 
 Deny what is dangerous, not what is common. Codex users were hurt by filters that denied
 ``sendto`` (asyncio, Bun) and ``setsockopt`` (Chromium): neither is touched here. Denials
-answer EPERM (EACCES for a network socket while the network is off, ENOSYS for ``clone3``
-so libc falls back to ``clone``, whose flags we can inspect); a foreign architecture or an
+answer EPERM (EACCES for a network socket while the network is off and for a truncation
+Landlock cannot see, ENOSYS for ``clone3`` and ``openat2`` so that libc and programs fall
+back to ``clone``/``openat``, whose arguments we can inspect); a foreign architecture or an
 x32 syscall number kills the process.
 
-Argument widths: ``ioctl``'s request and ``socket()``'s domain are 32-bit in the kernel,
-which ignores the upper half of the register. Comparing all 64 bits would let
-``0x1_00005412`` slip past a TIOCSTI check while the kernel still runs TIOCSTI, so those
-compare the low 32 bits only (``masked_eq(0xFFFFFFFF, ...)``).
+Argument widths: ``ioctl``'s request, ``socket()``'s domain, open flags and mode arguments
+are 32-bit (``int``/``umode_t``) in the kernel, which ignores the upper half of the register.
+Comparing all 64 bits would let ``0x1_00005412`` slip past a TIOCSTI check while the kernel
+still runs TIOCSTI, so those compare the low 32 bits only (masks below ``1 << 32``).
+
+Names: every name must exist on the architecture the filter is compiled for (the filter is
+built with unknown names refused; a unit test compiles every variant for every architecture
+``seccomp_bpf`` has tables for). Calls that exist only on some architectures are listed in
+``ONLY_ON``, explicitly: a misspelling is a build error, never a silently dropped rule.
+
+Files never carry set-id bits, and no device node is made (a root sandbox must not leave a
+setuid-root binary or a raw disk node where other users find them): ``chmod``/``fchmod``/
+``fchmodat``/``fchmodat2`` with S_ISUID or S_ISGID, ``open``/``openat``/``creat`` with
+O_CREAT or O_TMPFILE and those bits, and ``mknod``/``mknodat`` of a character or block
+device or with those bits are refused (EPERM). ``mkdir`` needs nothing: the kernel keeps
+only the permission and sticky bits of its mode. Capabilities are gone too (``_caps``: no
+CAP_MKNOD, CAP_FSETID) and Landlock grants no MAKE_CHAR/MAKE_BLOCK anywhere (``_plan``):
+three layers. A side effect: ``tar``/``cp -p`` cannot restore set-id bits (setgid
+directories included) in the sandbox; they report the failed chmod.
+
+``openat2`` carries its flags and mode in a struct that a filter cannot read: it answers
+ENOSYS, as on a kernel before 5.6, and glibc and the programs that use it fall back to
+``openat``.
+
+Truncation below Landlock ABI 3 (``truncate_guard``): Landlock ABI 1-2 does not handle
+truncation and checks an open only by the file's access mode, so ``truncate(path)`` and an
+``open`` with O_TRUNC but without write access (O_RDONLY|O_TRUNC truncates on Linux; so does
+access mode 3) would empty files outside the writable roots. With the guard both are
+refused (EACCES), everywhere: ``truncate(2)`` by path even inside the writable roots, where
+``ftruncate`` on a descriptor opened for writing (what coreutils ``truncate`` does) keeps
+working.
+
+Inode flags: ``FS_IOC_SETFLAGS`` (and its 32-bit twin), ``FS_IOC_FSSETXATTR`` and the
+``file_setattr`` syscall are refused everywhere. Without capabilities only the owner's flags
+remain (no immutable/append-only: those need CAP_LINUX_IMMUTABLE), but Landlock has no right
+for them and a filter cannot tell a file inside the writable roots from one outside, so
+without namespaces (no read-only mount view) they would change files anywhere the command's
+user owns; no build or agent workload sets inode flags, ``lsattr`` (the GET calls) works.
+
+Reviewed against Docker's default profile (what it refuses a process without capabilities)
+and Codex's Linux filter (ptrace, process_vm_*, io_uring; AF_VSOCK, which the ``socket()``
+filter refuses here as every family but AF_UNIX/INET/INET6/NETLINK): added ``quotactl_fd``
+and ``file_setattr`` (new calls the old list lacked), ``lsm_set_self_attr`` (sets the
+LSM attributes Landlock guards at ``/proc/self/attr``), ``process_madvise`` (another
+process's memory, like ``process_vm_*``), ``_sysctl`` (sysctl writes outside the /proc
+files Landlock covers, on kernels before 5.5) and TIOCSETD (line disciplines: kernel attack
+surface with a history of escapes). Not added, being common and harmless without
+capabilities: the NUMA calls (``mbind``, ``set_mempolicy``, ``migrate_pages``, ``move_pages``:
+other processes need CAP_SYS_NICE or ptrace access, which Landlock scoping refuses),
+``name_to_handle_at``, ``modify_ldt``, ``listmount``/``statmount``.
 """
 
 from __future__ import annotations
@@ -22,7 +69,7 @@ import seccomp_bpf as sb
 # Always denied (EPERM). Each line says why.
 DENIED: tuple[str, ...] = (
     # debugging/introspection of other processes (escape into the supervisor, fd theft)
-    "ptrace", "process_vm_writev", "process_vm_readv", "pidfd_getfd", "kcmp",
+    "ptrace", "process_vm_writev", "process_vm_readv", "pidfd_getfd", "kcmp", "process_madvise",
     # kernel attack surface with a history of escapes
     "bpf", "perf_event_open", "userfaultfd", "io_uring_setup", "io_uring_enter",
     "io_uring_register", "keyctl", "add_key", "request_key",
@@ -33,36 +80,65 @@ DENIED: tuple[str, ...] = (
     "unshare", "setns",
     # the machine itself
     "kexec_load", "kexec_file_load", "init_module", "finit_module", "delete_module",
-    "reboot", "swapon", "swapoff", "acct", "quotactl", "quotactl_path", "syslog",
+    "reboot", "swapon", "swapoff", "acct", "quotactl", "quotactl_fd", "syslog",
     "settimeofday", "clock_settime", "adjtimex", "clock_adjtime",  # (also keeps ctime honest:
     # _provenance dates planted sockets by it)
-    "iopl", "ioperm", "vhangup", "sethostname",
-    "setdomainname", "lookup_dcookie", "uselib", "nfsservctl", "fanotify_init",
+    "vhangup", "sethostname",
+    "setdomainname", "lookup_dcookie", "nfsservctl", "fanotify_init",
     "open_by_handle_at",  # the "shocker" container escape
+    # inode flags (see the module docstring) and LSM attributes Landlock guards in /proc
+    "file_setattr", "lsm_set_self_attr",
+    # on some architectures only (ONLY_ON)
+    "iopl", "ioperm", "uselib", "_sysctl",
 )
+
+#: Calls that exist only on these architectures (legacy x86 calls that aarch64's generic
+#: table never had). Any other name must exist everywhere.
+ONLY_ON: dict[str, frozenset[str]] = {
+    name: frozenset({"x86_64"})
+    for name in ("iopl", "ioperm", "uselib", "_sysctl", "open", "creat", "chmod", "mknod")
+}
+
+
+def on(arch: str, name: str) -> bool:
+    """Whether filter A has rules for ``name`` on ``arch``."""
+    only = ONLY_ON.get(name)
+    return only is None or arch in only
+
 
 #: clone flags that create namespaces (CLONE_NEWNS, NEWCGROUP, NEWUTS, NEWIPC, NEWUSER,
 #: NEWPID, NEWNET, NEWTIME).
 CLONE_NS_MASK = 0x00020000 | 0x02000000 | 0x04000000 | 0x08000000 | 0x10000000 | 0x20000000 | 0x40000000 | 0x00000080
 TIOCSTI = 0x5412
 TIOCLINUX = 0x541C
+TIOCSETD = 0x5423
+#: inode flags: FS_IOC_SETFLAGS, FS_IOC32_SETFLAGS, FS_IOC_FSSETXATTR
+INODE_FLAG_IOCTLS = (0x40086602, 0x40046602, 0x401C5820)
 #: user-notification ioctls (the workload never gets a listener; defense in depth)
 SECCOMP_IOCTLS = (0xC0502100, 0xC0182101, 0x40082102, 0x80082102, 0x40182103, 0x40082104)
+DENIED_IOCTLS = (TIOCSTI, TIOCLINUX, TIOCSETD, *SECCOMP_IOCTLS, *INODE_FLAG_IOCTLS)
 AF_UNIX, AF_INET, AF_INET6, AF_NETLINK = 1, 2, 10, 16
 LOW32 = 0xFFFFFFFF
+# open flags (the same values on x86_64 and aarch64) and mode bits
+O_RDONLY, O_ACCMODE, O_CREAT, O_TRUNC = 0, 3, 0o100, 0o1000
+O_TMPFILE_BIT = 0o20000000  # __O_TMPFILE: O_TMPFILE without O_DIRECTORY, which differs per arch
+S_ISUID, S_ISGID = 0o4000, 0o2000
+S_IFMT, S_IFCHR, S_IFBLK = 0o170000, 0o020000, 0o060000
 
 
 SOCK_STREAM, SOCK_DGRAM, SOCK_SEQPACKET = 1, 2, 5
 
 
-def filter_a_rules(*, network: bool, unix_dgram: bool = False) -> list[sb.Rule]:
-    """``unix_dgram``: allow AF_UNIX datagram sockets. They are refused otherwise because every
-    datagram may name its own destination (sendto/sendmsg/sendmmsg, even on a connected
-    socket), in user memory a filter cannot read and the broker could only re-check racily;
-    stream and seqpacket sockets ignore a destination once connected, so brokering
-    ``connect`` covers them completely."""
+def filter_a_rules(arch: str, *, network: bool, unix_dgram: bool = False,
+                   truncate_guard: bool = False) -> list[sb.Rule]:
+    """The rules for ``arch``. ``unix_dgram``: allow AF_UNIX datagram sockets. They are refused
+    otherwise because every datagram may name its own destination (sendto/sendmsg/sendmmsg,
+    even on a connected socket), in user memory a filter cannot read and the broker could
+    only re-check racily; stream and seqpacket sockets ignore a destination once connected,
+    so brokering ``connect`` covers them completely. ``truncate_guard``: Landlock below ABI 3
+    (see the module docstring)."""
     eperm = sb.errno(errno.EPERM)
-    rules = [sb.Rule(name, eperm) for name in DENIED]
+    rules = [sb.Rule(name, eperm) for name in DENIED if on(arch, name)]
     if not unix_dgram:
         # only stream and seqpacket AF_UNIX sockets (SOCK_RAW on AF_UNIX is a datagram socket too)
         for call in ("socket", "socketpair"):
@@ -77,9 +153,7 @@ def filter_a_rules(*, network: bool, unix_dgram: bool = False) -> list[sb.Rule]:
         sb.Rule("personality", sb.ALLOW, (sb.Arg(0).masked_eq(LOW32, 0),)),
         sb.Rule("personality", sb.ALLOW, (sb.Arg(0).masked_eq(LOW32, 0xFFFFFFFF),)),
         sb.Rule("personality", eperm),
-        sb.Rule("ioctl", eperm, (sb.Arg(1).masked_eq(LOW32, TIOCSTI),)),
-        sb.Rule("ioctl", eperm, (sb.Arg(1).masked_eq(LOW32, TIOCLINUX),)),
-        *(sb.Rule("ioctl", eperm, (sb.Arg(1).masked_eq(LOW32, c),)) for c in SECCOMP_IOCTLS),
+        *(sb.Rule("ioctl", eperm, (sb.Arg(1).masked_eq(LOW32, c),)) for c in DENIED_IOCTLS),
         # seccomp(SECCOMP_SET_MODE_FILTER, flags with NEW_LISTENER): no supervisor of its own
         sb.Rule("seccomp", eperm, (sb.Arg(0).masked_eq(LOW32, 1), sb.Arg(1).masked_eq(8, 8))),
         sb.Rule("socket", sb.ALLOW, (sb.Arg(0).masked_eq(LOW32, AF_UNIX),)),
@@ -92,10 +166,45 @@ def filter_a_rules(*, network: bool, unix_dgram: bool = False) -> list[sb.Rule]:
         rules += [sb.Rule("socket", sb.errno(errno.EACCES), (sb.Arg(0).masked_eq(LOW32, d),))
                   for d in (AF_INET, AF_INET6)]
         rules.append(sb.Rule("socket", sb.errno(errno.EAFNOSUPPORT)))
+    return rules + _file_rules(arch, truncate_guard)
+
+
+def _file_rules(arch: str, truncate_guard: bool) -> list[sb.Rule]:
+    """Set-id bits, device nodes, ``openat2``, and truncation below Landlock ABI 3. Each call
+    allows its common case first (a mode without set-id bits; an open that neither creates
+    nor truncates: one masked compare for the hottest syscall), then refuses the rest."""
+    eperm, eacces = sb.errno(errno.EPERM), sb.errno(errno.EACCES)
+    no_setid = (S_ISUID | S_ISGID, 0)
+    rules = []
+    for call, mode_arg in (("chmod", 1), ("fchmod", 1), ("fchmodat", 2), ("fchmodat2", 2), ("creat", 1)):
+        if on(arch, call):
+            rules += [sb.Rule(call, sb.ALLOW, (sb.Arg(mode_arg).masked_eq(*no_setid),)), sb.Rule(call, eperm)]
+    makes = O_CREAT | O_TMPFILE_BIT
+    for call, flags_arg in (("open", 1), ("openat", 2)):
+        if not on(arch, call):
+            continue
+        flags, mode = sb.Arg(flags_arg), sb.Arg(flags_arg + 1)
+        rules.append(sb.Rule(call, sb.ALLOW, (flags.masked_eq(makes | O_TRUNC, 0),)))
+        if truncate_guard:  # not opened for writing, truncated all the same
+            rules += [sb.Rule(call, eacces, (flags.masked_eq(O_TRUNC | O_ACCMODE, O_TRUNC | acc),))
+                      for acc in (O_RDONLY, O_ACCMODE)]
+        rules += [sb.Rule(call, sb.ALLOW, (mode.masked_eq(*no_setid),)),
+                  sb.Rule(call, sb.ALLOW, (flags.masked_eq(makes, 0),)),  # the mode is not used
+                  sb.Rule(call, eperm)]
+    for call, mode_arg in (("mknod", 1), ("mknodat", 2)):
+        if on(arch, call):
+            mode = sb.Arg(mode_arg)
+            rules += [*(sb.Rule(call, eperm, (mode.masked_eq(S_IFMT, kind),)) for kind in (S_IFCHR, S_IFBLK)),
+                      sb.Rule(call, sb.ALLOW, (mode.masked_eq(*no_setid),)), sb.Rule(call, eperm)]
+    rules.append(sb.Rule("openat2", sb.errno(errno.ENOSYS)))
+    if truncate_guard:
+        rules.append(sb.Rule("truncate", eacces))
     return rules
 
 
-@functools.cache  # a pure function of three values: a warm API caller compiles each once
-def build_filter_a(arch: str, *, network: bool, unix_dgram: bool = False) -> sb.Program:
-    rules = filter_a_rules(network=network, unix_dgram=unix_dgram)
-    return sb.compile_filter(sb.Filter(arch, rules, sb.ALLOW, skip_unknown=True))
+@functools.cache  # a pure function of four values: a warm API caller compiles each once
+def build_filter_a(arch: str, *, network: bool, unix_dgram: bool = False,
+                   truncate_guard: bool = False) -> sb.Program:
+    """Compiled with unknown names refused (``skip_unknown`` off): see the module docstring."""
+    rules = filter_a_rules(arch, network=network, unix_dgram=unix_dgram, truncate_guard=truncate_guard)
+    return sb.compile_filter(sb.Filter(arch, rules, sb.ALLOW))

@@ -148,6 +148,8 @@ def spawn(
             on_event(e)
 
     pidns = feats.namespaces
+    if not pidns:
+        _note_without_namespaces(record)
     userns = pidns and not feats.root
     flags = (_sys.CLONE_NEWPID | _sys.CLONE_NEWNS | (_sys.CLONE_NEWUSER if userns else 0)
              | (CLONE_NEWNET if plan.netns else 0)) if pidns else 0
@@ -347,6 +349,8 @@ def wait(launch: Launch) -> Launch:
             launch.error = f"sandbox setup failed: {text}"
         elif kind == "note":
             launch.events.append({"kind": "note", "text": text})
+            if text.startswith("namespaces unavailable"):  # the child fell back to none
+                _note_without_namespaces(launch.events.append)
         elif kind == "exec":
             _errno, _, msg = text.partition(":")
             launch.error = f"cannot execute {msg}"
@@ -360,6 +364,12 @@ def wait(launch: Launch) -> Launch:
     else:
         launch.returncode = launch.exit_status = os.WEXITSTATUS(cmd_status)
     return launch
+
+
+def _note_without_namespaces(record: Callable[[dict], None]) -> None:
+    from ._without_namespaces import note
+
+    record({"kind": "note", "text": note()})
 
 
 def _collect_audit(launch: Launch, restricted: set[int]) -> None:

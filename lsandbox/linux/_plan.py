@@ -76,10 +76,15 @@ def _merge_trees(a: dict[str, ll.AccessFs], b: dict[str, ll.AccessFs]) -> dict[s
     return {k: _lookup(a, k) | _lookup(b, k) for k in {*a, *b}}
 
 
+#: Handled (so denied) but granted nowhere: no device node is made anywhere, on any ABI (also
+#: refused by filter A and by the missing CAP_MKNOD; a block node of a disk is the disk).
+NEVER_GRANTED = ll.AccessFs.MAKE_CHAR | ll.AccessFs.MAKE_BLOCK
+
+
 def fs_rights(access: FsAccess, abi: int) -> ll.AccessFs:
     read = ll.AccessFs.from_read(abi)
     if access is FsAccess.WRITE:
-        return read | ll.AccessFs.from_write(abi)
+        return read | ll.AccessFs(ll.AccessFs.from_write(abi) & ~NEVER_GRANTED)
     if access is FsAccess.READ:
         return read
     return ll.AccessFs(0)
@@ -89,20 +94,25 @@ def filter_a_bytes(plan: LinuxPlan) -> bytes:
     """Filter A of ``plan``, encoded (memoized per process: a warm API caller compiles and
     encodes each variant once)."""
     return _filter_a_code(sb.native_arch(), plan.policy.network.enabled, plan.datagrams,
-                          plan.report_refusals)
+                          truncate_guard(plan.abi), plan.report_refusals)
+
+
+def truncate_guard(abi: int) -> bool:
+    """Filter A refuses truncation Landlock cannot see: it handles truncate from ABI 3."""
+    return abi < 3
 
 
 @functools.cache
-def _filter_a_code(arch: str, network: bool, unix_dgram: bool, report: bool = False) -> bytes:
-    return _filter_a(arch, network, unix_dgram, report).to_bytes()
+def _filter_a_code(arch: str, network: bool, unix_dgram: bool, guard: bool, report: bool = False) -> bytes:
+    return _filter_a(arch, network, unix_dgram, guard, report).to_bytes()
 
 
-def _filter_a(arch: str, network: bool, unix_dgram: bool, report: bool) -> sb.Program:
+def _filter_a(arch: str, network: bool, unix_dgram: bool, guard: bool, report: bool) -> sb.Program:
     if report:  # only when denials are asked for
         from ._refusals import build_filter_a_reporting
 
-        return build_filter_a_reporting(arch, network=network, unix_dgram=unix_dgram)
-    return build_filter_a(arch, network=network, unix_dgram=unix_dgram)
+        return build_filter_a_reporting(arch, network=network, unix_dgram=unix_dgram, truncate_guard=guard)
+    return build_filter_a(arch, network=network, unix_dgram=unix_dgram, truncate_guard=guard)
 
 
 def _filter_b(arch: str, network: bool, datagrams: bool, report: bool) -> sb.Program:
@@ -173,7 +183,8 @@ def build_plan(policy: Policy, socket_dir: str, feats: Features, *, filter_a: bo
         landlock_rules=ll.plan_path_rules(rules),
         ro_binds=ro_binds,
         private_tmpfs=private_tmpfs,
-        filter_a=_filter_a(arch, policy.network.enabled, datagrams, report_refusals) if filter_a else None,
+        filter_a=(_filter_a(arch, policy.network.enabled, datagrams, truncate_guard(abi), report_refusals)
+                  if filter_a else None),
         filter_b=_filter_b(arch, policy.network.enabled, datagrams, report_refusals),
         namespaces=feats.namespaces,
         netns=feats.namespaces and netns_wanted(net.enabled, net.dangerously_allow_all_unix_sockets),

@@ -69,10 +69,11 @@ def _passed_through(*, network: bool, unix_dgram: bool) -> list[sb.Rule]:
 
 
 @functools.cache
-def build_filter_a_reporting(arch: str, *, network: bool, unix_dgram: bool) -> sb.Program:
+def build_filter_a_reporting(arch: str, *, network: bool, unix_dgram: bool,
+                             truncate_guard: bool = False) -> sb.Program:
     rules = [*_passed_through(network=network, unix_dgram=unix_dgram),
-             *filter_a_rules(network=network, unix_dgram=unix_dgram)]
-    return sb.compile_filter(sb.Filter(arch, rules, sb.ALLOW, skip_unknown=True))
+             *filter_a_rules(arch, network=network, unix_dgram=unix_dgram, truncate_guard=truncate_guard)]
+    return sb.compile_filter(sb.Filter(arch, rules, sb.ALLOW))
 
 
 def describe(op: str, args: tuple[int, ...]) -> dict:

@@ -15,7 +15,7 @@ DENY = """ptrace process_vm_writev bpf perf_event_open keyctl add_key request_ke
 io_uring_setup io_uring_enter io_uring_register mount umount2 fsopen fsconfig fsmount fspick
 move_mount open_tree mount_setattr pivot_root chroot setns kexec_load kexec_file_load
 init_module finit_module delete_module personality swapon swapoff reboot acct quotactl
-quotactl_path lookup_dcookie name_to_handle_at open_by_handle_at iopl ioperm uselib
+quotactl_fd lookup_dcookie name_to_handle_at open_by_handle_at iopl ioperm uselib
 create_module get_kernel_syms query_module nfsservctl vhangup syslog settimeofday
 clock_settime clock_adjtime adjtimex sethostname setdomainname modify_ldt afs_syscall
 tuxcall security vserver kcmp migrate_pages move_pages mbind""".split()

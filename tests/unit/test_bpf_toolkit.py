@@ -102,6 +102,37 @@ def test_dispatch_is_logarithmic():
     assert steps < 30, steps
 
 
+def test_unknown_names_are_refused_even_with_skip_unknown():
+    """``skip_unknown`` drops a call this architecture lacks but another has; a name no
+    architecture has (quotactl_path, a misspelling) is an error either way."""
+    with pytest.raises(ValueError, match="misspelled"):
+        sb.Filter("x86_64", [sb.Rule("quotactl_path", sb.errno(1))], sb.ALLOW, skip_unknown=True)
+    with pytest.raises(ValueError, match="exists on x86_64"):
+        sb.Filter("aarch64", [sb.Rule("iopl", sb.errno(1))], sb.ALLOW)
+    assert not sb.Filter("aarch64", [sb.Rule("iopl", sb.errno(1))], sb.ALLOW, skip_unknown=True)._by_nr
+
+
+def test_blocks_follow_their_leaf():
+    """Each syscall's block is laid out right after its leaf of the search, and the arch
+    checks' ``ret`` right after them: a deny list of 300 calls, each with a conditional
+    rule, needs trampolines only for the few splits near the root."""
+    names = sb.syscall_names("x86_64")[:300]
+    rules = [sb.Rule(n, sb.errno(1), (sb.Arg(0).eq(1),)) for n in names]
+    prog = sb.compile_filter(sb.Filter("x86_64", rules, sb.ALLOW))
+    first = prog.instructions
+    assert first[1].jf == 0 and first[2].code == C.BPF_RET  # foreign arch -> the next instruction
+    ins = prog.instructions
+    ja = C.BPF_JMP | C.BPF_JA
+    # a trampoline: a conditional jump to the two "ja" right after it
+    trampolines = [i for i in range(len(ins) - 2) if ins[i].code & 7 == C.BPF_JMP and ins[i].code != ja
+                   and (ins[i].jt, ins[i].jf) == (0, 1) and ins[i + 1].code == ins[i + 2].code == ja]
+    assert len(trampolines) <= 9, len(trampolines)  # at most one per level of the search
+    for n in names:
+        nr = sb.syscall_number(n, "x86_64")
+        assert sb.simulate(prog, sb.SeccompData(nr, X86, 0, (1, 0, 0, 0, 0, 0))) == C.RET_ERRNO | 1
+        assert sb.simulate(prog, sb.SeccompData(nr, X86)) == C.RET_ALLOW
+
+
 def _trace_len(prog, data) -> int:
     insns = prog.instructions
     count = 0

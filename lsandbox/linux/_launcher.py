@@ -30,11 +30,12 @@ from lsandbox_records import Record, field
 
 from .._errors import SetupError
 from ..policy import Policy
-from . import _sys
+from . import _socket_dir, _sys
 from ._child import FORWARDED, child_main
 from ._features import Features, features
 from ._netns import CLONE_NEWNET
 from ._plan import LinuxPlan, build_plan, filter_a_bytes
+from ._socket_dir import SocketDir
 from ._unix_filter import recv_fds
 
 
@@ -45,30 +46,24 @@ class Launch(Record, frozen=False):
     plan: LinuxPlan
     report_r: int
     broker: LazyBroker | None
-    socket_dir: str
+    socket_dir: str  # its path when made (the sandbox may rename it: never trusted by path)
     tty: int | None
     pidns: bool
     events: list[dict] = field(default_factory=list)
     on_event: Callable[[dict], None] | None = None
     audit: object | None = None  # an _audit.Collector when denials were asked for
+    socket_pin: SocketDir | None = None  # the socket directory, pinned (_socket_dir)
     fs_denials_unobservable: str = ""  # why Landlock denials are not reported (else "")
     returncode: int | None = None  # like subprocess: -N for death by signal N
     error: str | None = None
     exit_status: int | None = None  # what `lsandbox run` exits with
 
 
-def make_socket_dir() -> str:
+def make_socket_dir() -> SocketDir:
     """A fresh private directory (0700, unpredictable name, created atomically: what
-    ``tempfile.mkdtemp`` does, without importing ``tempfile`` and ``random`` per launch)."""
-    base = os.path.realpath(os.environ.get("TMPDIR") or "/tmp")
-    for _ in range(100):
-        path = f"{base}/lsandbox-sock-{os.urandom(6).hex()}"
-        try:
-            os.mkdir(path, 0o700)
-            return path
-        except FileExistsError:
-            continue
-    raise SetupError(f"cannot create a socket directory in {base}")
+    ``tempfile.mkdtemp`` does, without importing ``tempfile`` and ``random`` per launch),
+    pinned by descriptor (``_socket_dir``): the sandbox may rename it, nothing trusts its path."""
+    return _socket_dir.make()
 
 
 def resolve_executable(cmd: str, env: Mapping[str, str], cwd: str | None) -> str:
@@ -114,13 +109,14 @@ def spawn(
     if not feats.user_notif:
         raise SetupError("seccomp user notification is not available: AF_UNIX connects cannot be brokered")
     env = dict(os.environ if env is None else env)
-    socket_dir = make_socket_dir()
+    pin = make_socket_dir()
+    socket_dir = pin.path
     env["LSANDBOX_SOCKET_DIR"] = socket_dir
     try:
         executable = resolve_executable(argv[0], env, cwd)
         plan = build_plan(policy, socket_dir, feats, filter_a=False)  # compiled after the fork
     except BaseException:
-        os.rmdir(socket_dir)
+        _cleanup_socket_dir(pin)
         raise
     tty = stdio[0] if os.isatty(stdio[0]) else None
     events: list[dict] = []
@@ -167,7 +163,7 @@ def spawn(
         os.waitpid(pid, 0)
         os.close(report_r)
         parent_sock.close()
-        _cleanup_socket_dir(socket_dir)
+        _cleanup_socket_dir(pin)
         if audit is not None:
             audit.close()
         raise
@@ -176,20 +172,25 @@ def spawn(
     except OSError:
         pass  # the child is gone, or fell back to a plan of its own: wait() reports its fate
     launch = Launch(pid, plan, report_r, None, socket_dir, tty, pidns, events, on_event=on_event,
-                    audit=audit)
+                    audit=audit, socket_pin=pin)
+    try:  # while the child installs its filters: directories of killed supervisors
+        _socket_dir.remove_stale()
+    except OSError:
+        pass
     parent_sock.settimeout(60)  # never hang the caller on a child stuck before hand-over
     try:
         _msg, fds = recv_fds(parent_sock, 1)
     except TimeoutError:
         os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)
+        _cleanup_socket_dir(pin)
         if audit is not None:
             audit.close()
         raise SetupError("the sandboxed child did not hand over its seccomp listener within 60 s") from None
     finally:
         parent_sock.close()
     if fds:
-        launch.broker = LazyBroker(fds[0], policy, socket_dir, record, provenance)
+        launch.broker = LazyBroker(fds[0], policy, pin, record, provenance)
     return launch
 
 
@@ -204,7 +205,7 @@ class LazyBroker:
     is answered, nothing is allowed). If the broker cannot be started, the listener is closed: the notified calls
     fail (ENOSYS), the sandbox fails closed, and a note says why."""
 
-    def __init__(self, fd: int, policy: Policy, socket_dir: str, record: Callable[[dict], None],
+    def __init__(self, fd: int, policy: Policy, socket_dir: SocketDir, record: Callable[[dict], None],
                  provenance: object) -> None:
         self._fd = fd
         self._args = (policy, socket_dir, record, provenance)
@@ -279,7 +280,9 @@ def wait(launch: Launch) -> Launch:
     os.close(launch.report_r)
     if launch.broker is not None:
         launch.broker.close()
-    _cleanup_socket_dir(launch.socket_dir)
+    if launch.socket_pin is not None:
+        _cleanup_socket_dir(launch.socket_pin)
+        launch.socket_pin = None
     if launch.tty is not None:
         old = signal.signal(signal.SIGTTOU, signal.SIG_IGN)
         try:
@@ -344,13 +347,8 @@ def forward_signals(launch: Launch) -> Callable[[], None]:
     return lambda: [signal.signal(s, h) for s, h in old.items()] and None
 
 
-def _cleanup_socket_dir(path: str) -> None:
-    try:
-        for name in os.listdir(path):
-            try:
-                os.unlink(os.path.join(path, name))
-            except OSError:
-                pass
-        os.rmdir(path)
-    except OSError:
-        print(f"lsandbox: warning: could not remove {path}", file=sys.stderr)
+def _cleanup_socket_dir(pin: SocketDir) -> None:
+    """Remove the socket directory through its descriptor (never by a path walk: the sandbox
+    may have replaced the path with a symlink to files it may not delete)."""
+    if not _socket_dir.remove(pin):
+        print(f"lsandbox: warning: could not remove {pin.path}", file=sys.stderr)

@@ -175,3 +175,56 @@ def test_moving_race_never_reaches_the_secret(world):
     assert res["EACCES"] > 0 and res["moves"] > 100, res  # the race really ran
     # refused as planted, or (moved back between pin and decision) by its real, unlisted path
     assert {e["rule"].split(":")[0] for e in events} <= {"planted socket", "no rule"}, events[:3]
+
+
+def _ancestor_move(d: str) -> str:
+    """Move the allowlisted path's ancestor (holding a foreign server beside the allowlisted
+    directory) *under* a new allowlisted directory, connect, and put everything back."""
+    os.rename(f"{d}/app", f"{d}/a0")
+    os.makedirs(f"{d}/app/run")
+    os.rename(f"{d}/a0", f"{d}/app/run/x")
+    try:
+        return try_connect(f"{d}/app/run/x/foreign.sock")
+    finally:
+        os.rename(f"{d}/app/run/x", f"{d}/a0")
+        os.rmdir(f"{d}/app/run")
+        os.rmdir(f"{d}/app")
+        os.rename(f"{d}/a0", f"{d}/app")
+
+
+@AS
+def test_ancestor_moved_under_the_allowlisted_path_is_refused(nobody):
+    """The snapshot knows directories by place, not by inode alone: the directory that was
+    /<d>/app at launch is not allowed to be /<d>/app/run/x."""
+    d = shared_dir()
+    os.makedirs(f"{d}/app/run")
+    for p in (f"{d}/app", f"{d}/app/run"):
+        os.chmod(p, 0o777)
+    foreign = Server(f"{d}/app/foreign.sock")
+    try:
+        pol = policy({f"{d}/app/run": "allow"}, writable=(d,))
+        time.sleep(0.1)  # "before the sandbox" by more than the coarse-clock slack
+        assert run_in_child(_ancestor_move, d, as_nobody=nobody).unwrap() == "ok"  # works bare
+        foreign.reset()
+        res, events = brokered(_ancestor_move, d, pol=pol, as_nobody=nobody)
+        assert res == "EACCES" and foreign.settle() == 0
+        assert len(events) == 1 and events[0]["rule"].startswith("planted socket: directory"), events
+    finally:
+        foreign.close()
+
+
+@AS
+def test_server_bound_just_before_the_launch_is_allowed(world, nobody):
+    """What existed at the launch is never refused for its age: a harness that starts a server
+    in a writable allowlisted directory and then the sandbox, 20 times, is served 20 times."""
+    d, pol, _, _ = world
+    got = []
+    for i in range(20):
+        srv = Server(f"{d}/allowed/fresh{i}")  # bound microseconds before the launch
+        try:
+            res, events = brokered(try_connect, srv.path, pol=pol, as_nobody=nobody)
+            got.append(res)
+            assert srv.settle() == (res == "ok"), events
+        finally:
+            srv.close()
+    assert got == ["ok"] * 20, got

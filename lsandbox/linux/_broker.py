@@ -605,7 +605,9 @@ class Broker:
             pin, _ = self._pin(n, ua.name)
             return unix_sockaddr(f"/proc/self/fd/{pin}".encode()), pin
         if ua.kind == "abstract" and not self._policy.network.dangerously_allow_all_unix_sockets:
-            raise _Denied(ua.display(), "abstract names are not brokered")
+            # As a name that does not exist: X11's libxcb (and others) try the abstract name
+            # first and fall back to the path only on ECONNREFUSED or ENOENT.
+            raise _Denied(ua.display(), "abstract names are not brokered", errno.ECONNREFUSED)
         return addr, -1
 
     @staticmethod
@@ -664,6 +666,8 @@ class Broker:
         Whatever the target did to its fd table meanwhile, the fd number ends up holding a
         socket connected to the checked inode only."""
         ua = parse_unix(addr)
+        if ua is not None and ua.kind == "abstract":  # refused as by _unix_target
+            raise _Denied(ua.display(), "abstract names are not brokered", errno.ECONNREFUSED)
         if ua is None or ua.kind != "pathname":
             raise _Denied(ua.display() if ua else "(address)", "pidfd_getfd refused: only pathname AF_UNIX connects")
         link = os.readlink(f"/proc/{n.pid}/fd/{fd}")

@@ -19,6 +19,7 @@ import time
 import pytest
 
 from tests._sandbox import LSANDBOX, PY, UnixServer, rmtree, world_dir
+from tests.security._docker_run import AVAILABLE, docker_run
 
 pytestmark = [pytest.mark.kernel, pytest.mark.security, pytest.mark.skipif(sys.platform != "linux", reason="Linux")]
 NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
@@ -151,3 +152,38 @@ def test_killed_supervisors_directory_is_removed_by_the_next_run_and_only_it(mod
                 p.kill()
                 p.wait()
         rmtree(tmp)
+
+
+SWAP_CONNECT = r"""
+import errno, os, socket, sys
+d = os.environ["LSANDBOX_SOCKET_DIR"]
+os.rename(d, d + ".old")
+os.symlink(sys.argv[1], d)
+try:
+    socket.socket(socket.AF_UNIX).connect(d + "/srv.sock")
+    print("@@ok")
+except OSError as e:
+    print("@@" + errno.errorcode[e.errno])
+"""
+
+
+@pytest.mark.skipif(not AVAILABLE, reason="../shared/data missing (Docker's profile)")
+@USERS
+def test_swapped_socket_dir_under_docker_default_profile(nobody):
+    """The NOTIF_ADDFD broker (pidfd_getfd refused, no namespaces; binds are not brokered
+    there) decides the swapped directory the same way, and cleanup deletes nothing outside."""
+    tmp, out = world_dir("lsb-sd-tmp-", "/tmp"), world_dir("lsb-sd-out-")
+    srv = UnixServer(f"{out}/srv.sock")
+    open(f"{out}/keep.txt", "w").close()
+    try:
+        argv = [*(NOBODY if nobody else []), LSANDBOX, "run", "-w", tmp, "--", PY, "-c", SWAP_CONNECT, out]
+        res = docker_run(argv, _env(tmp, "fastpath", True))
+        assert res.returncode == 0, res.stderr
+        assert "@@EACCES" in res.stdout.split(), (res.stdout, res.stderr)
+        assert srv.accepts == 0 and sorted(os.listdir(out)) == ["keep.txt", "srv.sock"]
+        left = _ours(tmp)
+        assert len(left) == 1 and os.path.islink(left[0]), left
+    finally:
+        srv.close()
+        rmtree(tmp)
+        rmtree(out)

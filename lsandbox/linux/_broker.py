@@ -132,6 +132,15 @@ def _read_creds(tid: int) -> _Creds:
     return _Creds(fsuid, fsgid, groups)
 
 
+def _umask(tid: int) -> int:
+    """The target's umask (``Umask:`` in /proc/<tid>/status, Linux >= 4.7)."""
+    with open(f"/proc/{tid}/status", "rb") as f:
+        for line in f:
+            if line.startswith(b"Umask:"):
+                return int(line.split()[1], 8)
+    raise _Answer(errno.EACCES)  # no way to know what it would create: fail closed
+
+
 def _tgid(tid: int) -> int:
     with open(f"/proc/{tid}/status", "rb") as f:
         for line in f:
@@ -781,6 +790,7 @@ class Broker:
         try:
             real = _real_path(dfd).rstrip("/") + "/" + name
             self._decide(real, bind=True, inside=lambda: contains(self._sd_ident, dfd))  # type: ignore[arg-type]
+            os.umask(_umask(n.pid))  # this thread's own fs_struct (unshare(CLONE_FS)), like its cwd
             os.fchdir(dfd)
             try:
                 since = time.time_ns()

@@ -78,6 +78,9 @@ class Provenance:
         if snapshot and not self.off:
             roots = [r.path for r in policy.network.unix_sockets if r.access == SocketAccess.ALLOW]
             self._snapshot([*roots, socket_dir] if socket_dir else roots)
+        # The socket directory is the sandbox's wherever it is moved (the broker knows it by
+        # inode too): what it holds is the sandbox's own sockets, or moved ones, refused below.
+        self._sd_ident = self._known.get(socket_dir) if socket_dir else None
 
     # -- where the sandbox can rename ---------------------------------------------------
     def _writable(self, directory: str) -> bool:
@@ -199,8 +202,8 @@ class Provenance:
                         continue
                     return (f"planted socket: {here} was created, moved or linked after the "
                             "sandbox started, in a directory the sandbox can write")
-                if self._known.get(here) == (sx.dev, sx.ino):
-                    continue  # the very directory that was here at launch
+                if self._known.get(here) == (sx.dev, sx.ino) or (sx.dev, sx.ino) == self._sd_ident:
+                    continue  # the very directory that was here at launch, or the socket dir
                 if sx.btime_ns is not None and sx.btime_ns >= self._launch - SLACK_NS:
                     continue
                 return (f"planted socket: directory {here} was moved where the sandbox can "

@@ -228,3 +228,34 @@ def test_server_bound_just_before_the_launch_is_allowed(world, nobody):
         finally:
             srv.close()
     assert got == ["ok"] * 20, got
+
+
+def _rename_socket_dir(sd: str, outside: str) -> list[str]:
+    os.rename(sd, sd + ".old")
+    os.symlink(outside, sd)
+    s = socket.socket(socket.AF_UNIX)
+    s.bind(sd + ".old/own")
+    s.listen(4)
+    return [try_connect(sd + ".old/own"), try_connect(sd + "/srv")]
+
+
+@AS
+def test_renamed_socket_dir_stays_the_sandboxs_and_its_old_path_leads_nowhere(world, nobody):
+    """The socket directory is known by inode, to the broker and to the planted-socket checks:
+    renamed (long after it was made), it still serves the sandbox's own sockets; the symlink
+    put at its path reaches nothing."""
+    from lsandbox.linux import _socket_dir
+
+    d, pol, old, _ = world
+    sd = _socket_dir.make(d)
+    os.chmod(sd.path, 0o777)
+    time.sleep(0.1)  # made well before the launch: its birth time does not excuse it
+    outside = shared_dir()
+    srv = Server(f"{outside}/srv")
+    try:
+        res, events = brokered(_rename_socket_dir, sd.path, outside, pol=pol, socket_dir=sd, as_nobody=nobody)
+        assert res == ["ok", "EACCES"], events
+        assert srv.settle() == 0 and [e["rule"] for e in events] == ["no rule"], events
+    finally:
+        srv.close()
+        _socket_dir.remove(sd)

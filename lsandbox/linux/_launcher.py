@@ -173,10 +173,6 @@ def spawn(
         pass  # the child is gone, or fell back to a plan of its own: wait() reports its fate
     launch = Launch(pid, plan, report_r, None, socket_dir, tty, pidns, events, on_event=on_event,
                     audit=audit, socket_pin=pin)
-    try:  # while the child installs its filters: directories of killed supervisors
-        _socket_dir.remove_stale()
-    except OSError:
-        pass
     parent_sock.settimeout(60)  # never hang the caller on a child stuck before hand-over
     try:
         _msg, fds = recv_fds(parent_sock, 1)
@@ -220,6 +216,10 @@ class LazyBroker:
         try:  # imported here, in the background, while the command starts: the first
             from . import _broker  # noqa: F401 - notification then finds it loaded (~1 ms, not ~5)
         except BaseException:  # noqa: BLE001 - _start imports it again and fails closed, saying why
+            pass
+        try:  # also in the background: socket directories of killed supervisors (a scan of
+            _socket_dir.remove_stale(os.path.dirname(self._args[1].path))  # $TMPDIR: ~0.1-1 ms)
+        except OSError:
             pass
         p = select.poll()
         p.register(self._fd, select.POLLIN)

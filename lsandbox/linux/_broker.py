@@ -25,16 +25,25 @@ handling thread takes the target's fsuid, fsgid and groups (per-thread raw sysca
 path resolution, the connect/bind and the send, so it can reach nothing the target could
 not. (ACLs and capabilities other than the fs ones are the kernel's business as usual.)
 
-Binds are performed from a thread with a private cwd (``unshare(CLONE_FS)``) that
-``fchdir``s into the pinned parent directory and binds the base name: the directory decided
-on is the directory bound in. Cost: ``getsockname`` then shows the base name only.
+Binds are performed from a thread with a private cwd and umask (``unshare(CLONE_FS)``) that
+takes the target's umask (``Umask:`` of ``/proc/<tid>/status``), ``fchdir``s into the pinned
+parent directory and binds the base name: the directory decided on is the directory bound
+in, the mode is what the command would have got, and the kernel's errors come back as they
+are. Cost: ``getsockname`` then shows the base name only.
+
+The sandbox-local socket directory (``_socket_dir``) is always allowed, and recognised by
+inode only: the command may rename it and put a symlink at its path. A path the policy
+refuses is allowed when the pinned socket's parent directory (proven by inode: it holds the
+pinned inode under the socket's name) or the bind's pinned parent directory is that
+directory or below it (walked up by ``..`` from descriptors).
 
 Abstract names: the supervisor is outside Landlock's abstract-socket scope, so connecting
 on the target's behalf would reach abstract sockets outside the sandbox; abstract
-connect/bind/send are refused (EACCES, with an event) unless
-``dangerously_allow_all_unix_sockets``. Sandboxed processes talk to each other through the
-sandbox-local socket directory, which is always allowed. Autobind (an unnamed ``bind``) is
-performed.
+connect/send are refused with ECONNREFUSED, as a name that does not exist (X11's libxcb
+then falls back to the path), and abstract binds with EACCES (a bind would squat a name
+programs outside use), each with an event, unless ``dangerously_allow_all_unix_sockets``.
+Sandboxed processes talk to each other through the socket directory. Autobind (an unnamed
+``bind``) is performed.
 
 Datagrams: ``sendto`` with an address, ``sendmsg`` and ``sendmmsg`` are performed by the
 broker with the payload copied out of the target (``sendmsg`` control data: SCM_RIGHTS fds

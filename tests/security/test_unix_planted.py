@@ -259,3 +259,46 @@ def test_renamed_socket_dir_stays_the_sandboxs_and_its_old_path_leads_nowhere(wo
     finally:
         srv.close()
         _socket_dir.remove(sd)
+
+
+def _without_getfd(fn, *args, **kw):
+    """Run ``brokered`` in a supervisor where pidfd_getfd is refused (Docker's default
+    profile without CAP_SYS_PTRACE): connects then go through NOTIF_ADDFD."""
+    import errno
+
+    import seccomp_bpf as sb
+
+    def supervisor():
+        sb.set_no_new_privs()
+        f = sb.Filter(sb.native_arch(), [sb.Rule("pidfd_getfd", sb.errno(errno.EPERM))], sb.ALLOW)
+        sb.install_filter(sb.compile_filter(f))
+        return brokered(fn, *args, **kw)
+
+    return run_in_child(supervisor, timeout=60).unwrap()
+
+
+@AS
+def test_planted_checks_on_the_addfd_broker(world, nobody):
+    """The same place-bound checks where the broker connects through NOTIF_ADDFD: the
+    ancestor move is refused, a server bound just before the launch is served."""
+    d, pol, _, _ = world
+    os.makedirs(f"{d}/app/run")
+    for p in (f"{d}/app", f"{d}/app/run"):
+        os.chmod(p, 0o777)
+    foreign = Server(f"{d}/app/foreign.sock")
+    try:
+        time.sleep(0.1)
+        res, events = _without_getfd(_ancestor_move, d, pol=policy({f"{d}/app/run": "allow"}, writable=(d,)),
+                                     as_nobody=nobody)
+        assert res == "EACCES" and foreign.settle() == 0
+        assert events[0]["rule"].startswith("planted socket: directory"), events
+        got = []
+        for i in range(5):
+            srv = Server(f"{d}/allowed/fresh{i}")
+            try:
+                got.append(_without_getfd(try_connect, srv.path, pol=pol, as_nobody=nobody)[0])
+            finally:
+                srv.close()
+        assert got == ["ok"] * 5, got
+    finally:
+        foreign.close()

@@ -207,8 +207,11 @@ class Broker:
             self._socket_dir, self._sd_ident = socket_dir.path, socket_dir.ident
         elif socket_dir:
             self._socket_dir = os.path.realpath(socket_dir)
-            st = os.stat(self._socket_dir)
-            self._sd_ident = (st.st_dev, st.st_ino)
+            try:
+                st = os.stat(self._socket_dir)
+                self._sd_ident = (st.st_dev, st.st_ino)
+            except OSError:
+                pass  # gone: nothing is allowed as inside it
         else:
             self._socket_dir = ""
         # Built before the sandbox starts by the launcher (its snapshot must predate the

@@ -175,7 +175,14 @@ def spawn(
                     audit=audit, socket_pin=pin)
     parent_sock.settimeout(60)  # never hang the caller on a child stuck before hand-over
     try:
-        _msg, fds = recv_fds(parent_sock, 1)
+        try:
+            _msg, fds = recv_fds(parent_sock, 1)
+        except ConnectionResetError:
+            # The child closed its end with filter A unread (it fell back to a plan of its
+            # own): the kernel reports that once, before the listener still queued.
+            _msg, fds = recv_fds(parent_sock, 1)
+    except ConnectionResetError:
+        fds = []  # gone before the hand-over: wait() reports its fate
     except TimeoutError:
         os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)

@@ -47,11 +47,14 @@ def display():
 
 @pytest.mark.parametrize("mode", ["fastpath", "python"])
 @pytest.mark.parametrize("nobody", [False, True], ids=["root", "nobody"])
-@pytest.mark.parametrize("ns", [True, False], ids=["ns", "no-ns"])
+@pytest.mark.parametrize("ns", [True, False, "abi1"], ids=["ns", "no-ns", "landlock-abi1"])
 def test_xdpyinfo_through_the_allowlist(display, mode, nobody, ns):
+    """(``landlock-abi1``: without Landlock's abstract-socket scope, the broker alone decides.)"""
     disp, client = display
     env = {k: v for k, v in os.environ.items()
-           if k not in ("LSANDBOX_BROKER_NO_FASTPATH", "LSANDBOX_NO_NAMESPACES", "XAUTHORITY")}
+           if k not in ("LSANDBOX_BROKER_NO_FASTPATH", "LSANDBOX_NO_NAMESPACES", "XAUTHORITY", "LANDLOCK_MAX_ABI")}
+    if ns == "abi1":
+        env["LANDLOCK_MAX_ABI"] = "1"
     if mode == "python":
         env["LSANDBOX_BROKER_NO_FASTPATH"] = "1"
     if not ns:

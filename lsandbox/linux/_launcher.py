@@ -206,7 +206,8 @@ class LazyBroker:
     loaded, or waits for the rest of the import), then polls the listener and starts the
     broker on the first notification; notified calls wait in the kernel meanwhile (nothing
     is answered, nothing is allowed). If the broker cannot be started, the listener is closed: the notified calls
-    fail (ENOSYS), the sandbox fails closed, and a note says why."""
+    fail (ENOSYS), the sandbox fails closed, and a note says why. The same thread removes the
+    socket directories of killed supervisors (``_socket_dir.remove_stale``), off the launch path."""
 
     def __init__(self, fd: int, policy: Policy, socket_dir: SocketDir, record: Callable[[dict], None],
                  provenance: object) -> None:

@@ -187,3 +187,34 @@ def test_swapped_socket_dir_under_docker_default_profile(nobody):
         srv.close()
         rmtree(tmp)
         rmtree(out)
+
+
+FILL = r"""
+import os, socket, sys
+out, d = sys.argv[1], os.environ["LSANDBOX_SOCKET_DIR"]
+os.symlink(out, d + "/link")  # cleanup must unlink the link, never what it points to
+os.makedirs(d + "/sub/deeper")
+open(d + "/sub/deeper/f", "w").close()
+os.symlink(out + "/keep.txt", d + "/sub/keep")
+s = socket.socket(socket.AF_UNIX)
+s.bind(d + "/sub/s.sock")
+print("@@done")
+"""
+
+
+@USERS
+@NS
+def test_cleanup_removes_everything_inside_and_follows_no_symlink(nobody, ns):
+    tmp, out = world_dir("lsb-sd-tmp-", "/tmp"), world_dir("lsb-sd-out-")
+    for name in ("keep.txt", "other"):
+        open(f"{out}/{name}", "w").close()
+        os.chmod(f"{out}/{name}", 0o666)
+    try:
+        argv = [*(NOBODY if nobody else []), LSANDBOX, "run", "-w", tmp, "--", PY, "-c", FILL, out]
+        res = subprocess.run(argv, env=_env(tmp, "fastpath", ns), capture_output=True, text=True, timeout=60)
+        assert res.returncode == 0 and "@@done" in res.stdout, res.stderr
+        assert "warning" not in res.stderr, res.stderr
+        assert _ours(tmp) == [] and sorted(os.listdir(out)) == ["keep.txt", "other"]
+    finally:
+        rmtree(tmp)
+        rmtree(out)

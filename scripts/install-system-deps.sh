@@ -6,13 +6,14 @@
 #   seccomp              scmp_sys_resolver: cross-checks our syscall tables (tests only)
 #   git                  tests run real git inside the sandbox
 #   iproute2, util-linux `ip`, `unshare`, `setpriv` used by tests
+#   xvfb, x11-utils      Xvfb and xdpyinfo: the X11 end-to-end test (tests only; skipped if absent)
 #   vagrant              `vagrant validate` of vagrant/Vagrantfile (tests only; no provider)
 # Usage: install-system-deps.sh [--bench]   (--bench adds the peers we benchmark against)
 set -euo pipefail
 # Not Debian/Ubuntu (e.g. the Fedora Vagrant box installs its own packages with dnf)
 if [ "${LSANDBOX_NO_APT:-0}" = 1 ] || ! command -v apt-get >/dev/null 2>&1; then exit 0; fi
 
-want=(libcap-dev gcc git seccomp iproute2 util-linux)
+want=(libcap-dev gcc git seccomp iproute2 util-linux xvfb x11-utils)
 if ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then want+=(python3-venv); fi
 if ! python3 -c 'import os, sysconfig; raise SystemExit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))' >/dev/null 2>&1; then
     want+=(python3-dev)

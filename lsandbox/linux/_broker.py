@@ -25,16 +25,25 @@ handling thread takes the target's fsuid, fsgid and groups (per-thread raw sysca
 path resolution, the connect/bind and the send, so it can reach nothing the target could
 not. (ACLs and capabilities other than the fs ones are the kernel's business as usual.)
 
-Binds are performed from a thread with a private cwd (``unshare(CLONE_FS)``) that
-``fchdir``s into the pinned parent directory and binds the base name: the directory decided
-on is the directory bound in. Cost: ``getsockname`` then shows the base name only.
+Binds are performed from a thread with a private cwd and umask (``unshare(CLONE_FS)``) that
+takes the target's umask (``Umask:`` of ``/proc/<tid>/status``), ``fchdir``s into the pinned
+parent directory and binds the base name: the directory decided on is the directory bound
+in, the mode is what the command would have got, and the kernel's errors come back as they
+are. Cost: ``getsockname`` then shows the base name only.
+
+The sandbox-local socket directory (``_socket_dir``) is always allowed, and recognised by
+inode only: the command may rename it and put a symlink at its path. A path the policy
+refuses is allowed when the pinned socket's parent directory (proven by inode: it holds the
+pinned inode under the socket's name) or the bind's pinned parent directory is that
+directory or below it (walked up by ``..`` from descriptors).
 
 Abstract names: the supervisor is outside Landlock's abstract-socket scope, so connecting
 on the target's behalf would reach abstract sockets outside the sandbox; abstract
-connect/bind/send are refused (EACCES, with an event) unless
-``dangerously_allow_all_unix_sockets``. Sandboxed processes talk to each other through the
-sandbox-local socket directory, which is always allowed. Autobind (an unnamed ``bind``) is
-performed.
+connect/send are refused with ECONNREFUSED, as a name that does not exist (X11's libxcb
+then falls back to the path), and abstract binds with EACCES (a bind would squat a name
+programs outside use), each with an event, unless ``dangerously_allow_all_unix_sockets``.
+Sandboxed processes talk to each other through the socket directory. Autobind (an unnamed
+``bind``) is performed.
 
 Datagrams: ``sendto`` with an address, ``sendmsg`` and ``sendmmsg`` are performed by the
 broker with the payload copied out of the target (``sendmsg`` control data: SCM_RIGHTS fds
@@ -66,13 +75,13 @@ import seccomp_bpf as sb
 from lsandbox_records import Record
 
 from ..policy._model import Policy, SocketAccess
-from ..policy._paths import is_within
 from . import _broker_sys as sysc
 from . import _fastpath as _fp
 from ._features import addfd_available, pidfd_thread_available
 from ._probes import QUIET_PROBES
 from ._provenance import Provenance
 from ._sockaddr import AF_INET, AF_INET6, AF_UNIX, family, parse_unix, unix_sockaddr
+from ._socket_dir import SocketDir, contains
 
 _NR = {name: sb.syscall_number(name, sb.native_arch())
        for name in ("connect", "bind", "sendto", "sendmsg", "sendmmsg", "socket", "socketpair")}
@@ -87,6 +96,7 @@ _IOVEC = struct.Struct("=QQ")
 _CMSG = struct.Struct("=Qii")  # len, level, type
 _MMSG_SIZE = _MSGHDR.size + 8  # mmsghdr: msghdr + unsigned msg_len (+ padding)
 _O_PIN = os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC
+_O_UPDIR = os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC
 
 
 class _Answer(Exception):
@@ -98,9 +108,12 @@ class _Answer(Exception):
 
 
 class _Denied(Exception):
-    def __init__(self, path: str, rule: str) -> None:
+    """A policy denial: an event, and ``err`` (EACCES; ECONNREFUSED for an abstract name,
+    answered as a name that does not exist) as the call's result."""
+
+    def __init__(self, path: str, rule: str, err: int = errno.EACCES) -> None:
         super().__init__(path)
-        self.path, self.rule = path, rule
+        self.path, self.rule, self.err = path, rule, err
 
 
 class _NoGetfd(Exception):
@@ -127,6 +140,15 @@ def _read_creds(tid: int) -> _Creds:
     if fsuid < 0 or fsgid < 0:
         raise _Answer(errno.EACCES)
     return _Creds(fsuid, fsgid, groups)
+
+
+def _umask(tid: int) -> int:
+    """The target's umask (``Umask:`` in /proc/<tid>/status, Linux >= 4.7)."""
+    with open(f"/proc/{tid}/status", "rb") as f:
+        for line in f:
+            if line.startswith(b"Umask:"):
+                return int(line.split()[1], 8)
+    raise _Answer(errno.EACCES)  # no way to know what it would create: fail closed
 
 
 def _tgid(tid: int) -> int:
@@ -170,17 +192,29 @@ def _real_path(fd: int) -> str:
 class Broker:
     """Serve filter B's notifications on ``listener_fd`` (owned from now on) by ``policy``.
 
-    ``socket_dir`` (the sandbox-local socket directory, canonical) is always allowed for
-    connect and bind. ``on_event`` receives one dict per denial; it is called from broker
-    threads and must not block for long.
+    ``socket_dir`` (the sandbox-local socket directory, pinned when it was made: a
+    :class:`SocketDir`; a path is pinned here, for callers that made it themselves) is always
+    allowed for connect and bind, recognised by inode, never by path. ``on_event`` receives
+    one dict per denial; it is called from broker threads and must not block for long.
     """
 
-    def __init__(self, listener_fd: int, policy: Policy, socket_dir: str,
+    def __init__(self, listener_fd: int, policy: Policy, socket_dir: SocketDir | str,
                  on_event: Callable[[dict], None], *, threads: int = 4,
                  provenance: Provenance | None = None) -> None:
         self._fd = listener_fd
         self._policy = policy
-        self._socket_dir = os.path.realpath(socket_dir) if socket_dir else ""
+        self._sd_ident: tuple[int, int] | None = None
+        if isinstance(socket_dir, SocketDir):
+            self._socket_dir, self._sd_ident = socket_dir.path, socket_dir.ident
+        elif socket_dir:
+            self._socket_dir = os.path.realpath(socket_dir)
+            try:
+                st = os.stat(self._socket_dir)
+                self._sd_ident = (st.st_dev, st.st_ino)
+            except OSError:
+                pass  # gone: nothing is allowed as inside it
+        else:
+            self._socket_dir = ""
         # Built before the sandbox starts by the launcher (its snapshot must predate the
         # workload); the default, built here, is for callers that start the broker first.
         self._prov = provenance or Provenance(policy, self._socket_dir, time.time_ns())
@@ -307,14 +341,15 @@ class Broker:
         ffi, lib = _fp.ffi, _fp.lib
         try:
             path = os.fsdecode(ffi.string(r.path, r.path_len))  # type: ignore[attr-defined]
-            self._decide(path)
-            self._planted(path, r.pin)  # type: ignore[attr-defined]
+            pin = r.pin  # type: ignore[attr-defined]
+            self._decide(path, inside=lambda: self._sock_inside(pin, path))
+            self._planted(path, pin)
         except Exception as e:  # noqa: BLE001 - a denial, or anything unexpected: fail closed
             os.close(r.pin)  # type: ignore[attr-defined]
             os.close(r.sock)  # type: ignore[attr-defined]
+            err = e.err if isinstance(e, (_Denied, _Answer)) else errno.EACCES
             if isinstance(e, _Denied):
                 self._emit(_notification(r), "connect", e.path, e.rule)
-            err = e.err if isinstance(e, _Answer) else errno.EACCES
             lib.lsb_fast_answer(self._fd, r.id, 0, err)  # type: ignore[attr-defined]
             return
         if lib.lsb_fast_connect(self._fd, r) != -errno.EAGAIN:
@@ -367,7 +402,7 @@ class Broker:
             self._send(n.id, error=a.err)
         except _Denied as d:
             self._emit(n, op or "?", d.path, d.rule)
-            self._send(n.id, error=errno.EACCES)
+            self._send(n.id, error=d.err)
         except _NoGetfd:
             self._emit(n, op or "?", "(socket)", "pidfd_getfd refused: only connect is brokered here")
             self._send(n.id, error=errno.EACCES)
@@ -488,9 +523,63 @@ class Broker:
         sysc.set_thread_creds(c.fsuid, c.fsgid, c.groups)
 
     # -- decisions ---------------------------------------------------------------------
-    def _decide(self, path: str, *, bind: bool = False) -> None:
-        if self._socket_dir and is_within(path, self._socket_dir):
+    def _decide(self, path: str, *, bind: bool = False, inside: Callable[[], bool] | None = None) -> None:
+        """Decide canonical ``path`` by the policy; what the policy refuses is still allowed
+        when ``inside()`` says the object is in the socket directory (by inode: see
+        :meth:`_sock_inside`, :func:`_socket_dir.contains`)."""
+        try:
+            self._decide_policy(path, bind=bind)
+        except _Denied:
+            if inside is not None and self._sd_ident is not None and inside():
+                return
+            raise
+
+    def _sock_inside(self, pin: int, real: str) -> bool:
+        """Is the socket pinned at ``pin`` in the socket directory (or below it)? Its parent
+        is found by its real path and then proven by inode: that directory holds, under the
+        socket's name, the pinned inode (a socket whose link count is not 1 is refused
+        anyway); then ``contains`` walks up from that directory's descriptor."""
+        head, _, name = real.rpartition("/")
+        try:
+            dfd = os.open(head or "/", _O_UPDIR)
+        except OSError:
+            return False
+        try:
+            st, pst = os.stat(name, dir_fd=dfd, follow_symlinks=False), os.fstat(pin)
+            if (st.st_dev, st.st_ino) != (pst.st_dev, pst.st_ino):
+                return False
+            return contains(self._sd_ident, dfd)  # type: ignore[arg-type]
+        except OSError:
+            return False
+        finally:
+            os.close(dfd)
+
+    def _decide_missing(self, n: sb.Notification, path: str, *, bind: bool = False) -> None:
+        """Decide a path that does not resolve (its errno is then the answer): by its lexical
+        form, or as inside the socket directory when its nearest existing ancestor, opened
+        as the target sees it, is (a connect there answers ENOENT, as without the sandbox)."""
+        try:
+            self._decide(_lexical(path, n.pid), bind=bind)
             return
+        except _Denied as e:
+            denied = e
+        head = path
+        while self._sd_ident is not None and head not in ("", "/"):
+            head = os.path.dirname(head)
+            base = f"/proc/{n.pid}/root" if head.startswith("/") else f"/proc/{n.pid}/cwd/"
+            try:
+                dfd = os.open(base + (head or "."), _O_UPDIR)
+            except OSError:
+                continue
+            try:
+                if contains(self._sd_ident, dfd):
+                    return
+            finally:
+                os.close(dfd)
+            break
+        raise denied
+
+    def _decide_policy(self, path: str, *, bind: bool = False) -> None:
         net = self._policy.network
         rule = None
         probe = path
@@ -528,7 +617,7 @@ class Broker:
             try:
                 fd = os.open(full, _O_PIN)
             except OSError as e:
-                self._decide(_lexical(first, n.pid))  # a denied path stays EACCES whether or not it exists
+                self._decide_missing(n, first)  # a denied path stays EACCES whether or not it exists
                 raise _Answer(e.errno or errno.ENOENT) from e
             try:
                 st = os.fstat(fd)
@@ -541,7 +630,7 @@ class Broker:
                     os.close(fd)
                     continue
                 real = _real_path(fd)
-                self._decide(real)
+                self._decide(real, inside=lambda: self._sock_inside(fd, real))  # noqa: B023 - called at once
                 if not stat.S_ISSOCK(st.st_mode):
                     raise _Answer(errno.ECONNREFUSED)
                 if st.st_nlink != 1:
@@ -551,7 +640,7 @@ class Broker:
             except BaseException:
                 os.close(fd)
                 raise
-        self._decide(_lexical(first, n.pid))
+        self._decide_missing(n, first)
         raise _Answer(errno.ELOOP)
 
     def _unix_target(self, n: sb.Notification, addr: bytes, op: str) -> tuple[bytes, int]:
@@ -563,7 +652,9 @@ class Broker:
             pin, _ = self._pin(n, ua.name)
             return unix_sockaddr(f"/proc/self/fd/{pin}".encode()), pin
         if ua.kind == "abstract" and not self._policy.network.dangerously_allow_all_unix_sockets:
-            raise _Denied(ua.display(), "abstract names are not brokered")
+            # As a name that does not exist: X11's libxcb (and others) try the abstract name
+            # first and fall back to the path only on ECONNREFUSED or ENOENT.
+            raise _Denied(ua.display(), "abstract names are not brokered", errno.ECONNREFUSED)
         return addr, -1
 
     @staticmethod
@@ -622,6 +713,8 @@ class Broker:
         Whatever the target did to its fd table meanwhile, the fd number ends up holding a
         socket connected to the checked inode only."""
         ua = parse_unix(addr)
+        if ua is not None and ua.kind == "abstract":  # refused as by _unix_target
+            raise _Denied(ua.display(), "abstract names are not brokered", errno.ECONNREFUSED)
         if ua is None or ua.kind != "pathname":
             raise _Denied(ua.display() if ua else "(address)", "pidfd_getfd refused: only pathname AF_UNIX connects")
         link = os.readlink(f"/proc/{n.pid}/fd/{fd}")
@@ -730,11 +823,12 @@ class Broker:
         try:
             dfd = os.open(dpath, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         except OSError as e:
-            self._decide(_lexical(path, n.pid), bind=True)
+            self._decide_missing(n, path, bind=True)
             raise _Answer(e.errno or errno.ENOENT) from e
         try:
             real = _real_path(dfd).rstrip("/") + "/" + name
-            self._decide(real, bind=True)
+            self._decide(real, bind=True, inside=lambda: contains(self._sd_ident, dfd))  # type: ignore[arg-type]
+            os.umask(_umask(n.pid))  # this thread's own fs_struct (unshare(CLONE_FS)), like its cwd
             os.fchdir(dfd)
             try:
                 since = time.time_ns()

@@ -36,11 +36,12 @@ from .._errors import (
     SetupError,
 )
 from ..policy import Policy
-from . import _sys
+from . import _socket_dir, _sys
 from ._child import FORWARDED, child_main
 from ._features import Features, features
 from ._netns import CLONE_NEWNET
 from ._plan import LinuxPlan, build_plan, filter_a_bytes
+from ._socket_dir import SocketDir
 from ._unix_filter import recv_fds
 
 
@@ -51,30 +52,24 @@ class Launch(Record, frozen=False):
     plan: LinuxPlan
     report_r: int
     broker: LazyBroker | None
-    socket_dir: str
+    socket_dir: str  # its path when made (the sandbox may rename it: never trusted by path)
     tty: int | None
     pidns: bool
     events: list[dict] = field(default_factory=list)
     on_event: Callable[[dict], None] | None = None
     audit: object | None = None  # an _audit.Collector when denials were asked for
+    socket_pin: SocketDir | None = None  # the socket directory, pinned (_socket_dir)
     fs_denials_unobservable: str = ""  # why Landlock denials are not reported (else "")
     returncode: int | None = None  # like subprocess: -N for death by signal N
     error: str | None = None
     exit_status: int | None = None  # what `lsandbox run` exits with
 
 
-def make_socket_dir() -> str:
+def make_socket_dir() -> SocketDir:
     """A fresh private directory (0700, unpredictable name, created atomically: what
-    ``tempfile.mkdtemp`` does, without importing ``tempfile`` and ``random`` per launch)."""
-    base = os.path.realpath(os.environ.get("TMPDIR") or "/tmp")
-    for _ in range(100):
-        path = f"{base}/lsandbox-sock-{os.urandom(6).hex()}"
-        try:
-            os.mkdir(path, 0o700)
-            return path
-        except FileExistsError:
-            continue
-    raise SetupError(f"cannot create a socket directory in {base}")
+    ``tempfile.mkdtemp`` does, without importing ``tempfile`` and ``random`` per launch),
+    pinned by descriptor (``_socket_dir``): the sandbox may rename it, nothing trusts its path."""
+    return _socket_dir.make()
 
 
 def resolve_executable(cmd: str, env: Mapping[str, str], cwd: str | None) -> str:
@@ -122,20 +117,21 @@ def spawn(
         raise SetupError("seccomp user notification is not available: AF_UNIX connects cannot be brokered")
     env = dict(os.environ if env is None else env)
     try:
-        socket_dir = make_socket_dir()
+        pin = make_socket_dir()
     except OSError as e:
         if isinstance(e, SetupError):
             raise
         where = os.environ.get("TMPDIR") or "/tmp"
         raise SetupError(f"cannot create the sandbox's socket directory in {where} "
                          f"(TMPDIR): {e.strerror or e}") from None
+    socket_dir = pin.path
     env["LSANDBOX_SOCKET_DIR"] = socket_dir
     try:
         executable = resolve_executable(argv[0], env, cwd)
         plan = build_plan(policy, socket_dir, feats, filter_a=False,  # compiled after the fork
                           report_refusals=log_denials)
     except BaseException as e:
-        os.rmdir(socket_dir)
+        _cleanup_socket_dir(pin)
         if isinstance(e, ValueError) and not isinstance(e, SandboxError):  # landlock.PlanError
             raise PolicyError(str(e)) from None
         raise
@@ -190,7 +186,7 @@ def spawn(
         os.waitpid(pid, 0)
         os.close(report_r)
         parent_sock.close()
-        _cleanup_socket_dir(socket_dir)
+        _cleanup_socket_dir(pin)
         if audit is not None:
             audit.close()
         raise
@@ -199,10 +195,15 @@ def spawn(
     except OSError:
         pass  # the child is gone, or fell back to a plan of its own: wait() reports its fate
     launch = Launch(pid, plan, report_r, None, socket_dir, tty, pidns, events, on_event=on_event,
-                    audit=audit)
+                    audit=audit, socket_pin=pin)
     parent_sock.settimeout(60)  # never hang the caller on a child stuck before hand-over
     try:
-        _msg, fds = recv_fds(parent_sock, 1)
+        try:
+            _msg, fds = recv_fds(parent_sock, 1)
+        except ConnectionResetError:
+            # The child closed its end with filter A unread (it fell back to a plan of its
+            # own): the kernel reports that once, before the listener still queued.
+            _msg, fds = recv_fds(parent_sock, 1)
     except TimeoutError:
         _abandon(launch, audit)
         raise SetupError("the sandboxed child did not hand over its seccomp listener within 60 s") from None
@@ -214,7 +215,7 @@ def spawn(
         parent_sock.close()
     if not fds:  # end of stream: the child failed before the hand-over
         raise SetupError(_abandon(launch, audit))
-    launch.broker = LazyBroker(fds[0], policy, socket_dir, record, provenance)
+    launch.broker = LazyBroker(fds[0], policy, pin, record, provenance)
     return launch
 
 
@@ -230,7 +231,9 @@ def _abandon(launch: Launch, audit: object | None) -> str:
     while chunk := os.read(launch.report_r, 65536):
         reports += chunk
     os.close(launch.report_r)
-    _cleanup_socket_dir(launch.socket_dir)
+    if launch.socket_pin is not None:
+        _cleanup_socket_dir(launch.socket_pin)
+        launch.socket_pin = None
     if audit is not None:
         audit.close()  # type: ignore[attr-defined]
     for line in reports.decode(errors="replace").splitlines():
@@ -252,9 +255,10 @@ class LazyBroker:
     loaded, or waits for the rest of the import), then polls the listener and starts the
     broker on the first notification; notified calls wait in the kernel meanwhile (nothing
     is answered, nothing is allowed). If the broker cannot be started, the listener is closed: the notified calls
-    fail (ENOSYS), the sandbox fails closed, and a note says why."""
+    fail (ENOSYS), the sandbox fails closed, and a note says why. The same thread removes the
+    socket directories of killed supervisors (``_socket_dir.remove_stale``), off the launch path."""
 
-    def __init__(self, fd: int, policy: Policy, socket_dir: str, record: Callable[[dict], None],
+    def __init__(self, fd: int, policy: Policy, socket_dir: SocketDir, record: Callable[[dict], None],
                  provenance: object) -> None:
         self._fd = fd
         self._args = (policy, socket_dir, record, provenance)
@@ -269,6 +273,10 @@ class LazyBroker:
         try:  # imported here, in the background, while the command starts: the first
             from . import _broker  # noqa: F401 - notification then finds it loaded (~1 ms, not ~5)
         except BaseException:  # noqa: BLE001 - _start imports it again and fails closed, saying why
+            pass
+        try:  # also in the background: socket directories of killed supervisors (a scan of
+            _socket_dir.remove_stale(os.path.dirname(self._args[1].path))  # $TMPDIR: ~0.1-1 ms)
+        except OSError:
             pass
         p = select.poll()
         p.register(self._fd, select.POLLIN)
@@ -329,7 +337,9 @@ def wait(launch: Launch) -> Launch:
     os.close(launch.report_r)
     if launch.broker is not None:
         launch.broker.close()
-    _cleanup_socket_dir(launch.socket_dir)
+    if launch.socket_pin is not None:
+        _cleanup_socket_dir(launch.socket_pin)
+        launch.socket_pin = None
     if launch.tty is not None:
         old = signal.signal(signal.SIGTTOU, signal.SIG_IGN)
         try:
@@ -409,13 +419,8 @@ def forward_signals(launch: Launch) -> Callable[[], None]:
     return lambda: [signal.signal(s, h) for s, h in old.items()] and None
 
 
-def _cleanup_socket_dir(path: str) -> None:
-    try:
-        for name in os.listdir(path):
-            try:
-                os.unlink(os.path.join(path, name))
-            except OSError:
-                pass
-        os.rmdir(path)
-    except OSError:
-        print(f"lsandbox: warning: could not remove {path}", file=sys.stderr)
+def _cleanup_socket_dir(pin: SocketDir) -> None:
+    """Remove the socket directory through its descriptor (never by a path walk: the sandbox
+    may have replaced the path with a symlink to files it may not delete)."""
+    if not _socket_dir.remove(pin):
+        print(f"lsandbox: warning: could not remove {pin.path}", file=sys.stderr)

@@ -12,18 +12,25 @@ have renamed (its parent directory is writable under the policy, or is the sandb
 socket directory) must pass, checked on the objects themselves by a walk with ``O_PATH``
 file descriptors that ends at the pinned inode:
 
-- the socket: its ctime is older than the launch (rename, link, chmod and chown all set
-  ctime, and nobody can set it back), or the sandbox bound it itself through the broker
-  (recorded by device, inode and birth time, so a reused inode number does not inherit it);
-- a directory: it was on or under an allowlisted path when the sandbox started (device and
-  inode recorded before the sandbox's first instruction), or it was created after the start
-  (birth time), so it can only hold what was moved into it, and moved sockets fail above.
+- the socket: it is the socket that was at this very place when the sandbox started (path
+  -> device, inode and ctime recorded before the sandbox's first instruction, so a server
+  that bound just before the launch is never refused for its age), or its ctime is older
+  than the launch (rename, link, chmod and chown all set ctime, and nobody can set it
+  back), or the sandbox bound it itself through the broker (recorded by device, inode and
+  birth time, so a reused inode number does not inherit it);
+- a directory: it is the directory that was at this very place when the sandbox started
+  (path -> device and inode, recorded for the allowlisted paths, their ancestors and what
+  is under them), or it was created after the start (birth time), so it can only hold what
+  was moved into it, and moved sockets fail above. Known by place, not by inode alone: a
+  directory that was an ancestor at launch and was moved *under* the allowlisted path
+  (``mv /tmp/app /tmp/a0; mkdir -p /tmp/app/run; mv /tmp/a0 /tmp/app/run/x``) is refused.
 
 Cost of the rule: in a directory the sandbox can write, a socket that an *outside* process
 creates after the launch (a server restarted mid-session) is refused too, with an event
 saying so; keep such directories read-only in the policy, or restart the sandbox. Outside
 writable locations nothing is checked and nothing is paid. Timestamps come from the coarse
-clock (one tick behind), hence ``SLACK_NS``. A filesystem without birth times (statx
+clock (one tick behind), hence ``SLACK_NS`` (applied only to what the snapshot does not
+name). A filesystem without birth times (statx
 ``STATX_BTIME``) fails closed for directories created after the launch and for the
 sandbox's own sockets there.
 """
@@ -41,7 +48,7 @@ if TYPE_CHECKING:
     from . import _broker_sys as sysc
 
 SLACK_NS = 50_000_000  # coarse timestamps lag the real clock by up to one tick (1-10 ms)
-SNAPSHOT_MAX = 4096  # directories recorded per launch under allowlisted paths
+SNAPSHOT_MAX = 4096  # directories and sockets recorded per launch under allowlisted paths
 _O_DIR = os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _O_LAST = os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC
 
@@ -66,10 +73,14 @@ class Provenance:
         self._cache: dict[str, bool] = {}
         self._bound: set[tuple[int, int, int]] = set()
         self.off = policy.network.dangerously_allow_all_unix_sockets
-        self._known: set[tuple[int, int]] = set()
+        self._known: dict[str, tuple[int, int]] = {}  # place -> directory (dev, ino) at launch
+        self._sockets: dict[str, tuple[int, int, int]] = {}  # place -> socket (dev, ino, ctime)
         if snapshot and not self.off:
             roots = [r.path for r in policy.network.unix_sockets if r.access == SocketAccess.ALLOW]
             self._snapshot([*roots, socket_dir] if socket_dir else roots)
+        # The socket directory is the sandbox's wherever it is moved (the broker knows it by
+        # inode too): what it holds is the sandbox's own sockets, or moved ones, refused below.
+        self._sd_ident = self._known.get(socket_dir) if socket_dir else None
 
     # -- where the sandbox can rename ---------------------------------------------------
     def _writable(self, directory: str) -> bool:
@@ -101,31 +112,45 @@ class Provenance:
             head = head.rsplit("/", 1)[0] or "/"
 
     # -- launch-time snapshot -----------------------------------------------------------
+    def _record(self, path: str, st: os.stat_result) -> None:
+        if stat.S_ISDIR(st.st_mode):
+            self._known[path] = (st.st_dev, st.st_ino)
+        elif stat.S_ISSOCK(st.st_mode):
+            self._sockets[path] = (st.st_dev, st.st_ino, st.st_ctime_ns)
+
     def _snapshot(self, roots: list[str]) -> None:
         budget = SNAPSHOT_MAX
+        written = [p for p, a in self._fs.items() if a == FsAccess.WRITE]
         for root in roots:
-            if not self.exposed(root) and not self._writable(root):
+            if not (self.exposed(root) or self._writable(root) or any(is_within(w, root) for w in written)):
                 continue
             probe = root
             while probe != "/":  # the allowlisted path and its ancestors
                 try:
-                    st = os.stat(probe, follow_symlinks=False)
+                    self._record(probe, os.stat(probe, follow_symlinks=False))
                 except OSError:
                     pass
-                else:
-                    if stat.S_ISDIR(st.st_mode):
-                        self._known.add((st.st_dev, st.st_ino))
                 probe = probe.rsplit("/", 1)[0] or "/"
-            for top, dirs, _ in os.walk(root):  # and the directories under it
-                for name in dirs:
+            stack = [root]  # and the directories and sockets under it
+            while stack and budget > 0:
+                top = stack.pop()
+                try:
+                    entries = list(os.scandir(top))
+                except OSError:
+                    continue
+                for e in entries:
+                    if e.is_symlink() or e.is_file(follow_symlinks=False):
+                        continue  # neither a directory nor a socket
                     try:
-                        st = os.stat(os.path.join(top, name), follow_symlinks=False)
+                        st = e.stat(follow_symlinks=False)
                     except OSError:
                         continue
-                    self._known.add((st.st_dev, st.st_ino))
+                    self._record(e.path, st)
+                    if stat.S_ISDIR(st.st_mode):
+                        stack.append(e.path)
                     budget -= 1
-                if budget <= 0:
-                    break  # beyond this, older directories count as moved in: fail closed
+            # beyond the budget, older directories count as moved in (fail closed) and
+            # sockets are judged by their age
 
     # -- the sandbox's own sockets --------------------------------------------------------
     def note_bound(self, dir_fd: int, name: str, since_ns: int) -> None:
@@ -169,14 +194,16 @@ class Provenance:
                     continue
                 sx = _statx(fd)
                 if last:
+                    if self._sockets.get(here) == (sx.dev, sx.ino, sx.ctime_ns):
+                        continue  # the very socket that was here at launch
                     if sx.ctime_ns < self._launch - SLACK_NS:
                         continue
                     if sx.btime_ns is not None and (sx.dev, sx.ino, sx.btime_ns) in self._bound:
                         continue
                     return (f"planted socket: {here} was created, moved or linked after the "
                             "sandbox started, in a directory the sandbox can write")
-                if (sx.dev, sx.ino) in self._known:
-                    continue
+                if self._known.get(here) == (sx.dev, sx.ino) or (sx.dev, sx.ino) == self._sd_ident:
+                    continue  # the very directory that was here at launch, or the socket dir
                 if sx.btime_ns is not None and sx.btime_ns >= self._launch - SLACK_NS:
                     continue
                 return (f"planted socket: directory {here} was moved where the sandbox can "

@@ -175,3 +175,130 @@ def test_moving_race_never_reaches_the_secret(world):
     assert res["EACCES"] > 0 and res["moves"] > 100, res  # the race really ran
     # refused as planted, or (moved back between pin and decision) by its real, unlisted path
     assert {e["rule"].split(":")[0] for e in events} <= {"planted socket", "no rule"}, events[:3]
+
+
+def _ancestor_move(d: str) -> str:
+    """Move the allowlisted path's ancestor (holding a foreign server beside the allowlisted
+    directory) *under* a new allowlisted directory, connect, and put everything back."""
+    os.rename(f"{d}/app", f"{d}/a0")
+    os.makedirs(f"{d}/app/run")
+    os.rename(f"{d}/a0", f"{d}/app/run/x")
+    try:
+        return try_connect(f"{d}/app/run/x/foreign.sock")
+    finally:
+        os.rename(f"{d}/app/run/x", f"{d}/a0")
+        os.rmdir(f"{d}/app/run")
+        os.rmdir(f"{d}/app")
+        os.rename(f"{d}/a0", f"{d}/app")
+
+
+@AS
+def test_ancestor_moved_under_the_allowlisted_path_is_refused(nobody):
+    """The snapshot knows directories by place, not by inode alone: the directory that was
+    /<d>/app at launch is not allowed to be /<d>/app/run/x."""
+    d = shared_dir()
+    os.makedirs(f"{d}/app/run")
+    for p in (f"{d}/app", f"{d}/app/run"):
+        os.chmod(p, 0o777)
+    foreign = Server(f"{d}/app/foreign.sock")
+    try:
+        pol = policy({f"{d}/app/run": "allow"}, writable=(d,))
+        time.sleep(0.1)  # "before the sandbox" by more than the coarse-clock slack
+        assert run_in_child(_ancestor_move, d, as_nobody=nobody).unwrap() == "ok"  # works bare
+        foreign.reset()
+        res, events = brokered(_ancestor_move, d, pol=pol, as_nobody=nobody)
+        assert res == "EACCES" and foreign.settle() == 0
+        assert len(events) == 1 and events[0]["rule"].startswith("planted socket: directory"), events
+    finally:
+        foreign.close()
+
+
+@AS
+def test_server_bound_just_before_the_launch_is_allowed(world, nobody):
+    """What existed at the launch is never refused for its age: a harness that starts a server
+    in a writable allowlisted directory and then the sandbox, 20 times, is served 20 times."""
+    d, pol, _, _ = world
+    got = []
+    for i in range(20):
+        srv = Server(f"{d}/allowed/fresh{i}")  # bound microseconds before the launch
+        try:
+            res, events = brokered(try_connect, srv.path, pol=pol, as_nobody=nobody)
+            got.append(res)
+            assert srv.settle() == (res == "ok"), events
+        finally:
+            srv.close()
+    assert got == ["ok"] * 20, got
+
+
+def _rename_socket_dir(sd: str, outside: str) -> list[str]:
+    os.rename(sd, sd + ".old")
+    os.symlink(outside, sd)
+    s = socket.socket(socket.AF_UNIX)
+    s.bind(sd + ".old/own")
+    s.listen(4)
+    return [try_connect(sd + ".old/own"), try_connect(sd + "/srv")]
+
+
+@AS
+def test_renamed_socket_dir_stays_the_sandboxs_and_its_old_path_leads_nowhere(world, nobody):
+    """The socket directory is known by inode, to the broker and to the planted-socket checks:
+    renamed (long after it was made), it still serves the sandbox's own sockets; the symlink
+    put at its path reaches nothing."""
+    from lsandbox.linux import _socket_dir
+
+    d, pol, old, _ = world
+    sd = _socket_dir.make(d)
+    os.chmod(sd.path, 0o777)
+    time.sleep(0.1)  # made well before the launch: its birth time does not excuse it
+    outside = shared_dir()
+    srv = Server(f"{outside}/srv")
+    try:
+        res, events = brokered(_rename_socket_dir, sd.path, outside, pol=pol, socket_dir=sd, as_nobody=nobody)
+        assert res == ["ok", "EACCES"], events
+        assert srv.settle() == 0 and [e["rule"] for e in events] == ["no rule"], events
+    finally:
+        srv.close()
+        _socket_dir.remove(sd)
+
+
+def _without_getfd(fn, *args, **kw):
+    """Run ``brokered`` in a supervisor where pidfd_getfd is refused (Docker's default
+    profile without CAP_SYS_PTRACE): connects then go through NOTIF_ADDFD."""
+    import errno
+
+    import seccomp_bpf as sb
+
+    def supervisor():
+        sb.set_no_new_privs()
+        f = sb.Filter(sb.native_arch(), [sb.Rule("pidfd_getfd", sb.errno(errno.EPERM))], sb.ALLOW)
+        sb.install_filter(sb.compile_filter(f))
+        return brokered(fn, *args, **kw)
+
+    return run_in_child(supervisor, timeout=60).unwrap()
+
+
+@AS
+def test_planted_checks_on_the_addfd_broker(world, nobody):
+    """The same place-bound checks where the broker connects through NOTIF_ADDFD: the
+    ancestor move is refused, a server bound just before the launch is served."""
+    d, pol, _, _ = world
+    os.makedirs(f"{d}/app/run")
+    for p in (f"{d}/app", f"{d}/app/run"):
+        os.chmod(p, 0o777)
+    foreign = Server(f"{d}/app/foreign.sock")
+    try:
+        time.sleep(0.1)
+        res, events = _without_getfd(_ancestor_move, d, pol=policy({f"{d}/app/run": "allow"}, writable=(d,)),
+                                     as_nobody=nobody)
+        assert res == "EACCES" and foreign.settle() == 0
+        assert events[0]["rule"].startswith("planted socket: directory"), events
+        got = []
+        for i in range(5):
+            srv = Server(f"{d}/allowed/fresh{i}")
+            try:
+                got.append(_without_getfd(try_connect, srv.path, pol=pol, as_nobody=nobody)[0])
+            finally:
+                srv.close()
+        assert got == ["ok"] * 5, got
+    finally:
+        foreign.close()

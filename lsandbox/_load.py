@@ -50,6 +50,7 @@ def load_policy(
     cwd: str | None = None,
     writable: Sequence[str] = (),
     allow_unix_sockets: Sequence[str] = (),
+    allow_domains: Sequence[str] = (),
     network: bool | None = None,
     requirements: str | None = None,
     search: bool = True,
@@ -61,7 +62,8 @@ def load_policy(
     ``search``, the standard locations are searched. ``profile``: a profile name (``-p``),
     default ``default_permissions`` / legacy ``sandbox_mode`` / ``:workspace``.
     ``writable`` (``-w``) adds workspace roots; ``allow_unix_sockets``
-    (``--allow-unix-socket``) adds ``"allow"`` socket rules; ``network`` overrides
+    (``--allow-unix-socket``) adds ``"allow"`` socket rules; ``allow_domains``
+    (``--allow-domain``) adds ``domains = { NAME = "allow" }`` rules; ``network`` overrides
     ``network.enabled``. Raises :class:`PolicyError` with file:line:key on bad input.
     """
     env = os.environ if env is None else env
@@ -85,11 +87,20 @@ def load_policy(
     for sock in allow_unix_sockets:
         if not sock.startswith(("/", "~", "$")):
             raise PolicyError(f"--allow-unix-socket {sock}: socket path must be absolute")
+    domains = []
+    for name in allow_domains:
+        from .policy._domains import check_pattern
+
+        try:
+            domains.append((check_pattern(name), "--allow-domain"))
+        except ValueError as e:
+            raise PolicyError(f"--allow-domain {name}: {e}") from None
     policy = materialize(
         spec,
         cwd=cwd,
         extra_roots=[(w, "-w") for w in writable],
         extra_sockets=[(s, "--allow-unix-socket") for s in allow_unix_sockets],
+        extra_domains=domains,
         network=network,
         env=env,
     )

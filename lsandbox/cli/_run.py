@@ -45,6 +45,7 @@ class FastArgs:
         self.profile: str | None = None
         self.writable: list[str] = []
         self.allow_unix_socket: list[str] = []
+        self.allow_domain: list[str] = []
         self.network: bool | None = None
         self.requirements: str | None = None
         self.log_denials = False
@@ -57,6 +58,7 @@ class FastArgs:
 _VALUE_OPTS = {"-c": "config", "--config": "config", "-p": "profile", "--profile": "profile",
                "--requirements": "requirements", "--events": "events"}
 _LIST_OPTS = {"-w": "writable", "--writable": "writable", "--allow-unix-socket": "allow_unix_socket",
+              "--allow-domain": "allow_domain",
               "--pass-fd": "pass_fd"}
 
 

@@ -51,6 +51,7 @@ class Launch(Record, frozen=False):
     events: list[dict] = field(default_factory=list)
     on_event: Callable[[dict], None] | None = None
     audit: object | None = None  # an _audit.Collector when denials were asked for
+    proxy: object | None = None  # the filtering proxy (lsandbox.proxy.Proxy) of network.domains
     fs_denials_unobservable: str = ""  # why Landlock denials are not reported (else "")
     returncode: int | None = None  # like subprocess: -N for death by signal N
     error: str | None = None
@@ -119,6 +120,13 @@ def spawn(
     try:
         executable = resolve_executable(argv[0], env, cwd)
         plan = build_plan(policy, socket_dir, feats, filter_a=False)  # compiled after the fork
+        if policy.network.proxied:
+            if not plan.netns:
+                raise SetupError("network.domains needs a network namespace of the sandbox's own "
+                                 "(unprivileged user namespaces or root); none is available here")
+            from ..proxy._env import proxy_env
+
+            env.update(proxy_env(plan.proxy_port))
     except BaseException:
         os.rmdir(socket_dir)
         raise
@@ -180,6 +188,9 @@ def spawn(
     parent_sock.settimeout(60)  # never hang the caller on a child stuck before hand-over
     try:
         _msg, fds = recv_fds(parent_sock, 1)
+        if _msg == b"P":  # the proxied network's listener (_netns), before seccomp's
+            launch.proxy = _serve_proxy(fds, policy, record)
+            _msg, fds = recv_fds(parent_sock, 1)
     except TimeoutError:
         os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)
@@ -193,6 +204,21 @@ def spawn(
     if fds:
         launch.broker = LazyBroker(fds[0], policy, socket_dir, record, provenance)
     return launch
+
+
+def _serve_proxy(fds: list[int], policy: Policy, record: Callable[[dict], None]) -> object:
+    """Serve the listener the relay made in the sandbox's network namespace."""
+    import socket
+
+    from ..proxy import Proxy
+
+    for extra in fds[1:]:
+        os.close(extra)
+    if not fds:
+        raise SetupError("the sandbox's proxy listener was not received")
+    proxy = Proxy(policy.network, record)
+    proxy.serve(socket.socket(fileno=fds[0]))
+    return proxy
 
 
 class LazyBroker:
@@ -281,6 +307,9 @@ def wait(launch: Launch) -> Launch:
     os.close(launch.report_r)
     if launch.broker is not None:
         launch.broker.close()
+    if launch.proxy is not None:
+        launch.proxy.close()  # type: ignore[attr-defined]
+        launch.proxy = None
     _cleanup_socket_dir(launch.socket_dir)
     if launch.tty is not None:
         old = signal.signal(signal.SIGTTOU, signal.SIG_IGN)

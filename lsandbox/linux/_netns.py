@@ -51,3 +51,18 @@ def loopback_up() -> None:
 
 def wanted(network_enabled: bool, allow_all_unix: bool) -> bool:
     return not network_enabled and not allow_all_unix
+
+
+def hand_over_proxy_listener(port: int, sync: _socket.socket) -> None:
+    """The proxied network's entrance: a TCP listener on ``127.0.0.1:port`` *inside* the
+    sandbox's network namespace, made here (the relay, before anything is restricted) and
+    sent to the supervisor, which serves it with the filtering proxy; no copy stays here.
+    A socket belongs to the namespace it was created in, so the sandbox reaches the proxy at
+    its own loopback while the proxy's upstream connections leave from the host's."""
+    s = _socket.socket(_socket.AF_INET, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
+    try:
+        s.bind(("127.0.0.1", port))
+        s.listen(128)
+        sync.sendmsg([b"P"], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, struct.pack("=i", s.fileno()))])
+    finally:
+        s.close()

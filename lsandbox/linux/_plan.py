@@ -48,6 +48,10 @@ class LinuxPlan(Record, frozen=False, compare_exclude=("ruleset",)):
     wait_killable: bool
     notes: list[str] = field(default_factory=list)
     view: MountView | None = None  # with a mount namespace: the read-only view (_mount_view)
+    # The proxied network (network.domains): the port of the proxy's listener in the
+    # sandbox's network namespace (0: no proxy), and Landlock's TCP port rules.
+    proxy_port: int = 0
+    net_ports: list[tuple[int, ll.AccessNet]] = field(default_factory=list)
     # The Landlock ruleset of the above, built here (no syscall: those happen in the child's
     # restrict_self), so that the child does no flag arithmetic between fork and exec.
     ruleset: ll.Ruleset | None = None
@@ -58,6 +62,8 @@ class LinuxPlan(Record, frozen=False, compare_exclude=("ruleset",)):
                             scoped=self.scoped, max_abi=self.abi)
             for path, access in self.landlock_rules:
                 rs.add_path(path, access)
+            for port, net_access in self.net_ports:
+                rs.add_net_port(port, net_access)
             object.__setattr__(self, "ruleset", rs)
 
 
@@ -141,6 +147,15 @@ def build_plan(policy: Policy, socket_dir: str, feats: Features, *, filter_a: bo
     datagrams = net.dangerously_allow_all_unix_sockets or any(
         r.access is SocketAccess.ALLOW for r in net.unix_sockets)
     handled_net = ll.AccessNet(0) if policy.network.enabled else ll.AccessNet.from_all(abi)
+    proxied = net.proxied
+    net_ports: list[tuple[int, ll.AccessNet]] = []
+    if proxied and not net.allow_local_binding:
+        # TCP only to the proxy's port (the broker performs connects, and checks the same; the
+        # network namespace has nothing but loopback anyway). allow_local_binding lets the
+        # command listen and connect on its own loopback: the namespace alone confines that.
+        handled_net = ll.AccessNet.from_all(abi)
+        if handled_net:
+            net_ports.append((net.proxy_port, ll.AccessNet.CONNECT_TCP))
     return LinuxPlan(
         policy=policy,
         socket_dir=socket_dir,
@@ -154,9 +169,11 @@ def build_plan(policy: Policy, socket_dir: str, feats: Features, *, filter_a: bo
         filter_a=build_filter_a(arch, network=policy.network.enabled, unix_dgram=datagrams) if filter_a else None,
         filter_b=build_notify_filter(arch, datagrams=datagrams),
         namespaces=feats.namespaces,
-        netns=feats.namespaces and netns_wanted(net.enabled, net.dangerously_allow_all_unix_sockets),
+        netns=feats.namespaces and (proxied or netns_wanted(net.enabled, net.dangerously_allow_all_unix_sockets)),
         datagrams=datagrams,
         wait_killable=wait_killable_available(),
         notes=notes,
         view=view,
+        proxy_port=net.proxy_port if proxied else 0,
+        net_ports=net_ports,
     )

@@ -19,7 +19,7 @@ import asyncio
 import socket
 import threading
 from collections.abc import Awaitable, Callable
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 import h11
 
@@ -160,7 +160,7 @@ class Proxy:
                 last = e
         raise _Bad(502, f"cannot connect to {host}:{port}: {last}")
 
-    async def _forward(self, conn: h11.Connection, req: h11.Request, url, host: str, port: int,
+    async def _forward(self, conn: h11.Connection, req: h11.Request, url: SplitResult, host: str, port: int,
                        reader: asyncio.StreamReader, up_writer: asyncio.StreamWriter) -> None:
         """The request, origin-form, then its body as h11 frames it."""
         authority = host if port == 80 else f"{host}:{port}"

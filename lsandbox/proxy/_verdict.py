@@ -9,7 +9,16 @@ from __future__ import annotations
 
 from lsandbox_records import Record
 
-from ..policy._domains import LIMITED_METHODS, DomainAccess, DomainRule, NetMode, decide, describe, ip_literal, normalize_host
+from ..policy._domains import (
+    LIMITED_METHODS,
+    DomainAccess,
+    DomainRule,
+    NetMode,
+    decide,
+    describe,
+    ip_literal,
+    normalize_host,
+)
 from ..policy._model import NetworkPolicy
 from ._addresses import non_public
 

@@ -125,6 +125,17 @@ def _path_matches(flt: list[Any], path: str) -> bool:
     return False
 
 
+def _ip_matches(addr: Any, target: str) -> bool:
+    """``"localhost:PORT"`` / ``"localhost:*"`` / ``"*:PORT"`` (the forms SBPL allows) against
+    ``"HOST:PORT"``; SBPL's ``localhost`` covers the loopback addresses."""
+    host, _, port = str(addr[1]).rpartition(":")
+    t_host, _, t_port = target.rpartition(":")
+    t_host = t_host.strip("[]")
+    host_ok = host == "*" or (host == "localhost" and (t_host in ("localhost", "::1")
+                                                        or t_host.startswith("127.")))
+    return host_ok and port in ("*", t_port)
+
+
 def _matches(flt: list[Any], target: Any) -> bool:
     head = flt[0][1]
     if head in ("subpath", "literal", "prefix"):
@@ -136,7 +147,7 @@ def _matches(flt: list[Any], target: Any) -> bool:
         if kind == "unix-socket":
             return target[0] == "unix" and (len(flt) < 3 or _path_matches(flt[2], target[1]))
         if kind in ("ip", "tcp", "udp"):
-            return target[0] == "ip"
+            return target[0] == "ip" and (len(flt) < 3 or _ip_matches(flt[2], target[1]))
         return False
     if head in ("target", "global-name"):
         return False  # not used by the parity probes

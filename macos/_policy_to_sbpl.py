@@ -73,7 +73,16 @@ def render_sbpl(policy: Policy, *, socket_dir: str | None = None) -> str:
         rules.append(sexp("allow", "file-read*", "file-write*", f))
     net = policy.network
     comments[len(rules)] = "network"
-    if net.enabled:
+    if net.proxied:
+        # network.domains: TCP only to the filtering proxy on the host's loopback (the same
+        # proxy code as on Linux, run by lsandbox outside the sandbox); allow_local_binding
+        # adds loopback listeners and loopback connections, as Codex's Seatbelt profile does.
+        rules.append(sexp("allow", "network-outbound", sexp("remote", "ip", Str(f"localhost:{net.proxy_port}"))))
+        if net.allow_local_binding:
+            rules.append(sexp("allow", "network-outbound", sexp("remote", "ip", Str("localhost:*"))))
+            rules.append(sexp("allow", "network-inbound", sexp("local", "ip", Str("localhost:*"))))
+            rules.append(sexp("allow", "network-bind", sexp("local", "ip", Str("localhost:*"))))
+    elif net.enabled:
         rules.append(sexp("allow", "network-outbound", sexp("remote", "ip")))
         rules.append(sexp("allow", "network-inbound", sexp("local", "ip")))
         rules.append(sexp("allow", "network-bind", sexp("local", "ip")))

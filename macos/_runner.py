@@ -40,6 +40,12 @@ def run(cmd: list[str], policy: Policy, *, log_denials: bool = False, events: st
     socket_dir = os.path.realpath(tempfile.mkdtemp(prefix="lsandbox-sock-"))
     profile = render_sbpl(policy, socket_dir=socket_dir)
     env = dict(os.environ, LSANDBOX_SOCKET_DIR=socket_dir)
+    proxy, proxy_denials = None, []  # network.domains: SBPL allows only the proxy's port
+    if policy.network.proxied:
+        from lsandbox.proxy import proxy_env, serve_on_loopback
+
+        proxy = serve_on_loopback(policy.network, proxy_denials.append)
+        env.update(proxy_env(policy.network.proxy_port))
     logger = None
     if log_denials or events:
         logger = subprocess.Popen(["/usr/bin/log", "stream", "--style", "ndjson", "--predicate",
@@ -50,11 +56,13 @@ def run(cmd: list[str], policy: Policy, *, log_denials: bool = False, events: st
     except KeyboardInterrupt:
         proc.send_signal(signal.SIGINT)
         rc = proc.wait()
-    denials = []
+    if proxy is not None:
+        proxy.close()
+    denials = list(proxy_denials)
     if logger:
         logger.terminate()
         out, _ = logger.communicate()
-        denials = [e for e in map(parse_log_line, out.splitlines()) if e]
+        denials += [e for e in map(parse_log_line, out.splitlines()) if e]
     if events:
         with open(events, "w") as f:
             for e in denials:
@@ -62,5 +70,6 @@ def run(cmd: list[str], policy: Policy, *, log_denials: bool = False, events: st
     if log_denials:
         print("\n=== Sandbox denials ===", file=sys.stderr)
         for e in denials:
-            print(f"({e['process']}) {e['op']} {e['path']}", file=sys.stderr)
+            print(f"({e['process']}) {e['op']} {e.get('path') or e.get('address')}"
+                  + (f"  [{e['rule']}]" if e.get("rule") else ""), file=sys.stderr)
     return 128 - rc if rc < 0 else rc

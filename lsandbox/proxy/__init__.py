@@ -7,4 +7,5 @@ Imported only by runs that use domains: ``h11`` and ``asyncio`` stay off the pla
 """
 
 from ._env import proxy_env as proxy_env
+from ._loopback import serve_on_loopback as serve_on_loopback
 from ._server import Proxy as Proxy

@@ -151,3 +151,53 @@ def test_proxy_env_both_cases():
     for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
         assert env[name] == env[name.lower()] == "http://127.0.0.1:3128"
     assert env["NO_PROXY"] == env["no_proxy"]
+
+
+def test_sbpl_allows_only_the_proxy_port():
+    import macos
+    from macos._policy_to_sbpl import render_sbpl
+
+    pol = load_policy(None, ":workspace", allow_domains=["pypi.org"], search=False, requirements=None,
+                      cwd="/tmp", env={"HOME": "/tmp", "PATH": "/usr/bin"})
+    text = render_sbpl(pol, socket_dir="/private/tmp/s")
+    ip_rules = [line for line in text.splitlines() if "(remote ip" in line or "(local ip" in line]
+    assert ip_rules == ['(allow network-outbound (remote ip "localhost:3128"))']
+    for addr, want in (("127.0.0.1:3128", "allow"), ("[::1]:3128", "allow"), ("127.0.0.1:80", "deny"),
+                       ("192.0.2.1:3128", "deny"), ("192.0.2.1:443", "deny")):
+        assert macos.evaluate(text, "network-outbound", ("ip", addr)) == want, addr
+    assert macos.evaluate(text, "network-bind", ("ip", "127.0.0.1:8000")) == "deny"
+    local = pol.replace(network=pol.network.replace(allow_local_binding=True, proxy_port=8899))
+    text = render_sbpl(local, socket_dir="/private/tmp/s")
+    assert '(allow network-outbound (remote ip "localhost:8899"))' in text
+    assert macos.evaluate(text, "network-bind", ("ip", "127.0.0.1:8000")) == "allow"
+    assert macos.evaluate(text, "network-outbound", ("ip", "127.0.0.1:8000")) == "allow"
+    assert macos.evaluate(text, "network-outbound", ("ip", "192.0.2.1:8899")) == "deny"
+
+
+def test_serve_on_loopback_and_busy_port():
+    """The macOS runner's proxy (runs here too: it is plain asyncio on a loopback socket)."""
+    import socket
+    import urllib.error
+    import urllib.request
+
+    from lsandbox import SandboxError
+    from lsandbox.proxy import serve_on_loopback
+
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()
+    events: list[dict] = []
+    net = NetworkPolicy(enabled=True, domains=rules(good_test="allow"), proxy_port=port)
+    proxy = serve_on_loopback(net, events.append)
+    try:
+        with pytest.raises(SandboxError, match="cannot listen"):
+            serve_on_loopback(net, events.append)
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({"http": f"http://127.0.0.1:{port}"}))
+        with pytest.raises(urllib.error.HTTPError) as ei:
+            opener.open("http://nope.invalid/", timeout=10)
+        assert ei.value.code == 403 and ei.value.headers["x-proxy-error"] == "blocked-by-allowlist"
+    finally:
+        proxy.close()
+    assert [(e["address"], e["rule"]) for e in events] == [
+        ("nope.invalid:80", "no network.domains pattern matches nope.invalid")]

@@ -196,6 +196,8 @@ def spawn(
         os.waitpid(pid, 0)
         if audit is not None:
             audit.close()
+        if launch.proxy is not None:
+            launch.proxy.close()  # type: ignore[attr-defined]
         raise SetupError("the sandboxed child did not hand over its seccomp listener within 60 s") from None
     except ConnectionResetError:  # it failed before reading filter A: wait() reports why
         fds = []

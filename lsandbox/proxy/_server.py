@@ -16,6 +16,10 @@ URI's authority (RFC 9112 3.2.2), so the upstream sees the host that was decided
 from __future__ import annotations
 
 import asyncio
+
+# getaddrinfo's executor, imported up front: a caller that dropped its privileges after
+# importing lsandbox may no longer read the standard library's files.
+import concurrent.futures.thread  # noqa: F401
 import socket
 import threading
 from collections.abc import Awaitable, Callable
@@ -23,6 +27,7 @@ from urllib.parse import SplitResult, urlsplit
 
 import h11
 
+from ..policy._domains import normalize_host
 from ..policy._model import NetworkPolicy
 from ._verdict import Refusal, by_address, by_name
 
@@ -99,6 +104,8 @@ class Proxy:
             await _answer(writer, e.status, str(e))
         except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
             pass
+        except Exception as e:  # noqa: BLE001 - answer and keep serving; nothing was let through
+            await _answer(writer, 502, f"lsandbox proxy: {e!r}")
         finally:
             writer.close()
 
@@ -143,8 +150,8 @@ class Proxy:
         if refused is not None:
             return refused, None
         assert rule is not None
-        try:
-            addrs = await self._resolve(host, port)
+        try:  # the name as decided (lower case, no trailing dot), not as the client spelled it
+            addrs = await self._resolve(normalize_host(host), port)
         except OSError as e:
             raise _Bad(502, f"cannot resolve {host}: {e}") from None
         if not addrs:

@@ -15,6 +15,7 @@ import sys
 
 import pytest
 
+import lsandbox.proxy  # noqa: F401 - imported before a test forks and drops to nobody
 from tests import _netdomains as nd
 from tests._sandbox import PY, features
 
@@ -180,3 +181,36 @@ def test_refused_without_network_namespace():
               env={"LSANDBOX_NO_NAMESPACES": "1"})
     assert res.returncode == 125
     assert res.stderr.strip().splitlines()[-1].startswith("lsandbox: error: network.domains needs a network namespace")
+
+
+def _api_probe(port: int) -> dict:
+    """In a (possibly unprivileged) child: the Python API with a proxied policy. The server
+    is named by its address, which an exact rule allows (Codex's rule for local literals)."""
+    from tests._sandbox import as_nobody_setup, policy, probe
+
+    as_nobody_setup()
+    pol = policy(":workspace", cwd="/tmp", allow_domains=["127.0.0.1"])
+    code = f"""
+    import os, urllib.request, urllib.error
+    os.environ['no_proxy'] = os.environ['NO_PROXY'] = ''  # urllib would go direct to 127.*
+    R['ok'] = urllib.request.urlopen('http://127.0.0.1:{port}/api', timeout=30).read().decode()
+    try:
+        urllib.request.urlopen('http://127.0.0.2:{port}/', timeout=30)
+    except urllib.error.HTTPError as e:
+        R['refused'] = e.code
+    """
+    out = probe(code, pol)
+    return {"ok": out.get("ok"), "refused": out.get("refused"),
+            "denials": [(d["kind"], d["address"], d["rule"]) for d in out["_denials"]]}
+
+
+@USERS
+def test_api_reports_proxy_denials(env, nobody):
+    from tests._util import run_in_child
+
+    port = env[2].port
+    got = run_in_child(_api_probe, port, as_nobody=nobody, timeout=60).unwrap()
+    assert got["ok"] == f"hello 127.0.0.1:{port} /api\n"
+    assert got["refused"] == 403
+    assert got["denials"] == [("network", f"127.0.0.2:{port}",
+                               "no network.domains pattern matches 127.0.0.2")]

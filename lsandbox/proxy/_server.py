@@ -128,6 +128,7 @@ class Proxy:
             if url.scheme.lower() != "http" or not url.netloc:
                 raise _Bad(400, "only CONNECT and absolute http:// URLs are proxied")
             host, port = _authority(url.netloc, 80)
+        host = normalize_host(host)  # decided, resolved, reported and sent upstream as one name
         refused, upstream = await self._open(method, host, port)
         if refused is not None:
             self._deny(method, host, port, refused)
@@ -150,8 +151,8 @@ class Proxy:
         if refused is not None:
             return refused, None
         assert rule is not None
-        try:  # the name as decided (lower case, no trailing dot), not as the client spelled it
-            addrs = await self._resolve(normalize_host(host), port)
+        try:
+            addrs = await self._resolve(host, port)
         except OSError as e:
             raise _Bad(502, f"cannot resolve {host}: {e}") from None
         if not addrs:

@@ -201,3 +201,90 @@ def test_serve_on_loopback_and_busy_port():
         proxy.close()
     assert [(e["address"], e["rule"]) for e in events] == [
         ("nope.invalid:80", "no network.domains pattern matches nope.invalid")]
+
+
+class _Upstream:
+    """A loopback server that records the raw request it got and answers 200."""
+
+    def __init__(self) -> None:
+        import socket
+        import threading
+
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen()
+        self.port = self.sock.getsockname()[1]
+        self.got: list[bytes] = []
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            data = b""
+            while b"\r\n\r\n" not in data:
+                chunk = conn.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+            self.got.append(data)
+            conn.sendall(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok")
+            conn.close()
+
+
+def _exchange(port: int, raw: bytes) -> bytes:
+    import socket
+
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(raw)
+        out = b""
+        while chunk := s.recv(65536):
+            out += chunk
+    return out
+
+
+def test_proxy_request_handling():
+    """Host is the URI's authority (not the client's Host header), hop-by-hop and proxy
+    headers are dropped, malformed or origin-form requests get 400 and no upstream."""
+    import socket
+
+    from lsandbox.proxy import Proxy
+
+    up = _Upstream()
+
+    async def resolve(host: str, port: int) -> list[str]:
+        assert host == "good.test"  # only allowed names are ever resolved
+        return ["127.0.0.1"]
+
+    net = NetworkPolicy(enabled=True, domains=rules(good_test="allow"), allow_local_binding=True)
+    events: list[dict] = []
+    proxy = Proxy(net, events.append, resolve)
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    port = listener.getsockname()[1]
+    proxy.serve(listener)
+    try:
+        out = _exchange(port, f"GET http://GOOD.test.:{up.port}/p?q=1 HTTP/1.1\r\nHost: evil.test\r\n"
+                              "Proxy-Authorization: x\r\nConnection: keep-alive\r\n\r\n".encode())
+        assert out.startswith(b"HTTP/1.1 200") and out.endswith(b"ok")
+        head = up.got[-1].decode().lower()
+        assert head.startswith("get /p?q=1 http/1.1\r\n")
+        assert f"host: good.test:{up.port}\r\n" in head and "evil" not in head
+        assert "proxy-authorization" not in head and "connection: close" in head
+        n = len(up.got)
+        for raw in (b"GET /origin-form HTTP/1.1\r\nHost: good.test\r\n\r\n",
+                    b"CONNECT good.test HTTP/1.1\r\nHost: good.test\r\n\r\n",
+                    b"CONNECT good.test:99999 HTTP/1.1\r\nHost: good.test\r\n\r\n",
+                    b"GET ftp://good.test/ HTTP/1.1\r\nHost: good.test\r\n\r\n",
+                    b"NOT HTTP\r\n\r\n"):
+            assert _exchange(port, raw).startswith(b"HTTP/1.1 400"), raw
+        out = _exchange(port, b"CONNECT evil.test:443 HTTP/1.1\r\nHost: evil.test\r\n\r\n")
+        assert out.startswith(b"HTTP/1.1 403") and b"x-proxy-error: blocked-by-allowlist" in out
+        assert len(up.got) == n
+    finally:
+        proxy.close()
+        up.sock.close()
+    assert [e["address"] for e in events] == ["evil.test:443"]

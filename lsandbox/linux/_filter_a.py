@@ -55,8 +55,9 @@ LOW32 = 0xFFFFFFFF
 SOCK_STREAM, SOCK_DGRAM, SOCK_SEQPACKET = 1, 2, 5
 
 
-def filter_a_rules(*, network: bool, unix_dgram: bool = False) -> list[sb.Rule]:
-    """``unix_dgram``: allow AF_UNIX datagram sockets. They are refused otherwise because every
+def filter_a_rules(*, network: bool, unix_dgram: bool = False, netlink: bool = True) -> list[sb.Rule]:
+    """``netlink=False`` (the proxied network of ``network.domains``): TCP/IP sockets, which
+    can only reach the proxy, but no netlink. ``unix_dgram``: allow AF_UNIX datagram sockets. They are refused otherwise because every
     datagram may name its own destination (sendto/sendmsg/sendmmsg, even on a connected
     socket), in user memory a filter cannot read and the broker could only re-check racily;
     stream and seqpacket sockets ignore a destination once connected, so brokering
@@ -86,7 +87,7 @@ def filter_a_rules(*, network: bool, unix_dgram: bool = False) -> list[sb.Rule]:
     ]
     if network:
         rules += [sb.Rule("socket", sb.ALLOW, (sb.Arg(0).masked_eq(LOW32, d),))
-                  for d in (AF_INET, AF_INET6, AF_NETLINK)]
+                  for d in (AF_INET, AF_INET6, *((AF_NETLINK,) if netlink else ()))]
         rules.append(sb.Rule("socket", sb.errno(errno.EAFNOSUPPORT)))
     else:
         rules += [sb.Rule("socket", sb.errno(errno.EACCES), (sb.Arg(0).masked_eq(LOW32, d),))
@@ -96,6 +97,6 @@ def filter_a_rules(*, network: bool, unix_dgram: bool = False) -> list[sb.Rule]:
 
 
 @functools.cache  # a pure function of three values: a warm API caller compiles each once
-def build_filter_a(arch: str, *, network: bool, unix_dgram: bool = False) -> sb.Program:
-    rules = filter_a_rules(network=network, unix_dgram=unix_dgram)
+def build_filter_a(arch: str, *, network: bool, unix_dgram: bool = False, netlink: bool = True) -> sb.Program:
+    rules = filter_a_rules(network=network, unix_dgram=unix_dgram, netlink=netlink)
     return sb.compile_filter(sb.Filter(arch, rules, sb.ALLOW, skip_unknown=True))

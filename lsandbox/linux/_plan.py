@@ -93,12 +93,13 @@ def fs_rights(access: FsAccess, abi: int) -> ll.AccessFs:
 def filter_a_bytes(plan: LinuxPlan) -> bytes:
     """Filter A of ``plan``, encoded (memoized per process: a warm API caller compiles and
     encodes each variant once)."""
-    return _filter_a_code(sb.native_arch(), plan.policy.network.enabled, plan.datagrams)
+    return _filter_a_code(sb.native_arch(), plan.policy.network.enabled, plan.datagrams,
+                          not plan.proxy_port)
 
 
 @functools.cache
-def _filter_a_code(arch: str, network: bool, unix_dgram: bool) -> bytes:
-    return build_filter_a(arch, network=network, unix_dgram=unix_dgram).to_bytes()
+def _filter_a_code(arch: str, network: bool, unix_dgram: bool, netlink: bool = True) -> bytes:
+    return build_filter_a(arch, network=network, unix_dgram=unix_dgram, netlink=netlink).to_bytes()
 
 
 def build_plan(policy: Policy, socket_dir: str, feats: Features, *, filter_a: bool = True) -> LinuxPlan:
@@ -166,7 +167,8 @@ def build_plan(policy: Policy, socket_dir: str, feats: Features, *, filter_a: bo
         landlock_rules=ll.plan_path_rules(rules),
         ro_binds=ro_binds,
         private_tmpfs=private_tmpfs,
-        filter_a=build_filter_a(arch, network=policy.network.enabled, unix_dgram=datagrams) if filter_a else None,
+        filter_a=build_filter_a(arch, network=policy.network.enabled, unix_dgram=datagrams,
+                                netlink=not proxied) if filter_a else None,
         filter_b=build_notify_filter(arch, datagrams=datagrams),
         namespaces=feats.namespaces,
         netns=feats.namespaces and (proxied or netns_wanted(net.enabled, net.dangerously_allow_all_unix_sockets)),

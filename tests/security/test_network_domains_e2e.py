@@ -214,3 +214,47 @@ def test_api_reports_proxy_denials(env, nobody):
     assert got["refused"] == 403
     assert got["denials"] == [("network", f"127.0.0.2:{port}",
                                "no network.domains pattern matches 127.0.0.2")]
+
+
+def _direct_probe(local: bool) -> dict:
+    from tests._sandbox import as_nobody_setup, policy, probe
+
+    as_nobody_setup()
+    pol = policy(":workspace", cwd="/tmp", allow_domains=["good.test"])
+    pol = pol.replace(network=pol.network.replace(allow_local_binding=local))
+    out = probe("""
+    import errno
+    def attempt(fam, kind, op, addr):
+        s = socket.socket(fam, kind)
+        try:
+            getattr(s, op)(*addr)
+            return 'ok'
+        except OSError as e:
+            return errno.errorcode[e.errno]
+        finally:
+            s.close()
+    try:
+        socket.socket(socket.AF_NETLINK, socket.SOCK_RAW)
+        R['netlink'] = 'ok'
+    except OSError as e:
+        R['netlink'] = errno.errorcode[e.errno]
+    R['proxy'] = attempt(socket.AF_INET, socket.SOCK_STREAM, 'connect', [('127.0.0.1', 3128)])
+    R['other_port'] = attempt(socket.AF_INET, socket.SOCK_STREAM, 'connect', [('127.0.0.1', 3129)])
+    R['udp'] = attempt(socket.AF_INET, socket.SOCK_DGRAM, 'sendto', [b'x', ('127.0.0.1', 53)])
+    R['bind'] = attempt(socket.AF_INET, socket.SOCK_STREAM, 'bind', [('127.0.0.1', 0)])
+    R['ifaces'] = sorted(line.split(':')[0].strip() for line in open('/proc/net/dev').readlines()[2:])
+    """, pol)
+    return {k: v for k, v in out.items() if not k.startswith("_")}
+
+
+@USERS
+def test_direct_sockets_reach_only_the_proxy(env, nobody):
+    """Programs ignoring the proxy variables: TCP/IP only to the proxy's port, no netlink,
+    UDP and listeners refused (allow_local_binding: the sandbox's own loopback only)."""
+    from tests._util import run_in_child
+
+    got = run_in_child(_direct_probe, False, as_nobody=nobody, timeout=60).unwrap()
+    assert got == {"netlink": "EAFNOSUPPORT", "proxy": "ok", "other_port": "EACCES",
+                   "udp": "EACCES", "bind": "EACCES", "ifaces": ["lo"]}
+    got = run_in_child(_direct_probe, True, as_nobody=nobody, timeout=60).unwrap()
+    assert got["other_port"] == "ECONNREFUSED" and got["bind"] == "ok" and got["ifaces"] == ["lo"]

@@ -55,16 +55,23 @@ def _wait_port(port: int) -> None:
     raise AssertionError(f"nothing listens on {port}")
 
 
-def _curl(url: str, proxy: list[str], n: int) -> tuple[float, float]:
-    """Median (seconds, bytes/s) of ``n`` fetches."""
-    times, speeds = [], []
+def _curl(url: str, proxy: list[str]) -> tuple[float, float]:
+    """(seconds, bytes/s) of one fetch."""
+    out = subprocess.run(["curl", "-sS", "--noproxy", "", *proxy, "-o", "/dev/null", "-w",
+                          "%{time_total} %{speed_download}", url],
+                         capture_output=True, text=True, check=True).stdout.split()
+    return float(out[0]), float(out[1])
+
+
+def _interleaved(url: str, modes: dict[str, list[str]], n: int) -> dict[str, tuple[float, float]]:
+    """Median (seconds, bytes/s) per mode over ``n`` rounds, the modes taking turns in each
+    round so that a load change on the (shared) machine hits them alike."""
+    got: dict[str, list[tuple[float, float]]] = {m: [] for m in modes}
     for _ in range(n):
-        out = subprocess.run(["curl", "-sS", "--noproxy", "", *proxy, "-o", "/dev/null", "-w",
-                              "%{time_total} %{speed_download}", url],
-                             capture_output=True, text=True, check=True).stdout.split()
-        times.append(float(out[0]))
-        speeds.append(float(out[1]))
-    return statistics.median(times), statistics.median(speeds)
+        for mode, opts in modes.items():
+            got[mode].append(_curl(url, opts))
+    return {m: (statistics.median(t for t, _ in v), statistics.median(s for _, s in v))
+            for m, v in got.items()}
 
 
 def test_bench_proxy_vs_direct():
@@ -83,13 +90,12 @@ def test_bench_proxy_vs_direct():
         _wait_port(sport)
         base = f"http://127.0.0.1:{sport}"
         via = ["-x", f"http://127.0.0.1:{pport}"]
-        rows = {}
-        for name, opts in (("direct", []), ("proxy (HTTP)", via), ("proxy (CONNECT)", [*via, "-p"])):
-            lat, _ = _curl(base + "/small", opts, 50)
-            _, speed = _curl(base + "/big", opts, 7)
-            rows[name] = (lat, speed)
+        modes = {"direct": [], "proxy (HTTP)": via, "proxy (CONNECT)": [*via, "-p"]}
+        small = _interleaved(base + "/small", modes, 50)
+        big = _interleaved(base + "/big", modes, 9)
+        rows = {m: (small[m][0], big[m][1]) for m in modes}
         direct_lat, direct_speed = rows["direct"]
-        print("\nfiltering proxy vs direct, 127.0.0.1 (median; small GET: 50 runs, 10 MB: 7 runs)")
+        print("\nfiltering proxy vs direct, 127.0.0.1 (median; small GET: 50 rounds, 10 MB: 9 rounds, interleaved)")
         for name, (lat, speed) in rows.items():
             print(f"  {name:16s} latency {lat * 1e3:7.2f} ms (x{lat / direct_lat:5.2f})   "
                   f"10 MB at {speed / 1e6:8.1f} MB/s (x{speed / direct_speed:5.2f} of direct)")

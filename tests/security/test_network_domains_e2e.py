@@ -181,6 +181,8 @@ def test_refused_without_network_namespace():
               env={"LSANDBOX_NO_NAMESPACES": "1"})
     assert res.returncode == 125
     assert res.stderr.strip().splitlines()[-1].startswith("lsandbox: error: network.domains needs a network namespace")
+    res = cli("doctor", "--allow-domain", "good.test", env={"LSANDBOX_NO_NAMESPACES": "1"})
+    assert res.returncode != 0 and "not enforced  network domains (proxy)" in res.stdout
 
 
 def _api_probe(port: int) -> dict:

@@ -355,6 +355,9 @@ def _parse_network(spec: ProfileSpec, net: Any, src: Source, base: KeyPath) -> N
                     norm = check_pattern(pattern)
                 except ValueError as e:
                     raise src.error(dp, str(e)) from None
+                old = spec.domains.get(norm)
+                if old is not None and old.value is DomainAccess.DENY:
+                    continue  # two spellings of one pattern: deny beats allow at a tie
                 spec.domains[norm] = Entry(DomainAccess(verdict), src.origin(dp))
         elif key == "allow_local_binding":
             spec.allow_local_binding = Entry(_expect(src, p, value, bool), src.origin(p))
@@ -615,7 +618,8 @@ def materialize(
 
     domains = {pat: DomainRule(pat, e.value, e.origin) for pat, e in spec.domains.items()}
     for pat, origin in extra_domains:
-        domains[pat] = DomainRule(pat, DomainAccess.ALLOW, origin)
+        if pat not in domains or domains[pat].access is not DomainAccess.DENY:  # deny wins a tie
+            domains[pat] = DomainRule(pat, DomainAccess.ALLOW, origin)
     mode = spec.mode.value if spec.mode else NetMode.FULL
     enabled = spec.enabled.value if spec.enabled else False
     if domains or mode is NetMode.LIMITED:

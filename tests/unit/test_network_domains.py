@@ -288,3 +288,14 @@ def test_proxy_request_handling():
         proxy.close()
         up.sock.close()
     assert [e["address"] for e in events] == ["evil.test:443"]
+
+
+def test_deny_beats_allow_for_one_pattern_spelled_twice_or_flagged(tmp_path):
+    pol = load(tmp_path, """
+        [permissions.p.network.domains]
+        "Example.org" = "deny"
+        "example.org." = "allow"
+        "b.org" = "deny"
+        """, profile="p", allow_domains=["b.org", "c.org"])
+    got = {r.pattern: r.access.value for r in pol.network.domains}
+    assert got == {"example.org": "deny", "b.org": "deny", "c.org": "allow"}

@@ -12,7 +12,9 @@ launch, for one 32-byte message, so the tests use pyroute2 instead, from outside
 what this module did.
 
 Not used when the network is on (the host's network is the point) or with
-``dangerously_allow_all_unix_sockets`` (abstract names outside must stay reachable).
+``dangerously_allow_all_unix_sockets`` (abstract names outside must stay reachable), except
+for the proxied network of ``network.domains``, which needs it: there the namespace holds the
+proxy's listener (:func:`hand_over_proxy_listener`) and nothing else reaches out.
 """
 
 from __future__ import annotations

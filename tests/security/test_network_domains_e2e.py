@@ -15,7 +15,7 @@ import sys
 
 import pytest
 
-import lsandbox.proxy  # noqa: F401 - imported before a test forks and drops to nobody
+import lsandbox.proxy._loopback  # noqa: F401 - imported before a test forks and drops to nobody
 from tests import _netdomains as nd
 from tests._sandbox import PY, features
 

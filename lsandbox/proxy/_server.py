@@ -62,6 +62,7 @@ class Proxy:
     def serve(self, listener: socket.socket) -> None:
         listener.setblocking(False)
         ready = threading.Event()
+        failed: list[BaseException] = []
 
         def main() -> None:
             asyncio.set_event_loop(self._loop)
@@ -70,8 +71,14 @@ class Proxy:
                 self._server = await asyncio.start_server(self._client, sock=listener,
                                                           limit=_HEAD_LIMIT)
 
-            self._loop.run_until_complete(start())
-            ready.set()
+            try:
+                self._loop.run_until_complete(start())
+            except BaseException as e:  # noqa: BLE001 - re-raised by serve() in the caller
+                failed.append(e)
+                self._loop.close()
+                return
+            finally:
+                ready.set()
             self._loop.run_forever()
             self._loop.run_until_complete(self._loop.shutdown_asyncgens())
             self._loop.close()
@@ -79,6 +86,10 @@ class Proxy:
         self._thread = threading.Thread(target=main, name="lsandbox-proxy", daemon=True)
         self._thread.start()
         ready.wait()
+        if failed:
+            self._thread.join()
+            self._thread = None
+            raise failed[0]
 
     def close(self) -> None:
         """Stop accepting and drop every connection (the sandbox is gone)."""

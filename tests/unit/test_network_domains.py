@@ -299,3 +299,16 @@ def test_deny_beats_allow_for_one_pattern_spelled_twice_or_flagged(tmp_path):
         """, profile="p", allow_domains=["b.org", "c.org"])
     got = {r.pattern: r.access.value for r in pol.network.domains}
     assert got == {"example.org": "deny", "b.org": "deny", "c.org": "allow"}
+
+
+def test_proxy_serve_failure_is_raised_not_hung():
+    import socket
+
+    from lsandbox.proxy import Proxy
+
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # start_server refuses it, in the thread
+    proxy = Proxy(NetworkPolicy(enabled=True), lambda e: None)
+    with pytest.raises(ValueError, match="Stream Socket"):
+        proxy.serve(s)
+    proxy.close()  # nothing left to stop
+    s.close()

@@ -176,6 +176,10 @@ def field_report(policy: Policy, m: dict[str, Any]) -> list[dict[str, str]]:
         if ns and not policy.network.dangerously_allow_all_unix_sockets:
             how += " + own network namespace"
         row("network off", "enforced", how)
+    elif policy.network.proxied:  # network.domains: refused by `run` without a namespace
+        row("network domains (proxy)", "enforced" if ns else "not enforced",
+            "filtering proxy on the own network namespace's loopback + broker" if ns
+            else "needs a network namespace of the sandbox's own: run refuses this policy")
     notif = m["seccomp"]["user_notif"]
     if notif and (m["pidfd_getfd"] or m["seccomp"]["addfd"]):
         how = "seccomp user notification broker" + ("" if m["pidfd_getfd"] else " (ADDFD fallback: connect only)")

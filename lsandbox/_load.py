@@ -73,6 +73,7 @@ def load_policy(
     cwd: str | None = None,
     writable: Sequence[str] = (),
     allow_unix_sockets: Sequence[str] = (),
+    allow_domains: Sequence[str] = (),
     network: bool | None = None,
     requirements: str | None = None,
     search: bool = True,
@@ -94,6 +95,7 @@ def load_policy(
     ``PATH = "read"``/``"deny"``. ``setenv`` (``K=V`` strings or a mapping), ``unsetenv``
     and ``clearenv`` extend ``[shell_environment_policy]``'s ``set``, ``exclude`` and
     ``inherit = "none"``. ``cwd`` (``-C``) is the workspace root and ``$CWD``.
+    ``allow_domains`` (``--allow-domain``) adds ``domains = { NAME = "allow" }`` rules.
     Raises :class:`PolicyError` with file:line:key on bad input.
     """
     env = os.environ if env is None else env
@@ -123,11 +125,20 @@ def load_policy(
         for raw in paths:
             spec.fs[(_flag_fs_path(flag, raw), ".")] = Entry(access, flag)
     environment = _environment(cfg, setenv, unsetenv, clearenv)
+    domains = []
+    for name in allow_domains:
+        from .policy._domains import check_pattern
+
+        try:
+            domains.append((check_pattern(name), "--allow-domain"))
+        except ValueError as e:
+            raise PolicyError(f"--allow-domain {name}: {e}") from None
     policy = materialize(
         spec,
         cwd=cwd,
         extra_roots=[(w, "-w") for w in writable],
         extra_sockets=[(s, "--allow-unix-socket") for s in allow_unix_sockets],
+        extra_domains=domains,
         network=network,
         env=env,
     )

@@ -170,6 +170,17 @@ def _path_matches(kind: str, arg: str, path: str) -> bool:
     raise SBPLSyntaxError(f"unknown path filter {kind}")
 
 
+def _ip_matches(addr: str, target: str) -> bool:
+    """``"localhost:PORT"`` / ``"localhost:*"`` / ``"*:PORT"`` / ``"*:*"`` (the forms SBPL
+    allows) against ``"HOST:PORT"``; SBPL's ``localhost`` covers the loopback addresses."""
+    host, _, port = addr.rpartition(":")
+    t_host, _, t_port = target.rpartition(":")
+    t_host = t_host.strip("[]")
+    host_ok = host == "*" or host == t_host or (host == "localhost" and (
+        t_host in ("localhost", "::1") or t_host.startswith("127.")))
+    return host_ok and port in ("*", t_port)
+
+
 _PATH_FILTERS = ("subpath", "literal", "path", "path-literal", "prefix", "regex")
 
 
@@ -194,7 +205,7 @@ def _matches(flt: list[Any], target: Any, ext: frozenset[str]) -> bool:
                 return False
             return len(flt) < 3 or _matches(flt[2], target[1], ext)
         if kind in ("ip", "tcp", "udp"):
-            return target[0] == "ip" and (len(flt) < 3 or _arg(flt, 2) in ("*:*", target[1]))
+            return target[0] == "ip" and (len(flt) < 3 or _ip_matches(str(_arg(flt, 2)), target[1]))
         return False
     if head in ("global-name", "local-name"):
         return isinstance(target, tuple) and target == ("mach", _arg(flt))

@@ -33,7 +33,7 @@ from lsandbox._errors import PolicyError
 from lsandbox.policy import FsAccess, FsRule, Policy, SocketAccess
 
 from . import _baseline
-from ._sbpl import List, Profile, literal, sexp, subpath, with_message
+from ._sbpl import List, Profile, Str, literal, sexp, subpath, with_message
 
 _PRIVATE = ("/tmp", "/var", "/etc")
 
@@ -162,7 +162,21 @@ def render_sbpl(policy: Policy, *, socket_dir: str | None = None, context: Conte
         w.group(_baseline.stdio_files(ctx.own_files))
 
     net = policy.network
-    if net.enabled:
+    if net.proxied:
+        # network.domains: TCP only to the filtering proxy on the host's loopback (the same
+        # proxy code as on Linux, run by lsandbox outside the sandbox; it resolves names, so
+        # no DNS here); TLS through the tunnel still needs trust evaluation. allow_local_binding
+        # adds loopback listeners and loopback connections, as Codex's Seatbelt profile does.
+        w.section(f"[network-proxy] TCP only to the filtering proxy on localhost:{net.proxy_port}")
+        w.add(sexp("allow", "network-outbound", sexp("remote", "ip", Str(f"localhost:{net.proxy_port}"))))
+        if net.allow_local_binding:
+            w.add(sexp("allow", "network-outbound", sexp("remote", "ip", Str("localhost:*"))))
+            w.add(sexp("allow", "network-inbound", sexp("local", "ip", Str("localhost:*"))))
+            w.add(sexp("allow", "network-bind", sexp("local", "ip", Str("localhost:*"))))
+        for g in _baseline.network():
+            if g.name == "tls":
+                w.group(g)
+    elif net.enabled:
         for g in _baseline.network():
             w.group(g)
     if net.dangerously_allow_all_unix_sockets:

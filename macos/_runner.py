@@ -265,9 +265,15 @@ def run(cmd: list[str], policy: Policy, *, log_denials: bool = False, events: st
     socket_dir, made = _make_socket_dir()
     notes: list[str] = []
     stream: _LogStream | None = None
+    proxy, proxy_denials = None, []  # network.domains: the SBPL allows only the proxy's port
     try:
         profile = render_sbpl(policy, socket_dir=socket_dir, context=context(env, tag, pass_fds))
         env["LSANDBOX_SOCKET_DIR"] = socket_dir
+        if policy.network.proxied:
+            from lsandbox.proxy import proxy_env, serve_on_loopback
+
+            proxy = serve_on_loopback(policy.network, proxy_denials.append)
+            env.update(proxy_env(policy.network.proxy_port))
         if tag:
             try:
                 stream = _LogStream(tag)
@@ -288,7 +294,10 @@ def run(cmd: list[str], policy: Policy, *, log_denials: bool = False, events: st
         finally:
             for s, h in old.items():
                 signal.signal(s, h)
-        denials: list[dict] = []
+        if proxy is not None:
+            proxy.close()
+            proxy = None
+        denials: list[dict] = list(proxy_denials)
         if stream:
             if not stream.finish():
                 notes.append("the end marker did not come back from the unified log: the last "
@@ -300,6 +309,8 @@ def run(cmd: list[str], policy: Policy, *, log_denials: bool = False, events: st
                     seen.add(key)
                     denials.append(e)
     finally:
+        if proxy is not None:
+            proxy.close()
         if stream and stream.proc.poll() is None:  # an error before the stream was drained
             stream.proc.kill()
             stream.proc.wait()

@@ -32,6 +32,9 @@ def add_policy_options(parser: argparse.ArgumentParser) -> None:
                    help='deny PATH and below, even reading (= filesystem PATH = "deny"); repeatable')
     g.add_argument("--allow-unix-socket", metavar="PATH", action="append", default=[],
                    help='allow AF_UNIX sockets at PATH and below (= unix_sockets PATH = "allow")')
+    g.add_argument("--allow-domain", metavar="NAME", action="append", default=[],
+                   help='reach host NAME (or a pattern: *.example.org) through the filtering '
+                        'proxy (= network.domains NAME = "allow")')
     net = g.add_mutually_exclusive_group()
     net.add_argument("--network", dest="network", action="store_true", default=None,
                      help="allow TCP/UDP networking (= network.enabled = true)")
@@ -60,6 +63,7 @@ def policy_from_args(args: argparse.Namespace) -> Policy:
         read=args.read,
         deny=args.deny,
         allow_unix_sockets=args.allow_unix_socket,
+        allow_domains=args.allow_domain,
         network=args.network,
         requirements=args.requirements,
         setenv=args.setenv,

@@ -128,7 +128,20 @@ def render_text(policy: Policy, backend: str, asked: str | None) -> str:
     else:
         how = ("allowed (IP sockets; name resolution through mDNSResponder and configd; TLS "
                "trust through trustd)" if net.enabled else "denied (no IP rules; no name resolution)")
-    out.append(f"network: {'on' if net.enabled else 'off'} -> {how}")
+    if net.proxied:
+        how = (f"through the filtering proxy only (127.0.0.1:{net.proxy_port} in the sandbox's own "
+               "network namespace; the broker refuses every other TCP/IP connect"
+               + ("" if net.allow_local_binding else " and bind") + "; Landlock TCP connect to "
+               "that port on ABI >= 4; needs namespaces)" if backend == "linux" else
+               f"SBPL network-outbound to localhost:{net.proxy_port} only (the proxy runs outside)")
+        out.append(f"network: proxied, mode {net.mode.value}, allow_local_binding = "
+                   f"{str(net.allow_local_binding).lower()} -> {how}")
+        out.append("  domains (most specific pattern wins, deny at a tie, no match = refused; "
+                   "names resolving to loopback/private/link-local refused unless "
+                   "allow_local_binding):")
+        out.extend(f"  {r.access.value:<5} {r.pattern}    [{r.origin}]" for r in net.domains)
+    else:
+        out.append(f"network: {'on' if net.enabled else 'off'} -> {how}")
     unix_how = ("seccomp user notification -> broker (connect/bind/sendto decided on the "
                 "canonical path; Landlock RESOLVE_UNIX too on ABI >= 9)" if backend == "linux"
                 else "SBPL network-outbound (remote unix-socket) / network-bind (local unix-socket)")

@@ -53,6 +53,7 @@ class FastArgs:
         self.unsetenv: list[str] = []
         self.clearenv = False
         self.allow_unix_socket: list[str] = []
+        self.allow_domain: list[str] = []
         self.network: bool | None = None
         self.requirements: str | None = None
         self.log_denials = False
@@ -67,7 +68,7 @@ _VALUE_OPTS = {"-c": "config", "--config": "config", "-p": "profile", "--profile
                "--chdir": "chdir"}
 _LIST_OPTS = {"-w": "writable", "--writable": "writable", "--allow-unix-socket": "allow_unix_socket",
               "--pass-fd": "pass_fd", "--read": "read", "--deny": "deny", "--setenv": "setenv",
-              "--unsetenv": "unsetenv"}
+              "--unsetenv": "unsetenv", "--allow-domain": "allow_domain"}
 _FLAG_OPTS = {"--log-denials": "log_denials", "--clearenv": "clearenv"}
 
 

@@ -17,7 +17,8 @@ def render_bpf(policy: Policy) -> str:
     arch = sb.native_arch()
     a = build_filter_a(arch, network=policy.network.enabled,
                        unix_dgram=policy.network.dangerously_allow_all_unix_sockets,
-                       truncate_guard=truncate_guard(landlock.abi_version()))
+                       truncate_guard=truncate_guard(landlock.abi_version()),
+                       netlink=not policy.network.proxied)
     b = build_notify_filter(arch, datagrams=policy.network.dangerously_allow_all_unix_sockets or any(r.access.value == "allow" for r in policy.network.unix_sockets))
     return (f"; filter A: deny list, argument checks, socket() domains ({len(a)} instructions)\n"
             + sb.disassemble(a)

@@ -80,6 +80,7 @@ from . import _fastpath as _fp
 from ._features import addfd_available, pidfd_thread_available
 from ._probes import QUIET_PROBES
 from ._provenance import Provenance
+from ._proxy_rules import proxy_only_inet
 from ._sockaddr import AF_INET, AF_INET6, AF_UNIX, family, parse_unix, unix_sockaddr
 from ._socket_dir import SocketDir, contains
 
@@ -668,6 +669,16 @@ class Broker:
     def _inet_allowed(self, n: sb.Notification, fam: int, addr: bytes, *, bind: bool) -> None:
         if fam in (AF_INET, AF_INET6) and not self._policy.network.enabled:
             raise _Answer(errno.EACCES)
+        if fam in (AF_INET, AF_INET6) and self._policy.network.proxied:
+            where, why = proxy_only_inet(self._policy.network, fam, addr, bind=bind)
+            if why:
+                try:
+                    self._on_event({"kind": "network", "op": "bind" if bind else "connect",
+                                    "address": where, "pid": n.pid, "process": "?",
+                                    "verdict": "deny", "rule": why})
+                except Exception:  # noqa: BLE001 - a failing sink must not take the broker down
+                    pass
+                raise _Answer(errno.EACCES)
         if bind and fam in (AF_INET, AF_INET6) and len(addr) >= 4 and self._ids[0] == 0:
             port = struct.unpack_from("!H", addr, 2)[0]
             if 0 < port < 1024 and os.stat(f"/proc/{n.pid}").st_uid != 0:

@@ -23,7 +23,7 @@ import seccomp_bpf as sb
 
 from . import _caps, _sys
 from ._mount_view import apply_view, fresh_proc
-from ._netns import CLONE_NEWNET, loopback_up
+from ._netns import CLONE_NEWNET, hand_over_proxy_listener, loopback_up
 from ._plan import LinuxPlan
 from ._unix_filter import install_and_hand_over
 
@@ -47,8 +47,8 @@ def _unshare(flags: int, plan: LinuxPlan, report_fd: int) -> None:
     try:
         _sys.unshare(flags)
     except OSError as e:
-        if not flags & CLONE_NEWNET:
-            raise
+        if not flags & CLONE_NEWNET or plan.proxy_port:
+            raise  # the proxied network has no other way to confine TCP to the proxy
         _sys.unshare(flags & ~CLONE_NEWNET)
         plan.netns = False
         report(report_fd, "note", f"network namespace unavailable ({e.strerror}); network off is "
@@ -174,10 +174,15 @@ def child_main(
                 _unshare(ns_flags, plan, report_fd)
                 pidns = True
             except OSError as e:  # a container refusing namespaces: same policy, no namespaces
+                if plan.proxy_port:
+                    raise OSError(e.errno, f"network.domains needs a network namespace "
+                                           f"({e.strerror})") from None
                 report(report_fd, "note", f"namespaces unavailable ({e.strerror}); running without")
                 plan = fallback()
         if pidns:
             _setup_namespaces(plan, uid, gid, userns)
+            if plan.proxy_port:
+                hand_over_proxy_listener(plan.proxy_port, sync)
             mask = set(FORWARDED) | {signal.SIGCHLD}
             signal.pthread_sigmask(signal.SIG_BLOCK, mask)
             init = os.fork()

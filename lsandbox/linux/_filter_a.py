@@ -130,13 +130,14 @@ SOCK_STREAM, SOCK_DGRAM, SOCK_SEQPACKET = 1, 2, 5
 
 
 def filter_a_rules(arch: str, *, network: bool, unix_dgram: bool = False,
-                   truncate_guard: bool = False) -> list[sb.Rule]:
+                   truncate_guard: bool = False, netlink: bool = True) -> list[sb.Rule]:
     """The rules for ``arch``. ``unix_dgram``: allow AF_UNIX datagram sockets. They are refused
     otherwise because every datagram may name its own destination (sendto/sendmsg/sendmmsg,
     even on a connected socket), in user memory a filter cannot read and the broker could
     only re-check racily; stream and seqpacket sockets ignore a destination once connected,
     so brokering ``connect`` covers them completely. ``truncate_guard``: Landlock below ABI 3
-    (see the module docstring)."""
+    (see the module docstring). ``netlink=False`` (the proxied network of
+    ``network.domains``): TCP/IP sockets, which can only reach the proxy, but no netlink."""
     eperm = sb.errno(errno.EPERM)
     rules = [sb.Rule(name, eperm) for name in DENIED if on(arch, name)]
     if not unix_dgram:
@@ -160,7 +161,7 @@ def filter_a_rules(arch: str, *, network: bool, unix_dgram: bool = False,
     ]
     if network:
         rules += [sb.Rule("socket", sb.ALLOW, (sb.Arg(0).masked_eq(LOW32, d),))
-                  for d in (AF_INET, AF_INET6, AF_NETLINK)]
+                  for d in (AF_INET, AF_INET6, *((AF_NETLINK,) if netlink else ()))]
         rules.append(sb.Rule("socket", sb.errno(errno.EAFNOSUPPORT)))
     else:
         rules += [sb.Rule("socket", sb.errno(errno.EACCES), (sb.Arg(0).masked_eq(LOW32, d),))
@@ -202,9 +203,10 @@ def _file_rules(arch: str, truncate_guard: bool) -> list[sb.Rule]:
     return rules
 
 
-@functools.cache  # a pure function of four values: a warm API caller compiles each once
+@functools.cache  # a pure function of five values: a warm API caller compiles each once
 def build_filter_a(arch: str, *, network: bool, unix_dgram: bool = False,
-                   truncate_guard: bool = False) -> sb.Program:
+                   truncate_guard: bool = False, netlink: bool = True) -> sb.Program:
     """Compiled with unknown names refused (``skip_unknown`` off): see the module docstring."""
-    rules = filter_a_rules(arch, network=network, unix_dgram=unix_dgram, truncate_guard=truncate_guard)
+    rules = filter_a_rules(arch, network=network, unix_dgram=unix_dgram, truncate_guard=truncate_guard,
+                           netlink=netlink)
     return sb.compile_filter(sb.Filter(arch, rules, sb.ALLOW))

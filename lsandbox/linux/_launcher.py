@@ -59,6 +59,7 @@ class Launch(Record, frozen=False):
     on_event: Callable[[dict], None] | None = None
     audit: object | None = None  # an _audit.Collector when denials were asked for
     socket_pin: SocketDir | None = None  # the socket directory, pinned (_socket_dir)
+    proxy: object | None = None  # the filtering proxy (lsandbox.proxy.Proxy) of network.domains
     fs_denials_unobservable: str = ""  # why Landlock denials are not reported (else "")
     returncode: int | None = None  # like subprocess: -N for death by signal N
     error: str | None = None
@@ -130,6 +131,13 @@ def spawn(
         executable = resolve_executable(argv[0], env, cwd)
         plan = build_plan(policy, socket_dir, feats, filter_a=False,  # compiled after the fork
                           report_refusals=log_denials)
+        if policy.network.proxied:
+            if not plan.netns:
+                raise SetupError("network.domains needs a network namespace of the sandbox's own "
+                                 "(unprivileged user namespaces or root); none is available here")
+            from ..proxy._env import proxy_env
+
+            env.update(proxy_env(plan.proxy_port))
     except BaseException as e:
         _cleanup_socket_dir(pin)
         if isinstance(e, ValueError) and not isinstance(e, SandboxError):  # landlock.PlanError
@@ -204,6 +212,9 @@ def spawn(
             # The child closed its end with filter A unread (it fell back to a plan of its
             # own): the kernel reports that once, before the listener still queued.
             _msg, fds = recv_fds(parent_sock, 1)
+        if _msg == b"P":  # the proxied network's listener (_netns), before seccomp's
+            launch.proxy = _serve_proxy(fds, policy, record)
+            _msg, fds = recv_fds(parent_sock, 1)
     except TimeoutError:
         _abandon(launch, audit)
         raise SetupError("the sandboxed child did not hand over its seccomp listener within 60 s") from None
@@ -231,6 +242,9 @@ def _abandon(launch: Launch, audit: object | None) -> str:
     while chunk := os.read(launch.report_r, 65536):
         reports += chunk
     os.close(launch.report_r)
+    if launch.proxy is not None:
+        launch.proxy.close()  # type: ignore[attr-defined]
+        launch.proxy = None
     if launch.socket_pin is not None:
         _cleanup_socket_dir(launch.socket_pin)
         launch.socket_pin = None
@@ -244,6 +258,21 @@ def _abandon(launch: Launch, audit: object | None) -> str:
            else f"exit status {os.WEXITSTATUS(status)}")
     return ("sandbox setup failed: the sandboxed child ended before handing over its seccomp "
             f"listener ({how})")
+
+
+def _serve_proxy(fds: list[int], policy: Policy, record: Callable[[dict], None]) -> object:
+    """Serve the listener the relay made in the sandbox's network namespace."""
+    import socket
+
+    from ..proxy import Proxy
+
+    for extra in fds[1:]:
+        os.close(extra)
+    if not fds:
+        raise SetupError("the sandbox's proxy listener was not received")
+    proxy = Proxy(policy.network, record)
+    proxy.serve(socket.socket(fileno=fds[0]))
+    return proxy
 
 
 class LazyBroker:
@@ -337,6 +366,9 @@ def wait(launch: Launch) -> Launch:
     os.close(launch.report_r)
     if launch.broker is not None:
         launch.broker.close()
+    if launch.proxy is not None:
+        launch.proxy.close()  # type: ignore[attr-defined]
+        launch.proxy = None
     if launch.socket_pin is not None:
         _cleanup_socket_dir(launch.socket_pin)
         launch.socket_pin = None

@@ -12,7 +12,9 @@ launch, for one 32-byte message, so the tests use pyroute2 instead, from outside
 what this module did.
 
 Not used when the network is on (the host's network is the point) or with
-``dangerously_allow_all_unix_sockets`` (abstract names outside must stay reachable).
+``dangerously_allow_all_unix_sockets`` (abstract names outside must stay reachable), except
+for the proxied network of ``network.domains``, which needs it: there the namespace holds the
+proxy's listener (:func:`hand_over_proxy_listener`) and nothing else reaches out.
 """
 
 from __future__ import annotations
@@ -51,3 +53,18 @@ def loopback_up() -> None:
 
 def wanted(network_enabled: bool, allow_all_unix: bool) -> bool:
     return not network_enabled and not allow_all_unix
+
+
+def hand_over_proxy_listener(port: int, sync: _socket.socket) -> None:
+    """The proxied network's entrance: a TCP listener on ``127.0.0.1:port`` *inside* the
+    sandbox's network namespace, made here (the relay, before anything is restricted) and
+    sent to the supervisor, which serves it with the filtering proxy; no copy stays here.
+    A socket belongs to the namespace it was created in, so the sandbox reaches the proxy at
+    its own loopback while the proxy's upstream connections leave from the host's."""
+    s = _socket.socket(_socket.AF_INET, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
+    try:
+        s.bind(("127.0.0.1", port))
+        s.listen(128)
+        sync.sendmsg([b"P"], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, struct.pack("=i", s.fileno()))])
+    finally:
+        s.close()

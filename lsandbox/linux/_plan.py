@@ -49,6 +49,10 @@ class LinuxPlan(Record, frozen=False, compare_exclude=("ruleset",)):
     notes: list[str] = field(default_factory=list)
     view: MountView | None = None  # with a mount namespace: the read-only view (_mount_view)
     report_refusals: bool = False  # filter A/B variants reporting socket() refusals (_refusals)
+    # The proxied network (network.domains): the port of the proxy's listener in the
+    # sandbox's network namespace (0: no proxy), and Landlock's TCP port rules.
+    proxy_port: int = 0
+    net_ports: list[tuple[int, ll.AccessNet]] = field(default_factory=list)
     # The Landlock ruleset of the above, built here (no syscall: those happen in the child's
     # restrict_self), so that the child does no flag arithmetic between fork and exec.
     ruleset: ll.Ruleset | None = None
@@ -59,6 +63,8 @@ class LinuxPlan(Record, frozen=False, compare_exclude=("ruleset",)):
                             scoped=self.scoped, max_abi=self.abi)
             for path, access in self.landlock_rules:
                 rs.add_path(path, access)
+            for port, net_access in self.net_ports:
+                rs.add_net_port(port, net_access)
             object.__setattr__(self, "ruleset", rs)
 
 
@@ -94,7 +100,7 @@ def filter_a_bytes(plan: LinuxPlan) -> bytes:
     """Filter A of ``plan``, encoded (memoized per process: a warm API caller compiles and
     encodes each variant once)."""
     return _filter_a_code(sb.native_arch(), plan.policy.network.enabled, plan.datagrams,
-                          truncate_guard(plan.abi), plan.report_refusals)
+                          truncate_guard(plan.abi), plan.report_refusals, not plan.proxy_port)
 
 
 def truncate_guard(abi: int) -> bool:
@@ -103,16 +109,19 @@ def truncate_guard(abi: int) -> bool:
 
 
 @functools.cache
-def _filter_a_code(arch: str, network: bool, unix_dgram: bool, guard: bool, report: bool = False) -> bytes:
-    return _filter_a(arch, network, unix_dgram, guard, report).to_bytes()
+def _filter_a_code(arch: str, network: bool, unix_dgram: bool, guard: bool, report: bool = False,
+                   netlink: bool = True) -> bytes:
+    return _filter_a(arch, network, unix_dgram, guard, report, netlink).to_bytes()
 
 
-def _filter_a(arch: str, network: bool, unix_dgram: bool, guard: bool, report: bool) -> sb.Program:
+def _filter_a(arch: str, network: bool, unix_dgram: bool, guard: bool, report: bool,
+              netlink: bool = True) -> sb.Program:
     if report:  # only when denials are asked for
         from ._refusals import build_filter_a_reporting
 
-        return build_filter_a_reporting(arch, network=network, unix_dgram=unix_dgram, truncate_guard=guard)
-    return build_filter_a(arch, network=network, unix_dgram=unix_dgram, truncate_guard=guard)
+        return build_filter_a_reporting(arch, network=network, unix_dgram=unix_dgram, truncate_guard=guard,
+                                        netlink=netlink)
+    return build_filter_a(arch, network=network, unix_dgram=unix_dgram, truncate_guard=guard, netlink=netlink)
 
 
 def _filter_b(arch: str, network: bool, datagrams: bool, report: bool) -> sb.Program:
@@ -173,6 +182,15 @@ def build_plan(policy: Policy, socket_dir: str, feats: Features, *, filter_a: bo
     datagrams = net.dangerously_allow_all_unix_sockets or any(
         r.access is SocketAccess.ALLOW for r in net.unix_sockets)
     handled_net = ll.AccessNet(0) if policy.network.enabled else ll.AccessNet.from_all(abi)
+    proxied = net.proxied
+    net_ports: list[tuple[int, ll.AccessNet]] = []
+    if proxied and not net.allow_local_binding:
+        # TCP only to the proxy's port (the broker performs connects, and checks the same; the
+        # network namespace has nothing but loopback anyway). allow_local_binding lets the
+        # command listen and connect on its own loopback: the namespace alone confines that.
+        handled_net = ll.AccessNet.from_all(abi)
+        if handled_net:
+            net_ports.append((net.proxy_port, ll.AccessNet.CONNECT_TCP))
     return LinuxPlan(
         policy=policy,
         socket_dir=socket_dir,
@@ -183,14 +201,16 @@ def build_plan(policy: Policy, socket_dir: str, feats: Features, *, filter_a: bo
         landlock_rules=ll.plan_path_rules(rules),
         ro_binds=ro_binds,
         private_tmpfs=private_tmpfs,
-        filter_a=(_filter_a(arch, policy.network.enabled, datagrams, truncate_guard(abi), report_refusals)
-                  if filter_a else None),
+        filter_a=(_filter_a(arch, policy.network.enabled, datagrams, truncate_guard(abi), report_refusals,
+                            not proxied) if filter_a else None),
         filter_b=_filter_b(arch, policy.network.enabled, datagrams, report_refusals),
         namespaces=feats.namespaces,
-        netns=feats.namespaces and netns_wanted(net.enabled, net.dangerously_allow_all_unix_sockets),
+        netns=feats.namespaces and (proxied or netns_wanted(net.enabled, net.dangerously_allow_all_unix_sockets)),
         datagrams=datagrams,
         wait_killable=wait_killable_available(),
         notes=notes,
         view=view,
         report_refusals=report_refusals,
+        proxy_port=net.proxy_port if proxied else 0,
+        net_ports=net_ports,
     )

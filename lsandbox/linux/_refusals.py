@@ -70,9 +70,10 @@ def _passed_through(*, network: bool, unix_dgram: bool) -> list[sb.Rule]:
 
 @functools.cache
 def build_filter_a_reporting(arch: str, *, network: bool, unix_dgram: bool,
-                             truncate_guard: bool = False) -> sb.Program:
+                             truncate_guard: bool = False, netlink: bool = True) -> sb.Program:
     rules = [*_passed_through(network=network, unix_dgram=unix_dgram),
-             *filter_a_rules(arch, network=network, unix_dgram=unix_dgram, truncate_guard=truncate_guard)]
+             *filter_a_rules(arch, network=network, unix_dgram=unix_dgram, truncate_guard=truncate_guard,
+                             netlink=netlink)]
     return sb.compile_filter(sb.Filter(arch, rules, sb.ALLOW))
 
 

@@ -11,15 +11,22 @@ Schema (Codex's permission profiles, ``codex-rs/config/src/permissions_toml.rs``
 * ``filesystem``: ``PATH = "read"|"write"|"deny"`` or ``PATH = { SUBPATH = MODE }``; PATH is
   absolute, ``~/...``, ``$VAR/...`` or a special key (``:root``, ``:minimal``,
   ``:workspace_roots``, ``:tmpdir``, ``:slash_tmp``). A trailing ``/**`` means the directory.
-* ``network``: ``enabled``, ``mode`` (``"full"``; ``"limited"`` needs Codex's HTTP proxy and is
-  refused), ``unix_sockets = { PATH = "allow"|"none"|"deny" }``, legacy
-  ``allow_unix_sockets = [PATH, ...]``, ``dangerously_allow_all_unix_sockets``.
+* ``network``: ``enabled``, ``mode = "full"|"limited"``, ``domains = { PATTERN =
+  "allow"|"deny" }`` (``_domains``), ``allow_local_binding``, ``proxy_url`` (a loopback
+  ``http://`` URL: its port is the proxy's), ``unix_sockets = { PATH = "allow"|"none"|"deny" }``,
+  legacy ``allow_unix_sockets = [PATH, ...]``, ``dangerously_allow_all_unix_sockets``.
 
 Decisions where Codex is silent or where we cannot enforce what it accepts:
 
-* Proxy/domain settings (``domains``, ``proxy_url``, ``socks_url``, ``mitm`` ...) are refused
-  with an error naming the key: lsandbox has no proxy and will not pretend to filter domains.
-  Boolean ones set to ``false`` (their Codex default, asking for nothing) are accepted.
+* ``domains`` (or ``mode = "limited"``) turns on the *proxied* network: TCP through the
+  filtering proxy only. It implies ``enabled = true`` (so a profile extending ``:workspace``
+  needs no more), except that ``enabled = false`` in the same table is a contradiction and
+  an error. ``--allow-domain NAME`` is ``domains = { NAME = "allow" }``.
+* The proxy settings we cannot honour are refused with an error naming the key: SOCKS5
+  (``enable_socks5``, ``socks_url``, ``enable_socks5_udp``), an upstream proxy
+  (``allow_upstream_proxy``), a proxy listening beyond loopback
+  (``dangerously_allow_non_loopback_proxy``) and TLS interception (``mitm``). Boolean ones
+  set to ``false`` (their Codex default, asking for nothing) are accepted.
 * Glob patterns (``*``, ``?``, ``[``) in filesystem paths are refused: Landlock grants by
   inode, so a pattern could not cover files created after launch. ``glob_scan_max_depth`` is
   refused with them.
@@ -52,8 +59,10 @@ from ._builtins import (
     WORKSPACE_ROOT_PATTERN,
     builtin_names,
 )
+from ._domains import DomainAccess, DomainRule, NetMode, check_pattern
 from ._environment import INHERIT, EnvironmentPolicy
 from ._model import (
+    DEFAULT_PROXY_PORT,
     FilesystemPolicy,
     FsAccess,
     FsRule,
@@ -86,20 +95,20 @@ PROFILE_KEYS = ("description", "extends", "workspace_roots", "filesystem", "netw
 NETWORK_KEYS = (
     "enabled",
     "mode",
+    "domains",
+    "allow_local_binding",
+    "proxy_url",
     "unix_sockets",
     "allow_unix_sockets",
     "dangerously_allow_all_unix_sockets",
 )
-#: Valid Codex network keys that need Codex's proxy: refused unless set to false/empty.
+#: Valid Codex proxy keys we cannot honour: refused unless set to false/empty.
 UNENFORCED_NETWORK_KEYS = (
-    "domains",
-    "proxy_url",
     "enable_socks5",
     "socks_url",
     "enable_socks5_udp",
     "allow_upstream_proxy",
     "dangerously_allow_non_loopback_proxy",
-    "allow_local_binding",
     "mitm",
 )
 SPECIAL_FS_KEYS = (":root", ":minimal", ":workspace_roots", ":tmpdir", ":slash_tmp")
@@ -205,6 +214,10 @@ class ProfileSpec(Record, frozen=False):
     enabled: Entry | None = None
     unix_sockets: dict[str, Entry] = field(default_factory=dict)  # raw path -> SocketAccess
     allow_all_unix: Entry | None = None
+    mode: Entry | None = None  # NetMode
+    domains: dict[str, Entry] = field(default_factory=dict)  # normalized pattern -> DomainAccess
+    allow_local_binding: Entry | None = None
+    proxy_port: Entry | None = None
     chain: list[str] = field(default_factory=list)
     path_sources: dict[str, Source] = field(default_factory=dict)
 
@@ -215,6 +228,10 @@ class ProfileSpec(Record, frozen=False):
         out.enabled = self.enabled or parent.enabled
         out.unix_sockets = {**parent.unix_sockets, **self.unix_sockets}
         out.allow_all_unix = self.allow_all_unix or parent.allow_all_unix
+        out.mode = self.mode or parent.mode
+        out.domains = {**parent.domains, **self.domains}
+        out.allow_local_binding = self.allow_local_binding or parent.allow_local_binding
+        out.proxy_port = self.proxy_port or parent.proxy_port
         out.chain = [self.name, *parent.chain]
         return out
 
@@ -353,8 +370,9 @@ def _parse_network(spec: ProfileSpec, net: Any, src: Source, base: KeyPath) -> N
                 continue
             raise src.error(
                 p,
-                "is a Codex proxy setting that lsandbox cannot enforce (no HTTP/SOCKS proxy); "
-                "remove it or set network.enabled",
+                "is a Codex proxy setting that lsandbox cannot enforce (its proxy speaks HTTP "
+                "CONNECT and plain HTTP on loopback only: no SOCKS5, upstream proxy or TLS "
+                "interception); remove it",
                 UnenforceableError,
             )
         if key not in NETWORK_KEYS:
@@ -363,15 +381,31 @@ def _parse_network(spec: ProfileSpec, net: Any, src: Source, base: KeyPath) -> N
             spec.enabled = Entry(_expect(src, p, value, bool), src.origin(p))
         elif key == "mode":
             _expect(src, p, value, str)
-            if value == "limited":
-                raise src.error(
-                    p,
-                    '"limited" needs Codex\'s filtering proxy, which lsandbox does not have; '
-                    'use "full" with enabled = true, or enabled = false',
-                    UnenforceableError,
-                )
-            if value != "full":
+            if value not in ("full", "limited"):
                 raise src.error(p, f'invalid mode "{value}": expected "full" or "limited"')
+            spec.mode = Entry(NetMode(value), src.origin(p))
+        elif key == "domains":
+            _expect(src, p, value, dict)
+            for pattern, verdict in value.items():
+                dp = p + (pattern,)
+                if verdict not in ("allow", "deny"):
+                    raise src.error(dp, f'expected "allow" or "deny", got {verdict!r}')
+                try:
+                    norm = check_pattern(pattern)
+                except ValueError as e:
+                    raise src.error(dp, str(e)) from None
+                old = spec.domains.get(norm)
+                if old is not None and old.value is DomainAccess.DENY:
+                    continue  # two spellings of one pattern: deny beats allow at a tie
+                spec.domains[norm] = Entry(DomainAccess(verdict), src.origin(dp))
+        elif key == "allow_local_binding":
+            spec.allow_local_binding = Entry(_expect(src, p, value, bool), src.origin(p))
+        elif key == "proxy_url":
+            try:
+                port = proxy_url_port(_expect(src, p, value, str))
+            except ValueError as e:
+                raise src.error(p, str(e), UnenforceableError) from None
+            spec.proxy_port = Entry(port, src.origin(p))
         elif key == "unix_sockets":
             _expect(src, p, value, dict)
             for sock, verdict in value.items():
@@ -390,6 +424,23 @@ def _parse_network(spec: ProfileSpec, net: Any, src: Source, base: KeyPath) -> N
                 spec.path_sources[raw] = src
         elif key == "dangerously_allow_all_unix_sockets":
             spec.allow_all_unix = Entry(_expect(src, p, value, bool), src.origin(p))
+    proxied = bool(net.get("domains")) or net.get("mode") == "limited"
+    if proxied and net.get("enabled") is False:
+        key = "domains" if net.get("domains") else "mode"
+        raise src.error(base + (key,), "needs the network: it contradicts enabled = false in the "
+                        "same table (remove one of them)")
+
+
+def proxy_url_port(url: str) -> int:
+    """The port of a Codex ``proxy_url`` we can honour: ``http://`` on loopback (the sandbox
+    reaches the proxy on its own loopback; another address could not be honoured)."""
+    scheme, sep, rest = url.partition("://")
+    host, _, port = rest.rstrip("/").rpartition(":")
+    if not sep or scheme.lower() != "http" or host not in ("127.0.0.1", "localhost") \
+            or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"proxy_url {url!r}: only http://127.0.0.1:PORT (or localhost) can be "
+                         "honoured: the proxy listens on the sandbox's loopback")
+    return int(port)
 
 
 # --------------------------------------------------------------------------- config file
@@ -598,13 +649,15 @@ def materialize(
     cwd: str,
     extra_roots: Sequence[tuple[str, str]] = (),
     extra_sockets: Sequence[tuple[str, str]] = (),
+    extra_domains: Sequence[tuple[str, str]] = (),
     network: bool | None = None,
     env: Mapping[str, str] | None = None,
 ) -> Policy:
     """Expand and canonicalize a resolved profile into a Policy.
 
     ``extra_roots`` / ``extra_sockets`` are ``(raw path, origin)`` pairs from flags; they are
-    handled exactly like ``workspace_roots`` and ``unix_sockets = { P = "allow" }`` entries.
+    handled exactly like ``workspace_roots`` and ``unix_sockets = { P = "allow" }`` entries;
+    ``extra_domains`` (normalized pattern, origin) like ``domains = { PATTERN = "allow" }``.
     """
     env = os.environ if env is None else env
 
@@ -656,8 +709,18 @@ def materialize(
         path = canon(raw, entry.origin, "socket")
         sockets[path] = UnixSocketRule(path, entry.value, entry.origin)
 
+    domains = {pat: DomainRule(pat, e.value, e.origin) for pat, e in spec.domains.items()}
+    for pat, origin in extra_domains:
+        if pat not in domains or domains[pat].access is not DomainAccess.DENY:  # deny wins a tie
+            domains[pat] = DomainRule(pat, DomainAccess.ALLOW, origin)
+    mode = spec.mode.value if spec.mode else NetMode.FULL
     enabled = spec.enabled.value if spec.enabled else False
+    if domains or mode is NetMode.LIMITED:
+        enabled = True  # domains turn on the proxied network (a contradiction was refused above)
     if network is not None:
+        if network is False and domains:
+            origin = next(iter(domains.values())).origin
+            raise PolicyError(f"--no-network contradicts the network domains of the policy ({origin})")
         enabled = network
     return Policy(
         filesystem=FilesystemPolicy(tuple(FsRule(p, a, o) for p, (a, o) in fs_entries.items())),
@@ -665,6 +728,10 @@ def materialize(
             enabled=enabled,
             unix_sockets=tuple(sockets.values()),
             dangerously_allow_all_unix_sockets=bool(spec.allow_all_unix and spec.allow_all_unix.value),
+            mode=mode,
+            domains=tuple(domains.values()),
+            allow_local_binding=bool(spec.allow_local_binding and spec.allow_local_binding.value),
+            proxy_port=spec.proxy_port.value if spec.proxy_port else DEFAULT_PROXY_PORT,
         ),
         name=spec.name,
         description=spec.description,

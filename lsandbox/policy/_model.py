@@ -21,6 +21,7 @@ from collections.abc import Iterable
 
 from lsandbox_records import Record, field
 
+from ._domains import DomainRule, NetMode
 from ._environment import EnvironmentPolicy
 from ._paths import is_within
 
@@ -141,12 +142,26 @@ class FilesystemPolicy(Record):
         return _longest_match(rule.path, (r for r in self.rules if r.path != rule.path))
 
 
+#: The port of the filtering proxy's listener (Codex's default ``proxy_url`` port).
+DEFAULT_PROXY_PORT = 3128
+
+
 class NetworkPolicy(Record):
-    """Network access. ``unix_sockets`` is sorted by path, at most one rule per path."""
+    """Network access. ``unix_sockets`` is sorted by path, at most one rule per path;
+    ``domains`` sorted by pattern, at most one rule per pattern.
+
+    ``enabled`` with ``domains`` (or ``mode = LIMITED``) is the *proxied* network
+    (:attr:`proxied`): TCP only through the filtering proxy on the loopback ``proxy_port``,
+    host names decided by ``domains`` (``_domains.decide``); ``allow_local_binding`` lets the
+    proxy reach loopback/private/link-local addresses and the command listen on loopback."""
 
     enabled: bool = False
     unix_sockets: tuple[UnixSocketRule, ...] = ()
     dangerously_allow_all_unix_sockets: bool = False
+    mode: NetMode = NetMode.FULL
+    domains: tuple[DomainRule, ...] = ()
+    allow_local_binding: bool = False
+    proxy_port: int = DEFAULT_PROXY_PORT
 
     def __post_init__(self) -> None:
         paths = [r.path for r in self.unix_sockets]
@@ -155,6 +170,15 @@ class NetworkPolicy(Record):
         object.__setattr__(
             self, "unix_sockets", tuple(sorted(self.unix_sockets, key=lambda r: r.path))
         )
+        patterns = [r.pattern for r in self.domains]
+        if len(set(patterns)) != len(patterns):
+            raise ValueError("NetworkPolicy: duplicate domains patterns")
+        object.__setattr__(self, "domains", tuple(sorted(self.domains, key=lambda r: r.pattern)))
+
+    @property
+    def proxied(self) -> bool:
+        """Network on, but only through the filtering proxy (by host name)."""
+        return self.enabled and (self.mode is NetMode.LIMITED or bool(self.domains))
 
     def rule_for(self, path: str) -> UnixSocketRule | None:
         """The AF_UNIX rule deciding canonical ``path`` (longest match), or None."""
@@ -191,6 +215,10 @@ class Policy(Record, compare_exclude=('name', 'description')):
                 "enabled": self.network.enabled,
                 "unix_sockets": {r.path: r.access.value for r in self.network.unix_sockets},
                 "dangerously_allow_all_unix_sockets": self.network.dangerously_allow_all_unix_sockets,
+                "mode": self.network.mode.value,
+                "domains": {r.pattern: r.access.value for r in self.network.domains},
+                "allow_local_binding": self.network.allow_local_binding,
+                "proxy_port": self.network.proxy_port,
             },
         }
         if not self.environment.is_default:

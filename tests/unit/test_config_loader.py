@@ -286,20 +286,23 @@ def test_danger_full_access_not_extendable(tmp_path):
 
 
 def test_unenforceable_codex_keys_refused(tmp_path):
-    e = err(tmp_path, """
-        [permissions.p.network]
-        enabled = true
-        mode = "limited"
-        """, profile="p")
-    assert isinstance(e, UnenforceableError) and e.line == 3
-    e = err(tmp_path, """
-        [permissions.p.network]
-        enabled = true
-        domains = { "example.com" = "allow" }
-        """, profile="p")
-    assert isinstance(e, UnenforceableError) and "proxy" in str(e) and e.line == 3
+    """The proxy settings lsandbox cannot honour stay errors naming the key (the domains
+    keys that it can are tested in test_network_domains.py)."""
+    for key, value, word in (("enable_socks5", "true", "SOCKS5"), ("mitm", "true", "TLS"),
+                             ("allow_upstream_proxy", "true", "upstream"),
+                             ("socks_url", '"http://127.0.0.1:8081"', "SOCKS5")):
+        e = err(tmp_path, f"""
+            [permissions.p.network]
+            enabled = true
+            {key} = {value}
+            """, profile="p")
+        assert isinstance(e, UnenforceableError) and word in str(e) and e.line == 3, key
+        assert e.key.endswith(key)
+    e = err(tmp_path, '[permissions.p.network]\nproxy_url = "http://10.0.0.1:3128"\n', profile="p")
+    assert isinstance(e, UnenforceableError) and e.line == 2
     # asking for nothing is fine
-    load(tmp_path, "[permissions.p.network]\nallow_local_binding = false\nmode = 'full'\n", profile="p")
+    load(tmp_path, "[permissions.p.network]\nallow_local_binding = false\nmode = 'full'\n"
+         "enable_socks5 = false\n", profile="p")
 
 
 def test_globs_refused(tmp_path):

@@ -44,12 +44,14 @@ def test_the_run_path_imports_no_heavy_modules(tmp_path):
     """`lsandbox run` starts a fresh interpreter per sandbox: what it imports is launch time.
     These modules cost 2-10 ms each and the run path needs none of them (argparse, re, json,
     gettext and locale: a plain ``run -- CMD`` is parsed without argparse, no config file
-    means no TOML, syscalls.json is read without json)."""
+    means no TOML, syscalls.json is read without json; the filtering proxy (asyncio, h11,
+    ipaddress) only in runs with network.domains)."""
     code = ("import sys\nimport lsandbox.cli as c\n"
             "rc = c.main(['run', '--', 'true'])\n"
             "heavy = {'typing', 'dataclasses', 'inspect', 'tomllib', 'subprocess', 'tempfile', "
             "'platform', 'difflib', 'shutil', 'random', 'argparse', 're', 'json', 'gettext', "
-            "'locale', 'socket', 'selectors', 'importlib', 'warnings'}\n"
+            "'locale', 'socket', 'selectors', 'importlib', 'warnings', 'ipaddress', 'asyncio', "
+            "'h11', 'urllib', 'lsandbox.proxy'}\n"
             "print(sorted(heavy & set(sys.modules)), rc)")
     env = {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path)}  # no user config file
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,

@@ -136,8 +136,19 @@ def test_killed_supervisors_directory_is_removed_by_the_next_run_and_only_it(mod
         killed.send_signal(signal.SIGKILL)  # (setpriv execs lsandbox: this is the supervisor)
         killed.wait()
         assert os.path.isdir(stale)  # what SIGKILL leaves behind
-        live = subprocess.Popen([*pre, LSANDBOX, "run", "--", "sleep", "60"], env=env)
-        (mine,) = set(_wait_dirs(tmp, len(decoys) + 1)) - decoys - {stale}
+        live = subprocess.Popen([*pre, LSANDBOX, "run", "--", "sh", "-c",
+                                 'touch "$LSANDBOX_SOCKET_DIR/running"; exec sleep 60'], env=env)
+        # the live run removes the stale directory meanwhile: wait for its own, not for a count
+        deadline = time.monotonic() + 20
+        while not (others := {p for p in _ours(tmp) if p.endswith("-f")} - decoys - {stale}):
+            assert time.monotonic() < deadline, _ours(tmp)
+            time.sleep(0.02)
+        (mine,) = others
+        # the command runs: the supervisor forwards SIGTERM now (a SIGTERM during its own start
+        # ends it before it can clean up; the next run then removes the directory)
+        deadline = time.monotonic() + 30
+        while not os.path.exists(f"{mine}/running") and time.monotonic() < deadline:
+            time.sleep(0.02)
         res = subprocess.run([*pre, LSANDBOX, "run", "--", "true"], env=env, capture_output=True, text=True,
                              timeout=60)
         assert res.returncode == 0, res.stderr

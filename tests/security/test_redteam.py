@@ -2,8 +2,9 @@
 
 Fixed here: the sandbox's init (PID 1 of its PID namespace) was reachable through /proc/1
 (its report pipe to the supervisor, its memory). Held, kept as regressions: the i386
-(``int 0x80``) and x32 syscall entry points on x86_64. Open (``xfail(strict=True)``):
-device nodes under ``/dev`` stay readable for root, and their ioctls below Landlock ABI 5.
+(``int 0x80``) and x32 syscall entry points on x86_64. Fixed too: read rights on
+``/`` no longer reach the device nodes under ``/dev`` (root read consoles' screens, and below
+Landlock ABI 5 used /dev/userfaultfd and /dev/kvm).
 """
 
 from __future__ import annotations
@@ -129,18 +130,30 @@ t("uffd_ioctl", lambda: fcntl.ioctl(os.open("/dev/userfaultfd", os.O_RDONLY), 0x
 
 @pytest.mark.skipif(os.geteuid() != 0 or not (os.path.exists("/dev/vcs") and os.path.exists("/dev/userfaultfd")),
                     reason="needs root and /dev/vcs, /dev/userfaultfd")
-@pytest.mark.xfail(strict=True, reason=(
-    "open: read rights on / reach every device node under /dev. As root (no capabilities needed "
-    "for a 0600 root node) the command reads /dev/vcs* (the consoles' screens), /dev/input/*, and "
-    "below Landlock ABI 5 (no IOCTL_DEV) it gets a userfaultfd from /dev/userfaultfd (the syscall "
-    "filter A refuses), KVM VMs from /dev/kvm, loop devices from /dev/loop-control. Codex holds "
-    "(bubblewrap's minimal /dev). Fix: a minimal /dev in the mount view (tmpfs with the "
-    "DEVICE_FILES_RW nodes bound, devpts, shm, the std symlinks); without namespaces, no READ_FILE "
-    "on /dev's char/block nodes except DEVICE_FILES_RW (Landlock split of /dev)."))
 @pytest.mark.parametrize("mode", ["namespaces", "no-namespaces"])
 def test_root_cannot_use_host_devices(mode):
+    """Read rights on ``/`` reached every device node: as root (a 0600 root node needs no
+    capability) /dev/vcs (the consoles' screens) was readable, and below Landlock ABI 5 (no
+    IOCTL_DEV) /dev/userfaultfd handed out the userfaultfd filter A refuses (and /dev/kvm VMs,
+    /dev/loop-control loop devices). Codex holds (bubblewrap's minimal /dev)."""
     env = {"LANDLOCK_MAX_ABI": "2"}
     if mode == "no-namespaces":
         env["LSANDBOX_NO_NAMESPACES"] = "1"
     got = probe(DEVICES, [], nobody=False, env=env)
     assert got == {"vcs": "EACCES", "uffd_ioctl": "EACCES"}, got
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not os.path.exists("/dev/vcs"), reason="needs root and /dev/vcs")
+def test_host_devices_are_real_unsandboxed():
+    got = probe(DEVICES, [], nobody=False, env={}, sandboxed=False)
+    assert got == {"vcs": "ok", "uffd_ioctl": "ok"}, got
+
+
+@pytest.mark.parametrize("mode", ["namespaces", "no-namespaces"])
+def test_the_device_files_programs_need_still_work(mode):
+    env = {"LSANDBOX_NO_NAMESPACES": "1"} if mode == "no-namespaces" else {}
+    code = "\n".join(f"t({p!r}, lambda: os.close(os.open({p!r}, os.O_RDWR)))"
+                     for p in ("/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom"))
+    code += "\nt('ls', lambda: os.listdir('/dev'))"
+    got = probe(code, [], nobody=True, env=env)
+    assert set(got.values()) == {"ok"}, got

@@ -157,3 +157,34 @@ def test_the_device_files_programs_need_still_work(mode):
     code += "\nt('ls', lambda: os.listdir('/dev'))"
     got = probe(code, [], nobody=True, env=env)
     assert set(got.values()) == {"ok"}, got
+
+
+# Every mount-API, namespace and cross-process call filter A refuses, on the native 64-bit
+# entry point (the i386/x32 ones are killed above), with harmless arguments.
+SYSCALLS_X86_64 = r"""
+buf = ctypes.create_string_buffer(b"tmpfs", 64); a = ctypes.addressof(buf)
+tmp = ctypes.create_string_buffer(b"/tmp"); d = ctypes.addressof(tmp)
+for name, nr, args in (
+        ("fsopen", 430, (a, 0)), ("fspick", 433, (-100, d, 0)), ("open_tree", 428, (-100, d, 1)),
+        ("open_tree_attr", 467, (-100, d, 1, 0, 0)), ("move_mount", 429, (-1, d, -100, d, 0)),
+        ("fsmount", 432, (-1, 0, 0)), ("fsconfig", 431, (-1, 0, 0, 0, 0)),
+        ("mount_setattr", 442, (-100, d, 0, 0, 0)), ("umount2", 166, (d, 0)), ("pivot_root", 155, (d, d)),
+        ("chroot", 161, (d,)), ("setns", 308, (0, 0)), ("pidfd_getfd", 438, (0, 0, 0)),
+        ("process_madvise", 440, (0, 0, 0, 0, 0)), ("kcmp", 312, (1, 1, 0, 0, 0)),
+        ("unshare_newns", 272, (0x20000,)), ("clone_newuser", 56, (0x10000000 | 17, 0, 0, 0, 0)),
+        ("syslog", 103, (3, a, 10)), ("fanotify_init", 300, (0, 0))):
+    R[name] = sc(nr, *args)
+"""
+
+SYSCALL_MODES = {
+    "root": (False, {}), "root-no-namespaces": (False, {"LSANDBOX_NO_NAMESPACES": "1"}),
+    "nobody": (True, {}), "nobody-no-namespaces-abi1": (True, {"LSANDBOX_NO_NAMESPACES": "1", "LANDLOCK_MAX_ABI": "1"}),
+}
+
+
+@pytest.mark.skipif(os.uname().machine != "x86_64", reason="x86_64 syscall numbers")
+@pytest.mark.parametrize("mode", list(SYSCALL_MODES))
+def test_mount_api_and_cross_process_calls_refused(mode):
+    nobody, env = SYSCALL_MODES[mode]
+    got = probe(SYSCALLS_X86_64, [], nobody=nobody, env=env)
+    assert set(got.values()) == {"EPERM"}, got

@@ -119,6 +119,8 @@ def render_text(policy: Policy, backend: str, asked: str | None) -> str:
         out.extend(explain_lines(policy))
     else:
         out.append(f"  rw    {', '.join(DEVICE_FILES_RW)}    [always] -> device files programs need")
+        out.append("  none  other device nodes under /dev, unless a rule names /dev or below    [always] -> "
+                   "Landlock (read rights on an ancestor reach /dev's listing, not its devices)")
         out.extend(_mount_view_lines())
     net = policy.network
     if backend == "linux":

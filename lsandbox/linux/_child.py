@@ -236,7 +236,14 @@ def _relay(init: int, mask: set[int]) -> None:
 
 
 def _init(argv: Sequence[str], executable: str, env: dict[str, str], report_fd: int, tty: int | None) -> None:
-    """PID 1: fork the command, forward signals to it, report its status, exit."""
+    """PID 1: fork the command, forward signals to it, report its status, exit.
+
+    Not dumpable: init is in the command's Landlock domain and has its uid, so the command
+    could otherwise open ``/proc/1/fd/N`` (the report pipe to the supervisor: forge a setup
+    error or a status, or fill the pipe so that init blocks and the run never ends) and
+    ``/proc/1/mem``. A non-dumpable process's /proc entries need CAP_SYS_PTRACE, which the
+    command lacks. The command inherits the flag until its ``execve``, which resets it."""
+    prctl.set_dumpable(False)
     mask = set(FORWARDED) | {signal.SIGCHLD}
     signal.pthread_sigmask(signal.SIG_BLOCK, mask)
     pid = _fork_command(argv, executable, env, report_fd, tty, mask)

@@ -96,6 +96,20 @@ def fs_rights(access: FsAccess, abi: int) -> ll.AccessFs:
     return ll.AccessFs(0)
 
 
+def _no_host_devices(policy: Policy, rules: dict[str, ll.AccessFs], read: ll.AccessFs) -> None:
+    """Reading "everything" means files, not the machine's device nodes: read rights inherited
+    from an ancestor of /dev (``:workspace`` reads ``/``) would let a root command (no
+    capability needed for a 0600 root node) read /dev/vcs* (the consoles' screens) and
+    /dev/input/*, and, below Landlock ABI 5 (no IOCTL_DEV), get a userfaultfd from
+    /dev/userfaultfd (the syscall filter A refuses), VMs from /dev/kvm, loop devices from
+    /dev/loop-control. /dev keeps listing and the DEVICE_FILES_RW their own rules; a policy
+    rule naming /dev or a path below it decides as written."""
+    rule = policy.filesystem.rule_for("/dev")
+    if rule is None or rule.access is not FsAccess.READ or rule.path == "/dev" or not os.path.isdir("/dev"):
+        return
+    rules["/dev"] = ll.AccessFs(read & ~ll.AccessFs.READ_FILE)
+
+
 def filter_a_bytes(plan: LinuxPlan) -> bytes:
     """Filter A of ``plan``, encoded (memoized per process: a warm API caller compiles and
     encodes each variant once)."""
@@ -161,6 +175,7 @@ def build_plan(policy: Policy, socket_dir: str, feats: Features, *, filter_a: bo
     for dev in DEVICE_FILES_RW:
         if os.path.exists(dev):
             rules[dev] = rules.get(dev, ll.AccessFs(0)) | read | _DEV_RW
+    _no_host_devices(policy, rules, read)
     rules[socket_dir] = fs_rights(FsAccess.WRITE, abi)
     # POSIX shared memory and semaphores (Python multiprocessing, Chromium) need a writable
     # /dev/shm; with a mount namespace each sandbox gets its own empty one.

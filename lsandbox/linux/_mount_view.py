@@ -188,17 +188,49 @@ def _set(view: MountView, target: str | int, path: str, attr: int, ms: int) -> N
         _remount(mp, ms)
 
 
-def _stage_tmpfs() -> int:
-    """A detached tmpfs holding the masks' empty directory and file, both mode 0000."""
-    fd = _sys.fs_mount("tmpfs", {"mode": "0700", "size": "4k"}, _ATTR_MASK & ~_sys.MOUNT_ATTR_RDONLY)
-    os.mkdir("d", 0, dir_fd=fd)
-    os.close(os.open("f", os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0, dir_fd=fd))
-    return fd
+_PARKING = ("/mnt", "/media", "/srv", "/opt", "/boot", "/home", "/var/tmp", "/tmp", "/run", "/usr")
 
 
-def _mask(view: MountView, path: str, stage: int) -> None:
+class _Stage:
+    """A tmpfs holding the masks' empty directory and file, both mode 0000, attached for the
+    time of the masking over a directory no step touches (kernels before 6.15 refuse to
+    clone from a mount that is not attached in the caller's namespace: EINVAL), and
+    detached again once the masks are in place (the clones do not depend on it). Nothing
+    else runs in this mount namespace meanwhile, so the parking is never seen."""
+
+    def __init__(self, avoid: tuple[str, ...]) -> None:
+        self.fd = _sys.fs_mount("tmpfs", {"mode": "0700", "size": "4k"}, _ATTR_MASK & ~_sys.MOUNT_ATTR_RDONLY)
+        self.parked = ""
+        try:
+            os.mkdir("d", 0, dir_fd=self.fd)
+            os.close(os.open("f", os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0, dir_fd=self.fd))
+            for place in _PARKING:
+                if (os.path.isdir(place) and not os.path.islink(place)
+                        and not any(_within(a, place) or _within(place, a) for a in avoid)):
+                    _sys.move_mount(self.fd, place)
+                    self.parked = place
+                    break
+            else:
+                raise OSError(2, "no directory to attach the masks' staging tmpfs to")
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        if self.parked:
+            _sys.umount(self.parked, _MNT_DETACH)
+            self.parked = ""
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+_MNT_DETACH = 2
+
+
+def _mask(view: MountView, path: str, stage: _Stage) -> None:
     name = "d" if os.path.isdir(path) and not os.path.islink(path) else "f"
-    fd = _sys.open_tree(name, _sys.OPEN_TREE_CLONE, dirfd=stage)
+    fd = _sys.open_tree(name, _sys.OPEN_TREE_CLONE, dirfd=stage.fd)
     try:
         if not view.classic:
             _sys.mount_setattr(fd, _ATTR_MASK, recursive=False)
@@ -223,7 +255,7 @@ def apply_view(view: MountView, *, root: bool, userns: bool) -> None:
                     _remount(mp, _sys.MS_RDONLY)
             else:
                 _sys.mount_setattr("/", _sys.MOUNT_ATTR_RDONLY)
-        stage = -1
+        stage: _Stage | None = None
         for kind, path in view.steps:
             if kind == WRITE:
                 _sys.move_mount(clones[path], path)
@@ -239,8 +271,8 @@ def apply_view(view: MountView, *, root: bool, userns: bool) -> None:
                 if view.classic:
                     _set(view, path, path, _sys.MOUNT_ATTR_RDONLY, _sys.MS_RDONLY)
             elif kind == MASK:
-                if stage < 0:
-                    stage = _stage_tmpfs()
+                if stage is None:
+                    stage = _Stage(tuple(p for _, p in view.steps))
                 _mask(view, path, stage)
             elif kind == TMPFS:
                 fd = _sys.fs_mount("tmpfs", {"mode": "1777"}, _ATTR_WRITABLE)
@@ -248,8 +280,8 @@ def apply_view(view: MountView, *, root: bool, userns: bool) -> None:
                     _sys.move_mount(fd, path)
                 finally:
                     os.close(fd)
-        if stage >= 0:
-            os.close(stage)
+        if stage is not None:
+            stage.close()
     except OSError as e:
         raise OSError(e.errno, f"mount view: {e.strerror}") from None
     finally:
@@ -316,13 +348,13 @@ def fresh_proc(view: MountView) -> str | None:
     try:
         _sys.move_mount(fd, "/proc")
         if view.proc_masks:
-            stage = _stage_tmpfs()
+            stage = _Stage(("/proc",))
             try:
                 for path in view.proc_masks:
                     if os.path.lexists(path):
                         _mask(view, path, stage)
             finally:
-                os.close(stage)
+                stage.close()
     except OSError as e:
         raise OSError(e.errno, f"fresh procfs: {e.strerror}") from None
     finally:

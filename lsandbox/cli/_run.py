@@ -166,7 +166,7 @@ def run(args: argparse.Namespace) -> int:
             for text in mac.notes if mac.denials else ["none observed", *mac.notes]:
                 print(f"({text})", file=sys.stderr)
         return mac.returncode
-    from ..linux._launcher import forward_signals, spawn, wait
+    from ..linux._launcher import SignalForwarder, spawn, wait
 
     events_file = _open_events(args.events)
 
@@ -177,6 +177,7 @@ def run(args: argparse.Namespace) -> int:
             events_file.write(json.dumps(e) + "\n")
             events_file.flush()
 
+    fwd = SignalForwarder()  # before the fork: a signal during the launch reaches the sandbox
     try:
         try:
             env = None if policy.environment.is_default else policy.environment.apply(os.environ)
@@ -189,12 +190,10 @@ def run(args: argparse.Namespace) -> int:
         except CommandNotExecutableError as e:
             print(f"lsandbox: error: {one_line(e.strerror)}", file=sys.stderr)
             return 126
-        restore = forward_signals(launch)
-        try:
-            wait(launch)
-        finally:
-            restore()
+        fwd.attach(launch)
+        wait(launch)
     finally:
+        fwd.restore()
         if events_file and events_file is not sys.stderr:
             events_file.close()
     if launch.error:

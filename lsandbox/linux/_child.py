@@ -158,6 +158,9 @@ def child_main(
     """Never returns. With namespaces this process unshares them, becomes a relay (outside the
     new PID namespace, forwarding signals) and forks init (PID 1 inside), which applies the
     sandbox to itself and forks the command."""
+    for sig in FORWARDED:  # the caller's Python handlers (lsandbox's SignalForwarder) are not
+        if callable(signal.getsignal(sig)):  # ours: the default until the relay blocks them
+            signal.signal(sig, signal.SIG_DFL)
     pidns = False
     try:
         prctl.set_pdeathsig(signal.SIGKILL)

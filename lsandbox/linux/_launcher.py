@@ -438,17 +438,45 @@ def _collect_audit(launch: Launch, restricted: set[int]) -> None:
                 pass
 
 
-def forward_signals(launch: Launch) -> Callable[[], None]:
-    """Install handlers forwarding INT/TERM/HUP/QUIT/WINCH/USR1/USR2/CONT to the sandbox; return
-    a function restoring the previous handlers. (Main thread only.)"""
-    def handler(sig: int, _frame: object) -> None:
+class SignalForwarder:
+    """Handlers forwarding INT/TERM/HUP/QUIT/WINCH/USR1/USR2/CONT to the sandbox, installed
+    *before* ``spawn`` (main thread only): a signal that arrives while the sandbox is being
+    made is kept and delivered once it exists (``attach``), instead of killing lsandbox by
+    its default action in the window between the fork and the handlers (the sandbox would
+    then die of PDEATHSIG, not of the signal sent, and leave its socket directory behind).
+    The forked child restores the default dispositions at once (``child_main``)."""
+
+    def __init__(self) -> None:
+        self.pid: int | None = None
+        self.pending: list[int] = []
+        self._old = {s: signal.signal(s, self._handler) for s in FORWARDED}
+
+    def _handler(self, sig: int, _frame: object) -> None:
+        if self.pid is None:
+            self.pending.append(sig)
+            return
         try:
-            os.kill(launch.pid, sig)
+            os.kill(self.pid, sig)
         except ProcessLookupError:
             pass
 
-    old = {s: signal.signal(s, handler) for s in FORWARDED}
-    return lambda: [signal.signal(s, h) for s, h in old.items()] and None
+    def attach(self, launch: Launch) -> None:
+        self.pid = launch.pid
+        pending, self.pending = self.pending, []
+        for sig in pending:
+            self._handler(sig, None)
+
+    def restore(self) -> None:
+        for s, h in self._old.items():
+            signal.signal(s, h)
+
+
+def forward_signals(launch: Launch) -> Callable[[], None]:
+    """Forward the signals to an existing sandbox; return a function restoring the previous
+    handlers. (Main thread only; ``SignalForwarder`` also covers the launch itself.)"""
+    fwd = SignalForwarder()
+    fwd.attach(launch)
+    return fwd.restore
 
 
 def _cleanup_socket_dir(pin: SocketDir) -> None:

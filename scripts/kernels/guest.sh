@@ -1,0 +1,48 @@
+#!/bin/sh
+# Runs as PID 1 inside the test-kernels guest, in the host's userland (read-only 9p under a
+# tmpfs overlay). Runs the suites as root, then as an unprivileged user (uid 65534), and leaves
+# junit xml, logs and the kernel's facts in /lsbx-results for the host to read; then powers off.
+# Parameters come from /lsbx-results/params.sh, written by scripts/test_kernels.py.
+R=/lsbx-results
+export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev
+mkdir -p /dev/pts /dev/shm
+mount -t devpts -o newinstance,ptmxmode=0666 devpts /dev/pts
+mount -t tmpfs -o mode=1777 tmpfs /dev/shm
+mount -t tmpfs -o mode=1777 tmpfs /tmp
+mount -t tmpfs -o mode=0755 tmpfs /run
+mount -t cgroup2 cgroup2 /sys/fs/cgroup 2>/dev/null
+mount -t securityfs securityfs /sys/kernel/security 2>/dev/null
+ip link set lo up 2>/dev/null
+hostname lsbx-guest 2>/dev/null
+
+. "$R/params.sh"
+export HOME=/root LANG=C.UTF-8 PYTHONDONTWRITEBYTECODE=1 LSANDBOX_IN_KERNEL_MATRIX=1
+uname -r >"$R/uname"
+cat /sys/kernel/security/lsm >"$R/lsm" 2>/dev/null
+cd "$REPO" || { echo "guest: no $REPO" >"$R/error"; echo o >/proc/sysrq-trigger; }
+"$PY" -c 'import landlock; print(landlock.kernel_abi())' >"$R/abi" 2>"$R/abi.err"
+
+run_as() {  # run_as <name> <command prefix...>: one pytest run, its junit and log in $R
+    name=$1; shift
+    out=/tmp/lsbx-$name
+    mkdir -p "$out"; chmod 0777 "$out"
+    start=$(date +%s)
+    # shellcheck disable=SC2086
+    timeout "$TIMEOUT" "$@" env HOME="$out" "$PY" -m pytest -q -p no:randomly -p no:cacheprovider \
+        -o cache_dir="$out/cache" --junitxml="$out/junit.xml" $PYTEST_ARGS >"$R/$name.log" 2>&1  # opened by root: live
+    echo $? >"$R/$name.rc"
+    echo $(( $(date +%s) - start )) >"$R/$name.seconds"
+    cp "$out/junit.xml" "$R/$name.junit.xml" 2>/dev/null
+}
+
+run_as root
+if [ "${UNPRIVILEGED:-1}" = 1 ]; then
+    run_as user setpriv --reuid=65534 --regid=65534 --clear-groups
+fi
+echo done >"$R/finished"
+sync
+echo o >/proc/sysrq-trigger
+sleep 5

@@ -2,21 +2,38 @@
 
 Longest match becomes "last match wins": filesystem and AF_UNIX rules are emitted from the
 shortest path to the longest, each one saying everything about its subtree (a READ rule
-allows reading *and* denies writing), so the most specific rule is the last to match —
-which is how Seatbelt decides among filtered rules on one operation. Device files and the
-sandbox-local socket directory come last (always allowed). Paths are canonicalized the macOS
-way (``/tmp``, ``/var``, ``/etc`` live under ``/private``); a path with ``..`` is refused.
+allows reading *and* denies writing), so the most specific rule is the last to match, which
+is how Seatbelt decides among filtered rules on one operation.
 
-Everything is inlined rather than passed with ``-D``: the profile printed by ``explain`` is
-then exactly the one that runs, with no parameters to substitute by hand.
+The profile is written so that its verdicts do not depend on the two precedence rules others
+report but nobody has shown us measured (an unfiltered rule never overriding a filtered one;
+a specific operation beating its wildcard parent, see ``_evaluator``): no unfiltered allow
+shares an operation with a filtered deny, and every filesystem rule names the specific
+operation (``file-read-metadata``) that an earlier rule allows by name. The parity tests
+evaluate every case under each precedence model and require one answer.
+
+Carve-outs survive renames and creation (a read-only ``.git`` or a denied path inside a
+writable root): a deny names the path both as ``literal`` and as ``subpath`` (so a missing
+``.codex`` cannot be made), and every ancestor of such a path gets a ``file-write-unlink``
+deny on its literal name, so ``mv`` of a parent cannot carry the carve-out out from under
+its rule (Seatbelt matches paths, not inodes).
+
+Paths are canonicalized the macOS way (``/tmp``, ``/var``, ``/etc`` live under ``/private``);
+a path with ``..`` is refused. Everything is inlined rather than passed with ``-D``: the
+profile ``explain`` prints is exactly the one that runs. Policy values reach the text only
+through ``_sbpl.quote`` and ``_sbpl.comment``.
 """
 
 from __future__ import annotations
 
-from lsandbox._errors import PolicyError
-from lsandbox.policy import DEVICE_FILES_RW, FsAccess, Policy, SocketAccess
+import os
+from dataclasses import dataclass
 
-from ._sbpl import List, Profile, Str, literal, sexp, subpath
+from lsandbox._errors import PolicyError
+from lsandbox.policy import FsAccess, FsRule, Policy, SocketAccess
+
+from . import _baseline
+from ._sbpl import List, Profile, literal, sexp, subpath, with_message
 
 _PRIVATE = ("/tmp", "/var", "/etc")
 
@@ -27,69 +44,164 @@ def macos_path(path: str) -> str:
         raise PolicyError(f"{path}: not an absolute path")
     if any(part == ".." for part in path.split("/")):
         raise PolicyError(f"{path}: paths with '..' are refused (SBPL matches paths literally)")
+    if "\0" in path:
+        raise PolicyError(f"{path!r}: a path cannot contain NUL")
     for p in _PRIVATE:
         if path == p or path.startswith(p + "/"):
             return "/private" + path
     return path
 
 
+@dataclass(frozen=True)
+class Context:
+    """What the runner knows at launch and the profile needs (all optional: ``explain``
+    and the parity tests render without them).
+
+    ``own_ttys``: the caller's terminal device(s), reachable by name. ``own_files``: files
+    the caller opened for the command (standard streams redirected to a file, passed
+    descriptors) as ``(path, writable)``: Seatbelt checks reads and writes on descriptors
+    that name files, so ``cmd > /some/log`` needs its file allowed. ``user_cache_dir``:
+    ``DARWIN_USER_CACHE_DIR`` (clang's module cache), writable when the per-user temp
+    directory beside it is. ``tag``: appended to every deny's log line by
+    ``(with message TAG)``, so the denial reader keeps this run's denials only.
+    """
+
+    own_ttys: tuple[str, ...] = ()
+    own_files: tuple[tuple[str, bool], ...] = ()
+    user_cache_dir: str | None = None
+    user_temp_dir: str | None = None
+    tag: str | None = None
+
+
 def _depth(path: str) -> tuple[int, str]:
     return (0 if path == "/" else path.count("/"), path)
 
 
-BASELINE: list[tuple[str, List]] = [
-    ("a process may run programs, fork and signal its own sandbox", sexp("allow", "process-exec")),
-    ("", sexp("allow", "process-fork")),
-    ("", sexp("allow", "signal", sexp("target", "same-sandbox"))),
-    ("system information programs read at start", sexp("allow", "sysctl-read")),
-    ("", sexp("allow", "file-read-metadata")),
-    ("", sexp("allow", "mach-lookup", sexp("global-name", Str("com.apple.system.logger")))),
-    ("", sexp("allow", "mach-lookup", sexp("global-name", Str("com.apple.system.opendirectoryd.libinfo")))),
-    ("", sexp("allow", "ipc-posix-shm*")),
-    ("", sexp("allow", "process-info*", sexp("target", "same-sandbox"))),
-]
+def ancestors(path: str) -> list[str]:
+    """``/a/b/c`` -> ``["/a/b", "/a", "/"]``."""
+    out = []
+    while path != "/":
+        path = os.path.dirname(path)
+        out.append(path)
+    return out
 
 
-def render_sbpl(policy: Policy, *, socket_dir: str | None = None) -> str:
-    rules: list[List] = [sexp("version", "1"), sexp("deny", "default")]
-    comments: dict[int, str] = {0: f"lsandbox policy {policy.name or '(default)'}"}
-    for comment, rule in BASELINE:
-        if comment:
-            comments[len(rules)] = comment
-        rules.append(rule)
-    comments[len(rules)] = "filesystem, shortest path first: the last matching rule wins"
-    for r in sorted(policy.filesystem.rules, key=lambda r: _depth(r.path)):
-        p = subpath(macos_path(r.path))
+def _cache_rule(policy: Policy, ctx: Context) -> FsRule | None:
+    """The per-user cache directory, writable only when the per-user temp directory (its
+    sibling under ``/var/folders/..``) is writable by the policy."""
+    if not (ctx.user_cache_dir and ctx.user_temp_dir):
+        return None
+    if any(r.path == ctx.user_cache_dir for r in policy.filesystem.rules):
+        return None  # the policy says something about this directory itself
+    rule = policy.filesystem.rule_for(ctx.user_temp_dir)
+    if rule is None or rule.access is not FsAccess.WRITE:
+        return None
+    return FsRule(ctx.user_cache_dir, FsAccess.WRITE, "DARWIN_USER_CACHE_DIR")
+
+
+class _Writer:
+    def __init__(self, ctx: Context) -> None:
+        self.rules: list[List] = []
+        self.comments: dict[int, str] = {}
+        self.msg = (with_message(ctx.tag),) if ctx.tag else ()
+
+    def section(self, text: str) -> None:
+        self.comments[len(self.rules)] = text
+
+    def add(self, rule: List) -> None:
+        self.rules.append(rule)
+
+    def deny(self, *items: object) -> None:
+        """Every deny carries the run's tag, so its log line names this run."""
+        self.rules.append(sexp("deny", *items, *self.msg))
+
+    def group(self, g: _baseline.Group) -> None:
+        self.section(f"[{g.name}] {g.purpose}")
+        for r in g.rules:
+            self.add(r)
+
+
+def render_sbpl(policy: Policy, *, socket_dir: str | None = None, context: Context | None = None) -> str:
+    ctx = context or Context()
+    w = _Writer(ctx)
+    w.section(f"lsandbox policy {policy.name or '(default)'}")
+    w.add(sexp("version", "1"))
+    w.deny("default")
+    for g in _baseline.HEAD:
+        w.group(g)
+
+    fs_rules = list(policy.filesystem.rules)
+    cache = _cache_rule(policy, ctx)
+    if cache is not None:
+        fs_rules.append(cache)
+    fs_rules = [FsRule(macos_path(r.path), r.access, r.origin) for r in fs_rules]
+    fs_rules.sort(key=lambda r: _depth(r.path))
+    extra_roots = [macos_path(socket_dir)] if socket_dir else []
+
+    roots = [r.path for r in fs_rules if r.access is not FsAccess.DENY] + extra_roots
+    ancestor_set = sorted({a for p in roots for a in ancestors(p)}, key=_depth)
+    if ancestor_set:
+        w.section("[path-ancestors] stat() the directories above every readable or writable "
+                  "root (getcwd, realpath)")
+        w.add(sexp("allow", "file-read-metadata", *(literal(a) for a in ancestor_set)))
+
+    w.section("[filesystem] shortest path first: the last matching rule wins")
+    for r in fs_rules:
+        p = subpath(r.path)
         if r.access is FsAccess.WRITE:
-            rules.append(sexp("allow", "file-read*", "file-write*", p))
+            w.add(sexp("allow", "file-read*", "file-read-metadata", "file-write*", p))
         elif r.access is FsAccess.READ:
-            rules.append(sexp("allow", "file-read*", p))
-            rules.append(sexp("deny", "file-write*", p))
+            w.add(sexp("allow", "file-read*", "file-read-metadata", p))
+            w.deny("file-write*", literal(r.path), p)
         else:
-            rules.append(sexp("deny", "file-read*", "file-write*", p))
-    comments[len(rules)] = "device files every program needs"
-    for dev in DEVICE_FILES_RW:
-        f = subpath(dev) if dev == "/dev/pts" else literal(dev)
-        rules.append(sexp("allow", "file-read*", "file-write*", f))
+            w.deny("file-read*", "file-read-metadata", "file-write*", literal(r.path), p)
+
+    w.group(_baseline.devices())
+    w.group(_baseline.terminals(ctx.own_ttys, w.msg))
+    if ctx.own_files:
+        w.group(_baseline.stdio_files(ctx.own_files))
+
     net = policy.network
-    comments[len(rules)] = "network"
     if net.enabled:
-        rules.append(sexp("allow", "network-outbound", sexp("remote", "ip")))
-        rules.append(sexp("allow", "network-inbound", sexp("local", "ip")))
-        rules.append(sexp("allow", "network-bind", sexp("local", "ip")))
+        for g in _baseline.network():
+            w.group(g)
     if net.dangerously_allow_all_unix_sockets:
-        rules.append(sexp("allow", "network-outbound", sexp("remote", "unix-socket")))
-        rules.append(sexp("allow", "network-bind", sexp("local", "unix-socket")))
-    comments[len(rules)] = "AF_UNIX sockets, shortest path first"
+        w.section("[unix-sockets] every AF_UNIX socket (dangerously_allow_all_unix_sockets)")
+        w.add(sexp("allow", "network-outbound", sexp("remote", "unix-socket")))
+        w.add(sexp("allow", "network-bind", sexp("local", "unix-socket")))
+    if net.unix_sockets:
+        w.section("[unix-sockets] connect (remote) and bind (local), shortest path first")
     for u in sorted(net.unix_sockets, key=lambda r: _depth(r.path)):
-        verb = "allow" if u.access is SocketAccess.ALLOW else "deny"
-        p = macos_path(u.path)
-        rules.append(sexp(verb, "network-outbound", sexp("remote", "unix-socket", subpath(p))))
-        rules.append(sexp(verb, "network-bind", sexp("local", "unix-socket", subpath(p))))
+        p = subpath(macos_path(u.path))
+        if u.access is SocketAccess.ALLOW:
+            w.add(sexp("allow", "network-outbound", sexp("remote", "unix-socket", p)))
+            w.add(sexp("allow", "network-bind", sexp("local", "unix-socket", p)))
+        else:
+            w.deny("network-outbound", sexp("remote", "unix-socket", p))
+            w.deny("network-bind", sexp("local", "unix-socket", p))
+
     if socket_dir:
-        comments[len(rules)] = "the sandbox-local socket directory"
-        p = macos_path(socket_dir)
-        rules.append(sexp("allow", "file-read*", "file-write*", subpath(p)))
-        rules.append(sexp("allow", "network-outbound", sexp("remote", "unix-socket", subpath(p))))
-        rules.append(sexp("allow", "network-bind", sexp("local", "unix-socket", subpath(p))))
-    return Profile(rules, comments).render()
+        w.section("[socket-dir] the sandbox-local socket directory")
+        p = subpath(macos_path(socket_dir))
+        w.add(sexp("allow", "file-read*", "file-read-metadata", "file-write*", p))
+        w.add(sexp("allow", "network-outbound", sexp("remote", "unix-socket", p)))
+        w.add(sexp("allow", "network-bind", sexp("local", "unix-socket", p)))
+
+    guarded = _restricted_paths(policy)
+    pinned = {a for p in guarded for a in ancestors(p)}
+    if socket_dir:
+        pinned.add(macos_path(socket_dir))  # cleanup removes the directory that was made
+    if pinned:
+        pinned_list = sorted(pinned, key=_depth)
+        w.section("[move-blocking] the directories above a read-only or denied path (and the "
+                  "socket directory) cannot be renamed or removed, so no path leaves its rule")
+        w.deny("file-write-unlink", *(literal(a) for a in pinned_list))
+    return Profile(w.rules, w.comments).render()
+
+
+def _restricted_paths(policy: Policy) -> list[str]:
+    """Paths more restricted than what encloses them: DENY anywhere, READ inside WRITE (the
+    model's read-only carve-outs)."""
+    fs = policy.filesystem
+    out = [*fs.read_only, *(r.path for r in fs.rules if r.access is FsAccess.DENY)]
+    return [macos_path(p) for p in out]

@@ -92,14 +92,21 @@ def render_text(policy: Policy, backend: str, asked: str | None) -> str:
                    "Landlock split, new entries in the parent refused); not protected if it "
                    "does not exist at launch")
         out.append(f"  {r.access.value:<5} {r.path}    [{r.origin}] -> {how}")
-    out.append(f"  rw    {', '.join(DEVICE_FILES_RW)}    [always] -> device files programs need")
+    if backend == "macos":
+        from macos import explain_lines
+
+        out.extend(explain_lines(policy))
+    else:
+        out.append(f"  rw    {', '.join(DEVICE_FILES_RW)}    [always] -> device files programs need")
+        out.extend(_mount_view_lines())
     net = policy.network
     if backend == "linux":
         how = ("allowed" if net.enabled else
                "denied: socket(AF_INET/AF_INET6) refused by seccomp; TCP bind/connect by Landlock; "
                "and, where namespaces are available, the sandbox's own network namespace (lo only)")
     else:
-        how = "allowed (network*)" if net.enabled else "denied (no network-outbound/bind rules)"
+        how = ("allowed (IP sockets; name resolution through mDNSResponder and configd; TLS "
+               "trust through trustd)" if net.enabled else "denied (no IP rules; no name resolution)")
     out.append(f"network: {'on' if net.enabled else 'off'} -> {how}")
     unix_how = ("seccomp user notification -> broker (connect/bind/sendto decided on the "
                 "canonical path; Landlock RESOLVE_UNIX too on ABI >= 9)" if backend == "linux"
@@ -117,3 +124,18 @@ def render_text(policy: Policy, backend: str, asked: str | None) -> str:
     out.append(f"  {default:<5} everything else" +
                ("    [dangerously_allow_all_unix_sockets]" if default == "allow" else ""))
     return "\n".join(out) + "\n"
+
+
+def _mount_view_lines() -> list[str]:
+    """The layer under Landlock that closes what Landlock has no right for (lsandbox.linux.
+    _mount_view), where a mount namespace is available."""
+    return [
+        "mount view (in the sandbox's mount namespace, under Landlock; `doctor` says whether "
+        "namespaces are available here):",
+        "  everything not writable -> read-only mounts: chmod, chown, utimes, xattrs, inode flags, "
+        "truncate, mknod, rename refused (EROFS) on every Landlock ABI (and without Landlock)",
+        "  writable roots, socket directory -> nodev,nosuid; /dev/shm -> a private tmpfs",
+        "  deny paths -> masked: an empty read-only directory or file of mode 0000",
+        "  /proc -> a fresh procfs of the sandbox's PID namespace (its own processes only), read-only",
+        "  /dev/pts -> a private devpts (its own ptys only; the inherited terminal shows as /dev/console)",
+    ]

@@ -122,7 +122,17 @@ def run(args: argparse.Namespace) -> int:
     if sys.platform == "darwin":  # pragma: no cover - macOS backend
         from macos import run as macos_run
 
-        return int(macos_run(cmd, policy, log_denials=args.log_denials, events=args.events))
+        mac = macos_run(cmd, policy, log_denials=args.log_denials, events=args.events,
+                        pass_fds=check_pass_fds(args.pass_fd))
+        if mac.error:
+            print(f"lsandbox: error: {mac.error}", file=sys.stderr)
+        if args.log_denials:
+            print("\n=== Sandbox denials ===", file=sys.stderr)
+            for e in mac.denials:
+                print(format_denial(e), file=sys.stderr)
+            for text in mac.notes if mac.denials else ["none observed", *mac.notes]:
+                print(f"({text})", file=sys.stderr)
+        return mac.returncode
     from ..linux._launcher import forward_signals, spawn, wait
 
     events_file: IO[str] | None = open(args.events, "w") if args.events else None  # noqa: SIM115

@@ -22,6 +22,7 @@ import landlock as ll
 import seccomp_bpf as sb
 
 from . import _sys
+from ._mount_view import apply_view, fresh_proc
 from ._netns import CLONE_NEWNET, loopback_up
 from ._plan import LinuxPlan
 from ._unix_filter import install_and_hand_over
@@ -62,21 +63,8 @@ def _setup_namespaces(plan: LinuxPlan, uid: int, gid: int, userns: bool) -> None
     if plan.netns:
         loopback_up()
     _sys.mount(None, "/", None, _sys.MS_REC | _sys.MS_PRIVATE)
-    for path in plan.private_tmpfs:
-        _sys.mount("tmpfs", path, "tmpfs", _sys.MS_NOSUID | _sys.MS_NODEV)
-    for path in plan.ro_binds:
-        flags = os.statvfs(path).f_flag
-        keep = 0
-        for st_flag, ms_flag in ((os.ST_NOSUID, _sys.MS_NOSUID), (os.ST_NODEV, _sys.MS_NODEV),
-                                 (os.ST_NOEXEC, _sys.MS_NOEXEC), (os.ST_NOATIME, _sys.MS_NOATIME),
-                                 (os.ST_NODIRATIME, _sys.MS_NODIRATIME), (os.ST_RELATIME, _sys.MS_RELATIME)):
-            if flags & st_flag:
-                keep |= ms_flag
-        try:
-            _sys.mount(path, path, None, _sys.MS_BIND | _sys.MS_REC)
-            _sys.mount(None, path, None, _sys.MS_REMOUNT | _sys.MS_BIND | _sys.MS_RDONLY | keep)
-        except OSError as e:
-            raise OSError(e.errno, f"cannot make {path} read-only: {e.strerror}") from None
+    if plan.view is not None:
+        apply_view(plan.view, root=not userns, userns=userns)
 
 
 def _restrict(plan: LinuxPlan, sync: _socket.socket, landlock_log: bool = False) -> None:
@@ -191,6 +179,10 @@ def child_main(
             # (the listener hand-over) inherits the mask, so no SIGCHLD can be delivered to
             # a thread that leaves it unblocked (and be lost: init would wait forever).
             prctl.set_pdeathsig(signal.SIGKILL)
+            if plan.view is not None:  # PID 1 of the new namespace: its own procfs
+                note = fresh_proc(plan.view)
+                if note:
+                    report(report_fd, "note", note)
         if cwd:
             os.chdir(cwd)
         _restrict(plan, sync, landlock_log)

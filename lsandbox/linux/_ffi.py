@@ -32,6 +32,6 @@ ffi = _load(CDEF, "_ffi_abi")
 lib = ffi.dlopen(None)
 
 SYS = {
-    "x86_64": {"unshare": 272},
-    "aarch64": {"unshare": 97},
+    "x86_64": {"unshare": 272, "umount2": 166},
+    "aarch64": {"unshare": 97, "umount2": 39},
 }

@@ -186,6 +186,8 @@ def spawn(
         if audit is not None:
             audit.close()
         raise SetupError("the sandboxed child did not hand over its seccomp listener within 60 s") from None
+    except ConnectionResetError:  # it failed before reading filter A: wait() reports why
+        fds = []
     finally:
         parent_sock.close()
     if fds:
@@ -322,6 +324,10 @@ def _collect_audit(launch: Launch, restricted: set[int]) -> None:
     found = audit.collect(restricted)  # type: ignore[attr-defined]
     launch.fs_denials_unobservable = audit.why_not  # type: ignore[attr-defined]
     found += [{"kind": "note", "text": t} for t in audit.notes]  # type: ignore[attr-defined]
+    if launch.plan.view is not None:
+        found.append({"kind": "note", "text": "writes and metadata changes outside the writable roots "
+                      "are refused by the read-only mount view (EROFS) before Landlock sees them: "
+                      "they are not listed"})
     for e in found:
         launch.events.append(e)
         if launch.on_event:

@@ -22,6 +22,7 @@ from lsandbox_records import Record, field
 from ..policy import DEVICE_FILES_RW, FsAccess, Policy, SocketAccess
 from ._features import Features, wait_killable_available
 from ._filter_a import build_filter_a
+from ._mount_view import MountView, plan_view
 from ._netns import wanted as netns_wanted
 from ._unix_filter import build_notify_filter
 from ._unix_rules import resolve_unix_rules
@@ -46,6 +47,7 @@ class LinuxPlan(Record, frozen=False, compare_exclude=("ruleset",)):
     datagrams: bool
     wait_killable: bool
     notes: list[str] = field(default_factory=list)
+    view: MountView | None = None  # with a mount namespace: the read-only view (_mount_view)
     # The Landlock ruleset of the above, built here (no syscall: those happen in the child's
     # restrict_self), so that the child does no flag arithmetic between fork and exec.
     ruleset: ll.Ruleset | None = None
@@ -124,6 +126,9 @@ def build_plan(policy: Policy, socket_dir: str, feats: Features, *, filter_a: bo
     private_tmpfs = ["/dev/shm"] if feats.namespaces and os.path.isdir("/dev/shm") else []
     for path in private_tmpfs:
         rules[path] = fs_rights(FsAccess.WRITE, abi)
+    view = plan_view(policy, socket_dir, ro_binds, private_tmpfs) if feats.namespaces else None
+    if view is not None:
+        notes.extend(view.notes)
     handled_fs = ll.AccessFs.from_all(abi)  # RESOLVE_UNIX included from ABI 9
     unix = resolve_unix_rules(policy, socket_dir, abi)
     if unix:  # ABI >= 9: the kernel checks pathname AF_UNIX too, under the broker
@@ -153,4 +158,5 @@ def build_plan(policy: Policy, socket_dir: str, feats: Features, *, filter_a: bo
         datagrams=datagrams,
         wait_killable=wait_killable_available(),
         notes=notes,
+        view=view,
     )

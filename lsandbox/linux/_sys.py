@@ -1,10 +1,11 @@
 """Typed wrappers for the launcher's syscalls the standard library lacks (Python 3.10/3.11):
-``unshare`` and ``mount``. ``-1`` becomes ``OSError(errno)``. (The broker's own calls live in
+``unshare``, ``mount`` and the new mount API. ``-1`` becomes ``OSError(errno)``. (The broker's own calls live in
 ``_broker_sys``.)"""
 
 from __future__ import annotations
 
 import os
+import sys
 
 import seccomp_bpf
 
@@ -38,3 +39,82 @@ def mount(source: str | None, target: str, fstype: str | None, flags: int) -> No
     src = source.encode() if source else ffi.NULL
     fst = fstype.encode() if fstype else ffi.NULL
     _check(lib.mount(src, target.encode(), fst, flags, ffi.NULL), f"mount {target}")
+
+
+# The new mount API (open_tree/move_mount/fsopen: 5.2; mount_setattr: 5.12). One number on
+# every architecture (the unified table).
+SYS_OPEN_TREE, SYS_MOVE_MOUNT, SYS_FSOPEN, SYS_FSCONFIG, SYS_FSMOUNT = 428, 429, 430, 431, 432
+SYS_MOUNT_SETATTR = 442
+AT_FDCWD = -100
+AT_EMPTY_PATH, AT_RECURSIVE = 0x1000, 0x8000
+OPEN_TREE_CLONE, OPEN_TREE_CLOEXEC = 1, os.O_CLOEXEC
+MOVE_MOUNT_F_EMPTY_PATH = 0x4
+FSCONFIG_SET_STRING, FSCONFIG_CMD_CREATE = 1, 6
+MOUNT_ATTR_RDONLY, MOUNT_ATTR_NOSUID, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC = 1, 2, 4, 8
+MNT_DETACH = 2
+
+
+def _long(n: int) -> object:
+    return ffi.cast("long", n)
+
+
+def _str(s: str) -> object:
+    return ffi.new("char[]", s.encode())
+
+
+def _call(nr: int, what: str, *args: object) -> int:
+    ffi.errno = 0
+    return _check(lib.syscall(_long(nr), *args), what)
+
+
+def open_tree(path: str, flags: int, dirfd: int = AT_FDCWD) -> int:
+    """A detached copy of the mount tree at ``path`` (with OPEN_TREE_CLONE), as an fd."""
+    return _call(SYS_OPEN_TREE, f"open_tree {path}", _long(dirfd), _str(path),
+                 _long(flags | OPEN_TREE_CLOEXEC))
+
+
+def move_mount(fd: int, target: str) -> None:
+    """Attach the detached tree ``fd`` at ``target``."""
+    _call(SYS_MOVE_MOUNT, f"move_mount {target}", _long(fd), _str(""), _long(AT_FDCWD),
+          _str(target), _long(MOVE_MOUNT_F_EMPTY_PATH))
+
+
+def mount_setattr(target: str | int, attr_set: int, attr_clr: int = 0, *, recursive: bool = True) -> None:
+    """Set (or clear) MOUNT_ATTR_* on the mount at ``target`` (a path or a mount fd) and,
+    ``recursive``, every mount below it."""
+    attr = ffi.new("char[32]")  # struct mount_attr {u64 attr_set, attr_clr, propagation, userns_fd}
+    ffi.buffer(attr)[0:16] = attr_set.to_bytes(8, sys.byteorder) + attr_clr.to_bytes(8, sys.byteorder)
+    flags = AT_RECURSIVE if recursive else 0
+    if isinstance(target, int):
+        dirfd, path, flags = target, "", flags | AT_EMPTY_PATH
+        what = "mount_setattr"
+    else:
+        dirfd, path, what = AT_FDCWD, target, f"mount_setattr {target}"
+    _call(SYS_MOUNT_SETATTR, what, _long(dirfd), _str(path), _long(flags), attr, _long(32))
+
+
+def fs_mount(fstype: str, options: dict[str, str], attrs: int) -> int:
+    """A new, detached filesystem of ``fstype`` (fsopen/fsconfig/fsmount) with mount
+    attributes ``attrs``, as an fd."""
+    fs = _call(SYS_FSOPEN, f"fsopen {fstype}", _str(fstype), _long(1))  # FSOPEN_CLOEXEC
+    try:
+        for key, value in options.items():
+            _call(SYS_FSCONFIG, f"{fstype} option {key}={value}", _long(fs), _long(FSCONFIG_SET_STRING),
+                  _str(key), _str(value), _long(0))
+        _call(SYS_FSCONFIG, f"create {fstype}", _long(fs), _long(FSCONFIG_CMD_CREATE), ffi.NULL,
+              ffi.NULL, _long(0))
+        return _call(SYS_FSMOUNT, f"fsmount {fstype}", _long(fs), _long(1), _long(attrs))  # FSMOUNT_CLOEXEC
+    finally:
+        os.close(fs)
+
+
+def umount(target: str, flags: int = 0) -> None:
+    _call(_NR["umount2"], f"umount {target}", _str(target), _long(flags))
+
+
+def mount_data(source: str | None, target: str, fstype: str | None, flags: int, data: str) -> None:
+    """mount(2) with filesystem options (``data``)."""
+    src = source.encode() if source else ffi.NULL
+    fst = fstype.encode() if fstype else ffi.NULL
+    _check(lib.mount(src, target.encode(), fst, flags, ffi.new("char[]", data.encode())), f"mount {target}")
+

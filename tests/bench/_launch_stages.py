@@ -53,7 +53,7 @@ def main() -> None:
     import lsandbox._load
     import lsandbox.cli._run  # noqa: F401 - what `lsandbox run` imports before the launch
     import lsandbox.linux._launcher as launcher
-    from lsandbox.linux import _child, _provenance
+    from lsandbox.linux import _child, _mount_view, _provenance
 
     mark("imports")
     wrap(launcher, "make_socket_dir", "features")  # spawn: features() first, then the socket dir
@@ -61,8 +61,11 @@ def main() -> None:
     wrap(_provenance, "Provenance", "pipes", "provenance snapshot")
     wrap(launcher, "filter_a_bytes", "(supervisor: forked; compiles filter A)", "(supervisor: filter A compiled)")
     wrap(_child, "_close_all_but", "relay runs")
-    wrap(_child, "_setup_namespaces", "unshare", "namespace setup (ids, lo, mounts)")
-    wrap(_child, "_restrict", "fork init (PID 1)", "filter A")
+    wrap(_child, "_setup_namespaces", "unshare", "namespace setup done")
+    wrap(_child, "apply_view", "ids, lo, mounts private")
+    wrap(_mount_view, "private_devpts", "mount view (read-only /, clones, carve-outs, masks)", "private devpts")
+    wrap(_child, "fresh_proc", "fork init (PID 1)", "fresh procfs (init)")
+    wrap(_child, "_restrict", "init ready", "filter A")
     wrap(_child, "_init", "(init: fork command)")
     wrap(_child, "install_and_hand_over", "Landlock", "filter B (listener handed over)")
     wrap(_child, "_exec", "command forked, execve")
@@ -90,7 +93,10 @@ CATEGORY = {
     "pipes": "supervisor before fork", "provenance snapshot": "supervisor before fork",
     "relay runs": "child setup",  # includes the supervisor's fork
     "unshare": "child setup",
-    "namespace setup (ids, lo, mounts)": "child setup", "fork init (PID 1)": "child setup",
+    "ids, lo, mounts private": "child setup", "namespace setup done": "child setup",
+    "mount view (read-only /, clones, carve-outs, masks)": "mount view, procfs, devpts",
+    "private devpts": "mount view, procfs, devpts", "fresh procfs (init)": "mount view, procfs, devpts",
+    "fork init (PID 1)": "child setup", "init ready": "child setup",
     "Landlock": "child setup", "filter B (listener handed over)": "child setup",
     "filter A": "child setup",
 }

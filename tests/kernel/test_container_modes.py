@@ -35,6 +35,7 @@ print(json.dumps(R))
 
 WANT = {"write_inside": "ok", "write_outside": "PermissionError", "tcp": "PermissionError",
         "unix_allowed": "ok", "unix_denied": "PermissionError"}
+WANT_VIEW = {**WANT, "write_outside": "OSError"}  # EROFS: the read-only mount view answers first
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +66,7 @@ def _core(setup, env: dict[str, str]) -> dict:
 @pytest.mark.parametrize("abi", ["1", "3", "4", "6"])
 def test_core_under_landlock_clamp(setup, abi):
     got = _core(setup, {"LANDLOCK_MAX_ABI": abi})
-    assert {k: got[k] for k in WANT} == WANT
+    assert {k: got[k] for k in WANT} == WANT_VIEW
     assert got["git_hook"] != "ok"
 
 
@@ -81,7 +82,7 @@ def test_core_with_seccomp_features_clamped(setup, clamp):
     """Where pidfd_getfd works, neither WAIT_KILLABLE_RECV nor ADDFD is needed; without
     thread pidfds (Linux < 6.9) the broker goes through the thread-group leader."""
     got = _core(setup, {clamp: "1"})
-    assert {k: got[k] for k in WANT} == WANT
+    assert {k: got[k] for k in WANT} == WANT_VIEW
 
 
 def test_core_without_namespaces_old_abi(setup):

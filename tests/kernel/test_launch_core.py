@@ -55,7 +55,7 @@ def test_workspace_writes_and_git_protected(ws):
     d, outside = ws
     got = _fs_probe(d, outside, policy(":workspace", cwd=d))
     assert got["write_inside"] == "ok"
-    assert got["write_outside"] == "PermissionError"
+    assert got["write_outside"] == "OSError"  # EROFS: the read-only mount view answers first
     assert got["git_hook"] in ("OSError", "PermissionError")  # EROFS (bind mount) or EACCES
     assert got["read_etc"] == "ok" and got["devnull"] == "ok"
     assert not os.path.exists(os.path.join(d, ".git/hooks/evil"))
@@ -84,7 +84,7 @@ def test_git_log_works_commit_fails(ws):
 def test_read_only_profile(ws):
     d, outside = ws
     got = _fs_probe(d, outside, policy(":read-only", cwd=d))
-    assert got["write_inside"] == "PermissionError" and got["read_etc"] == "ok"
+    assert got["write_inside"] == "OSError" and got["read_etc"] == "ok"  # EROFS (mount view)
 
 
 def test_deny_read_path(ws, tmp_path):
@@ -105,7 +105,10 @@ except OSError as e:
     R["secret"] = type(e).__name__
 R["sibling"] = open({outside!r} + "/sibling").read()
 """, pol, cwd=d)
-    assert got == {"secret": "PermissionError", "sibling": "s", "_denials": []}
+    # masked by an empty directory of mode 0000: EACCES without capabilities, ENOENT with
+    # CAP_DAC_READ_SEARCH (root keeping its capabilities)
+    assert got["secret"] in ("PermissionError", "FileNotFoundError")
+    assert got == {"secret": got["secret"], "sibling": "s", "_denials": []}
 
 
 @pytest.fixture
@@ -216,7 +219,7 @@ def test_core_as_nobody(ws):
     d, outside = ws
     got = run_in_child(_core_as_nobody, d, outside, as_nobody=True, timeout=60).unwrap()
     assert got["write_inside"] == "ok"
-    assert got["write_outside"] == "PermissionError"
+    assert got["write_outside"] == "OSError"  # EROFS: the read-only mount view
     assert got["git_hook"] in ("OSError", "PermissionError")
     assert not os.path.exists(os.path.join(d, ".git/hooks/evil"))
 
@@ -251,7 +254,8 @@ def test_interactive_terminal_usable():
     read_until(b"INT")
     _, status = os.waitpid(pid, 0)
     text = out.decode(errors="replace")
-    assert "/dev/pts/" in text and "got:hello" in text and "INT" in text, text
+    # the host's pty is not in the sandbox's own devpts: bound over /dev/console to keep a name
+    assert "/dev/console" in text and "got:hello" in text and "INT" in text, text
     assert os.waitstatus_to_exitcode(status) == 9
 
 

@@ -17,6 +17,7 @@ supervisor (``doctor`` reports this).
 from __future__ import annotations
 
 import _socket  # not ``socket``: its Python wrapper costs ~2 ms of every launch
+import errno
 import gc
 import os
 import select
@@ -32,7 +33,7 @@ from .._errors import SetupError
 from ..policy import Policy
 from . import _sys
 from ._child import FORWARDED, child_main
-from ._features import Features, features
+from ._features import Features, features, filesystem_unenforced
 from ._netns import CLONE_NEWNET
 from ._plan import LinuxPlan, build_plan, filter_a_bytes
 from ._unix_filter import recv_fds
@@ -90,6 +91,16 @@ def resolve_executable(cmd: str, env: Mapping[str, str], cwd: str | None) -> str
     raise FileNotFoundError(2, f"{cmd}: command not found")
 
 
+def _fallback_plan(policy: Policy, socket_dir: str, feats: Features) -> LinuxPlan:
+    """The plan without namespaces, when the child finds them refused (a container): refused
+    in turn where nothing would carry the filesystem policy (no Landlock)."""
+    plan = build_plan(policy, socket_dir, Features(feats.landlock_abi, True, False, feats.root))
+    why = filesystem_unenforced(plan.abi, False, None)
+    if why:
+        raise OSError(errno.EPERM, why)
+    return plan
+
+
 def spawn(
     policy: Policy,
     argv: Sequence[str],
@@ -119,6 +130,9 @@ def spawn(
     try:
         executable = resolve_executable(argv[0], env, cwd)
         plan = build_plan(policy, socket_dir, feats, filter_a=False)  # compiled after the fork
+        why = filesystem_unenforced(plan.abi, plan.namespaces, getattr(plan, "view", None))
+        if why:  # never silently weaker: no Landlock and nothing else to carry the policy
+            raise SetupError(why)
     except BaseException:
         os.rmdir(socket_dir)
         raise
@@ -154,8 +168,7 @@ def spawn(
         os.close(report_r)
         child_main(plan, argv, executable, env, cwd, child_sock, report_w, ns_flags=flags, userns=userns,
                    uid=uid, gid=gid, tty=tty, std_fds=stdio,
-                   fallback=lambda: build_plan(policy, socket_dir,
-                                               Features(feats.landlock_abi, True, False, feats.root)),
+                   fallback=lambda: _fallback_plan(policy, socket_dir, feats),
                    landlock_log=bool(audit and not audit.why_not),  # records only if read back
                    pass_fds=tuple(pass_fds))
     child_sock.close()

@@ -25,6 +25,7 @@ import argparse
 import glob
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -352,7 +353,20 @@ def _collect(res: Result, out: str, who: str) -> None:
             res.passed += 1
 
 
-def run_kernel(k: Kernel, initrd: str, args: argparse.Namespace, keep: str) -> Result:
+def snapshot(cache: str) -> str:
+    """A copy of the working tree (not .git, not .venv) taken when the run starts: the guest
+    binds it over the repository, so edits made while the matrix runs do not reach a guest
+    half-way through (the host's / is shared live)."""
+    snap = os.path.join(cache, f"snapshot-{os.getpid()}")  # one per invocation
+    shutil.rmtree(snap, ignore_errors=True)
+    skip = shutil.ignore_patterns(".git", ".venv", "__pycache__", ".pytest_cache", ".ruff_cache",
+                                  ".hypothesis", ".bench", "build")
+    shutil.copytree(REPO, snap, ignore=skip, symlinks=True)
+    os.makedirs(os.path.join(snap, ".venv"))
+    return snap
+
+
+def run_kernel(k: Kernel, initrd: str, args: argparse.Namespace, keep: str, snap: str) -> Result:
     res = Result(k.series, k.release)
     out = os.path.join(keep, k.series)
     shutil.rmtree(out, ignore_errors=True)
@@ -360,8 +374,10 @@ def run_kernel(k: Kernel, initrd: str, args: argparse.Namespace, keep: str) -> R
     os.chmod(out, 0o777)
     shutil.copy(os.path.join(HERE, "guest.sh"), os.path.join(out, "guest.sh"))
     py = os.path.join(REPO, ".venv", "bin", "python")
+    with open(os.path.join(out, "pytest-args"), "w") as f:
+        f.write("".join(a + "\n" for a in shlex.split(args.tests)))
     with open(os.path.join(out, "params.sh"), "w") as f:
-        f.write(f"REPO='{REPO}'\nPY='{py}'\nPYTEST_ARGS='{args.tests}'\n"
+        f.write(f"REPO='{REPO}'\nSNAPSHOT='{snap}'\nPY='{py}'\n"
                 f"TIMEOUT={args.timeout}\nUNPRIVILEGED={0 if args.root_only else 1}\n")
     qemu = [
         "qemu-system-x86_64", *_accel(), "-smp", str(args.smp), "-m", args.memory,
@@ -440,11 +456,15 @@ def main() -> int:
         log(f"error: {e}")
         return 2
     results = []
-    for k, initrd in prepared:
-        r = run_kernel(k, initrd, args, keep)
-        log(f"{k.series}: {r.passed} passed, {r.failed} failed, {r.skipped} skipped in {r.seconds:.0f}s"
-            + (f" ({r.error})" if r.error else ""))
-        results.append(r)
+    snap = snapshot(args.cache)
+    try:
+        for k, initrd in prepared:
+            r = run_kernel(k, initrd, args, keep, snap)
+            log(f"{k.series}: {r.passed} passed, {r.failed} failed, {r.skipped} skipped in {r.seconds:.0f}s"
+                + (f" ({r.error})" if r.error else ""))
+            results.append(r)
+    finally:
+        shutil.rmtree(snap, ignore_errors=True)
     print_table(results, keep)
     return 0 if all(r.ok for r in results) else 1
 

@@ -38,7 +38,9 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HERE = os.path.join(REPO, "scripts", "kernels")
 DEFAULT_KERNELS = ["5.10", "6.1", "6.12", "6.18", "7.3"]
 SUITES = ["bullseye", "bookworm", "bookworm-backports", "trixie", "trixie-backports", "sid"]
-MODULES = ["virtio_pci", "9pnet_virtio", "9p", "overlay"]
+MODULES = ["virtio_pci", "9pnet_virtio", "9p", "overlay", "virtio_blk", "ext4"]
+# Loaded when present: what the kernel would request_module() itself (no modprobe in the guest)
+OPTIONAL_MODULES = ["crc32c_generic", "crc32c_intel", "crc32c_cryptoapi"]
 KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
 DEFAULT_TESTS = "tests/kernel tests/security"
 
@@ -243,6 +245,9 @@ def _module_order(k: Kernel) -> list[str]:
 
     for m in MODULES:
         visit(m)
+    for m in OPTIONAL_MODULES:
+        if m in paths:
+            visit(m)
     return order
 
 
@@ -379,8 +384,15 @@ def run_kernel(k: Kernel, initrd: str, args: argparse.Namespace, keep: str, snap
     with open(os.path.join(out, "params.sh"), "w") as f:
         f.write(f"REPO='{REPO}'\nSNAPSHOT='{snap}'\nPY='{py}'\n"
                 f"TIMEOUT={args.timeout}\nUNPRIVILEGED={0 if args.root_only else 1}\n")
+    # A fresh ext4 disk for /tmp and /var/tmp: the overlay's tmpfs lacks what real hosts'
+    # filesystems have (user xattrs before 6.6, inode flags before 6.0) and tests use them.
+    disk = os.path.join(args.cache, f"disk-{os.getpid()}-{k.series}.img")
+    with open(disk, "wb") as f:
+        f.truncate(8 << 30)
+    subprocess.run(["mkfs.ext4", "-q", "-F", "-E", "lazy_itable_init=1,lazy_journal_init=1", disk], check=True)
     qemu = [
         "qemu-system-x86_64", *_accel(), "-smp", str(args.smp), "-m", args.memory,
+        "-drive", f"file={disk},if=virtio,format=raw,cache=unsafe",
         "-nographic", "-no-reboot", "-nic", "none",
         "-kernel", k.vmlinuz, "-initrd", initrd, "-append", cmdline(k),
         "-virtfs", "local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap",
@@ -397,6 +409,7 @@ def run_kernel(k: Kernel, initrd: str, args: argparse.Namespace, keep: str, snap
         except subprocess.TimeoutExpired:
             res.error = "qemu timed out"
     res.seconds = time.monotonic() - start
+    os.unlink(disk)
     res.abi = _read(os.path.join(out, "abi"), "?") or "?"
     if not os.path.exists(os.path.join(out, "finished")) and not res.error:
         res.error = "the guest did not finish (see console.log)"

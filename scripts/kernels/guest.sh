@@ -11,8 +11,17 @@ mount -t devtmpfs dev /dev
 mkdir -p /dev/pts /dev/shm
 mount -t devpts -o newinstance,ptmxmode=0666 devpts /dev/pts
 mount -t tmpfs -o mode=1777 tmpfs /dev/shm
-mount -t tmpfs -o mode=1777 tmpfs /tmp
+# /tmp and /var/tmp on the ext4 disk the host attached (tmpfs where it is missing)
 mount -t tmpfs -o mode=0755 tmpfs /run
+mkdir -p /run/lsbx-disk
+if mount -t ext4 /dev/vda /run/lsbx-disk 2>/dev/null; then
+    mkdir -p /run/lsbx-disk/tmp /run/lsbx-disk/var-tmp
+    chmod 1777 /run/lsbx-disk/tmp /run/lsbx-disk/var-tmp
+    mount --bind /run/lsbx-disk/tmp /tmp
+    mount --bind /run/lsbx-disk/var-tmp /var/tmp
+else
+    mount -t tmpfs -o mode=1777 tmpfs /tmp
+fi
 mount -t cgroup2 cgroup2 /sys/fs/cgroup 2>/dev/null
 mount -t securityfs securityfs /sys/kernel/security 2>/dev/null
 ip link set lo up 2>/dev/null

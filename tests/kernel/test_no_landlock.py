@@ -16,7 +16,7 @@ import subprocess
 import pytest
 
 import lsandbox
-from lsandbox.linux._features import mount_view_built
+from lsandbox.linux._features import features, mount_view_built
 from tests._docker_profile import PROFILE
 from tests._sandbox import LSANDBOX, PY, policy, rmtree, world_dir
 from tests._util import run_in_child, setpriv_nobody
@@ -79,6 +79,7 @@ def test_api_raises_setup_error(monkeypatch):
 
     def child() -> str:
         os.environ.update(NO_LANDLOCK)
+        features.cache_clear()  # probed afresh under the clamp, as a new process would
         try:
             lsandbox.run([PY, "-c", "pass"], policy=policy(), capture_output=True)
         except lsandbox.SetupError as e:

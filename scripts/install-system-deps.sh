@@ -7,7 +7,7 @@
 #   git                  tests run real git inside the sandbox
 #   iproute2, util-linux `ip`, `unshare`, `setpriv` used by tests
 #   vagrant              `vagrant validate` of vagrant/Vagrantfile (tests only; no provider)
-#   --kernels: qemu-system-x86, busybox-static, kmod, cpio, xz-utils, zstd for `make test-kernels`
+#   --kernels: qemu-system-x86, busybox-static, kmod, cpio, xz-utils, zstd, e2fsprogs for `make test-kernels`
 #              (qemu boots Debian kernels with a static-busybox initramfs of their own modules)
 # Usage: install-system-deps.sh [--bench | --kernels]   (--bench adds the peers we benchmark against)
 set -euo pipefail
@@ -23,7 +23,7 @@ fi
 optional=()
 if [ "${LSANDBOX_SKIP_VAGRANT:-0}" != 1 ] && ! command -v vagrant >/dev/null 2>&1; then optional+=(vagrant); fi
 if [ "${1:-}" = "--bench" ]; then want+=(bubblewrap socat ripgrep nodejs npm); fi
-if [ "${1:-}" = "--kernels" ]; then want=(qemu-system-x86 busybox-static kmod cpio xz-utils zstd); optional=(); fi
+if [ "${1:-}" = "--kernels" ]; then want=(qemu-system-x86 busybox-static kmod cpio xz-utils zstd e2fsprogs); optional=(); fi
 
 missing=()
 for p in "${want[@]}"; do

@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup system-deps speedups demo test test-fast lint bench clean
+.PHONY: setup system-deps speedups demo test test-fast test-kernels lint bench clean
 
 system-deps:
 	./scripts/install-system-deps.sh
@@ -33,6 +33,12 @@ test: setup lint
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -x -q tests/unit
+
+# The kernel and security suites on real Debian kernels under qemu (see README, "Test boxes").
+KERNELS ?= 5.10 6.1 6.12 6.18 7.3
+test-kernels: setup
+	./scripts/install-system-deps.sh --kernels
+	python3 scripts/test_kernels.py $(KERNELS)
 
 bench: setup
 	./scripts/install-system-deps.sh --bench

@@ -20,7 +20,10 @@ import seccomp_bpf as sb
 
 from .linux._features import (
     addfd_available,
+    filesystem_unenforced,
+    mount_view_built,
     pidfd_thread_available,
+    sync_wake_up_available,
     userns_allowed,
     wait_killable_available,
 )
@@ -120,7 +123,7 @@ def probe_machine() -> dict[str, Any]:
             "wait_killable_recv": wait_killable_available(),
             "tsync_esrch": sb.flag_supported(sb.FLAG_TSYNC_ESRCH),
             "addfd": _kernel_at_least(5, 9) and addfd_available(),
-            "sync_wake_up": _kernel_at_least(6, 6),
+            "sync_wake_up": sync_wake_up_available(),
         },
         "pidfd_getfd": bool(getfd),
         "pidfd_thread": pidfd_thread_available(),
@@ -137,7 +140,14 @@ def probe_machine() -> dict[str, Any]:
         "audit_source": audit_source,
         "capabilities_kept": kept_here(ns_here, root),
         "in_container": os.path.exists("/.dockerenv") or os.path.exists("/run/.containerenv"),
+        # why `lsandbox run` refuses to start here ("" when it starts)
+        "run_refused": filesystem_unenforced(
+            abi, (root or userns) and not _clamped_ns(), True if mount_view_built() else None) or "",
     }
+
+
+def _clamped_ns() -> bool:
+    return os.environ.get("LSANDBOX_NO_NAMESPACES") in ("1", "true", "yes")
 
 
 def _fastpath_state() -> str:
@@ -158,8 +168,10 @@ def field_report(policy: Policy, m: dict[str, Any]) -> list[dict[str, str]]:
     fs_rules = policy.filesystem.rules
     if abi >= 1:
         row("filesystem read/write roots", "enforced", f"Landlock ABI {abi}")
+    elif not m.get("run_refused"):
+        row("filesystem read/write roots", "enforced", "read-only mount view (mount namespace; no Landlock)")
     else:
-        row("filesystem read/write roots", "not enforced", "Landlock is not available")
+        row("filesystem read/write roots", "not enforced", "Landlock is not available: run refuses to start")
     if policy.filesystem.read_only:
         if ns:
             row("read-only carve-outs", "enforced", "read-only bind mounts (mount namespace)")

@@ -8,7 +8,9 @@
 #   iproute2, util-linux `ip`, `unshare`, `setpriv` used by tests
 #   xvfb, x11-utils      Xvfb and xdpyinfo: the X11 end-to-end test (tests only; skipped if absent)
 #   vagrant              `vagrant validate` of vagrant/Vagrantfile (tests only; no provider)
-# Usage: install-system-deps.sh [--bench]   (--bench adds the peers we benchmark against)
+#   --kernels: qemu-system-x86, busybox-static, kmod, cpio, xz-utils, zstd, e2fsprogs for `make test-kernels`
+#              (qemu boots Debian kernels with a static-busybox initramfs of their own modules)
+# Usage: install-system-deps.sh [--bench | --kernels]   (--bench adds the peers we benchmark against)
 set -euo pipefail
 # Not Debian/Ubuntu (e.g. the Fedora Vagrant box installs its own packages with dnf)
 if [ "${LSANDBOX_NO_APT:-0}" = 1 ] || ! command -v apt-get >/dev/null 2>&1; then exit 0; fi
@@ -22,6 +24,7 @@ fi
 optional=()
 if [ "${LSANDBOX_SKIP_VAGRANT:-0}" != 1 ] && ! command -v vagrant >/dev/null 2>&1; then optional+=(vagrant); fi
 if [ "${1:-}" = "--bench" ]; then want+=(bubblewrap socat ripgrep nodejs npm); fi
+if [ "${1:-}" = "--kernels" ]; then want=(qemu-system-x86 busybox-static kmod cpio xz-utils zstd e2fsprogs); optional=(); fi
 
 missing=()
 for p in "${want[@]}"; do

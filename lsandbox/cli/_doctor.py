@@ -40,6 +40,8 @@ def run(args: argparse.Namespace) -> int:
         else:
             print(f"audit log: not read: {machine['audit_why_not']} "
                   "(filesystem denials are enforced, not reported)")
+        if machine.get("run_refused"):
+            print(f"run: REFUSES to start here: {machine['run_refused']}")
         print(f"profile {policy.name or '(default)'}:")
         for r in rows:
             print(f"  {r['state']:<13} {r['field']:<41} {r['by']}")

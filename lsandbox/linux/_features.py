@@ -49,6 +49,30 @@ def wait_killable_available() -> bool:
         return False
 
 
+@cache
+def sync_wake_up_available() -> bool:
+    """``SECCOMP_IOCTL_NOTIF_SET_FLAGS`` with ``USER_NOTIF_FD_SYNC_WAKE_UP`` (Linux 6.6; the
+    ioctl itself is refused with EINVAL before): probed on the listener of a throwaway filter
+    in a forked child, never assumed from the version (distribution kernels backport). The
+    broker needs no probe: it tries the flag on its own listener and carries on without it."""
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            prog = seccomp_bpf.compile_filter(seccomp_bpf.Filter(
+                seccomp_bpf.native_arch(), [seccomp_bpf.Rule("getppid", seccomp_bpf.USER_NOTIF)],
+                seccomp_bpf.ALLOW))
+            seccomp_bpf.set_no_new_privs()
+            fd = seccomp_bpf.install_filter(prog, flags=seccomp_bpf.FLAG_NEW_LISTENER)
+            seccomp_bpf.set_listener_flags(fd, seccomp_bpf.USER_NOTIF_FD_SYNC_WAKE_UP)
+            code = 0
+        except BaseException:  # noqa: BLE001 - any failure means "not available"
+            pass
+        os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status) == 0
+
+
 class Features(Record):
     landlock_abi: int
     user_notif: bool
@@ -73,6 +97,29 @@ def userns_allowed() -> tuple[bool, str]:
     if _read("/proc/sys/kernel/apparmor_restrict_unprivileged_userns") == "1":
         return False, "AppArmor restricts unprivileged user namespaces"
     return True, ""
+
+
+def filesystem_unenforced(abi: int, namespaces: bool, view: object | None) -> str | None:
+    """Why the filesystem policy could not be enforced by this launch (None when it can).
+
+    Landlock carries the filesystem policy. Without it (Linux < 5.13, or Landlock left out of
+    the ``lsm=`` list) only a read-only mount view in a mount namespace can (``view``: the
+    plan's, when the backend builds one); with neither, lsandbox refuses to start rather than
+    run a command that could write anywhere its user can."""
+    if abi >= 1 or (namespaces and view is not None):
+        return None
+    missing = "Landlock is not available in this kernel (Linux 5.13+ with landlock in its lsm= list)"
+    if not namespaces:
+        return f"{missing} and mount namespaces are not usable: the filesystem policy cannot be enforced"
+    return f"{missing} and this build has no read-only mount view to carry the filesystem policy"
+
+
+def mount_view_built() -> bool:
+    """Does this build carry the read-only mount view (``_mount_view``) that can hold the
+    filesystem policy where Landlock is missing? (doctor's answer; a launch asks its plan)"""
+    import importlib.util
+
+    return importlib.util.find_spec("lsandbox.linux._mount_view") is not None
 
 
 @cache

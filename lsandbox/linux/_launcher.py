@@ -17,6 +17,7 @@ supervisor (``doctor`` reports this).
 from __future__ import annotations
 
 import _socket  # not ``socket``: its Python wrapper costs ~2 ms of every launch
+import errno
 import gc
 import os
 import select
@@ -38,7 +39,7 @@ from .._errors import (
 from ..policy import Policy
 from . import _socket_dir, _sys
 from ._child import FORWARDED, child_main
-from ._features import Features, features
+from ._features import Features, features, filesystem_unenforced
 from ._netns import CLONE_NEWNET
 from ._plan import LinuxPlan, build_plan, filter_a_bytes
 from ._socket_dir import SocketDir
@@ -93,6 +94,33 @@ def resolve_executable(cmd: str, env: Mapping[str, str], cwd: str | None) -> str
     raise CommandNotFoundError(2, f"{cmd}: command not found")
 
 
+def _view_alone_short(plan: LinuxPlan) -> str | None:
+    """Without Landlock the mount view carries writes, deny masks and devices, but it cannot
+    refuse reads: a policy that reads less than everything (beyond its masked deny paths)
+    is refused rather than run weaker."""
+    if plan.abi or plan.view is None:
+        return None
+    from ..policy import FsAccess
+
+    unmasked = [n for n in plan.view.notes if n.startswith("deny ")]
+    if plan.policy.filesystem.access("/") is FsAccess.DENY or unmasked:
+        what = unmasked[0] if unmasked else "the policy does not read everything"
+        return ("Landlock is not available in this kernel and the read-only mount view cannot "
+                f"refuse reads ({what}): the filesystem policy cannot be enforced")
+    return None
+
+
+def _fallback_plan(policy: Policy, socket_dir: str, feats: Features, report_refusals: bool) -> LinuxPlan:
+    """The plan without namespaces, when the child finds them refused (a container): refused
+    in turn where nothing would carry the filesystem policy (no Landlock)."""
+    plan = build_plan(policy, socket_dir, Features(feats.landlock_abi, True, False, feats.root),
+                      filter_a=False, report_refusals=report_refusals)
+    why = filesystem_unenforced(plan.abi, False, None)
+    if why:
+        raise OSError(errno.EPERM, why)
+    return plan
+
+
 def spawn(
     policy: Policy,
     argv: Sequence[str],
@@ -131,6 +159,9 @@ def spawn(
         executable = resolve_executable(argv[0], env, cwd)
         plan = build_plan(policy, socket_dir, feats, filter_a=False,  # compiled after the fork
                           report_refusals=log_denials)
+        why = filesystem_unenforced(plan.abi, plan.namespaces, plan.view) or _view_alone_short(plan)
+        if why:  # never silently weaker: no Landlock and nothing else to carry the policy
+            raise SetupError(why)
         if policy.network.proxied:
             if not plan.netns:
                 raise SetupError("network.domains needs a network namespace of the sandbox's own "
@@ -180,9 +211,7 @@ def spawn(
                    # filter_a=False: the fallback too takes filter A from the supervisor (the
                    # same program: it does not depend on namespaces); one left unread in the
                    # child's socket made the hand-over fail with ECONNRESET, at random
-                   fallback=lambda: build_plan(policy, socket_dir,
-                                               Features(feats.landlock_abi, True, False, feats.root),
-                                               filter_a=False, report_refusals=log_denials),
+                   fallback=lambda: _fallback_plan(policy, socket_dir, feats, log_denials),
                    landlock_log=bool(audit and not audit.why_not),  # records only if read back
                    pass_fds=tuple(pass_fds))
     child_sock.close()

@@ -107,6 +107,8 @@ def test_no_getfd_and_no_addfd_fails_closed():
     clamp = {"LSANDBOX_SECCOMP_NO_ADDFD": "1"}
     try:
         rc, output, _ = run_in_child(_in_container, ws, out, ok.path, no.path, clamp, timeout=60).unwrap()
+        if rc == 125 and "Landlock is not available" in output:
+            pytest.skip("no Landlock and no namespaces: run refuses to start (tests/kernel/test_no_landlock.py)")
         got = json.loads([ln for ln in output.splitlines() if ln.startswith("{")][-1])
         assert got["unix_allowed"] == "PermissionError" and got["unix_denied"] == "PermissionError"
         assert ok.accepts == 0 and no.accepts == 0

@@ -11,6 +11,7 @@ import subprocess
 
 import pytest
 
+import landlock
 from tests._sandbox import PY, UnixServer, cli, rmtree, world_dir
 
 pytestmark = pytest.mark.kernel
@@ -99,6 +100,8 @@ def test_core_without_namespaces_old_abi(setup):
     ({"LANDLOCK_MAX_ABI": "6"}, "abstract sockets, signals", "enforced"),
 ])
 def test_doctor_under_clamps(setup, env, field, state):
+    if state == "degraded" and field == "read-only carve-outs" and landlock.kernel_abi() == 0:
+        pytest.skip("no Landlock and no namespaces: the carve-outs are not enforced, and run refuses")
     ws = setup[0]
     r = cli("doctor", "--json", cwd=ws, env=env)
     doc = json.loads(r.stdout)

@@ -14,6 +14,8 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
+import pytest
+
 import seccomp_bpf as sb
 from lsandbox.linux._broker import Broker
 from lsandbox.linux._provenance import Provenance
@@ -27,7 +29,7 @@ from lsandbox.policy._model import (
     SocketAccess,
     UnixSocketRule,
 )
-from tests._util import drop_to_nobody
+from tests._util import TIME_FACTOR, drop_to_nobody
 
 
 def policy(sockets: dict[str, str] | None = None, *, writable: tuple[str, ...] = (),
@@ -51,6 +53,9 @@ def brokered(fn: Callable[..., Any], *args: Any, pol: Policy, socket_dir: str = 
     ``external``: serve with this command (given the listener fd as its last argument)
     instead of :class:`Broker` (the benchmark's C floor). ``stats`` receives the broker's
     counts of notifications served by the C fast path and by Python."""
+    timeout *= TIME_FACTOR
+    if as_nobody and os.geteuid() != 0:
+        pytest.skip("drops from root to nobody: needs root (this run is unprivileged)")
     parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     r, w = os.pipe()
     provenance = Provenance(pol, os.path.realpath(socket_dir) if socket_dir else "", time.time_ns())

@@ -319,15 +319,15 @@ class Broker:
         r = ffi.new("struct lsb_fast *")
         connect_nr = _NR["connect"]
         ids = ffi.new("unsigned int[8]")
-        caps = ffi.new("unsigned int[12]")  # bare then prep (``_identity.Caps.words``)
+        caps_buf = ffi.new("unsigned int[12]")  # bare then prep (``_identity.Caps.words``)
+        caps = [ffi.NULL]
         creds = self._local.creds
-        if creds is not None and creds.toggles:
-            caps[0:12] = [*creds.bare.words(), *creds.prep.words()]
-        else:
-            caps = ffi.NULL
         seen = [None]
 
         def sync_ids() -> None:
+            if creds is not None and creds.toggles and caps[0] == ffi.NULL:
+                caps_buf[0:12] = [*creds.bare.words(), *creds.prep.words()]
+                caps[0] = caps_buf
             ident = creds.ident if creds is not None else None
             if ident is not seen[0]:
                 seen[0] = ident
@@ -340,7 +340,7 @@ class Broker:
             st = lib.lsb_fast_next(self._fd, self._wake_r, 500, connect_nr, ids, r)
             if st == _fp.DECIDE:
                 self.stats["fast"] += 1
-                self._fast_connect(r, caps)
+                self._fast_connect(r, caps[0])
             elif st == _fp.SLOW:
                 self.stats["slow"] += 1
                 self._handle(_notification(r))
@@ -470,7 +470,15 @@ class Broker:
             if op is None:
                 raise _Answer(errno.ENOSYS)
             self._adopt(n)
-            val = getattr(self, "_op_" + op)(n)
+            try:
+                val = getattr(self, "_op_" + op)(n)
+            except (_Answer, _NoGetfd, OSError) as e:
+                # Refused by a ptrace-access check (a target holding capabilities, or not
+                # dumpable)? Once, with CAP_SYS_PTRACE for preparing (``_identity``); a
+                # failure that has nothing to do with it just fails again.
+                if not self._escalate(e):
+                    raise
+                val = getattr(self, "_op_" + op)(n)
             self._send(n.id, val=val)
         except _Answer as a:
             self._send(n.id, error=a.err)
@@ -553,6 +561,14 @@ class Broker:
             os.close(pidfd)
 
     # -- credentials -------------------------------------------------------------------
+    def _escalate(self, e: BaseException) -> bool:
+        err = e.err if isinstance(e, _Answer) else getattr(e, "errno", errno.EPERM)
+        creds = self._local.creds
+        if err not in (errno.EACCES, errno.EPERM, errno.ESRCH) or creds is None or not creds.can_escalate():
+            return False
+        creds.escalate()
+        return True
+
     def _adopt(self, n: sb.Notification) -> None:
         """Make this thread hold the target's identity (``_identity``). Checked per call by
         the ``/proc/<tid>`` owner (its euid/egid, a stat); read in full when that differs."""
@@ -902,33 +918,29 @@ class Broker:
 
     def _transmit(self, n: sb.Notification, sock: int, segs: bytes,
                   dest: bytes | None, control: bytes, flags: int) -> int:
-        """Send the target's bytes at ``segs`` (its ``struct iovec`` array), as the kernel would for this
-        socket, with bounded memory (see the module docstring): a non-stream socket gets
-        one datagram read in one go; a stream socket gets ``STREAM_CHUNK`` bytes at a time
-        (control data with the first) until all are sent, or, once some are, until the
-        send would block on a non-blocking call, a signal or ``SO_SNDTIMEO`` stops it (the
-        partial count, as the kernel returns it)."""
+        """Send the target's bytes at ``segs`` (its ``struct iovec`` array) as the kernel
+        would, with bounded memory (see the module docstring). Up to 64 KiB is read and
+        sent in one go (the common case: no socket type needed); above that a non-stream
+        socket gets one datagram if it fits ``SO_SNDBUF`` (else EMSGSIZE) and a stream
+        socket ``STREAM_CHUNK`` bytes at a time. A stream send goes on until all is sent,
+        or, once some bytes are, until it would block on a non-blocking call or a signal or
+        ``SO_SNDTIMEO`` stops it: then the partial count, as the kernel returns it (only a
+        stream send can be partial)."""
         total = _total(segs)
-        nonblock = bool(flags & MSG_DONTWAIT) or not self._blocking(sock)
+        chunk = total
+        if total > MIN_DGRAM_LIMIT:
+            if _waits.sock_type(sock) == SOCK_STREAM:
+                chunk = STREAM_CHUNK
+            elif total > _waits.send_buffer(sock):
+                raise _Answer(errno.EMSGSIZE)
         wait = _Wait()
+        sent = 0
         try:
-            if _waits.sock_type(sock) != SOCK_STREAM:
-                if total > MIN_DGRAM_LIMIT and total > _waits.send_buffer(sock):
-                    raise _Answer(errno.EMSGSIZE)
-                data = self._read_segments(n, segs, total)
-                try:
-                    return self._send_one(n, sock, data, dest, control, flags, nonblock, wait)
-                except _Interrupted:
-                    raise _Answer(errno.EINTR) from None
-                except _TimedOut:
-                    raise _Answer(errno.EAGAIN) from None
-            sent = 0
             while True:
-                part = _slice(segs, sent, STREAM_CHUNK)
-                data = self._read_segments(n, part, _total(part))
+                part = segs if sent == 0 and chunk >= total else _slice(segs, sent, chunk)
+                data = self._read_segments(n, part, min(chunk, total - sent))
                 try:
-                    k = self._send_one(n, sock, data, dest, control if sent == 0 else b"", flags,
-                                       nonblock, wait)
+                    k = self._send_one(n, sock, data, dest, control if sent == 0 else b"", flags, wait)
                 except (_Interrupted, _TimedOut, OSError) as e:
                     if sent:
                         return sent  # what the kernel returns once some bytes went out
@@ -938,14 +950,17 @@ class Broker:
                         raise _Answer(errno.EAGAIN) from None
                     raise
                 sent += k
-                if sent >= total or (nonblock and k < len(data)):
+                if sent >= total or (k < len(data) and self._nonblocking(sock, flags)):
                     return sent
         finally:
             if wait.waiting:
                 self._wait_end()
 
+    def _nonblocking(self, sock: int, flags: int) -> bool:
+        return bool(flags & MSG_DONTWAIT) or not self._blocking(sock)
+
     def _send_one(self, n: sb.Notification, sock: int, data: bytes, dest: bytes | None,
-                  control: bytes, flags: int, nonblock: bool, wait: _Wait) -> int:
+                  control: bytes, flags: int, wait: _Wait) -> int:
         """One ``sendmsg`` (MSG_DONTWAIT); when it would block and the target's call blocks,
         wait for room as in ``_connect_unix`` (POLLOUT on a stream socket; a datagram's
         room is the receiver's, which poll does not show, so that is retried every few ms).
@@ -956,7 +971,7 @@ class Broker:
                 return int(self._bare(sysc.sendmsg, sock, data, dest, control,  # type: ignore[arg-type]
                                       flags | MSG_DONTWAIT))
             except OSError as e:
-                if e.errno != errno.EAGAIN or nonblock:
+                if e.errno != errno.EAGAIN or self._nonblocking(sock, flags):
                     raise
             if not wait.waiting:
                 wait.waiting = True

@@ -17,10 +17,16 @@ change its ids beyond its own real/saved ones), so the common case pays nothing 
 check. ``PR_SET_KEEPCAPS`` keeps the thread's *permitted* capabilities across the switch
 to a non-zero uid, so it can switch again; the *effective* set is chosen per phase:
 
+- ``bare`` (``connect``, ``bind``, ``sendmsg``, making a socket for ADDFD): nothing, always.
 - ``prep`` (reading the target's memory, ``pidfd_getfd``, ``/proc/<tid>/root`` and
-  ``cwd``): ``CAP_SYS_PTRACE`` only, when the supervisor has it. No ``CAP_DAC_*``: paths
-  are resolved with the command's DAC, as before with the fs ids alone.
-- ``bare`` (``connect``, ``bind``, ``sendmsg``, making a socket for ADDFD): nothing.
+  ``cwd``): nothing either, at first. With the command's uids and a command without
+  capabilities, the kernel's ptrace-access checks pass without any (same ids, and the
+  target's capabilities a subset of the thread's). Where they do not (a target that made
+  itself non-dumpable, or one that holds capabilities), the call fails, and the broker
+  retries it once after :meth:`ThreadCreds.escalate`: from then on this thread holds
+  ``CAP_SYS_PTRACE`` (only: no ``CAP_DAC_*``, paths keep the command's DAC) while it
+  prepares, and drops it around every socket call. The drop costs two ``capset`` calls
+  (~4 us here), which is why it is not paid where nothing needs it.
 
 An unprivileged supervisor has no capabilities to drop and normally the same identity as
 its command: nothing changes for it. Where a thread cannot take the command's identity
@@ -124,13 +130,17 @@ def get_caps() -> Caps:
                 data[0].inheritable | data[1].inheritable << 32)
 
 
-def set_caps(c: Caps) -> None:
-    """``capset`` of the calling thread only."""
-    hdr, data = _CapHeader(_CAP_V3, 0), (_CapData * 2)()
+def _cap_data(c: Caps) -> ctypes.Array:
+    data = (_CapData * 2)()
     w = c.words()
     data[0].effective, data[0].permitted, data[0].inheritable = w[0], w[1], w[2]
     data[1].effective, data[1].permitted, data[1].inheritable = w[3], w[4], w[5]
-    if _syscall(_NR["capset"], ctypes.byref(hdr), data) != 0:
+    return data
+
+
+def set_caps(c: Caps) -> None:
+    """``capset`` of the calling thread only."""
+    if _syscall(_NR["capset"], ctypes.byref(_CapHeader(_CAP_V3, 0)), _cap_data(c)) != 0:
         raise _fail("capset")
 
 
@@ -146,13 +156,27 @@ class ThreadCreds:
                  ctypes.c_ulong(0), ctypes.c_ulong(0), ctypes.c_ulong(0))
         caps = get_caps()
         self.permitted, self.inheritable = caps.permitted, caps.inheritable
-        self.prep = Caps(caps.permitted & _bit(CAP_SYS_PTRACE), caps.permitted, caps.inheritable)
         self.bare = Caps(0, caps.permitted, caps.inheritable)
+        self.prep = self.bare
         self.ident = own_identity()
-        if caps.effective != self.prep.effective:
-            set_caps(self.prep)
-        # Only when there is something to drop does a call pay for two capsets.
-        self.toggles = self.prep.effective != 0
+        if caps.effective:
+            set_caps(self.bare)
+        # Only when there is something to drop does a call pay for two capsets (prebuilt:
+        # they run around every brokered call).
+        self.toggles = False
+        self._hdr = ctypes.byref(_CapHeader(_CAP_V3, 0))
+        self._bare_data = self._prep_data = _cap_data(self.bare)
+        self._capset = _NR["capset"]
+
+    def can_escalate(self) -> bool:
+        return not self.toggles and bool(self.permitted & _bit(CAP_SYS_PTRACE))
+
+    def escalate(self) -> None:
+        """Hold ``CAP_SYS_PTRACE`` while preparing calls from now on (dropped around each)."""
+        self.prep = Caps(self.permitted & _bit(CAP_SYS_PTRACE), self.permitted, self.inheritable)
+        self._prep_data = _cap_data(self.prep)
+        set_caps(self.prep)
+        self.toggles = True
 
     def can_switch(self) -> bool:
         need = _bit(CAP_SETUID) | _bit(CAP_SETGID)
@@ -189,9 +213,9 @@ class ThreadCreds:
 
     def drop(self) -> None:
         """Effective set empty (before the socket call)."""
-        if self.toggles:
-            set_caps(self.bare)
+        if self.toggles and _syscall(self._capset, self._hdr, self._bare_data) != 0:
+            raise _fail("capset")
 
     def undrop(self) -> None:
-        if self.toggles:
-            set_caps(self.prep)
+        if self.toggles and _syscall(self._capset, self._hdr, self._prep_data) != 0:
+            raise _fail("capset")

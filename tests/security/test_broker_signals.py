@@ -162,6 +162,7 @@ def test_sigterm_ends_the_run_after_a_handled_signal(full, nobody, no_ns, broker
     connect; then SIGTERM to lsandbox must still end the run (it waited for SIGKILL)."""
     d, make = full
     path = make()
+    time.sleep(0.2)  # older than _provenance.SLACK_NS at the launch: not taken for planted
     cmd = [sys.executable, "-c", "import sys; from lsandbox.cli import main; sys.exit(main())",
            "run", "--allow-unix-socket", d, "--", PY, "-c", CLI_PROBE, path]
     if nobody:

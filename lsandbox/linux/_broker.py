@@ -23,7 +23,8 @@ Identity: every call the broker performs runs in a thread that holds the command
 uids, gids and groups and no effective capability (``_identity``): DAC, ``SO_PEERCRED``,
 ``SCM_CREDENTIALS`` and capability checks of any family see the command, not the
 supervisor (a peer still sees the supervisor's pid). Path resolution runs as the command
-too, with ``CAP_SYS_PTRACE`` only (to reach ``/proc/<tid>/root`` and ``cwd``).
+too, with no capability, or ``CAP_SYS_PTRACE`` alone in a thread where a ptrace-access
+check refused (a non-dumpable target: the call is retried once, see ``_escalate``).
 
 Binds are performed from a thread with a private cwd (``unshare(CLONE_FS)``) that
 ``fchdir``s into the pinned parent directory and binds the base name: the directory decided

@@ -56,7 +56,12 @@ def in_docker(fn: Callable[..., Any], *args: Any) -> Any:
 
 def no_caps() -> None:
     """Give up every capability of this (target) thread: root without capabilities, as the
-    launcher's command is."""
+    launcher's command is; and dumpable, as a command fresh from execve is (a forked test
+    child inherits the pytest process's state, which a broker thread's identity switch
+    made non-dumpable)."""
+    import prctl
+
+    prctl.set_dumpable(True)
     hdr = struct.pack("=Ii", 0x20080522, 0)
     data = bytes(24)
     nr = 126 if os.uname().machine == "x86_64" else 91  # capset

@@ -19,11 +19,12 @@ is refused: a hard link planted in a writable, allowlisted directory
 (``ln /var/run/docker.sock /tmp/.X11-unix/X9``) is unreachable, while ordinary sockets
 (always one link) keep working.
 
-Confused deputy: DAC is checked against the caller's filesystem credentials. When the
-target's euid/egid (the owner of ``/proc/<tid>``) differ from the supervisor's, the
-handling thread takes the target's fsuid, fsgid and groups (per-thread raw syscalls) for
-path resolution, the connect/bind and the send, so it can reach nothing the target could
-not. (ACLs and capabilities other than the fs ones are the kernel's business as usual.)
+Identity: every call the broker performs runs in a thread that holds the command's
+uids, gids and groups and no effective capability (``_identity``): DAC, ``SO_PEERCRED``,
+``SCM_CREDENTIALS`` and capability checks of any family see the command, not the
+supervisor (a peer still sees the supervisor's pid). Path resolution runs as the command
+too, with no capability, or ``CAP_SYS_PTRACE`` alone in a thread where a ptrace-access
+check refused (a non-dumpable target: the call is retried once, see ``_escalate``).
 
 Binds are performed from a thread with a private cwd and umask (``unshare(CLONE_FS)``) that
 takes the target's umask (``Umask:`` of ``/proc/<tid>/status``), ``fchdir``s into the pinned
@@ -53,10 +54,21 @@ credentials would vouch for it). Cost: every ``sendmsg``/``sendmmsg`` of the wor
 ``send``/``write`` on connected sockets and ``sendto`` without an address pay nothing.
 
 Concurrency: a leader/follower pool. One thread polls the listener and receives; it keeps
-handling inline while nothing can block, and hands leadership to a follower before a call
-that may block, so a slow connect never stalls other notifications. AF_UNIX connects are
-made non-blocking and retried while the backlog is full (checking the target is still
-waiting), so a dead target never pins a broker thread.
+handling inline while nothing can block (the common case pays no thread switch). A call
+that would block (a full backlog, a full send buffer, a TCP connect in progress) is tried
+non-blocking first; when it would block, its thread hands leadership to a follower and
+waits for it alone, and if no other thread is free a new one is started: the pool has no
+fixed size, so blocked calls (at most one per blocked thread of the command) never hold
+the threads that serve other calls. Idle threads beyond ``threads`` exit. While it waits,
+the call honours the command's signals and ``SO_SNDTIMEO`` (``_waits``), and ID_VALID
+(a target that died frees the thread).
+
+Memory per in-flight send is bounded: a datagram (any non-stream socket) larger than
+``max(SO_SNDBUF, 64 KiB)`` is refused with EMSGSIZE before anything is copied (the kernel
+refuses an AF_UNIX datagram larger than its send buffer anyway, and a UDP one above 64 KiB);
+a stream send is copied and sent ``STREAM_CHUNK`` bytes at a time, so a 64 MiB ``sendmsg``
+holds 256 KiB. A message's iovecs are read with one ``process_vm_readv`` (up to 1,024
+ranges per call), and ``sendmmsg``'s headers with one.
 """
 
 from __future__ import annotations
@@ -72,12 +84,13 @@ import time
 from collections.abc import Callable
 
 import seccomp_bpf as sb
-from lsandbox_records import Record
 
 from ..policy._model import Policy, SocketAccess
 from . import _broker_sys as sysc
 from . import _fastpath as _fp
+from . import _waits
 from ._features import addfd_available, pidfd_thread_available
+from ._identity import ThreadCreds, read_identity
 from ._probes import QUIET_PROBES
 from ._provenance import Provenance
 from ._proxy_rules import proxy_only_inet
@@ -88,8 +101,12 @@ _NR = {name: sb.syscall_number(name, sb.native_arch())
        for name in ("connect", "bind", "sendto", "sendmsg", "sendmmsg", "socket", "socketpair")}
 _OP = {v: k for k, v in _NR.items()}
 SOCKADDR_STORAGE = 128
-MAX_PAYLOAD = 64 << 20
+STREAM_CHUNK = 256 << 10  # bytes of a stream send held at once
+MIN_DGRAM_LIMIT = 64 << 10  # datagrams up to max(SO_SNDBUF, this) are copied, larger: EMSGSIZE
 UIO_MAXIOV = 1024
+MSG_DONTWAIT = 0x40
+SOCK_STREAM = 1
+POLL_S = 0.02  # how often a waiting call looks at the target's signals and ID_VALID
 MAX_SYMLINKS = 40
 SOL_SOCKET, SCM_RIGHTS, SCM_CREDENTIALS = 1, 1, 2
 _MSGHDR = struct.Struct("=QI4xQQQQi4x")  # name, namelen, iov, iovlen, control, controllen, flags
@@ -121,26 +138,21 @@ class _NoGetfd(Exception):
     """pidfd_getfd is refused here (a container profile without CAP_SYS_PTRACE)."""
 
 
-class _Creds(Record):
-    fsuid: int
-    fsgid: int
-    groups: tuple[int, ...]
+class _Interrupted(Exception):
+    """A waiting call's target has a signal to take (``_waits``): EINTR or a partial count."""
 
 
-def _read_creds(tid: int) -> _Creds:
-    fsuid = fsgid = -1
-    groups: tuple[int, ...] = ()
-    with open(f"/proc/{tid}/status", "rb") as f:
-        for line in f:
-            if line.startswith(b"Uid:"):
-                fsuid = int(line.split()[4])
-            elif line.startswith(b"Gid:"):
-                fsgid = int(line.split()[4])
-            elif line.startswith(b"Groups:"):
-                groups = tuple(int(g) for g in line.split()[1:])
-    if fsuid < 0 or fsgid < 0:
-        raise _Answer(errno.EACCES)
-    return _Creds(fsuid, fsgid, groups)
+class _TimedOut(Exception):
+    """A waiting call's ``SO_SNDTIMEO`` expired: EAGAIN (EINPROGRESS) or a partial count."""
+
+
+class _Wait:
+    """The waiting state of one brokered send (its deadline spans all its chunks)."""
+
+    __slots__ = ("waiting", "deadline", "stream")
+
+    def __init__(self) -> None:
+        self.waiting, self.deadline, self.stream = False, 0.0, -1
 
 
 def _umask(tid: int) -> int:
@@ -221,13 +233,16 @@ class Broker:
         self._prov = provenance or Provenance(policy, self._socket_dir, time.time_ns())
         self._on_event = on_event
         self._rules = {r.path: r for r in policy.network.unix_sockets}
-        self._nthreads = max(2, threads)
+        self._nthreads = max(2, threads)  # threads kept when idle; more start while calls wait
         self._lead = threading.Lock()
         self._stop = False
         self._wake_r, self._wake_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
         self._threads: list[threading.Thread] = []
+        self._pool = threading.Lock()  # guards _threads, _live, _waiting
+        self._live = 0  # threads running
+        self._waiting = 0  # of which waiting in a call that would block (not serving)
+        self.peak_threads = 0
         self._local = threading.local()
-        self._my_creds = _Creds(os.geteuid(), os.getegid(), tuple(os.getgroups()))
         self._ids = (os.geteuid(), os.getegid())
         self.sync_wake_up = False
         self.finished = threading.Event()  # set once every target is gone (listener hung up)
@@ -248,8 +263,15 @@ class Broker:
     def _spawn(self, i: int) -> None:
         t = threading.Thread(target=self._thread_main, args=(i,), name=f"lsandbox-broker-{i}",
                              daemon=True)
-        t.start()
-        self._threads.append(t)
+        with self._pool:
+            self._threads.append(t)
+            self._live += 1
+            self.peak_threads = max(self.peak_threads, self._live)
+        try:
+            t.start()
+        except RuntimeError:  # no more threads: the others keep serving
+            with self._pool:
+                self._live -= 1
 
     def close(self) -> None:
         """Stop serving and close the listener: pending and future notified calls then fail
@@ -259,9 +281,12 @@ class Broker:
             os.write(self._wake_w, b"x")
         except OSError:
             pass
-        joined = 0  # thread 0 first: once it has ended, every thread it started is listed
+        joined = 0  # in start order: a thread that ends has listed every thread it started
         while joined < len(self._threads):
-            self._threads[joined].join(timeout=5)
+            with self._pool:
+                t = self._threads[joined]
+            if t.ident is not None:
+                t.join(timeout=5)
             joined += 1
         for fd in (self._fd, self._wake_r, self._wake_w):
             try:
@@ -281,6 +306,18 @@ class Broker:
         except OSError:
             pass  # binds then fail closed (see _bind)
         self._local.private_cwd = True
+        try:
+            self._local.creds = ThreadCreds()
+        except OSError:
+            self._local.creds = None  # every call then fails closed (_adopt)
+        try:
+            self._serve()
+        finally:
+            if not getattr(self._local, "counted_out", False):
+                with self._pool:
+                    self._live -= 1
+
+    def _serve(self) -> None:
         if _fp.lib is not None and self._pidfd_thread:
             self._fast_main()
             return
@@ -299,7 +336,7 @@ class Broker:
     def _lead_loop(self, step: Callable[[], None]) -> None:
         """Leader/follower: whoever holds ``_lead`` runs ``step`` (wait for, receive and serve
         one notification) until it hands leadership over before a call that may block."""
-        while not self._stop:
+        while not self._stop and not self._surplus():
             if not self._lead.acquire(timeout=0.2):
                 continue
             self._local.leading = True
@@ -317,16 +354,34 @@ class Broker:
         :meth:`_handle` exactly as in the pure-Python loop."""
         ffi, lib = _fp.ffi, _fp.lib
         r = ffi.new("struct lsb_fast *")
-        connect_nr, (uid, gid) = _NR["connect"], self._ids
+        connect_nr = _NR["connect"]
+        ids = ffi.new("unsigned int[8]")
+        caps_buf = ffi.new("unsigned int[12]")  # bare then prep (``_identity.Caps.words``)
+        caps = [ffi.NULL]
+        creds = self._local.creds
+        seen = [None]
+
+        def sync_ids() -> None:
+            if creds is not None and creds.toggles and caps[0] == ffi.NULL:
+                caps_buf[0:12] = [*creds.bare.words(), *creds.prep.words()]
+                caps[0] = caps_buf
+            ident = creds.ident if creds is not None else None
+            if ident is not seen[0]:
+                seen[0] = ident
+                # an identity that cannot match (the thread has none) sends everything to Python
+                ids[0:8] = list(ident.uids) + list(ident.gids) if ident else [0xFFFFFFFF] * 8
+
+        sync_ids()
 
         def step() -> None:
-            st = lib.lsb_fast_next(self._fd, self._wake_r, 500, connect_nr, uid, gid, r)
+            st = lib.lsb_fast_next(self._fd, self._wake_r, 500, connect_nr, ids, r)
             if st == _fp.DECIDE:
                 self.stats["fast"] += 1
-                self._fast_connect(r)
+                self._fast_connect(r, caps[0])
             elif st == _fp.SLOW:
                 self.stats["slow"] += 1
                 self._handle(_notification(r))
+                sync_ids()
             elif st == _fp.WAKE:
                 self._stop = True
             elif st == _fp.HUP:
@@ -337,7 +392,7 @@ class Broker:
 
         self._lead_loop(step)
 
-    def _fast_connect(self, r: object) -> None:
+    def _fast_connect(self, r: object, caps: object) -> None:
         """Decide the pinned path C prepared; connect through the pin (C) or deny."""
         ffi, lib = _fp.ffi, _fp.lib
         try:
@@ -353,7 +408,7 @@ class Broker:
                 self._emit(_notification(r), "connect", e.path, e.rule)
             lib.lsb_fast_answer(self._fd, r.id, 0, err)  # type: ignore[attr-defined]
             return
-        if lib.lsb_fast_connect(self._fd, r) != -errno.EAGAIN:
+        if lib.lsb_fast_connect(self._fd, r, caps) != -errno.EAGAIN:
             return
         # The server's backlog is full: retry in Python (leadership handed over, ID_VALID).
         n, sock, pin = _notification(r), r.sock, r.pin  # type: ignore[attr-defined]
@@ -391,13 +446,78 @@ class Broker:
             self._local.leading = False
             self._lead.release()
 
+    def _surplus(self) -> bool:
+        """An idle thread beyond the pool's size (started while calls waited) ends."""
+        with self._pool:
+            if self._live - self._waiting > self._nthreads:
+                self._live -= 1
+                self._local.counted_out = True
+                return True
+        return False
+
+    def _wait_begin(self) -> None:
+        """This thread is about to wait for a blocked call: hand the listener over, and start
+        a thread if no other is free to take it (the pool never runs dry)."""
+        self._handoff()
+        with self._pool:
+            self._waiting += 1
+            starve = self._live - self._waiting < 1
+        if starve and not self._stop:
+            self._spawn(len(self._threads))
+
+    def _wait_end(self) -> None:
+        with self._pool:
+            self._waiting -= 1
+
+    def _pause(self, n: sb.Notification, deadline: float, delay: float,
+               sock: int = -1) -> None:
+        """Wait a little for a blocked call (``POLLOUT`` on ``sock`` when given, else sleep
+        ``delay``), then look at what would end the wait in the kernel: the target gone
+        (ID_VALID), a signal for it (``_Interrupted``), ``SO_SNDTIMEO`` (``_TimedOut``)."""
+        step = min(delay, POLL_S)
+        if deadline:
+            step = max(0.0, min(step, deadline - time.monotonic()))
+        if sock >= 0:
+            p = select.poll()
+            p.register(sock, select.POLLOUT)
+            p.poll(int(step * 1000) + 1)
+        else:
+            time.sleep(step)
+        if self._stop:
+            raise _Answer(errno.EINTR)
+        self._valid(n)
+        if _waits.interrupting_signal(n.pid):
+            raise _Interrupted()
+        if deadline and time.monotonic() >= deadline:
+            raise _TimedOut()
+
+    def _bare(self, fn: Callable[..., int | None], *args: object) -> int | None:
+        """Perform a socket call with no effective capability (``_identity``)."""
+        c = self._local.creds
+        if c is None or not c.toggles:
+            return fn(*args)
+        c.drop()
+        try:
+            return fn(*args)
+        finally:
+            c.undrop()
+
     # -- one notification --------------------------------------------------------------
     def _handle(self, n: sb.Notification) -> None:
         op = _OP.get(n.nr)
         try:
             if op is None:
                 raise _Answer(errno.ENOSYS)
-            val = getattr(self, "_op_" + op)(n)
+            self._adopt(n)
+            try:
+                val = getattr(self, "_op_" + op)(n)
+            except (_Answer, _NoGetfd, OSError) as e:
+                # Refused by a ptrace-access check (a target holding capabilities, or not
+                # dumpable)? Once, with CAP_SYS_PTRACE for preparing (``_identity``); a
+                # failure that has nothing to do with it just fails again.
+                if not self._escalate(e):
+                    raise
+                val = getattr(self, "_op_" + op)(n)
             self._send(n.id, val=val)
         except _Answer as a:
             self._send(n.id, error=a.err)
@@ -504,24 +624,35 @@ class Broker:
             os.close(pidfd)
 
     # -- credentials -------------------------------------------------------------------
-    def _as_target(self, n: sb.Notification) -> bool:
-        """Take the target's fs credentials in this thread when they differ; returns whether
-        they must be restored."""
-        st = os.stat(f"/proc/{n.pid}")
-        if (st.st_uid, st.st_gid) == self._ids:
+    def _escalate(self, e: BaseException) -> bool:
+        err = e.err if isinstance(e, _Answer) else getattr(e, "errno", errno.EPERM)
+        creds = self._local.creds
+        if err not in (errno.EACCES, errno.EPERM, errno.ESRCH) or creds is None or not creds.can_escalate():
             return False
-        creds = _read_creds(n.pid)
-        if creds == self._my_creds:
-            return False
-        try:
-            sysc.set_thread_creds(creds.fsuid, creds.fsgid, creds.groups)
-        except OSError as e:
-            raise _Denied("(credentials)", "cannot act with the target's credentials") from e
+        creds.escalate()
         return True
 
-    def _restore(self) -> None:
-        c = self._my_creds
-        sysc.set_thread_creds(c.fsuid, c.fsgid, c.groups)
+    def _adopt(self, n: sb.Notification) -> None:
+        """Make this thread hold the target's identity (``_identity``). Checked per call by
+        the ``/proc/<tid>`` owner (its euid/egid, a stat); read in full when that differs."""
+        creds = self._local.creds
+        if creds is None:
+            raise _Denied("(credentials)", "broker thread without credentials")
+        try:
+            st = os.stat(f"/proc/{n.pid}")
+        except OSError as e:
+            raise _Answer(errno.ESRCH) from e
+        cur = creds.ident
+        if (st.st_uid, st.st_gid) == (cur.uids[1], cur.gids[1]):
+            return
+        try:
+            ident = read_identity(n.pid)
+        except OSError as e:
+            raise _Answer(errno.ESRCH) from e
+        try:
+            creds.adopt(ident)
+        except OSError as e:
+            raise _Denied("(credentials)", "cannot act with the target's credentials") from e
 
     # -- decisions ---------------------------------------------------------------------
     def _decide(self, path: str, *, bind: bool = False, inside: Callable[[], bool] | None = None) -> None:
@@ -693,25 +824,19 @@ class Broker:
             if not addfd_available():
                 raise  # neither pidfd_getfd nor ADDFD: fail closed
             return self._connect_addfd(n, n.args[0] & 0xFFFFFFFF, addr)
-        restore = False
         pin = -1
         try:
             dom = self._domain(sock)
             if dom == AF_UNIX and family(addr) == AF_UNIX:
-                restore = self._as_target(n)
                 addr, pin = self._unix_target(n, addr, "connect")
             elif dom != AF_UNIX:
                 self._inet_allowed(n, dom, addr, bind=False)
             if dom == AF_UNIX:
                 self._connect_unix(n, sock, addr)
-                return 0
-            if self._blocking(sock):
-                self._handoff()
-            sysc.connect(sock, addr)
+            else:
+                self._connect_other(n, sock, addr)
             return 0
         finally:
-            if restore:
-                self._restore()
             if pin >= 0:
                 os.close(pin)
             os.close(sock)
@@ -745,11 +870,17 @@ class Broker:
             oflags = next(int(x.split()[1], 8) for x in f if x.startswith("flags:"))
         import socket as _socket
 
-        restore = self._as_target(n)
         pin = -1
         try:
             dest, pin = self._unix_target(n, addr, "connect")
-            s = _socket.socket(_socket.AF_UNIX, stype)
+            c = self._local.creds
+            if c is not None:
+                c.drop()  # the socket is made by the command's identity, without capabilities
+            try:
+                s = _socket.socket(_socket.AF_UNIX, stype)
+            finally:
+                if c is not None:
+                    c.undrop()
             try:
                 if oflags & os.O_NONBLOCK:
                     s.setblocking(False)
@@ -761,48 +892,95 @@ class Broker:
             finally:
                 s.close()
         finally:
-            if restore:
-                self._restore()
             if pin >= 0:
                 os.close(pin)
 
     def _connect_unix(self, n: sb.Notification, sock: int, addr: bytes) -> None:
         """An AF_UNIX connect never half-completes: it succeeds, fails, or (backlog full)
         would block. So it is tried non-blocking (O_NONBLOCK set on the shared file for the
-        duration), and while the server's backlog is full it is retried every few ms with
-        leadership handed to a follower and ID_VALID checked: a target that dies or is
-        signalled meanwhile frees the broker thread instead of pinning it forever."""
+        duration), and while the server's backlog is full it is retried every few ms by a
+        thread that has handed the listener over (``_wait_begin``), until it connects, the
+        target is gone or has a signal to take (EINTR), or ``SO_SNDTIMEO`` passes (EAGAIN,
+        as the kernel answers)."""
         flags = fcntl.fcntl(sock, fcntl.F_GETFL)
         if flags & os.O_NONBLOCK:
-            sysc.connect(sock, addr)
+            self._bare(sysc.connect, sock, addr)
             return
         fcntl.fcntl(sock, fcntl.F_SETFL, flags | os.O_NONBLOCK)
+        waiting = False
         try:
-            delay = 0.001
+            delay, deadline = 0.001, 0.0
             while True:
                 try:
-                    sysc.connect(sock, addr)
+                    self._bare(sysc.connect, sock, addr)
                     return
                 except OSError as e:
                     if e.errno != errno.EAGAIN:
                         raise
-                self._handoff()
-                self._valid(n)
-                time.sleep(delay)
-                delay = min(delay * 2, 0.02)
+                if not waiting:
+                    waiting = True
+                    self._wait_begin()
+                    timeout = _waits.send_timeout(sock)
+                    deadline = time.monotonic() + timeout if timeout else 0.0
+                try:
+                    self._pause(n, deadline, delay)
+                except _Interrupted:
+                    raise _Answer(errno.EINTR) from None
+                except _TimedOut:
+                    raise _Answer(errno.EAGAIN) from None
+                delay = min(delay * 2, POLL_S)
         finally:
             fcntl.fcntl(sock, fcntl.F_SETFL, flags)
+            if waiting:
+                self._wait_end()
+
+    def _connect_other(self, n: sb.Notification, sock: int, addr: bytes) -> None:
+        """Any other family: started non-blocking; a connect in progress (TCP) is waited for
+        by a thread that handed the listener over, with the target's signals (EINTR, the
+        connect going on, as in the kernel) and ``SO_SNDTIMEO`` (EINPROGRESS) honoured."""
+        flags = fcntl.fcntl(sock, fcntl.F_GETFL)
+        if flags & os.O_NONBLOCK:
+            self._bare(sysc.connect, sock, addr)
+            return
+        fcntl.fcntl(sock, fcntl.F_SETFL, flags | os.O_NONBLOCK)
+        try:
+            self._bare(sysc.connect, sock, addr)
+            return
+        except OSError as e:
+            if e.errno != errno.EINPROGRESS:
+                raise
+        finally:
+            fcntl.fcntl(sock, fcntl.F_SETFL, flags)
+        self._wait_begin()
+        try:
+            timeout = _waits.send_timeout(sock)
+            deadline = time.monotonic() + timeout if timeout else 0.0
+            while True:
+                p = select.poll()
+                p.register(sock, select.POLLOUT)
+                if p.poll(0):
+                    err = _waits.so_error(sock)
+                    if err:
+                        raise _Answer(err)
+                    return
+                try:
+                    self._pause(n, deadline, POLL_S, sock)
+                except _Interrupted:
+                    raise _Answer(errno.EINTR) from None
+                except _TimedOut:
+                    raise _Answer(errno.EINPROGRESS) from None
+        finally:
+            self._wait_end()
 
     def _op_bind(self, n: sb.Notification) -> int:
         addr = self._read_addr(n, n.args[1], n.args[2])
         sock = self._getfd(n, n.args[0])
-        restore = False
         try:
             dom = self._domain(sock)
             if dom != AF_UNIX or family(addr) != AF_UNIX:
                 if dom != AF_UNIX:
                     self._inet_allowed(n, dom, addr, bind=True)
-                sysc.bind(sock, addr)
+                self._bare(sysc.bind, sock, addr)
                 return 0
             ua = parse_unix(addr)
             if ua is None:
@@ -810,14 +988,11 @@ class Broker:
             if ua.kind != "pathname":
                 if ua.kind == "abstract" and not self._policy.network.dangerously_allow_all_unix_sockets:
                     raise _Denied(ua.display(), "abstract names are not brokered")
-                sysc.bind(sock, addr)
+                self._bare(sysc.bind, sock, addr)
                 return 0
-            restore = self._as_target(n)
             self._bind_path(n, sock, os.fsdecode(ua.name))
             return 0
         finally:
-            if restore:
-                self._restore()
             os.close(sock)
 
     def _bind_path(self, n: sb.Notification, sock: int, path: str) -> None:
@@ -843,7 +1018,7 @@ class Broker:
             os.fchdir(dfd)
             try:
                 since = time.time_ns()
-                sysc.bind(sock, unix_sockaddr(os.fsencode(name)))
+                self._bare(sysc.bind, sock, unix_sockaddr(os.fsencode(name)))
                 if self._prov.exposed(real):
                     self._prov.note_bound(dfd, name, since)
             finally:
@@ -851,64 +1026,118 @@ class Broker:
         finally:
             os.close(dfd)
 
-    def _dest(self, n: sb.Notification, sock: int, addr: bytes | None) -> tuple[bytes | None, int, bool]:
-        """Decide a send's destination: (address to use, pin fd, creds to restore)."""
+    def _dest(self, n: sb.Notification, sock: int, addr: bytes | None) -> tuple[bytes | None, int]:
+        """Decide a send's destination: (address to use, pin fd or -1)."""
         if addr is None:
-            return None, -1, False
+            return None, -1
         dom = self._domain(sock)
         if dom == AF_UNIX and family(addr) == AF_UNIX:
-            restore = self._as_target(n)
-            try:
-                out, pin = self._unix_target(n, addr, "sendto")
-            except BaseException:
-                if restore:
-                    self._restore()
-                raise
-            return out, pin, restore
+            return self._unix_target(n, addr, "sendto")
         if dom != AF_UNIX:
             self._inet_allowed(n, dom, addr, bind=False)
-        return addr, -1, False
+        return addr, -1
 
     def _op_sendto(self, n: sb.Notification) -> int:
         fd, buf, size, flags, aptr, alen = n.args
         addr = self._read_addr(n, aptr, alen) if aptr else None
-        size = min(size, MAX_PAYLOAD)
-        data = self._read(n, buf, size)
         sock = self._getfd(n, fd)
-        dest, pin, restore = -1, -1, False
+        pin = -1
         try:
-            dest, pin, restore = self._dest(n, sock, addr)
-            if self._blocking(sock) and not flags & 0x40:  # MSG_DONTWAIT
-                self._handoff()
-            if dest is None:
-                return sysc.sendmsg(sock, data, None, b"", flags & 0xFFFFFFFF)
-            return sysc.sendto(sock, data, flags & 0xFFFFFFFF, dest)
+            dest, pin = self._dest(n, sock, addr)
+            return self._transmit(n, sock, _IOVEC.pack(buf, size), dest, b"", flags & 0xFFFFFFFF)
         finally:
-            if restore:
-                self._restore()
             if pin >= 0:
                 os.close(pin)
             os.close(sock)
 
-    def _read_msg(self, n: sb.Notification, ptr: int) -> tuple[bytes | None, bytes, bytes, list[int]]:
-        """(address, payload, control, fds to close) of the target's ``msghdr`` at ``ptr``."""
-        name, namelen, iov, iovlen, control, controllen, _ = _MSGHDR.unpack(self._read(n, ptr, _MSGHDR.size))
+    def _transmit(self, n: sb.Notification, sock: int, segs: bytes,
+                  dest: bytes | None, control: bytes, flags: int) -> int:
+        """Send the target's bytes at ``segs`` (its ``struct iovec`` array) as the kernel
+        would, with bounded memory (see the module docstring). Up to 64 KiB is read and
+        sent in one go (the common case: no socket type needed); above that a non-stream
+        socket gets one datagram if it fits ``SO_SNDBUF`` (else EMSGSIZE) and a stream
+        socket ``STREAM_CHUNK`` bytes at a time. A stream send goes on until all is sent,
+        or, once some bytes are, until it would block on a non-blocking call or a signal or
+        ``SO_SNDTIMEO`` stops it: then the partial count, as the kernel returns it (only a
+        stream send can be partial)."""
+        total = _total(segs)
+        chunk = total
+        if total > MIN_DGRAM_LIMIT:
+            if _waits.sock_type(sock) == SOCK_STREAM:
+                chunk = STREAM_CHUNK
+            elif total > _waits.send_buffer(sock):
+                raise _Answer(errno.EMSGSIZE)
+        wait = _Wait()
+        sent = 0
+        try:
+            while True:
+                part = segs if sent == 0 and chunk >= total else _slice(segs, sent, chunk)
+                data = self._read_segments(n, part, min(chunk, total - sent))
+                try:
+                    k = self._send_one(n, sock, data, dest, control if sent == 0 else b"", flags, wait)
+                except (_Interrupted, _TimedOut, OSError) as e:
+                    if sent:
+                        return sent  # what the kernel returns once some bytes went out
+                    if isinstance(e, _Interrupted):
+                        raise _Answer(errno.EINTR) from None
+                    if isinstance(e, _TimedOut):
+                        raise _Answer(errno.EAGAIN) from None
+                    raise
+                sent += k
+                if sent >= total or (k < len(data) and self._nonblocking(sock, flags)):
+                    return sent
+        finally:
+            if wait.waiting:
+                self._wait_end()
+
+    def _nonblocking(self, sock: int, flags: int) -> bool:
+        return bool(flags & MSG_DONTWAIT) or not self._blocking(sock)
+
+    def _send_one(self, n: sb.Notification, sock: int, data: bytes, dest: bytes | None,
+                  control: bytes, flags: int, wait: _Wait) -> int:
+        """One ``sendmsg`` (MSG_DONTWAIT); when it would block and the target's call blocks,
+        wait for room as in ``_connect_unix`` (POLLOUT on a stream socket; a datagram's
+        room is the receiver's, which poll does not show, so that is retried every few ms).
+        ``wait`` carries the call's deadline across the sends of one stream call."""
+        delay = 0.001
+        while True:
+            try:
+                return int(self._bare(sysc.sendmsg, sock, data, dest, control,  # type: ignore[arg-type]
+                                      flags | MSG_DONTWAIT))
+            except OSError as e:
+                if e.errno != errno.EAGAIN or self._nonblocking(sock, flags):
+                    raise
+            if not wait.waiting:
+                wait.waiting = True
+                self._wait_begin()
+                timeout = _waits.send_timeout(sock)
+                wait.deadline = time.monotonic() + timeout if timeout else 0.0
+                wait.stream = sock if _waits.sock_type(sock) == SOCK_STREAM else -1
+            self._pause(n, wait.deadline, delay, wait.stream)
+            delay = min(delay * 2, POLL_S)
+
+    def _read_segments(self, n: sb.Notification, segs: bytes, total: int) -> bytes:
+        try:
+            data = sysc.read_vectored(n.pid, segs, total)
+        except OSError as e:
+            raise _Answer(errno.EFAULT if e.errno in (errno.EFAULT, 14) else errno.ESRCH) from e
+        self._valid(n)
+        return data
+
+    def _read_msg(self, n: sb.Notification, hdr: bytes) -> tuple[bytes | None, bytes, bytes, list[int]]:
+        """(address, payload ranges as its ``struct iovec`` array, control, fds to close) of
+        the target's ``msghdr`` (its bytes ``hdr``, already read)."""
+        name, namelen, iov, iovlen, control, controllen, _ = _MSGHDR.unpack(hdr)
         addr = self._read_addr(n, name, namelen) if name and namelen else None
         if iovlen > UIO_MAXIOV:
             raise _Answer(errno.EMSGSIZE)
-        parts = []
-        total = 0
-        raw_iov = self._read(n, iov, iovlen * _IOVEC.size) if iovlen else b""
-        for i in range(iovlen):
-            base, ln = _IOVEC.unpack_from(raw_iov, i * _IOVEC.size)
-            total += ln
-            if total > MAX_PAYLOAD:
-                raise _Answer(errno.EMSGSIZE)
-            parts.append(self._read(n, base, ln) if ln else b"")
+        segs = self._read(n, iov, iovlen * _IOVEC.size) if iovlen else b""
+        if _total(segs) >= 1 << 63:
+            raise _Answer(errno.EINVAL)
         cbytes, fds = b"", []
         if control and controllen:
             cbytes, fds = self._translate_control(n, self._read(n, control, min(controllen, 1 << 16)))
-        return addr, b"".join(parts), cbytes, fds
+        return addr, segs, cbytes, fds
 
     def _translate_control(self, n: sb.Notification, raw: bytes) -> tuple[bytes, list[int]]:
         out = bytearray(raw)
@@ -934,38 +1163,39 @@ class Broker:
             raise
         return bytes(out), fds
 
-    def _sendmsg_one(self, n: sb.Notification, sock: int, ptr: int, flags: int) -> int:
-        addr, data, control, fds = self._read_msg(n, ptr)
-        dest, pin, restore = None, -1, False
+    def _sendmsg_one(self, n: sb.Notification, sock: int, hdr: bytes, flags: int) -> int:
+        addr, segs, control, fds = self._read_msg(n, hdr)
+        pin = -1
         try:
-            dest, pin, restore = self._dest(n, sock, addr)
-            if self._blocking(sock) and not flags & 0x40:
-                self._handoff()
-            return sysc.sendmsg(sock, data, dest, control, flags)
+            dest, pin = self._dest(n, sock, addr)
+            return self._transmit(n, sock, segs, dest, control, flags)
         finally:
-            if restore:
-                self._restore()
             if pin >= 0:
                 os.close(pin)
             for fd in fds:
                 os.close(fd)
 
     def _op_sendmsg(self, n: sb.Notification) -> int:
+        hdr = self._read(n, n.args[1], _MSGHDR.size)
         sock = self._getfd(n, n.args[0])
         try:
-            return self._sendmsg_one(n, sock, n.args[1], n.args[2] & 0xFFFFFFFF)
+            return self._sendmsg_one(n, sock, hdr, n.args[2] & 0xFFFFFFFF)
         finally:
             os.close(sock)
 
     def _op_sendmmsg(self, n: sb.Notification) -> int:
         fd, vec, vlen, flags = n.args[0], n.args[1], min(n.args[2] & 0xFFFFFFFF, UIO_MAXIOV), n.args[3]
+        if vlen == 0:
+            return 0
+        headers = self._read(n, vec, vlen * _MMSG_SIZE)  # every mmsghdr in one read
         sock = self._getfd(n, fd)
         sent = 0
         try:
             for i in range(vlen):
                 ptr = vec + i * _MMSG_SIZE
                 try:
-                    ln = self._sendmsg_one(n, sock, ptr, flags & 0xFFFFFFFF)
+                    ln = self._sendmsg_one(n, sock, headers[i * _MMSG_SIZE:i * _MMSG_SIZE + _MSGHDR.size],
+                                           flags & 0xFFFFFFFF)
                 except (_Answer, _Denied, OSError):
                     if sent == 0:
                         raise
@@ -975,3 +1205,25 @@ class Broker:
             return sent
         finally:
             os.close(sock)
+
+
+def _total(iovecs: bytes) -> int:
+    """The byte count of a ``struct iovec`` array."""
+    return sum(struct.unpack(f"={len(iovecs) // 8}Q", iovecs)[1::2])
+
+
+def _slice(iovecs: bytes, start: int, size: int) -> bytes:
+    """The ``struct iovec`` array covering bytes ``[start, start + size)`` of ``iovecs``."""
+    words = struct.unpack(f"={len(iovecs) // 8}Q", iovecs)
+    out, pos = [], 0
+    for base, ln in zip(words[::2], words[1::2], strict=True):
+        if pos + ln > start and size > 0:
+            skip = max(0, start - pos)
+            take = min(ln - skip, size)
+            if take > 0:
+                out += (base + skip, take)
+                size -= take
+        pos += ln
+        if size <= 0:
+            break
+    return struct.pack(f"={len(out)}Q", *out)

@@ -2,9 +2,7 @@
 
 Each wrapper turns ``-1`` + errno into ``OSError``. ctypes costs about 1 us a call (see
 DESIGN.md); the broker makes a handful per notification, next to a seccomp round trip of
-tens of microseconds. Credential calls are made with raw ``syscall()`` on purpose: glibc's
-``setgroups``/``setfsuid`` wrappers broadcast to every thread, the raw calls change only the
-calling thread, which is what lets one broker thread act with a target's credentials.
+tens of microseconds. (The per-thread credential calls are in ``_identity``.)
 """
 
 from __future__ import annotations
@@ -31,9 +29,6 @@ _sendto.restype = ctypes.c_ssize_t
 _ARCH = sb.native_arch()
 SYS_PIDFD_GETFD = 438  # the same number on every architecture (added after the unification)
 SYS_PROCESS_VM_READV = sb.syscall_number("process_vm_readv", _ARCH)
-SYS_SETFSUID = sb.syscall_number("setfsuid", _ARCH)
-SYS_SETFSGID = sb.syscall_number("setfsgid", _ARCH)
-SYS_SETGROUPS = sb.syscall_number("setgroups", _ARCH)
 SYS_KCMP = sb.syscall_number("kcmp", _ARCH)
 KCMP_FILES = 2
 PIDFD_THREAD = os.O_EXCL  # Linux 6.9: a pidfd for a thread, not only a thread-group leader
@@ -66,6 +61,25 @@ def read_memory(pid: int, addr: int, size: int) -> bytes:
     return buf.raw
 
 
+def read_vectored(pid: int, iovecs: bytes, total: int) -> bytes:
+    """``process_vm_readv`` of the remote ranges ``iovecs`` (a ``struct iovec`` array, as in
+    the target's memory; at most 1,024, the kernel's IOV_MAX) into one buffer of ``total``
+    bytes: one system call however many ranges. A short read raises EFAULT as
+    :func:`read_memory` does."""
+    if total == 0:
+        return b""
+    count = len(iovecs) // 16
+    buf = ctypes.create_string_buffer(total)
+    local = _IoVec(ctypes.addressof(buf), total)
+    n = _syscall(SYS_PROCESS_VM_READV, ctypes.c_long(pid), ctypes.byref(local), ctypes.c_ulong(1),
+                 iovecs, ctypes.c_ulong(count), ctypes.c_ulong(0))
+    if n < 0:
+        raise _fail("process_vm_readv")
+    if n != total:
+        raise OSError(14, "process_vm_readv: short read")
+    return buf.raw
+
+
 def pidfd_getfd(pidfd: int, targetfd: int) -> int:
     """Duplicate the target's fd ``targetfd`` into this process (close-on-exec)."""
     fd = _syscall(SYS_PIDFD_GETFD, ctypes.c_int(pidfd), ctypes.c_int(targetfd), ctypes.c_uint(0))
@@ -90,18 +104,6 @@ def sendto(fd: int, data: bytes, flags: int, addr: bytes) -> int:
         raise _fail("sendto")
     return int(n)
 
-
-def set_thread_creds(fsuid: int, fsgid: int, groups: tuple[int, ...]) -> None:
-    """Give the calling thread only these filesystem credentials (needs CAP_SETUID/SETGID).
-    setfsuid/setfsgid return the previous id and cannot report failure, so each is read back."""
-    arr = (ctypes.c_uint * max(1, len(groups)))(*groups)  # copied by the kernel during the call
-    if _syscall(SYS_SETGROUPS, ctypes.c_size_t(len(groups)), arr) != 0:
-        raise _fail("setgroups")
-    _syscall(SYS_SETFSGID, ctypes.c_uint(fsgid))
-    _syscall(SYS_SETFSUID, ctypes.c_uint(fsuid))
-    if (_syscall(SYS_SETFSUID, ctypes.c_uint(0xFFFFFFFF)) != fsuid
-            or _syscall(SYS_SETFSGID, ctypes.c_uint(0xFFFFFFFF)) != fsgid):
-        raise OSError(1, "setfsuid/setfsgid refused")
 
 
 _sendmsg = _libc.sendmsg

@@ -6,10 +6,14 @@
  * on top of the kernel's; here they cost only the kernel's. The *decision* is not taken here:
  * lsb_fast_next() stops with the pinned socket's real path, Python decides by the policy
  * (the same `_decide` as the slow path), and lsb_fast_connect() performs the call through
- * the pin. Anything unusual (another syscall, a relative or /proc path, a symlink, another
- * uid, a hard-linked socket, a missing file, a non-AF_UNIX socket, any error) comes back as
+ * the pin. Anything unusual (another syscall, a relative or /proc path, a symlink, a target
+ * whose ids are not the ones this thread holds, a hard-linked socket, a missing file, a non-AF_UNIX socket, any error) comes back as
  * LSB_SLOW with the notification, nothing held, and the Python broker handles it from the
  * start: the fast path only ever shortens the common case, it never decides.
+ *
+ * Identity: the calling broker thread holds the command's uids/gids (``_identity.py``); the
+ * connect itself is made with an empty effective capability set (capset of this thread
+ * only, around the call), so the peer sees the command and no capability is lent.
  *
  * Structures are declared here (same layout as <linux/seccomp.h>) so that old kernel headers
  * do not matter.
@@ -93,7 +97,8 @@ static int lsb_close_keep_errno(int fd)
 }
 
 /* Everything after RECV for a connect; returns LSB_DECIDE or LSB_SLOW (nothing held). */
-static int lsb_try_connect(struct lsb_fast *r, unsigned int uid, unsigned int gid)
+/* ids: the calling thread's real, effective, saved, fs uid, then the same four gids. */
+static int lsb_try_connect(struct lsb_fast *r, const unsigned int *ids)
 {
     char addr[LSB_SOCKADDR_MAX + 1];
     char full[64 + LSB_SOCKADDR_MAX];
@@ -121,9 +126,10 @@ static int lsb_try_connect(struct lsb_fast *r, unsigned int uid, unsigned int gi
         return LSB_SLOW;
     struct lsb_pidfd_info info = {.mask = LSB_PIDFD_INFO_CREDS};
     if (ioctl(pidfd, LSB_PIDFD_GET_INFO, &info) == 0 && (info.mask & LSB_PIDFD_INFO_CREDS)) {
-        if (info.euid != uid || info.egid != gid || info.fsuid != uid || info.fsgid != gid)
-            return lsb_close_keep_errno(pidfd), LSB_SLOW;  /* the Python path acts as them */
-    } else if (stat(full, &st) != 0 || st.st_uid != uid || st.st_gid != gid) {
+        if (info.ruid != ids[0] || info.euid != ids[1] || info.suid != ids[2] || info.fsuid != ids[3] ||
+            info.rgid != ids[4] || info.egid != ids[5] || info.sgid != ids[6] || info.fsgid != ids[7])
+            return lsb_close_keep_errno(pidfd), LSB_SLOW;  /* Python takes their identity */
+    } else if (stat(full, &st) != 0 || st.st_uid != ids[1] || st.st_gid != ids[5]) {
         return lsb_close_keep_errno(pidfd), LSB_SLOW;      /* kernel < 6.13: /proc owner */
     }
     sock = (int)syscall(LSB_SYS_PIDFD_GETFD, pidfd, (int)(r->args[0] & 0xffffffffu), 0U);
@@ -156,7 +162,7 @@ slow:
 /* Wait for the next notification (poll on the listener and the wake pipe, then RECV) and
  * prepare it: LSB_DECIDE for a connect the fast path can perform, LSB_SLOW for the rest. */
 int lsb_fast_next(int listener, int wake_fd, int timeout_ms, int connect_nr,
-                  unsigned int uid, unsigned int gid, struct lsb_fast *r)
+                  const unsigned int *ids, struct lsb_fast *r)
 {
     struct pollfd p[2] = {{listener, POLLIN, 0}, {wake_fd, POLLIN, 0}};
     struct lsb_seccomp_notif n;
@@ -181,7 +187,7 @@ int lsb_fast_next(int listener, int wake_fd, int timeout_ms, int connect_nr,
     r->path_len = 0;
     if (n.data.nr != connect_nr)
         return LSB_SLOW;
-    rc = lsb_try_connect(r, uid, gid);
+    rc = lsb_try_connect(r, ids);
     if (rc == LSB_DECIDE && ioctl(listener, LSB_NOTIF_ID_VALID, &r->id) != 0) {
         close(r->pin);   /* the target left the call: the Python path sees ID_VALID fail */
         close(r->sock);
@@ -200,11 +206,42 @@ int lsb_fast_answer(int listener, uint64_t id, int64_t val, int32_t error)
     return 0;
 }
 
+struct lsb_cap_header {
+    uint32_t version;
+    int pid;
+};
+#define LSB_CAP_V3 0x20080522
+
+/* capset of the calling thread: words = eff, perm, inh of the low then the high 32 bits. */
+static void lsb_capset(const unsigned int *words)
+{
+    struct lsb_cap_header h = {LSB_CAP_V3, 0};
+    int saved = errno;
+    syscall(SYS_capset, &h, words);
+    errno = saved;
+}
+
+/* connect() with no effective capability: caps = the bare sets then the sets to restore
+ * (``_identity.Caps.words``), or NULL where the thread has none to drop. */
+static int lsb_bare_connect(int sock, const struct sockaddr_un *sa, socklen_t salen,
+                            const unsigned int *caps)
+{
+    int rc, err;
+    if (caps)
+        lsb_capset(caps);
+    rc = connect(sock, (const struct sockaddr *)sa, salen);
+    err = errno;
+    if (caps)
+        lsb_capset(caps + 6);
+    errno = err;
+    return rc;
+}
+
 /* Connect the target's socket through the pin and answer. A blocking socket is connected
  * non-blocking (an AF_UNIX connect never half-completes); when the server's backlog is full
  * this returns -EAGAIN with nothing answered and both fds kept, and Python retries with
  * leadership handed over. Otherwise it answers and closes both fds. */
-int lsb_fast_connect(int listener, struct lsb_fast *r)
+int lsb_fast_connect(int listener, struct lsb_fast *r, const unsigned int *caps)
 {
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
     int flags = fcntl(r->sock, F_GETFL), err = 0;
@@ -215,11 +252,11 @@ int lsb_fast_connect(int listener, struct lsb_fast *r)
     if (flags < 0) {
         err = errno;
     } else if (flags & O_NONBLOCK) {
-        if (connect(r->sock, (struct sockaddr *)&sa, salen) != 0)
+        if (lsb_bare_connect(r->sock, &sa, salen, caps) != 0)
             err = errno;
     } else {
         fcntl(r->sock, F_SETFL, flags | O_NONBLOCK);
-        if (connect(r->sock, (struct sockaddr *)&sa, salen) != 0)
+        if (lsb_bare_connect(r->sock, &sa, salen, caps) != 0)
             err = errno;
         fcntl(r->sock, F_SETFL, flags);
         if (err == EAGAIN)

@@ -28,8 +28,8 @@ CDEF = """
         char path[4096];
     };
     int lsb_fast_next(int listener, int wake_fd, int timeout_ms, int connect_nr,
-                      unsigned int uid, unsigned int gid, struct lsb_fast *r);
-    int lsb_fast_connect(int listener, struct lsb_fast *r);
+                      const unsigned int *ids, struct lsb_fast *r);
+    int lsb_fast_connect(int listener, struct lsb_fast *r, const unsigned int *caps);
     int lsb_fast_answer(int listener, uint64_t id, int64_t val, int32_t error);
     int lsb_fast_stamp(void);
 """

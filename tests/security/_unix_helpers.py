@@ -48,11 +48,14 @@ def shared_dir() -> str:
 
 def brokered(fn: Callable[..., Any], *args: Any, pol: Policy, socket_dir: str = "",
              as_nobody: bool = False, timeout: float = 60.0,
-             external: list[str] | None = None, stats: dict | None = None) -> tuple[Any, list[dict]]:
+             external: list[str] | None = None, stats: dict | None = None,
+             killable: bool = False, broker_out: list | None = None) -> tuple[Any, list[dict]]:
     """Run ``fn(*args)`` under filter B in a forked child; returns (its value, events).
     ``external``: serve with this command (given the listener fd as its last argument)
     instead of :class:`Broker` (the benchmark's C floor). ``stats`` receives the broker's
-    counts of notifications served by the C fast path and by Python."""
+    counts of notifications served by the C fast path and by Python. ``killable``: filter B
+    with WAIT_KILLABLE_RECV, as the launcher installs it. ``broker_out`` receives the
+    :class:`Broker` (to read its counters after the run)."""
     timeout *= TIME_FACTOR
     if as_nobody and os.geteuid() != 0:
         pytest.skip("drops from root to nobody: needs root (this run is unprivileged)")
@@ -68,7 +71,8 @@ def brokered(fn: Callable[..., Any], *args: Any, pol: Policy, socket_dir: str = 
             if as_nobody:
                 drop_to_nobody()
             sb.set_no_new_privs()
-            install_and_hand_over(build_notify_filter(sb.native_arch(), datagrams=True), child)
+            install_and_hand_over(build_notify_filter(sb.native_arch(), datagrams=True), child,
+                                  flags=sb.FLAG_WAIT_KILLABLE_RECV if killable else 0)
             child.close()
             payload: tuple[str, Any] = ("value", fn(*args))
         except BaseException as e:  # noqa: BLE001
@@ -93,6 +97,8 @@ def brokered(fn: Callable[..., Any], *args: Any, pol: Policy, socket_dir: str = 
         else:
             broker = Broker(fds[0], pol, socket_dir, events.append, provenance=provenance)
             broker.start()
+            if broker_out is not None:
+                broker_out.append(broker)
         data = _read_all(r, timeout, pid)
     finally:
         parent.close()

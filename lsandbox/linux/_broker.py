@@ -118,11 +118,12 @@ _O_UPDIR = os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC
 
 
 class _Answer(Exception):
-    """Raised inside a handler to answer the notification with an errno."""
+    """Raised inside a handler to answer the notification with an errno. ``final``: a
+    decision already reported (an event was emitted): never retried (``_escalate``)."""
 
-    def __init__(self, err: int) -> None:
+    def __init__(self, err: int, *, final: bool = False) -> None:
         super().__init__(err)
-        self.err = err
+        self.err, self.final = err, final
 
 
 class _Denied(Exception):
@@ -543,7 +544,7 @@ class Broker:
             self._on_event(event)
         except Exception:  # noqa: BLE001 - a failing sink must not take the broker down
             pass
-        raise _Answer(ANSWER)
+        raise _Answer(ANSWER, final=True)
 
     def _op_socketpair(self, n: sb.Notification) -> int:
         return self._op_socket(n, "socketpair")
@@ -625,6 +626,8 @@ class Broker:
 
     # -- credentials -------------------------------------------------------------------
     def _escalate(self, e: BaseException) -> bool:
+        if isinstance(e, _Answer) and e.final:  # decided and reported: a retry would report twice
+            return False
         err = e.err if isinstance(e, _Answer) else getattr(e, "errno", errno.EPERM)
         creds = self._local.creds
         if err not in (errno.EACCES, errno.EPERM, errno.ESRCH) or creds is None or not creds.can_escalate():
@@ -809,7 +812,7 @@ class Broker:
                                     "verdict": "deny", "rule": why})
                 except Exception:  # noqa: BLE001 - a failing sink must not take the broker down
                     pass
-                raise _Answer(errno.EACCES)
+                raise _Answer(errno.EACCES, final=True)
         if bind and fam in (AF_INET, AF_INET6) and len(addr) >= 4 and self._ids[0] == 0:
             port = struct.unpack_from("!H", addr, 2)[0]
             if 0 < port < 1024 and os.stat(f"/proc/{n.pid}").st_uid != 0:

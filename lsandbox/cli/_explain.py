@@ -187,7 +187,7 @@ def _linux_hardening() -> list[str]:
     try:
         from ..linux._caps import describe_kept, kept_here
         from ..linux._features import features
-        from ..linux._without_namespaces import OPEN
+        from ..linux._without_namespaces import BROKERED, OPEN
     except ImportError:  # pragma: no cover - explaining the Linux backend elsewhere
         return []
     f = features()
@@ -209,4 +209,6 @@ def _linux_hardening() -> list[str]:
     if not f.namespaces:
         out.append("  open without namespaces (no read-only mount view, private devpts or fresh procfs):")
         out += [f"    {what}: {detail}" for what, detail in OPEN]
+        out.append("  brokered without namespaces (where Landlock had to split a writable root):")
+        out += [f"    {what}: {detail}" for what, detail in BROKERED]
     return out

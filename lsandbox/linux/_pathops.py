@@ -52,6 +52,7 @@ import seccomp_bpf as sb
 from ..policy._model import FsAccess, Policy
 from ..policy._paths import is_within
 from . import _broker_sys as sysc
+from ._features import addfd_available
 
 _ARCH = sb.native_arch()
 
@@ -450,6 +451,9 @@ class PathOps:
             try:
                 self._valid(n)
                 self._gate(n, [(pfd, name)])
+                if not addfd_available():
+                    self._event(n, os.path.join(self._real(pfd), os.fsdecode(name)), "no SECCOMP_IOCTL_NOTIF_ADDFD")
+                    raise Fail(errno.EACCES)  # the descriptor could not reach the command
                 ours = (flags | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC) & ~os.O_NOCTTY
                 try:
                     fd = os.open(name, ours, mode, dir_fd=pfd)

@@ -7,6 +7,12 @@ filter sees no paths, so it cannot tell a file inside the writable roots from on
 Set-id bits, device nodes, inode flags and truncation are closed in every mode (filter A,
 no capabilities); the classes below are not, and ``doctor``, ``explain`` and every run's
 notes say so rather than run silently weaker than the policy reads.
+
+/dev/shm: without a mount namespace there is no private /dev/shm to give, and POSIX names
+(``sem_open``, ``shm_open``) cannot be redirected per sandbox, so the container's own is made
+writable (Python ``multiprocessing.Lock()`` needs it). What is shared is what the container's
+processes of the same user already share with each other (file permissions still apply);
+the container is the isolation boundary for it.
 """
 
 from __future__ import annotations
@@ -20,6 +26,22 @@ OPEN: tuple[tuple[str, str], ...] = (
      "other sessions' terminals of the same user under /dev/pts can be read and written"),
     ("the host's /proc",
      "every process of the machine and its command line are visible"),
+    ("POSIX shared memory and semaphores",
+     "/dev/shm is writable and shared with the container's other processes: their objects there "
+     "that the command's user may open can be read and changed"),
+)
+
+#: (what, how and at what cost): what the path-operation broker (``_pathops``) performs in this
+#: mode, in directories Landlock had to split for a read-only carve-out (``_split``).
+BROKERED: tuple[tuple[str, str], ...] = (
+    ("creation in split directories",
+     "open/openat/creat with O_CREAT, mkdir, mknod (FIFOs, sockets), symlink, link, rename, unlink and "
+     "rmdir are trapped by seccomp filter B and performed by the supervisor on a pinned parent "
+     "with the command's credentials and umask; never a read-only carve-out such as .git"),
+    ("cost of the brokered calls",
+     "each of those calls, anywhere, pays a notification round trip (tens of microseconds; "
+     "the kernel performs it where Landlock decides); opens without O_CREAT, reads and writes "
+     "pay nothing"),
 )
 
 

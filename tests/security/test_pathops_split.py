@@ -281,46 +281,61 @@ def test_semantics_and_errors_are_the_kernels(nobody):
 
 
 RACE = r"""
-import ctypes, json, os, sys, threading
-libc = ctypes.CDLL(None, use_errno=True)
-OUT = sys.argv[1]
-os.mkdir("d")
-os.symlink(OUT, "s")
-stop = False
-swaps = [0]
-def racer():
-    while not stop:
-        libc.syscall(316, -100, b"d", -100, b"s", 2)  # renameat2(RENAME_EXCHANGE): d <-> s
-        swaps[0] += 1
-th = threading.Thread(target=racer)
-th.start()
+import json, os, sys
 made = refused = 0
-for i in range(int(sys.argv[2])):
-    for path in (f"d/f{i}", f"d/sub{i}"):
+for i in range(int(sys.argv[1])):
+    for path in (f"src/a/f{i}", f"src/a/sub{i}"):
         try:
-            if path.startswith("d/f"):
+            if "/f" in path:
                 os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o644))
             else:
                 os.mkdir(path)
             made += 1
         except OSError:
             refused += 1
-stop = True
-th.join()
-print("@@" + json.dumps({"made": made, "refused": refused, "swaps": swaps[0]}))
+print("@@" + json.dumps({"made": made, "refused": refused}))
+"""
+
+SWAPPER = r"""
+import ctypes, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+a, b, stop = (x.encode() for x in sys.argv[1:4])
+n = 0
+while not os.path.exists(stop):
+    libc.syscall(316, -100, a, -100, b, 2)  # renameat2(RENAME_EXCHANGE)
+    n += 1
+print(n)
 """
 
 
 @pytest.mark.parametrize("nobody", [False, True], ids=["root", "nobody"])
 def test_parent_swap_race_creates_nothing_outside(nobody):
-    """A racing thread exchanges the parent directory with a symlink to a directory outside
-    the writable roots (writable by the user: only the sandbox protects it) thousands of
-    times while the main thread creates files and directories through it."""
+    """A racing process exchanges the parent (a symlink to the split repository root) with a
+    symlink to a directory outside the writable roots (writable by the user: only the
+    sandbox protects it) as fast as it can, while the sandboxed command creates files and
+    directories through it, thousands of times. (The racer runs outside the sandbox: inside,
+    its renames would be brokered too, serialized with the creations.) Everything made lands
+    in the root, nothing outside."""
     ws, out = _ws(), world_dir("lsb-split-race-")
+    os.symlink(ws, os.path.join(ws, "src", "a"))
+    os.symlink(out, os.path.join(ws, "src", "b"))
+    stop = os.path.join(out + "-stop")
+    racer = subprocess.Popen([PY, "-c", SWAPPER, os.path.join(ws, "src", "a"), os.path.join(ws, "src", "b"), stop],
+                             stdout=subprocess.PIPE, text=True)
     try:
-        got = _parse(_run([PY, "-c", RACE, out, "1500"], ws, nobody, NONS, timeout=300))
+        got = _parse(_run([PY, "-c", RACE, "1500"], ws, nobody, NONS, timeout=300))
+        with open(stop, "w"):
+            pass
+        swaps = int(racer.communicate(timeout=30)[0])
         assert os.listdir(out) == [], f"{len(os.listdir(out))} entries created outside ({got})"
-        assert got["made"] > 0 and got["refused"] > 0 and got["swaps"] > 100, got
+        inside = [e for e in os.listdir(ws) if e.startswith(("f", "sub"))]
+        assert len(inside) == got["made"]
+        assert got["made"] > 0 and got["refused"] > 0 and swaps > 1000, (got, swaps)
     finally:
+        racer.kill()
+        racer.wait()
+        for p in (stop,):
+            if os.path.exists(p):
+                os.unlink(p)
         shutil.rmtree(ws, ignore_errors=True)
         shutil.rmtree(out, ignore_errors=True)

@@ -70,8 +70,8 @@ from ..policy._paths import is_within
 from . import _broker_sys as sysc
 from . import _fastpath as _fp
 from ._features import addfd_available, pidfd_thread_available
-from ._pathops import NRS as _PATH_NRS
-from ._pathops import attached as _path_ops
+from ._metaops import ALL_NRS as _PATH_NRS
+from ._metaops import attached as _path_ops
 from ._probes import QUIET_PROBES
 from ._provenance import Provenance
 from ._sockaddr import AF_INET, AF_INET6, AF_UNIX, family, parse_unix, unix_sockaddr
@@ -359,7 +359,7 @@ class Broker:
 
     # -- one notification --------------------------------------------------------------
     def _handle(self, n: sb.Notification) -> None:
-        if n.nr in _PATH_NRS:  # without namespaces, creation in split directories (_pathops)
+        if n.nr in _PATH_NRS:  # without namespaces: creation in split directories, metadata (_pathops, _metaops)
             _path_ops(self).handle(n, getattr(self._local, "private_cwd", False))
             return
         op = _OP.get(n.nr)

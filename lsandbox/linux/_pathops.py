@@ -651,25 +651,3 @@ class PathOps:
         self._run(n, private_fs, [(dfd, path, None)], act)
         self._done(n)
 
-
-_ATTACH = threading.Lock()
-
-
-def attached(broker: object) -> PathOps:
-    """The :class:`PathOps` of an AF_UNIX ``Broker`` (made on its first path notification:
-    only sandboxes without namespaces and with a split directory ever send one). The Landlock
-    rules are those of the no-namespace plan for the same policy, which is what the command
-    runs under (planned up front, or the child's fallback when ``unshare`` was refused)."""
-    with _ATTACH:
-        ops = getattr(broker, "_path_ops_state", None)
-        if ops is None:
-            from ._features import Features, features
-            from ._plan import build_plan
-
-            f = features()
-            b = broker  # the Broker's own fields, read here to keep its hook one line
-            plan = build_plan(b._policy, b._socket_dir, Features(f.landlock_abi, True, False, f.root),  # type: ignore[attr-defined]
-                              filter_a=False)
-            ops = PathOps(b._fd, b._policy, plan.landlock_rules, plan.abi, b._on_event)  # type: ignore[attr-defined]
-            broker._path_ops_state = ops  # type: ignore[attr-defined]
-        return ops

@@ -24,8 +24,8 @@ from ._features import Features, wait_killable_available
 from ._filter_a import build_filter_a
 from ._mount_view import MountView, plan_view
 from ._netns import wanted as netns_wanted
+from ._split import meta_rules, split_dirs
 from ._split import notify_rules as path_rules
-from ._split import split_dirs
 from ._unix_filter import build_notify_filter
 from ._unix_rules import resolve_unix_rules
 
@@ -120,7 +120,8 @@ def _filter_a(arch: str, network: bool, unix_dgram: bool, guard: bool, report: b
     return build_filter_a(arch, network=network, unix_dgram=unix_dgram, truncate_guard=guard)
 
 
-def _filter_b(arch: str, network: bool, datagrams: bool, report: bool, paths: bool = False) -> sb.Program:
+def _filter_b(arch: str, network: bool, datagrams: bool, report: bool, paths: bool = False,
+              meta: bool = False) -> sb.Program:
     extra: tuple[sb.Rule, ...] = ()
     if report:
         from ._refusals import notify_rules
@@ -128,6 +129,8 @@ def _filter_b(arch: str, network: bool, datagrams: bool, report: bool, paths: bo
         extra = notify_rules(network=network, unix_dgram=datagrams)
     if paths:
         extra += path_rules(arch)
+    if meta:
+        extra += meta_rules(arch)
     return build_notify_filter(arch, datagrams=datagrams, extra=extra)
 
 
@@ -196,7 +199,8 @@ def build_plan(policy: Policy, socket_dir: str, feats: Features, *, filter_a: bo
         private_tmpfs=private_tmpfs,
         filter_a=(_filter_a(arch, policy.network.enabled, datagrams, truncate_guard(abi), report_refusals)
                   if filter_a else None),
-        filter_b=_filter_b(arch, policy.network.enabled, datagrams, report_refusals, bool(split)),
+        filter_b=_filter_b(arch, policy.network.enabled, datagrams, report_refusals, bool(split),
+                           not feats.namespaces),
         namespaces=feats.namespaces,
         netns=feats.namespaces and netns_wanted(net.enabled, net.dangerously_allow_all_unix_sockets),
         datagrams=datagrams,

@@ -75,3 +75,21 @@ def notify_rules(arch: str) -> tuple[sb.Rule, ...]:
             rules.append(sb.Rule(name, sb.USER_NOTIF, (sb.Arg(flags_arg).masked_eq(O_CREAT, O_CREAT),)))
     rules += [sb.Rule(name, sb.USER_NOTIF) for name in CALLS if name in known and name not in ("open", "openat")]
     return tuple(rules)
+
+
+#: File metadata, decided by path without namespaces whether or not a directory is split
+#: (``_metaops``): Landlock has no right for it and there is no read-only view.
+META = ("chmod", "fchmod", "fchmodat", "fchmodat2", "chown", "fchown", "lchown", "fchownat", "utime", "utimes",
+        "futimesat", "utimensat", "setxattr", "lsetxattr", "fsetxattr", "removexattr", "lremovexattr",
+        "fremovexattr", "setxattrat", "removexattrat")
+
+
+def meta_rules(arch: str) -> tuple[sb.Rule, ...]:
+    out = []
+    for name in META:
+        try:
+            sb.syscall_number(name, arch)
+        except KeyError:
+            continue
+        out.append(sb.Rule(name, sb.USER_NOTIF))
+    return tuple(out)

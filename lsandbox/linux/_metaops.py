@@ -138,8 +138,8 @@ class MetaOps(PathOps):
                         self._event(n, real, "metadata outside the writable roots")
                         raise Fail(errno.EACCES)
                 elif not real.startswith(("/memfd:", "pipe:", "socket:", "anon_inode:")) \
-                        and not real.endswith(" (deleted)"):
-                    raise Fail(errno.EACCES)
+                        and not (real.endswith(" (deleted)") and os.fstat(pin).st_nlink == 0):
+                    raise Fail(errno.EACCES)  # a deleted name of a file still linked elsewhere: refused
                 act(f"/proc/self/fd/{pin}")
             finally:
                 os.close(pin)

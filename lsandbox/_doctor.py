@@ -164,7 +164,8 @@ def field_report(policy: Policy, m: dict[str, Any]) -> list[dict[str, str]]:
         if ns:
             row("read-only carve-outs", "enforced", "read-only bind mounts (mount namespace)")
         elif abi >= 1:
-            row("read-only carve-outs", "degraded", "Landlock split: new top-level entries in the root are refused")
+            row("read-only carve-outs", "degraded", "Landlock split: new entries in the split directories are "
+                "created by the path-operation broker (never a carve-out name), a notification per creating call")
         else:
             row("read-only carve-outs", "not enforced", "no Landlock, no namespaces")
     if policy.filesystem.deny_read:

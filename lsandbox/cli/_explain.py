@@ -110,8 +110,9 @@ def render_text(policy: Policy, backend: str, asked: str | None) -> str:
         how = fs_how[r.access.value]
         if backend == "linux" and r.path in carve:
             how = ("read-only bind mount in the sandbox's mount namespace (without namespaces: "
-                   "Landlock split, new entries in the parent refused); not protected if it "
-                   "does not exist at launch")
+                   "Landlock split, new entries in the parent created by the path-operation broker, "
+                   "which never creates this name); with namespaces, not protected if it does not "
+                   "exist at launch")
         out.append(f"  {r.access.value:<5} {r.path}    [{r.origin}] -> {how}")
     if backend == "macos":
         from macos import explain_lines

@@ -61,6 +61,9 @@ echo "inbuild=$(r sh -c 'echo z > build/f && mkdir -p build/a/b && echo q > buil
 echo "append=$(r sh -c 'echo y >> src/b.py')"
 echo "appendnew=$(r sh -c 'echo y >> new.py')"
 echo "lock=$(r python3 -c 'import multiprocessing; multiprocessing.Lock()')"
+echo "pool=$(r python3 -c 'import multiprocessing as m; from multiprocessing import shared_memory as sm
+assert m.get_context("spawn").Pool(2).map(abs, [-1, -2]) == [1, 2]
+s = sm.SharedMemory(create=True, size=10); t = sm.SharedMemory(s.name); t.close(); s.close(); s.unlink()')"
 echo "gitadd=$(r git add new.py)"
 echo "mv=$(r mv new.py moved.py)"
 echo "rm=$(r rm build/f)"
@@ -74,7 +77,7 @@ def test_issue_table(nobody, env):
         r = _run(["sh", "-c", TABLE], ws, nobody, env)
         got = dict(line.split("=", 1) for line in r.stdout.split())
         assert got == {"new": "ok", "mkdir": "ok", "inbuild": "ok", "append": "ok", "appendnew": "ok",
-                       "lock": "ok", "gitadd": "fail", "mv": "ok", "rm": "ok"}, r.stderr
+                       "lock": "ok", "pool": "ok", "gitadd": "fail", "mv": "ok", "rm": "ok"}, r.stderr
         with open(os.path.join(ws, "moved.py")) as f:
             assert f.read() == "x\ny\n"
         with open(os.path.join(ws, "build", "a", "b", "c")) as f:
@@ -339,3 +342,27 @@ def test_parent_swap_race_creates_nothing_outside(nobody):
                 os.unlink(p)
         shutil.rmtree(ws, ignore_errors=True)
         shutil.rmtree(out, ignore_errors=True)
+
+
+NPM = ("export HOME=$PWD/.home npm_config_cache=$PWD/.npmcache; npm init -y >/dev/null && "
+       "npm install --no-audit --no-fund --offline \"$1\" >/dev/null && node -e 'console.log(require(\"tinypkg\"))'")
+
+
+@pytest.mark.skipif(not shutil.which("npm") or not shutil.which("node"), reason="npm/node not installed")
+@pytest.mark.parametrize("nobody,env", [m[1:] for m in NONS_MODES], ids=[m[0] for m in NONS_MODES])
+def test_npm_install_from_a_local_tarball(nobody, env):
+    ws, src = _ws(), world_dir("lsb-split-npm-")
+    try:
+        with open(os.path.join(src, "package.json"), "w") as f:
+            json.dump({"name": "tinypkg", "version": "1.0.0", "main": "index.js"}, f)
+        with open(os.path.join(src, "index.js"), "w") as f:
+            f.write("module.exports = 42\n")
+        subprocess.run(["npm", "pack", "--silent"], cwd=src, check=True, capture_output=True, timeout=120)
+        tgz = os.path.join(src, "tinypkg-1.0.0.tgz")
+        os.chmod(tgz, 0o644)
+        r = _run(["sh", "-c", NPM, "sh", tgz], ws, nobody, env, timeout=300)
+        assert r.returncode == 0 and r.stdout.strip() == "42", r.stderr[-2000:]
+        assert os.path.isdir(os.path.join(ws, "node_modules", "tinypkg"))
+    finally:
+        shutil.rmtree(ws, ignore_errors=True)
+        shutil.rmtree(src, ignore_errors=True)

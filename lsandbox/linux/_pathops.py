@@ -31,8 +31,10 @@ Costs: every O_CREAT open, mkdir, rename, unlink... of the command pays a notifi
 trip and a resolution (tens of microseconds); opens without O_CREAT never notify. Limits:
 a file created here has no Landlock rule of its own, so the command reaches it later by path
 only through this broker (O_CREAT opens, renames, unlinks: all brokered) — an open *without*
-O_CREAT for writing (``open(p, "r+")``), ``truncate(p)`` or ``chmod`` by path of such a file is
-refused by Landlock.
+O_CREAT for writing (``open(p, "r+")``) or ``truncate(p)`` of such a file is refused by
+Landlock (EACCES). Calls are served inline by the broker thread that receives them (no
+hand-over: nothing here blocks on another process; FIFOs are opened O_NONBLOCK and left to
+the kernel), so they are serialized with each other.
 """
 
 from __future__ import annotations

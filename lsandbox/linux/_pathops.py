@@ -460,6 +460,8 @@ class PathOps:
                 try:
                     fd = os.open(name, ours, mode, dir_fd=pfd)
                 except OSError as e:
+                    if e.errno == errno.ENXIO:
+                        raise Continue from None  # a FIFO without reader: the kernel (and Landlock) block or refuse
                     if e.errno != errno.ELOOP or flags & (os.O_NOFOLLOW | os.O_EXCL):
                         raise
                     try:

@@ -70,7 +70,11 @@ echo "rm=$(r rm build/f)"
 """
 
 
-@pytest.mark.parametrize("nobody,env", [pytest.param(*m[1:], id=m[0]) for m in MODES] + WITH_NS)
+ABI_CLAMPED = [pytest.param(nobody, {**NONS, "LANDLOCK_MAX_ABI": abi}, id=f"{who}-no-namespaces-abi{abi}")
+               for abi in ("1", "2") for nobody, who in ((False, "root"), (True, "nobody"))]
+
+
+@pytest.mark.parametrize("nobody,env", [pytest.param(*m[1:], id=m[0]) for m in MODES] + ABI_CLAMPED + WITH_NS)
 def test_issue_table(nobody, env):
     ws = _ws()
     try:

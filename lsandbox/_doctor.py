@@ -176,7 +176,8 @@ def field_report(policy: Policy, m: dict[str, Any]) -> list[dict[str, str]]:
         if ns:
             row("read-only carve-outs", "enforced", "read-only bind mounts (mount namespace)")
         elif abi >= 1:
-            row("read-only carve-outs", "degraded", "Landlock split: new top-level entries in the root are refused")
+            row("read-only carve-outs", "degraded", "Landlock split: new entries in the split directories are "
+                "created by the path-operation broker (never a carve-out name), a notification per creating call")
         else:
             row("read-only carve-outs", "not enforced", "no Landlock, no namespaces")
     if policy.filesystem.deny_read:
@@ -216,7 +217,7 @@ def _hardening_rows(row: Any, abi: int, ns: bool, m: dict[str, Any]) -> None:
     """What holds whatever the profile says: capabilities, set-id bits, device nodes, inode
     flags, truncation; and, without namespaces, what stays open."""
     from .linux._caps import describe_kept
-    from .linux._without_namespaces import OPEN
+    from .linux._without_namespaces import BROKERED, OPEN
 
     kept = m["capabilities_kept"]
     row("capabilities in the command", "enforced",
@@ -235,6 +236,11 @@ def _hardening_rows(row: Any, abi: int, ns: bool, m: dict[str, Any]) -> None:
     if not ns:
         for what, detail in OPEN:
             row(what, "open", f"without namespaces: {detail}")
+        addfd = m["seccomp"]["addfd"]
+        for what, detail in BROKERED:  # _pathops
+            row(what, "brokered" if addfd else "degraded",
+                f"without namespaces: {detail}" + ("" if addfd else "; no SECCOMP_IOCTL_NOTIF_ADDFD here: "
+                                                    "O_CREAT opens in split directories are refused"))
 
 
 def doctor(policy: Policy) -> tuple[dict[str, Any], list[dict[str, str]], bool]:

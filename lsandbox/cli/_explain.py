@@ -110,8 +110,9 @@ def render_text(policy: Policy, backend: str, asked: str | None) -> str:
         how = fs_how[r.access.value]
         if backend == "linux" and r.path in carve:
             how = ("read-only bind mount in the sandbox's mount namespace (without namespaces: "
-                   "Landlock split, new entries in the parent refused); not protected if it "
-                   "does not exist at launch")
+                   "Landlock split, new entries in the parent created by the path-operation broker, "
+                   "which never creates this name); with namespaces, not protected if it does not "
+                   "exist at launch")
         out.append(f"  {r.access.value:<5} {r.path}    [{r.origin}] -> {how}")
     if backend == "macos":
         from macos import explain_lines
@@ -202,7 +203,7 @@ def _linux_hardening() -> list[str]:
     try:
         from ..linux._caps import describe_kept, kept_here
         from ..linux._features import features
-        from ..linux._without_namespaces import OPEN
+        from ..linux._without_namespaces import BROKERED, OPEN
     except ImportError:  # pragma: no cover - explaining the Linux backend elsewhere
         return []
     f = features()
@@ -224,4 +225,6 @@ def _linux_hardening() -> list[str]:
     if not f.namespaces:
         out.append("  open without namespaces (no read-only mount view, private devpts or fresh procfs):")
         out += [f"    {what}: {detail}" for what, detail in OPEN]
+        out.append("  brokered without namespaces (where Landlock had to split a writable root):")
+        out += [f"    {what}: {detail}" for what, detail in BROKERED]
     return out

@@ -91,6 +91,8 @@ from . import _fastpath as _fp
 from . import _waits
 from ._features import addfd_available, pidfd_thread_available
 from ._identity import ThreadCreds, read_identity
+from ._metaops import ALL_NRS as _PATH_NRS
+from ._metaops import attached as _path_ops
 from ._probes import QUIET_PROBES
 from ._provenance import Provenance
 from ._proxy_rules import proxy_only_inet
@@ -505,6 +507,14 @@ class Broker:
 
     # -- one notification --------------------------------------------------------------
     def _handle(self, n: sb.Notification) -> None:
+        if n.nr in _PATH_NRS:  # without namespaces: creation in split directories, metadata (_pathops, _metaops)
+            try:
+                self._adopt(n)  # this thread holds the command's identity (_identity), no capability
+            except (_Answer, _Denied) as e:
+                self._send(n.id, error=e.err if isinstance(e, _Answer) else errno.EACCES)
+                return
+            _path_ops(self).handle(n, getattr(self._local, "private_cwd", False), self._local.creds)
+            return
         op = _OP.get(n.nr)
         try:
             if op is None:

@@ -203,6 +203,13 @@ def child_main(
                     report(report_fd, "note", note)
         if cwd:
             os.chdir(cwd)
+        elif pidns and plan.view is not None:
+            # The inherited cwd is the directory *under* the view's mounts (a writable
+            # workspace bound over the read-only root): enter it again through them.
+            try:
+                os.chdir(os.getcwd())
+            except OSError:
+                pass
         _drop_capabilities(report_fd)
         _restrict(plan, sync, landlock_log)
         sync.close()

@@ -24,6 +24,8 @@ from ._features import Features, wait_killable_available
 from ._filter_a import build_filter_a
 from ._mount_view import MountView, plan_view
 from ._netns import wanted as netns_wanted
+from ._split import meta_rules, split_dirs
+from ._split import notify_rules as path_rules
 from ._unix_filter import build_notify_filter
 from ._unix_rules import resolve_unix_rules
 
@@ -53,6 +55,9 @@ class LinuxPlan(Record, frozen=False, compare_exclude=("ruleset",)):
     # sandbox's network namespace (0: no proxy), and Landlock's TCP port rules.
     proxy_port: int = 0
     net_ports: list[tuple[int, ll.AccessNet]] = field(default_factory=list)
+    # Without namespaces: directories Landlock had to split (_split); creation there is
+    # brokered (_pathops), filter B trapping the creating calls.
+    split: tuple[str, ...] = ()
     # The Landlock ruleset of the above, built here (no syscall: those happen in the child's
     # restrict_self), so that the child does no flag arithmetic between fork and exec.
     ruleset: ll.Ruleset | None = None
@@ -138,12 +143,17 @@ def _filter_a(arch: str, network: bool, unix_dgram: bool, guard: bool, report: b
     return build_filter_a(arch, network=network, unix_dgram=unix_dgram, truncate_guard=guard, netlink=netlink)
 
 
-def _filter_b(arch: str, network: bool, datagrams: bool, report: bool) -> sb.Program:
+def _filter_b(arch: str, network: bool, datagrams: bool, report: bool, paths: bool = False,
+              meta: bool = False) -> sb.Program:
     extra: tuple[sb.Rule, ...] = ()
     if report:
         from ._refusals import notify_rules
 
         extra = notify_rules(network=network, unix_dgram=datagrams)
+    if paths:
+        extra += path_rules(arch)
+    if meta:
+        extra += meta_rules(arch)
     return build_notify_filter(arch, datagrams=datagrams, extra=extra)
 
 
@@ -178,10 +188,14 @@ def build_plan(policy: Policy, socket_dir: str, feats: Features, *, filter_a: bo
     _no_host_devices(policy, rules, read)
     rules[socket_dir] = fs_rights(FsAccess.WRITE, abi)
     # POSIX shared memory and semaphores (Python multiprocessing, Chromium) need a writable
-    # /dev/shm; with a mount namespace each sandbox gets its own empty one.
+    # /dev/shm; with a mount namespace each sandbox gets its own empty one. Without, the
+    # container's /dev/shm is writable, shared with its other processes (_without_namespaces).
     private_tmpfs = ["/dev/shm"] if feats.namespaces and os.path.isdir("/dev/shm") else []
     for path in private_tmpfs:
         rules[path] = fs_rights(FsAccess.WRITE, abi)
+    if not feats.namespaces and os.path.isdir("/dev/shm"):
+        rules[os.path.realpath("/dev/shm")] = fs_rights(FsAccess.WRITE, abi)
+    split = split_dirs(rules) if not feats.namespaces else ()
     view = plan_view(policy, socket_dir, ro_binds, private_tmpfs) if feats.namespaces else None
     if view is not None:
         notes.extend(view.notes)
@@ -218,7 +232,8 @@ def build_plan(policy: Policy, socket_dir: str, feats: Features, *, filter_a: bo
         private_tmpfs=private_tmpfs,
         filter_a=(_filter_a(arch, policy.network.enabled, datagrams, truncate_guard(abi), report_refusals,
                             not proxied) if filter_a else None),
-        filter_b=_filter_b(arch, policy.network.enabled, datagrams, report_refusals),
+        filter_b=_filter_b(arch, policy.network.enabled, datagrams, report_refusals, bool(split),
+                           not feats.namespaces),
         namespaces=feats.namespaces,
         netns=feats.namespaces and (proxied or netns_wanted(net.enabled, net.dangerously_allow_all_unix_sockets)),
         datagrams=datagrams,
@@ -228,4 +243,5 @@ def build_plan(policy: Policy, socket_dir: str, feats: Features, *, filter_a: bo
         report_refusals=report_refusals,
         proxy_port=net.proxy_port if proxied else 0,
         net_ports=net_ports,
+        split=split,
     )

@@ -5,21 +5,45 @@ default does; ``LSANDBOX_NO_NAMESPACES=1`` emulates it) there is no read-only mo
 private devpts and no fresh procfs, and Landlock has no right for these classes: a seccomp
 filter sees no paths, so it cannot tell a file inside the writable roots from one outside.
 Set-id bits, device nodes, inode flags and truncation are closed in every mode (filter A,
-no capabilities); the classes below are not, and ``doctor``, ``explain`` and every run's
+no capabilities); file metadata and creation in split directories are brokered in this mode
+(``BROKERED``: ``_metaops``, ``_pathops``); the classes in ``OPEN`` are not, and ``doctor``, ``explain`` and every run's
 notes say so rather than run silently weaker than the policy reads.
+
+/dev/shm: without a mount namespace there is no private /dev/shm to give, and POSIX names
+(``sem_open``, ``shm_open``) cannot be redirected per sandbox, so the container's own is made
+writable (Python ``multiprocessing.Lock()`` needs it). What is shared is what the container's
+processes of the same user already share with each other (file permissions still apply);
+the container is the isolation boundary for it.
 """
 
 from __future__ import annotations
 
 #: (class, what exactly stays reachable)
 OPEN: tuple[tuple[str, str], ...] = (
-    ("file metadata outside the writable roots",
-     "chmod (without set-id bits), chgrp to the command's own groups, utimes, ACLs and extended "
-     "attributes of files the command's user owns (as root: most system files)"),
     ("other terminals",
      "other sessions' terminals of the same user under /dev/pts can be read and written"),
     ("the host's /proc",
      "every process of the machine and its command line are visible"),
+    ("POSIX shared memory and semaphores",
+     "/dev/shm is writable and shared with the container's other processes: their objects there "
+     "that the command's user may open can be read and changed"),
+)
+
+#: (what, how and at what cost): what the path-operation broker (``_pathops``) performs in this
+#: mode, in directories Landlock had to split for a read-only carve-out (``_split``).
+BROKERED: tuple[tuple[str, str], ...] = (
+    ("file metadata outside the writable roots",
+     "chmod, chown, utimes and extended attributes (path and descriptor forms) are trapped by seccomp "
+     "filter B and decided by path: refused outside the writable roots, performed on the pinned "
+     "file inside them"),
+    ("creation in split directories",
+     "open/openat/creat with O_CREAT, mkdir, mknod (FIFOs, sockets), symlink, link, rename, unlink and "
+     "rmdir are trapped by seccomp filter B and performed by the supervisor on a pinned parent "
+     "with the command's credentials and umask; never a read-only carve-out such as .git"),
+    ("cost of the brokered calls",
+     "each of those calls, anywhere, pays a notification round trip (tens of microseconds; "
+     "the kernel performs creation where Landlock decides); opens without O_CREAT, reads and "
+     "writes pay nothing"),
 )
 
 

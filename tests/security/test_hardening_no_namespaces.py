@@ -24,7 +24,7 @@ from tests.security._hardening import lsandbox, probe
 pytestmark = [pytest.mark.kernel, pytest.mark.security]
 
 NONS = {"LSANDBOX_NO_NAMESPACES": "1"}
-NOTE = "without namespaces these stay open: file metadata outside the writable roots ("
+NOTE = "without namespaces these stay open: other terminals ("
 
 
 @pytest.mark.parametrize("nobody", [False, True], ids=["root", "nobody"])
@@ -69,7 +69,7 @@ def test_doctor_and_explain_name_exactly_these(nobody):
     assert [(r["field"], r["by"]) for r in doc["fields"] if r["state"] == "open"] == [
         (what, f"without namespaces: {detail}") for what, detail in OPEN]
     text = lsandbox(["doctor"], nobody=nobody, env=NONS).stdout
-    assert "open in this mode: file metadata outside the writable roots, other terminals, the host's /proc" in text
+    assert "open in this mode: other terminals, the host's /proc, POSIX shared memory and semaphores" in text
     explain = lsandbox(["explain"], nobody=nobody, env=NONS).stdout
     assert "open without namespaces" in explain
     for what, detail in OPEN:
@@ -92,10 +92,10 @@ R["mode"] = oct(os.stat(V).st_mode & 0o777)
 
 
 @pytest.mark.parametrize("nobody", [False, True], ids=["root", "nobody"])
-def test_the_named_class_is_really_open(nobody):
-    """What the note says is true: without namespaces a file the command's user owns outside
-    the writable roots can have its mode changed (a read-only mount view closes this where
-    namespaces exist; a later issue brokers it)."""
+def test_metadata_is_no_longer_open(nobody):
+    """Without namespaces a file the command's user owns outside the writable roots can no
+    longer have its mode changed: the broker decides metadata by path (issue 19, _metaops;
+    tests/security/test_pathops_metadata.py covers every call)."""
     d = world_dir("lsb-nons-")
     try:
         victim = os.path.join(d, "own")
@@ -104,7 +104,7 @@ def test_the_named_class_is_really_open(nobody):
         if nobody:
             os.chown(victim, 65534, 65534)
         got = probe(CHMOD, [victim], nobody=nobody, env=NONS)
-        assert got == {"chmod_outside": "ok", "mode": "0o640"}
+        assert got == {"chmod_outside": "EACCES", "mode": "0o600"}
     finally:
         shutil.rmtree(d, ignore_errors=True)
 

@@ -23,6 +23,7 @@ from lsandbox.linux._features import Features, features
 from lsandbox.linux._plan import build_plan
 from lsandbox.linux._unix_filter import install_and_hand_over
 from tests._sandbox import world_dir
+from tests.security._broker_cases import no_caps
 
 pytestmark = [pytest.mark.kernel]
 
@@ -67,6 +68,7 @@ def test_opens_without_o_creat_never_notify():
             code = 1
             try:
                 parent.close()
+                no_caps()  # as the launcher's command: no capability (the broker threads have none)
                 sb.set_no_new_privs()
                 install_and_hand_over(plan.filter_b, child, brokers_sendmsg=False)
                 for _ in range(1000):

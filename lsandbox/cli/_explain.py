@@ -146,7 +146,8 @@ def render_text(policy: Policy, backend: str, asked: str | None) -> str:
     else:
         out.append(f"network: {'on' if net.enabled else 'off'} -> {how}")
     unix_how = ("seccomp user notification -> broker (connect/bind/sendto decided on the "
-                "canonical path; Landlock RESOLVE_UNIX too on ABI >= 9)" if backend == "linux"
+                "canonical path; on ABI >= 9 Landlock RESOLVE_UNIX also refuses the command's own "
+                "pathname connects outside the rules, which the broker performs as the supervisor)" if backend == "linux"
                 else "SBPL network-outbound (remote unix-socket) / network-bind (local unix-socket)")
     out.append(f"unix sockets (longest match wins; -> {unix_how}):")
     exposed = _exposed(policy) if backend == "linux" else (lambda _p: False)

@@ -17,7 +17,14 @@ SHARED = os.path.join(os.path.dirname(REPO), "shared")
 
 # Modules that run their own unprivileged variants from root (setpriv, unshare, chown of
 # their fixtures): an unprivileged pytest run (``make test-kernels``' second pass) skips them.
-ROOT_DRIVEN = ("tests/security/test_hardening_view.py", "tests/security/test_hardening_proc_tty.py")
+ROOT_DRIVEN = tuple(f"tests/{m}.py" for m in (
+    "security/test_hardening_view", "security/test_hardening_proc_tty", "security/test_hardening_caps",
+    "security/test_hardening_truncate", "security/test_hardening_filter", "security/test_hardening_no_namespaces",
+    "security/test_redteam", "security/test_pathops_split", "security/test_pathops_metadata",
+    "security/test_broker_identity", "security/test_broker_signals", "security/test_network_domains_e2e",
+    "security/test_unix_bind_umask", "security/test_unix_socket_dir", "security/test_x11_e2e",
+    "kernel/test_pathops_docker", "kernel/test_refusal_reports", "kernel/test_input_errors",
+    "kernel/test_flags_e2e"))
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

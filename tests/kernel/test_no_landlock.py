@@ -137,6 +137,7 @@ def test_mount_view_alone_refuses_what_it_cannot_hold(config, tmp_path):
     assert r.returncode == 125, r
     assert r.stderr.startswith("lsandbox: error: Landlock is not available") and "cannot refuse reads" in r.stderr, r
     assert len(r.stderr.splitlines()) == 1, r.stderr
-    ok = subprocess.run([LSANDBOX, "run", "-c", str(cfg), "--", "/bin/true"], capture_output=True, text=True,
-                        timeout=60)
-    assert ok.returncode == 0, ok  # with Landlock the same policy runs
+    if features().landlock_abi:  # with Landlock the same policy runs
+        ok = subprocess.run([LSANDBOX, "run", "-c", str(cfg), "--", "/bin/true"], capture_output=True, text=True,
+                            timeout=60)
+        assert ok.returncode == 0, ok

@@ -93,4 +93,6 @@ def test_same_probes_unsandboxed_reach_the_kernel(victim):
                            stdin=subprocess.DEVNULL)
         free.update(json.loads(r.stdout.splitlines()[-1]))
     for k in SAFE_OUTSIDE:
+        if k == "adjtimex" and os.geteuid() != 0:
+            continue  # the kernel itself refuses a clock change to a user (EPERM): no evidence either way
         assert free[k] != EXPECTED[k], (k, free)

@@ -81,8 +81,6 @@ _PIN = os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC
 _OPEN_HOW = struct.Struct("=QQQ")
 _SYS_OPENAT2 = 437  # one number on every architecture
 _SYS_RENAMEAT2 = _nr("renameat2")
-_SYS_CAPGET, _SYS_CAPSET = _nr("capget"), _nr("capset")
-_CAP_V3 = 0x20080522
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.syscall.restype = ctypes.c_long
 
@@ -115,28 +113,13 @@ def renameat2(sfd: int, sname: bytes, dfd: int, dname: bytes, flags: int) -> Non
                                     ctypes.c_int(dfd), ctypes.c_char_p(dname), ctypes.c_uint(flags)))
 
 
-def _caps(effective: int | None = None) -> tuple[int, int]:
-    """The calling thread's (effective, permitted) capabilities; with ``effective``, set the
-    thread's effective set to it first (raw ``capset``: this thread only)."""
-    hdr = struct.pack("=Ii", _CAP_V3, 0)
-    data = ctypes.create_string_buffer(24)
-    _sys("capget", _libc.syscall(ctypes.c_long(_SYS_CAPGET), ctypes.c_char_p(hdr), data))
-    e0, p0, i0, e1, p1, i1 = struct.unpack("=6I", data.raw)
-    if effective is not None:
-        new = struct.pack("=6I", effective & 0xFFFFFFFF, p0, i0, effective >> 32, p1, i1)
-        _sys("capset", _libc.syscall(ctypes.c_long(_SYS_CAPSET), ctypes.c_char_p(hdr), ctypes.c_char_p(new)))
-        return effective, p0 | p1 << 32
-    return e0 | e1 << 32, p0 | p1 << 32
-
-
 class _Target:
-    """The target thread's filesystem credentials, umask and effective capabilities."""
+    """The target thread's filesystem credentials and umask."""
 
     def __init__(self, tid: int) -> None:
         self.fsuid = self.fsgid = -1
         self.groups: tuple[int, ...] = ()
         self.umask = 0o022
-        self.capeff = 0
         with open(f"/proc/{tid}/status", "rb") as f:
             for line in f:
                 key, _, val = line.partition(b":")
@@ -148,8 +131,6 @@ class _Target:
                     self.groups = tuple(int(g) for g in val.split())
                 elif key == b"Umask":
                     self.umask = int(val.strip(), 8)
-                elif key == b"CapEff":
-                    self.capeff = int(val.strip(), 16)
         if self.fsuid < 0 or self.fsgid < 0:
             raise Fail(errno.ESRCH)
 
@@ -345,8 +326,9 @@ class PathOps:
 
     # -- acting as the target --------------------------------------------------------
     def _as_target(self, n: sb.Notification, private_fs: bool) -> Callable[[], None]:
-        """Take the target's fs credentials, umask and (no) capabilities in this thread;
-        returns the function that restores the supervisor's."""
+        """Act as the target: the broker thread already holds its identity (checked here), so
+        this takes its umask and drops any effective capability the thread holds for
+        preparing; returns the function that undoes both."""
         if not private_fs:
             raise Fail(errno.EACCES)  # the umask would be the whole supervisor's
         t = _Target(n.pid)
@@ -355,41 +337,32 @@ class PathOps:
         if held is None or (held.uids[3], held.gids[3], tuple(sorted(held.groups))) != (
                 t.fsuid, t.fsgid, tuple(sorted(t.groups))):
             raise Fail(errno.EACCES)  # the broker thread must already act as the command: fail closed
-        eff, perm = _caps()
-        caps = eff != (t.capeff & perm)
-        if caps:
-            _caps(t.capeff & perm)
+        creds = self._tl.creds
+        creds.drop()  # no effective capability while acting (the command has none)
         old_umask = os.umask(t.umask)
 
         def restore() -> None:
             os.umask(old_umask)
-            if caps:
-                _caps(eff)
+            creds.undrop()
         return restore
 
     def _run(self, n: sb.Notification, private_fs: bool, places: list[tuple[int, bytes, int | None]],
              act: Callable[[list[tuple[int, bytes]]], None]) -> None:
-        """Resolve ``places`` ((dirfd, path, base)) as the supervisor to gate, then again as
-        the target to act (DAC on the way is the target's), deciding on what is acted on."""
+        """Resolve ``places`` ((dirfd, path, base)) once, as the target (the broker thread holds
+        its identity: DAC on the way is the target's), gate on what was pinned, and act on the
+        same pins."""
         pins = self._pin_all(n, places)
         try:
             self._valid(n)
             self._gate(n, pins)
+            restore = self._as_target(n, private_fs)
+            try:
+                act(pins)
+            finally:
+                restore()
         finally:
             for fd, _ in pins:
                 os.close(fd)
-        restore = self._as_target(n, private_fs)
-        try:
-            pins = self._pin_all(n, places)
-            try:
-                self._valid(n)
-                self._gate(n, pins)
-                act(pins)
-            finally:
-                for fd, _ in pins:
-                    os.close(fd)
-        finally:
-            restore()
 
     def _pin_all(self, n: sb.Notification, places: list[tuple[int, bytes, int | None]]) -> list[tuple[int, bytes]]:
         pins: list[tuple[int, bytes]] = []
@@ -425,72 +398,65 @@ class PathOps:
         try:
             for _ in range(MAX_SYMLINKS):
                 pfd, name, trailing = self._parent(n, dfd, path, base)
+                keep = False
                 try:
                     self._valid(n)
                     if trailing:
                         raise Fail(errno.EISDIR)
                     self._gate(n, [(pfd, name)])
+                    text = self._open_as_target(n, private_fs, pfd, name, flags, mode)
+                    if text is None:
+                        return
+                    keep = True
                 finally:
-                    os.close(pfd)
-                link = self._open_as_target(n, private_fs, dfd, path, base, flags, mode)
-                if link is None:
-                    return
+                    if not keep:
+                        os.close(pfd)
                 if base is not None:
                     os.close(base)
-                path, base = link  # a final symlink: resolve its text from its directory
+                path, base = text, pfd  # a final symlink: resolve its text from its directory
             raise Fail(errno.ELOOP)
         finally:
             if base is not None:
                 os.close(base)
 
-    def _open_as_target(self, n: sb.Notification, private_fs: bool, dfd: int, path: bytes, base: int | None,
-                        flags: int, mode: int) -> tuple[bytes, int] | None:
-        """Open as the target relative to the pinned parent; (link text, its directory) when
-        the last component is a symlink to follow, else None (answered)."""
+    def _open_as_target(self, n: sb.Notification, private_fs: bool, pfd: int, name: bytes,
+                        flags: int, mode: int) -> bytes | None:
+        """Open as the target relative to the pinned, gated parent ``pfd``; the link text when
+        the last component is a symlink to follow (resolved from ``pfd``, which the caller
+        keeps), else None (answered)."""
+        if not addfd_available():
+            self._event(n, os.path.join(self._real(pfd), os.fsdecode(name)), "no SECCOMP_IOCTL_NOTIF_ADDFD")
+            raise Fail(errno.EACCES)  # the descriptor could not reach the command
+        ours = (flags | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC) & ~os.O_NOCTTY
         restore = self._as_target(n, private_fs)
         try:
-            pfd, name, _ = self._parent(n, dfd, path, base)
-            keep = False
+            fd = os.open(name, ours, mode, dir_fd=pfd)
+        except OSError as e:
+            if e.errno == errno.ENXIO:
+                raise Continue from None  # a FIFO without reader: the kernel (and Landlock) block or refuse
+            if e.errno != errno.ELOOP or flags & (os.O_NOFOLLOW | os.O_EXCL):
+                raise
             try:
-                self._valid(n)
-                self._gate(n, [(pfd, name)])
-                if not addfd_available():
-                    self._event(n, os.path.join(self._real(pfd), os.fsdecode(name)), "no SECCOMP_IOCTL_NOTIF_ADDFD")
-                    raise Fail(errno.EACCES)  # the descriptor could not reach the command
-                ours = (flags | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC) & ~os.O_NOCTTY
-                try:
-                    fd = os.open(name, ours, mode, dir_fd=pfd)
-                except OSError as e:
-                    if e.errno == errno.ENXIO:
-                        raise Continue from None  # a FIFO without reader: the kernel (and Landlock) block or refuse
-                    if e.errno != errno.ELOOP or flags & (os.O_NOFOLLOW | os.O_EXCL):
-                        raise
-                    try:
-                        text = os.readlink(name, dir_fd=pfd)
-                    except OSError:
-                        raise e from None
-                    keep = True
-                    return os.fsencode(text), pfd
-                try:
-                    st = os.fstat(fd)
-                    if not (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)):
-                        raise Continue  # an existing FIFO or device: Landlock decides
-                    if not flags & os.O_NONBLOCK:
-                        fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) & ~os.O_NONBLOCK)
-                    self._count("performed")
-                    try:
-                        sb.notif_addfd(self._fd, n.id, fd, newfd_flags=flags & os.O_CLOEXEC, send=True)
-                    except OSError as e:
-                        if e.errno != errno.ENOENT:
-                            raise
-                    return None
-                finally:
-                    os.close(fd)
-            finally:
-                if not keep:
-                    os.close(pfd)
+                return os.fsencode(os.readlink(name, dir_fd=pfd))
+            except OSError:
+                raise e from None
         finally:
             restore()
+        try:
+            st = os.fstat(fd)
+            if not (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)):
+                raise Continue  # an existing FIFO or device: Landlock decides
+            if not flags & os.O_NONBLOCK:
+                fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) & ~os.O_NONBLOCK)
+            self._count("performed")
+            try:
+                sb.notif_addfd(self._fd, n.id, fd, newfd_flags=flags & os.O_CLOEXEC, send=True)
+            except OSError as e:
+                if e.errno != errno.ENOENT:
+                    raise
+            return None
+        finally:
+            os.close(fd)
 
     def _mkdir(self, n: sb.Notification, private_fs: bool) -> None:
         self._do_mkdir(n, private_fs, AT_FDCWD, n.args[0], n.args[1])
@@ -584,23 +550,18 @@ class PathOps:
         try:
             self._valid(n)
             self._gate(n, [dpin])
-        finally:
-            os.close(dpin[0])
-        restore = self._as_target(n, private_fs)
-        try:
             spin = self._parent(n, sdfd, spath)[:2]
             try:
-                dpin = self._parent(n, ddfd, dpath)[:2]
+                self._valid(n)
+                restore = self._as_target(n, private_fs)
                 try:
-                    self._valid(n)
-                    self._gate(n, [dpin])
                     act([spin, dpin])
                 finally:
-                    os.close(dpin[0])
+                    restore()
             finally:
                 os.close(spin[0])
         finally:
-            restore()
+            os.close(dpin[0])
 
     def _rename(self, n: sb.Notification, private_fs: bool) -> None:
         self._do_rename(n, private_fs, AT_FDCWD, n.args[0], AT_FDCWD, n.args[1], 0)

@@ -74,3 +74,32 @@ def docker_filter(caps: frozenset[str] = DOCKER_DEFAULT_CAPS, arch: str | None =
     for cond_rules, plain in per_syscall.values():
         rules += cond_rules + plain[:1]
     return sb.compile_filter(sb.Filter(arch, rules, default))
+
+
+def run_under_docker_profile(argv: list[str], *, cwd: str | None = None,
+                             env: dict[str, str] | None = None) -> tuple[int, str]:
+    """Run ``argv`` (PATH-searched) with Docker's default profile applied, as in a container
+    that refuses ``unshare``; returns its exit status and its output (stdout and stderr).
+    ``env`` replaces the environment. Call it from a forked child (the filter is installed
+    in a grandchild, but ``run_in_child`` keeps the pytest process's state apart)."""
+    prog = docker_filter()
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(r)
+            os.dup2(w, 1)
+            os.dup2(w, 2)
+            if cwd:
+                os.chdir(cwd)
+            sb.set_no_new_privs()
+            sb.install_filter(prog, flags=sb.FLAG_TSYNC)
+            os.execvpe(argv[0], argv, os.environ if env is None else env)
+        finally:
+            os._exit(127)
+    os.close(w)
+    data = b""
+    while chunk := os.read(r, 65536):
+        data += chunk
+    os.close(r)
+    return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]), data.decode()

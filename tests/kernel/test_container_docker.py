@@ -13,7 +13,7 @@ import sys
 import pytest
 
 import seccomp_bpf as sb
-from tests._docker_profile import PROFILE, docker_filter
+from tests._docker_profile import PROFILE, docker_filter, run_under_docker_profile
 from tests._sandbox import LSANDBOX, PY, UnixServer, rmtree, world_dir
 from tests._util import run_in_child
 
@@ -60,24 +60,10 @@ print(json.dumps(R))
 
 def _in_container(ws: str, out: str, ok: str, no: str, env: dict | None = None,
                   argv: list[str] | None = None) -> tuple[int, str, str]:
-    prog = docker_filter()
-    r_out, w_out = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        os.close(r_out)
-        os.dup2(w_out, 1)
-        os.dup2(w_out, 2)
-        os.chdir(ws)
-        sb.set_no_new_privs()
-        sb.install_filter(prog, flags=sb.FLAG_TSYNC)
-        os.environ.update(env or {})
-        os.execv(LSANDBOX, argv or [LSANDBOX, "run", "--allow-unix-socket", ok, "--", PY, "-c", CORE, ws, out, ok, no])
-    os.close(w_out)
-    data = b""
-    while chunk := os.read(r_out, 65536):
-        data += chunk
-    _, status = os.waitpid(pid, 0)
-    return os.waitstatus_to_exitcode(status), data.decode(), ""
+    code, output = run_under_docker_profile(
+        argv or [LSANDBOX, "run", "--allow-unix-socket", ok, "--", PY, "-c", CORE, ws, out, ok, no],
+        cwd=ws, env={**os.environ, **(env or {})})
+    return code, output, ""
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="Linux")

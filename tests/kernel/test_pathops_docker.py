@@ -16,8 +16,7 @@ import subprocess
 
 import pytest
 
-import seccomp_bpf as sb
-from tests._docker_profile import PROFILE, docker_filter
+from tests._docker_profile import PROFILE, run_under_docker_profile
 from tests._sandbox import LSANDBOX, world_dir
 from tests._util import run_in_child
 from tests.security._hardening import NOBODY
@@ -37,26 +36,10 @@ echo "venv=$(r sh -c 'python3 -m venv .venv && .venv/bin/pip --version')"
 
 
 def _container(ws: str, nobody: bool) -> tuple[int, str]:
-    prog = docker_filter()
-    r_out, w_out = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        os.close(r_out)
-        os.dup2(w_out, 1)
-        os.dup2(w_out, 2)
-        os.chdir(ws)
-        sb.set_no_new_privs()
-        sb.install_filter(prog, flags=sb.FLAG_TSYNC)
-        os.environ.pop("LSANDBOX_NO_NAMESPACES", None)
-        os.environ["HOME"] = ws
-        argv = [LSANDBOX, "run", "--", "sh", "-c", SCRIPT]
-        os.execvp(argv[0] if not nobody else NOBODY[0], [*(NOBODY if nobody else []), *argv])
-    os.close(w_out)
-    data = b""
-    while chunk := os.read(r_out, 65536):
-        data += chunk
-    _, status = os.waitpid(pid, 0)
-    return os.waitstatus_to_exitcode(status), data.decode()
+    env = {k: v for k, v in os.environ.items() if k != "LSANDBOX_NO_NAMESPACES"}
+    env["HOME"] = ws
+    return run_under_docker_profile([*(NOBODY if nobody else []), LSANDBOX, "run", "--", "sh", "-c", SCRIPT],
+                                    cwd=ws, env=env)
 
 
 @pytest.mark.parametrize("nobody", [False, True], ids=["root", "nobody"])

@@ -60,3 +60,40 @@ def probe(code: str, argv: list[str], *, nobody: bool, env: dict[str, str], flag
         if line.startswith("@@"):
             return json.loads(line[2:])
     raise AssertionError(f"probe failed: rc={r.returncode} stdout={r.stdout!r} stderr={r.stderr!r}")
+
+
+_EXCHANGER = r"""
+import ctypes, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+a, b, stop = (x.encode() for x in sys.argv[1:4])
+n = 0
+while not os.path.exists(stop):
+    libc.syscall(316, -100, a, -100, b, 2)  # renameat2(RENAME_EXCHANGE), x86_64
+    n += 1
+print(n)
+"""
+
+
+class Exchanger:
+    """A racer outside the sandbox that exchanges the names ``a`` and ``b`` as fast as it can
+    until ``stop()``, which returns how many exchanges it made. (Outside: inside, its renames
+    would be brokered and serialized with the calls under test.)"""
+
+    def __init__(self, a: str, b: str) -> None:
+        self._stop = f"{a}.stop-{os.getpid()}"
+        self._proc = subprocess.Popen([PY, "-c", _EXCHANGER, a, b, self._stop], stdout=subprocess.PIPE, text=True)
+
+    def stop(self) -> int:
+        with open(self._stop, "w"):
+            pass
+        try:
+            return int(self._proc.communicate(timeout=30)[0])
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        if self._proc.poll() is None:
+            self._proc.kill()
+        self._proc.wait()
+        if os.path.exists(self._stop):
+            os.unlink(self._stop)

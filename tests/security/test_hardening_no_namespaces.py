@@ -112,25 +112,9 @@ def test_metadata_is_no_longer_open(nobody):
 def _under_docker_profile(argv: list[str]) -> tuple[int, str]:
     """Run ``argv`` with Docker's default seccomp profile applied (as in a container that
     refuses ``unshare``): the real case LSANDBOX_NO_NAMESPACES emulates."""
-    import seccomp_bpf as sb
-    from tests._docker_profile import docker_filter
+    from tests._docker_profile import run_under_docker_profile
 
-    prog = docker_filter()
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        os.close(r)
-        os.dup2(w, 1)
-        os.dup2(w, 2)
-        sb.set_no_new_privs()
-        sb.install_filter(prog, flags=sb.FLAG_TSYNC)
-        os.execv(argv[0], argv)
-    os.close(w)
-    data = b""
-    while chunk := os.read(r, 65536):
-        data += chunk
-    os.close(r)
-    return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]), data.decode()
+    return run_under_docker_profile(argv)
 
 
 @pytest.mark.skipif(not os.path.exists(__import__("tests._docker_profile", fromlist=["PROFILE"]).PROFILE),

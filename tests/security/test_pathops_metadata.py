@@ -18,7 +18,7 @@ import subprocess
 import pytest
 
 from tests._sandbox import LSANDBOX, PY, world_dir
-from tests.security._hardening import NOBODY
+from tests.security._hardening import NOBODY, Exchanger
 
 pytestmark = [pytest.mark.kernel, pytest.mark.security]
 NONS = {"LSANDBOX_NO_NAMESPACES": "1"}
@@ -110,16 +110,6 @@ for i in range(int(sys.argv[1])):
 print("@@" + json.dumps({"ok": ok, "refused": refused}))
 """
 
-SWAPPER = r"""
-import ctypes, os, sys
-libc = ctypes.CDLL(None, use_errno=True)
-a, b, stop = (x.encode() for x in sys.argv[1:4])
-n = 0
-while not os.path.exists(stop):
-    libc.syscall(316, -100, a, -100, b, 2)
-    n += 1
-print(n)
-"""
 
 
 @pytest.mark.parametrize("nobody", [False, True], ids=["root", "nobody"])
@@ -138,20 +128,13 @@ def test_chmod_swap_race_never_reaches_outside(nobody):
     os.chmod(inside, 0o600)
     os.symlink(inside, os.path.join(ws, "src", "a"))
     os.symlink(victim, os.path.join(ws, "src", "b"))
-    stop = out + "-stop"
-    racer = subprocess.Popen([PY, "-c", SWAPPER, os.path.join(ws, "src", "a"), os.path.join(ws, "src", "b"), stop],
-                             stdout=subprocess.PIPE, text=True)
+    racer = Exchanger(os.path.join(ws, "src", "a"), os.path.join(ws, "src", "b"))
     try:
         got = _run([PY, "-c", RACE, "3000"], ws, nobody, NONS)
-        with open(stop, "w"):
-            pass
-        swaps = int(racer.communicate(timeout=30)[0])
+        swaps = racer.stop()
         assert os.stat(victim).st_mode & 0o777 == 0o600, got
         assert got["ok"] > 0 and got["refused"] > 0 and swaps > 1000, (got, swaps)
     finally:
-        racer.kill()
-        racer.wait()
-        if os.path.exists(stop):
-            os.unlink(stop)
+        racer.close()
         shutil.rmtree(ws, ignore_errors=True)
         shutil.rmtree(out, ignore_errors=True)

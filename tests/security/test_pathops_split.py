@@ -21,7 +21,7 @@ import subprocess
 import pytest
 
 from tests._sandbox import LSANDBOX, PY, world_dir
-from tests.security._hardening import NOBODY
+from tests.security._hardening import NOBODY, Exchanger
 
 pytestmark = [pytest.mark.kernel, pytest.mark.security]
 
@@ -303,16 +303,6 @@ for i in range(int(sys.argv[1])):
 print("@@" + json.dumps({"made": made, "refused": refused}))
 """
 
-SWAPPER = r"""
-import ctypes, os, sys
-libc = ctypes.CDLL(None, use_errno=True)
-a, b, stop = (x.encode() for x in sys.argv[1:4])
-n = 0
-while not os.path.exists(stop):
-    libc.syscall(316, -100, a, -100, b, 2)  # renameat2(RENAME_EXCHANGE)
-    n += 1
-print(n)
-"""
 
 
 @pytest.mark.parametrize("nobody", [False, True], ids=["root", "nobody"])
@@ -326,24 +316,16 @@ def test_parent_swap_race_creates_nothing_outside(nobody):
     ws, out = _ws(), world_dir("lsb-split-race-")
     os.symlink(ws, os.path.join(ws, "src", "a"))
     os.symlink(out, os.path.join(ws, "src", "b"))
-    stop = os.path.join(out + "-stop")
-    racer = subprocess.Popen([PY, "-c", SWAPPER, os.path.join(ws, "src", "a"), os.path.join(ws, "src", "b"), stop],
-                             stdout=subprocess.PIPE, text=True)
+    racer = Exchanger(os.path.join(ws, "src", "a"), os.path.join(ws, "src", "b"))
     try:
         got = _parse(_run([PY, "-c", RACE, "1500"], ws, nobody, NONS, timeout=300))
-        with open(stop, "w"):
-            pass
-        swaps = int(racer.communicate(timeout=30)[0])
+        swaps = racer.stop()
         assert os.listdir(out) == [], f"{len(os.listdir(out))} entries created outside ({got})"
         inside = [e for e in os.listdir(ws) if e.startswith(("f", "sub"))]
         assert len(inside) == got["made"]
         assert got["made"] > 0 and got["refused"] > 0 and swaps > 1000, (got, swaps)
     finally:
-        racer.kill()
-        racer.wait()
-        for p in (stop,):
-            if os.path.exists(p):
-                os.unlink(p)
+        racer.close()
         shutil.rmtree(ws, ignore_errors=True)
         shutil.rmtree(out, ignore_errors=True)
 

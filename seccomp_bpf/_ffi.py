@@ -53,5 +53,3 @@ def emit(cdef: str, module: str, path: str, *, packed: bool = False, package: st
 
 ffi = _load(CDEF, "_ffi_abi")
 lib = ffi.dlopen(None)
-
-SYS_SECCOMP = {"x86_64": 317, "aarch64": 277}

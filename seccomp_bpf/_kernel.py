@@ -23,9 +23,9 @@ import threading
 from lsandbox_records import Record
 
 from ._compiler import Program
-from ._ffi import SYS_SECCOMP, ffi, lib
+from ._ffi import ffi, lib
 from ._rules import Action
-from ._tables import native_arch
+from ._tables import native_arch, syscall_number
 
 SECCOMP_SET_MODE_FILTER = 1
 SECCOMP_GET_ACTION_AVAIL = 2
@@ -67,9 +67,12 @@ IOCTL_NOTIF_ADDFD = _iow(3, _ADDFD.size)
 IOCTL_NOTIF_SET_FLAGS = _iow(4, 8)
 
 
+_NR_SECCOMP = ffi.cast("long", syscall_number("seccomp", native_arch()))
+
+
 def _syscall_seccomp(op: int, flags: int, arg: object) -> int:
     ffi.errno = 0
-    ret = lib.syscall(ffi.cast("long", SYS_SECCOMP[native_arch()]), ffi.cast("unsigned int", op),
+    ret = lib.syscall(_NR_SECCOMP, ffi.cast("unsigned int", op),
                       ffi.cast("unsigned int", flags), arg)
     if ret < 0:
         err = ffi.errno

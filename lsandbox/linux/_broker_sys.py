@@ -27,9 +27,10 @@ _sendto.argtypes = (ctypes.c_int, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_int
 _sendto.restype = ctypes.c_ssize_t
 
 _ARCH = sb.native_arch()
-SYS_PIDFD_GETFD = 438  # the same number on every architecture (added after the unification)
+SYS_PIDFD_GETFD = sb.syscall_number("pidfd_getfd", _ARCH)
 SYS_PROCESS_VM_READV = sb.syscall_number("process_vm_readv", _ARCH)
 SYS_KCMP = sb.syscall_number("kcmp", _ARCH)
+SYS_PROCESS_VM_WRITEV = sb.syscall_number("process_vm_writev", _ARCH)
 KCMP_FILES = 2
 PIDFD_THREAD = os.O_EXCL  # Linux 6.9: a pidfd for a thread, not only a thread-group leader
 
@@ -139,7 +140,7 @@ def write_memory(pid: int, addr: int, data: bytes) -> None:
     buf = ctypes.create_string_buffer(data, len(data))  # alive until the call returns
     local = _IoVec(ctypes.addressof(buf), len(data))
     remote = _IoVec(addr, len(data))
-    n = _syscall(sb.syscall_number("process_vm_writev", _ARCH), ctypes.c_long(pid),
+    n = _syscall(SYS_PROCESS_VM_WRITEV, ctypes.c_long(pid),
                  ctypes.byref(local), ctypes.c_ulong(1), ctypes.byref(remote), ctypes.c_ulong(1),
                  ctypes.c_ulong(0))
     if n != len(data):

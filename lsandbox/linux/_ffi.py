@@ -1,7 +1,7 @@
 """C declarations for the Linux backend's own syscalls (cffi ABI mode, our own declarations).
 
-Only ``_sys`` uses ``ffi``/``lib``. Numbers are per architecture; the unified table gives the
-newer calls the same number on x86_64 and aarch64.
+Only ``_sys`` and ``_caps`` use ``ffi``/``lib``; syscall numbers come from ``seccomp_bpf``'s
+tables.
 """
 
 from __future__ import annotations
@@ -30,8 +30,3 @@ def emit(cdef: str, module: str, path: str, *, packed: bool = False) -> None:
 
 ffi = _load(CDEF, "_ffi_abi")
 lib = ffi.dlopen(None)
-
-SYS = {
-    "x86_64": {"unshare": 272, "umount2": 166},
-    "aarch64": {"unshare": 97, "umount2": 39},
-}

@@ -22,10 +22,13 @@ import threading
 
 from lsandbox_records import Record
 
-from ._compiler import Program
 from ._ffi import ffi, lib
 from ._rules import Action
 from ._tables import native_arch, syscall_number
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ._compiler import Program
 
 SECCOMP_SET_MODE_FILTER = 1
 SECCOMP_GET_ACTION_AVAIL = 2
@@ -171,7 +174,7 @@ def notif_recv(fd: int) -> Notification:
     buf[:] = _ZERO_NOTIF
     fcntl.ioctl(fd, IOCTL_NOTIF_RECV, buf, True)
     nid, pid, flags, nr, arch, ip, *args = _NOTIF.unpack(buf)
-    return Notification(nid, pid, flags, nr, arch, ip, tuple(args))  # type: ignore[arg-type]
+    return Notification(nid, pid, flags, nr, arch, ip, tuple(args))
 
 
 def notif_send(fd: int, id: int, *, val: int = 0, error: int = 0, flags: int = 0) -> None:

@@ -84,7 +84,7 @@ def read_identity(tid: int) -> Identity:
                 break
     if uids is None or gids is None or len(uids) != 4 or len(gids) != 4:
         raise OSError(3, f"no credentials for {tid}")
-    return Identity(uids, gids, groups)  # type: ignore[arg-type]
+    return Identity(uids, gids, groups)
 
 
 def own_identity() -> Identity:

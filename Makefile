@@ -23,7 +23,7 @@ speedups: $(STAMP)
 
 setup: system-deps $(STAMP) speedups
 
-# Every committed generated module (syscall tables, cffi declarations)
+# Every committed generated module (syscall tables, precompiled filters, cffi declarations)
 # from its source, then the fast path; a unit test checks the committed ones are up to date.
 generate: $(STAMP)
 	$(BIN)/python scripts/generate.py

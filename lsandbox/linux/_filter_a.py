@@ -209,4 +209,4 @@ def build_filter_a(arch: str, *, network: bool, unix_dgram: bool = False,
     """Compiled with unknown names refused (``skip_unknown`` off): see the module docstring."""
     rules = filter_a_rules(arch, network=network, unix_dgram=unix_dgram, truncate_guard=truncate_guard,
                            netlink=netlink)
-    return sb.compile_filter(sb.Filter(arch, rules, sb.ALLOW))
+    return sb.compile_filter(sb.Filter(arch, tuple(rules), sb.ALLOW))

@@ -3,8 +3,8 @@
 ``seccomp(2)`` goes through cffi (it takes a pointer to a ``sock_fprog``). The notification
 ioctls are on the broker's hot path (one RECV, one or more ID_VALID and one SEND per
 brokered syscall), so they use ``fcntl.ioctl`` on buffers preallocated per thread and
-``struct`` (measured cheaper than a cffi call plus ffi buffer handling; see the tests'
-timing note). Errors are ``OSError`` with the errno the kernel returned.
+``struct``, which costs less than a cffi call with its buffer handling. Errors are
+``OSError`` with the errno the kernel returned.
 
 Why there is no CONTINUE helper in the broker: ``SECCOMP_USER_NOTIF_FLAG_CONTINUE`` lets
 the kernel run the syscall with the target's *current* memory and fds after the supervisor

@@ -1,8 +1,7 @@
 """System calls the broker needs that the standard library lacks, via ctypes.
 
-Each wrapper turns ``-1`` + errno into ``OSError``. ctypes costs about 1 us a call (see
-DESIGN.md); the broker makes a handful per notification, next to a seccomp round trip of
-tens of microseconds. (The per-thread credential calls are in ``_identity``.)
+Each wrapper turns ``-1`` + errno into ``OSError``. The broker makes a handful of these
+calls per notification, each far cheaper than the seccomp round trip around them. (The per-thread credential calls are in ``_identity``.)
 """
 
 from __future__ import annotations

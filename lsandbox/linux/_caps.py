@@ -57,7 +57,7 @@ KEPT_BOUNDING = "bounding set"
 KEPT_SECUREBITS = "securebits"
 
 
-# cast once: the child makes ~45 of these calls between fork and exec
+# cast once: the child makes dozens of these calls between fork and exec
 _SYS = {name: ffi.cast("long", sb.syscall_number(name)) for name in ("prctl", "capset", "capget")}
 _ZERO = ffi.cast("unsigned long", 0)
 _ARGS = [ffi.cast("unsigned long", n) for n in range(64)]
@@ -97,8 +97,8 @@ def _bounding_set_empty() -> bool:
 
 def _drop_bounding_set() -> bool:
     """Drop every capability from the bounding set; False without CAP_SETPCAP. python-prctl's
-    C call (~1 us) for the capabilities it knows, a raw prctl (~3 us through cffi) for any a
-    newer kernel added after them, until the kernel answers EINVAL."""
+    C call (cheaper than cffi's) for the capabilities it knows, a raw prctl for any a newer
+    kernel added after them, until the kernel answers EINVAL."""
     try:
         for cap in range(_prctl_c.CAP_LAST_CAP + 1):
             _prctl_c.prctl(_prctl_c.PR_CAPBSET_DROP, cap)
@@ -161,8 +161,8 @@ def describe_kept(kept: list[str]) -> str:
             "capability, and no_new_privs keeps execve from gaining any")
 
 
-# Make each call once here, in the supervisor that imports this before it forks: the first
-# cffi call of a signature in a process costs ~100 us, which the child would otherwise pay
+# Make each call once here, in the supervisor that imports this before it forks: cffi
+# prepares a signature on its first call in a process, which the child would otherwise do
 # between fork and exec (both calls only read).
 _prctl(PR_GET_SECUREBITS)
 try:

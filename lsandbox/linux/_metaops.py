@@ -35,7 +35,7 @@ AT_SYMLINK_NOFOLLOW = 0x100
 XATTR_SIZE_MAX, XATTR_NAME_MAX = 65536, 255
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.syscall.restype = ctypes.c_long
-_SYS_UTIMENSAT = _nr("utimensat")
+_SYS_UTIMENSAT = sb.syscall_number("utimensat", _ARCH)
 
 META = tuple(name for name in ("chmod", "fchmod", "fchmodat", "fchmodat2", "chown", "fchown", "lchown", "fchownat",
                                "utime", "utimes", "futimesat", "utimensat", "setxattr", "lsetxattr", "fsetxattr",

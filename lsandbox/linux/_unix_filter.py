@@ -69,7 +69,7 @@ def recv_fds(sock: _socket.socket, maxfds: int) -> tuple[bytes, list[int]]:
     return msg, fds
 
 
-def install_and_hand_over(program: sb.Program, sock: _socket.socket, *, flags: int = 0,
+def install_and_hand_over(program: sb.Program | bytes, sock: _socket.socket, *, flags: int = 0,
                           brokers_sendmsg: bool = True) -> None:
     """Install filter B on the calling thread and send its listener over ``sock``
     (SCM_RIGHTS), keeping no copy.

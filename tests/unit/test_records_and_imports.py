@@ -44,7 +44,7 @@ def test_the_run_path_imports_no_heavy_modules(tmp_path):
     """`lsandbox run` starts a fresh interpreter per sandbox: what it imports is launch time.
     These modules cost 2-10 ms each and the run path needs none of them (argparse, re, json,
     gettext and locale: a plain ``run -- CMD`` is parsed without argparse, no config file
-    means no TOML, syscalls.json is read without json; the filtering proxy (asyncio, h11,
+    means no TOML, the syscall tables are a generated module; the filtering proxy (asyncio, h11,
     ipaddress) only in runs with network.domains)."""
     code = ("import sys\nimport lsandbox.cli as c\n"
             "rc = c.main(['run', '--', 'true'])\n"

@@ -5,16 +5,17 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from typing import ClassVar
 
 import pytest
 
 from lsandbox_records import Record, field
 
 
-class Point(Record, compare_exclude=("label",)):
+class Point(Record):
     x: int
     y: int = 0
-    label: str = ""
+    label: str = field(default="", compare=False)
 
 
 class Bag(Record, frozen=False):
@@ -38,6 +39,36 @@ def test_record_semantics():
     assert b.items == [] and a != b
     with pytest.raises(TypeError):
         hash(a)
+
+
+class Derived(Point):
+    """Fields of a base record come first; ``ClassVar`` and ``init=False`` as in dataclasses."""
+
+    KIND: ClassVar[str] = "derived"
+    z: int = 0
+    _cache: int = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_cache", self.x + self.y + self.z)
+
+
+def test_record_behaves_as_the_dataclass_it_declares():
+    d = Derived(1, 2, "l", 3)
+    assert (d.x, d.y, d.label, d.z, d._cache, Derived.KIND) == (1, 2, "l", 3, 6, "derived")
+    assert repr(d) == "Derived(x=1, y=2, label='l', z=3)"
+    assert d == Derived(1, 2, "other", 3) and d != Derived(1, 2, "l", 4)
+    assert d.replace(z=4)._cache == 7
+    assert Derived.__match_args__ == ("x", "y", "label", "z")
+    with pytest.raises(TypeError):
+        Derived(1, _cache=5)  # type: ignore[call-arg]
+    with pytest.raises(TypeError):
+        d.replace(_cache=5)
+    with pytest.raises(TypeError, match="without a default follows"):
+        class Bad(Record):  # noqa: F841
+            a: int = 0
+            b: int
+    with pytest.raises(ValueError):
+        field(default=1, default_factory=list)
 
 
 def test_the_run_path_imports_no_heavy_modules(tmp_path):

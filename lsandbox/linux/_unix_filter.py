@@ -48,7 +48,7 @@ def build_notify_filter(arch: str, *, datagrams: bool = False,
     if datagrams:
         rules += [sb.Rule("sendmsg", sb.USER_NOTIF), sb.Rule("sendmmsg", sb.USER_NOTIF)]
     rules += extra
-    return sb.compile_filter(sb.Filter(arch, rules, sb.ALLOW))
+    return sb.compile_filter(sb.Filter(arch, tuple(rules), sb.ALLOW))
 
 
 def send_fd(sock: _socket.socket, fd: int) -> None:

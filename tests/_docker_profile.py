@@ -1,4 +1,4 @@
-"""Docker's default seccomp profile (../shared/data, moby/profiles) compiled with our own
+"""Docker's default seccomp profile (tests/data, from moby/profiles) compiled with our own
 seccomp_bpf, for a process with a given capability set, as a container runtime would.
 
 libseccomp semantics: entries for one syscall are alternatives (OR), the ``args`` of one entry
@@ -16,8 +16,7 @@ import pytest
 
 import seccomp_bpf as sb
 
-PROFILE = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
-                       "shared", "data", "docker-default-seccomp.json")
+PROFILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "docker-default-seccomp.json")
 #: Docker's default capability set for a non-privileged container
 DOCKER_DEFAULT_CAPS = frozenset({
     "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL", "CAP_SETGID", "CAP_SETUID",

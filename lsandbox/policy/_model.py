@@ -25,7 +25,7 @@ from ._domains import DomainRule, NetMode
 from ._environment import EnvironmentPolicy
 from ._paths import is_within
 
-TYPE_CHECKING = False  # typing costs ~4 ms at every start; type checkers see True
+TYPE_CHECKING = False  # ``typing`` stays off the launch path; type checkers see True
 if TYPE_CHECKING:
     from typing import Any
 

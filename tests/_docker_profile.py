@@ -12,8 +12,6 @@ import json
 import os
 import platform
 
-import pytest
-
 import seccomp_bpf as sb
 
 PROFILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "docker-default-seccomp.json")
@@ -105,7 +103,3 @@ def run_under_docker_profile(argv: list[str], *, cwd: str | None = None,
     os.close(r)
     return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]), data.decode()
 
-
-#: for tests that apply the profile: it is test data beside the repository (../shared/data),
-#: absent from a lone clone
-needs_profile = pytest.mark.skipif(not os.path.exists(PROFILE), reason="../shared/data missing (Docker's profile)")

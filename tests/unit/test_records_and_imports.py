@@ -71,6 +71,48 @@ def test_record_behaves_as_the_dataclass_it_declares():
         field(default=1, default_factory=list)
 
 
+TYPED = """\
+from typing import ClassVar
+from lsandbox_records import Record, field
+
+class P(Record):
+    K: ClassVar[int] = 1
+    x: int
+    label: str = field(default="", compare=False)
+    _c: int = field(init=False, repr=False, compare=False)
+
+class M(Record, frozen=False):
+    items: list[int] = field(default_factory=list)
+
+p = P(1, label="a")
+reveal_type(p.replace(x=2))
+m = M()
+m.items = [1]
+match p:
+    case P(x, label):
+        reveal_type(x)
+P(1, _c=3)
+p.x = 2
+"""
+
+
+def test_type_checkers_see_what_records_do(tmp_path):
+    """What mypy infers from ``dataclass_transform`` is what :class:`Record` does at run time
+    (the test above): ``init=False`` is not a parameter, frozen is read-only, ``frozen=False``
+    is mutable, ``__match_args__`` lists the init fields."""
+    pytest.importorskip("mypy")
+    (tmp_path / "snippet.py").write_text(TYPED)
+    out = subprocess.run([sys.executable, "-m", "mypy", "--python-version", "3.10",
+                          "--cache-dir", str(tmp_path / "cache"), "--no-error-summary",
+                          str(tmp_path / "snippet.py")],
+                         capture_output=True, text=True, cwd=tmp_path).stdout
+    lines = out.splitlines()
+    assert len(lines) == 4, out  # two reveals, two errors: nothing else is reported
+    assert "snippet.P" in lines[0] and "int" in lines[1], out
+    assert "error" in lines[2] and '"_c"' in lines[2], out
+    assert "error" in lines[3] and '"x"' in lines[3] and "read-only" in lines[3], out
+
+
 def test_the_run_path_imports_no_heavy_modules(tmp_path):
     """`lsandbox run` starts a fresh interpreter per sandbox: what it imports is launch time.
     These modules cost 2-10 ms each and the run path needs none of them (argparse, re, json,

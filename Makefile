@@ -31,8 +31,10 @@ generate: $(STAMP)
 demo: setup
 	./scripts/demo.sh
 
+# mypy with no arguments checks the packages listed in pyproject.toml's [tool.mypy].
 lint: setup
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 test: setup lint
 	LSANDBOX_EXPECT_FASTPATH=1 $(BIN)/python -m pytest

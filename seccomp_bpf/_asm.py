@@ -48,7 +48,7 @@ class Op:
 
 class Assembler(Record, frozen=False):
     items: list[Op | Label] = field(default_factory=list)
-    _counter: int = 0
+    _counter: int = field(default=0, init=False, repr=False, compare=False)
 
     def label(self, prefix: str = "L") -> str:
         self._counter += 1

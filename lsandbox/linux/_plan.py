@@ -30,7 +30,7 @@ from ._unix_rules import resolve_unix_rules
 _DEV_RW = ll.AccessFs.READ_FILE | ll.AccessFs.WRITE_FILE | ll.AccessFs.TRUNCATE | ll.AccessFs.IOCTL_DEV
 
 
-class LinuxPlan(Record, frozen=False, compare_exclude=("ruleset",)):
+class LinuxPlan(Record, frozen=False):
     policy: Policy
     socket_dir: str
     abi: int
@@ -58,7 +58,7 @@ class LinuxPlan(Record, frozen=False, compare_exclude=("ruleset",)):
     split: tuple[str, ...] = ()
     # The Landlock ruleset of the above, built here (no syscall: those happen in the child's
     # restrict_self), so that the child does no flag arithmetic between fork and exec.
-    ruleset: ll.Ruleset | None = None
+    ruleset: ll.Ruleset | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         if self.ruleset is None:

@@ -14,6 +14,7 @@ TYPE_CHECKING = False  # the launch path does not import typing; type checkers s
 __version__ = "0.1.0"
 
 _EXPORTS = {
+    "Denial": "._backend",
     "CompletedSandbox": "._api", "Sandbox": "._api", "run": "._api",
     "PolicyError": "._errors", "SandboxError": "._errors", "SetupError": "._errors",
     "UnenforceableError": "._errors", "CommandNotFoundError": "._errors",
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
     from ._api import CompletedSandbox as CompletedSandbox
     from ._api import Sandbox as Sandbox
     from ._api import run as run
+    from ._backend import Denial as Denial
     from ._errors import CommandNotExecutableError as CommandNotExecutableError
     from ._errors import CommandNotFoundError as CommandNotFoundError
     from ._errors import PolicyError as PolicyError

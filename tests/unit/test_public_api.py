@@ -12,8 +12,8 @@ import sys
 import lsandbox
 
 EXPORTS = [
-    "CommandNotExecutableError", "CommandNotFoundError", "CompletedSandbox", "FilesystemPolicy",
-    "FsAccess", "FsRule", "NetworkPolicy", "Policy", "PolicyError", "Sandbox", "SandboxError",
+    "CommandNotExecutableError", "CommandNotFoundError", "CompletedSandbox", "Denial",
+    "FilesystemPolicy", "FsAccess", "FsRule", "NetworkPolicy", "Policy", "PolicyError", "Sandbox", "SandboxError",
     "SetupError", "SocketAccess", "UnenforceableError", "UnixSocketRule", "load_policy", "run",
 ]
 

@@ -8,7 +8,6 @@ sandboxes keep running), so it is safe to call from several threads.
 from __future__ import annotations
 
 import os
-import select
 import subprocess
 import threading
 from collections.abc import Mapping, Sequence
@@ -68,7 +67,7 @@ def _check_env(env: Mapping[str, str]) -> None:
 
 
 class Sandbox:
-    """A sandboxed process (Linux). ``policy`` defaults to ``load_policy()``.
+    """A sandboxed process (this platform's backend). ``policy`` defaults to ``load_policy()``.
 
     ``denials`` lists the broker's AF_UNIX denials; with ``log_denials=True`` also Landlock's
     filesystem/network denials from the audit records, where they can be read
@@ -81,8 +80,6 @@ class Sandbox:
         from ._backend import backend
 
         self._backend = backend()
-        if not hasattr(os, "pidfd_open"):  # pragma: no cover - poll() and wait(timeout) need it
-            raise SandboxError("lsandbox.Sandbox needs pidfd_open (Linux); here use `lsandbox run`")
         self.args = [args] if isinstance(args, (str, bytes)) else list(args)  # as subprocess
         if not self.args or not all(isinstance(a, (str, bytes, os.PathLike)) for a in self.args):
             raise PolicyError(f"args: expected a non-empty sequence of strings, got {args!r}")
@@ -124,7 +121,6 @@ class Sandbox:
         self.stderr: IO[Any] | None = os.fdopen(fds[2][1], "r" if text else "rb") if fds[2][1] is not None else None
         self.pid: int = self._process.pid
         self.returncode: int | None = None
-        self._pidfd = os.pidfd_open(self.pid)
         self._wait_lock = threading.Lock()
 
     @property
@@ -152,7 +148,7 @@ class Sandbox:
         return str(self._process.socket_dir)
 
     def poll(self) -> int | None:
-        if self.returncode is None and select.select([self._pidfd], [], [], 0)[0]:
+        if self.returncode is None and self._backend.ended(self._process, 0):
             return self.wait()
         return self.returncode
 
@@ -160,10 +156,9 @@ class Sandbox:
         with self._wait_lock:
             if self.returncode is not None:
                 return self.returncode
-            if timeout is not None and not select.select([self._pidfd], [], [], timeout)[0]:
+            if timeout is not None and not self._backend.ended(self._process, timeout):
                 raise subprocess.TimeoutExpired(self.args, timeout)
             self._outcome = self._backend.wait(self._process)
-            os.close(self._pidfd)
             self.returncode = self._outcome.returncode
             return self.returncode
 

@@ -187,6 +187,11 @@ class Backend(Protocol):
         command. ``on_event`` sees each event as it happens (from the caller's threads)."""
         ...
 
+    def ended(self, process: Any, timeout: float | None) -> bool:
+        """Has the command ended? Waits up to ``timeout`` seconds (None: until it has);
+        :meth:`wait` then collects the report."""
+        ...
+
     def wait(self, process: Any) -> Outcome:
         """Wait for the run to end and collect its report."""
         ...

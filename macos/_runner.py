@@ -342,6 +342,13 @@ class MacBackend:
         process.forward_signals = forward_signals
         return process
 
+    def ended(self, process: MacProcess, timeout: float | None) -> bool:
+        try:
+            process.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return False
+        return True
+
     def wait(self, process: MacProcess) -> Outcome:
         proc = process.proc
         forwarded = (signal.SIGTERM, signal.SIGHUP) if process.forward_signals else ()

@@ -26,6 +26,7 @@ class LinuxProcess:
         self.pid = launch.pid
         self.socket_dir = launch.socket_dir
         self.forwarder = forwarder
+        self.pidfd = -1  # opened by the first ended(): before wait() reaps, so never reused
 
 
 class LinuxBackend:
@@ -60,6 +61,14 @@ class LinuxBackend:
             fwd.attach(launch)
         return LinuxProcess(launch, fwd)
 
+    def ended(self, process: LinuxProcess, timeout: float | None) -> bool:
+        import os
+        import select
+
+        if process.pidfd < 0:
+            process.pidfd = os.pidfd_open(process.pid)
+        return bool(select.select([process.pidfd], [], [], timeout)[0])
+
     def wait(self, process: LinuxProcess) -> Outcome:
         from ._launcher import wait
 
@@ -69,6 +78,11 @@ class LinuxBackend:
             if process.forwarder is not None:
                 process.forwarder.restore()
                 process.forwarder = None
+            if process.pidfd >= 0:
+                import os
+
+                os.close(process.pidfd)
+                process.pidfd = -1
         denials: list[Denial] = []
         notes: list[str] = []
         for e in launch.events:

@@ -179,12 +179,14 @@ class Backend(Protocol):
               on_event: Callable[[Denial | Note], None] | None = None,
               forward_signals: bool = False) -> Any:
         """Start ``args`` under ``policy``; returns the backend's handle (``.pid``,
-        ``.socket_dir``). ``forward_signals`` (the CLI, main thread only): the signals a
+        ``.socket_dir``). ``on_event`` sees each event as it happens (possibly from the
+        backend's threads). ``forward_signals`` (the CLI, main thread only): the signals a
         terminal or a supervisor sends this process reach the command until :meth:`wait`
-        returns. Raises a
-        :class:`~lsandbox.SandboxError` for bad input or a sandbox that cannot be made,
-        :class:`~lsandbox.CommandNotFoundError` / ``CommandNotExecutableError`` for the
-        command. ``on_event`` sees each event as it happens (from the caller's threads)."""
+        returns.
+
+        Raises :class:`~lsandbox.SandboxError` for bad input or a sandbox that cannot be
+        made, :class:`~lsandbox.CommandNotFoundError` /
+        :class:`~lsandbox.CommandNotExecutableError` for the command."""
         ...
 
     def ended(self, process: Any, timeout: float | None) -> bool:

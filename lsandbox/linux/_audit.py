@@ -32,7 +32,7 @@ that does not:
    (type 1335), so lsandbox joins once per run and decides by its capability set, never by a
    trial join. Otherwise, without an audit daemon the kernel prints the records to the kernel
    log, read from ``/dev/kmsg`` (CAP_SYSLOG, or ``kernel.dmesg_restrict = 0``), but that
-   printing is rate-limited (``kernel.printk_ratelimit``/``_burst``: 10 lines per 5 s here,
+   printing is rate-limited (``kernel.printk_ratelimit``/``_burst``, by default 10 lines per 5 s,
    some four lines per denial, shared with every other kernel message), so the summary says
    denials may be missing unless the domain's ``deallocated`` count proves none were. With
    auditd the records go to auditd, whose log (``/var/log/audit/audit.log``) must be readable.

@@ -16,7 +16,7 @@ from lsandbox.linux import LinuxBackend
 from macos import MacBackend
 from tests._sandbox import policy
 
-METHODS = ("spawn", "wait", "explain", "compiled", "doctor")
+METHODS = ("spawn", "ended", "wait", "explain", "compiled", "doctor")
 
 
 @pytest.mark.parametrize("impl", [LinuxBackend, MacBackend])

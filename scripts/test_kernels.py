@@ -22,6 +22,8 @@ since a paravirtual /dev/kvm such as kvm-pvm hangs stock kernels), ``LSANDBOX_KE
 from __future__ import annotations
 
 import argparse
+import contextlib
+import fcntl
 import glob
 import os
 import re
@@ -32,6 +34,7 @@ import sys
 import tempfile
 import time
 import xml.etree.ElementTree as ET
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -51,6 +54,20 @@ class SetupError(Exception):
 
 def log(msg: str) -> None:
     print(f"test-kernels: {msg}", file=sys.stderr, flush=True)
+
+
+@contextlib.contextmanager
+def locked(path: str, what: str) -> Iterator[None]:
+    """An exclusive lock on ``path``: runs from other checkouts share the cache, and two of them
+    extracting one kernel, or writing one kernel's results directory, would corrupt each other."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "a") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log(f"waiting for another run ({what})")
+            fcntl.flock(f, fcntl.LOCK_EX)
+        yield
 
 
 # ---------------------------------------------------------------- the private apt configuration
@@ -466,12 +483,13 @@ def main() -> int:
         return 2
     keep = os.path.join(args.cache, "results")
     try:
-        apt = Apt(os.path.join(args.cache, "apt"))
-        apt.update()
-        prepared = []
-        for s in kernels:
-            k = fetch_kernel(apt, args.cache, s)
-            prepared.append((k, build_initramfs(k, args.cache)))
+        with locked(os.path.join(args.cache, "prepare.lock"), "fetching kernels"):
+            apt = Apt(os.path.join(args.cache, "apt"))
+            apt.update()
+            prepared = []
+            for s in kernels:
+                k = fetch_kernel(apt, args.cache, s)
+                prepared.append((k, build_initramfs(k, args.cache)))
     except (SetupError, subprocess.CalledProcessError) as e:
         log(f"error: {e}")
         return 2
@@ -479,7 +497,8 @@ def main() -> int:
     snap = snapshot(args.cache)
     try:
         for k, initrd in prepared:
-            r = run_kernel(k, initrd, args, keep, snap)
+            with locked(os.path.join(keep, f"{k.series}.lock"), f"{k.series}'s results"):
+                r = run_kernel(k, initrd, args, keep, snap)
             log(f"{k.series}: {r.passed} passed, {r.failed} failed, {r.skipped} skipped in {r.seconds:.0f}s"
                 + (f" ({r.error})" if r.error else ""))
             results.append(r)

@@ -246,8 +246,10 @@ class PathOps:
         if len(path) >= PATH_MAX:
             raise Fail(errno.ENAMETOOLONG)
         absolute = path.startswith(b"/")
-        own = base is None or absolute
-        start = self._base(n.pid, dfd, absolute) if own else base
+        if base is None or absolute:
+            start, own = self._base(n.pid, dfd, absolute), True
+        else:
+            start, own = base, False
         try:
             rel = path.lstrip(b"/") if absolute else path
             trailing = rel.endswith(b"/")

@@ -48,6 +48,7 @@ from ._broker_decide import Allowed, Denied, Quiet, UnixRules
 from ._broker_fail import Fail, NoGetfd
 from ._broker_ops import (
     INTERRUPTED,
+    POLL_S,
     TIMED_OUT,
     connect_unix,
     op_bind,
@@ -82,7 +83,6 @@ _OPS: dict[str, Callable[[Broker, sb.Notification], Reply]] = {
 _NR = {name: sb.syscall_number(name, sb.native_arch()) for name in _OPS}
 _OP = {v: k for k, v in _NR.items()}
 SOCKADDR_STORAGE = 128
-POLL_S = 0.02  # the longest a waiting call sleeps between looks at the target
 
 
 def _notification(r: Any) -> sb.Notification:

@@ -42,9 +42,13 @@ def total(iovecs: bytes) -> int:
     return sum(struct.unpack(f"={len(iovecs) // 8}Q", iovecs)[1::2])
 
 
-def check_total(iovecs: bytes) -> None:
-    if total(iovecs) >= 1 << 63:
+def checked_total(iovecs: bytes) -> int:
+    """The byte count of a message's ``struct iovec`` array; EINVAL as the kernel's when
+    it does not fit an ``ssize_t``."""
+    size = total(iovecs)
+    if size >= 1 << 63:
         raise Fail(errno.EINVAL)
+    return size
 
 
 def slice_iovecs(iovecs: bytes, start: int, size: int) -> bytes:

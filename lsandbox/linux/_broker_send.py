@@ -34,9 +34,8 @@ from ._broker_msg import (
     MSGHDR,
     UIO_MAXIOV,
     MsgHdr,
-    check_total,
+    checked_total,
     slice_iovecs,
-    total,
     translate_control,
 )
 from ._broker_ops import INTERRUPTED, POLL_S, Held
@@ -90,7 +89,7 @@ def op_sendto(b: Broker, n: sb.Notification) -> Reply:
         to = dest(b, n, held, sock, addr)
         if isinstance(to, (Denied, Quiet)):
             return to
-        return transmit(b, n, sock, IOVEC.pack(buf, size), to, b"", flags & 0xFFFFFFFF)
+        return transmit(b, n, sock, IOVEC.pack(buf, size), size, to, b"", flags & 0xFFFFFFFF)
 
 
 def op_sendmsg(b: Broker, n: sb.Notification) -> Reply:
@@ -131,7 +130,7 @@ def _sendmsg_one(b: Broker, n: sb.Notification, sock: int, hdr: bytes, flags: in
     if m.iovlen > UIO_MAXIOV:
         raise Fail(errno.EMSGSIZE)
     segs = b.read(n, m.iov, m.iovlen * IOVEC.size) if m.iovlen else b""
-    check_total(segs)
+    size = checked_total(segs)
     with Held() as held:
         control = b""
         if m.control and m.controllen:
@@ -142,19 +141,18 @@ def _sendmsg_one(b: Broker, n: sb.Notification, sock: int, hdr: bytes, flags: in
         to = dest(b, n, held, sock, addr)
         if isinstance(to, (Denied, Quiet)):
             return to
-        return transmit(b, n, sock, segs, to, control, flags)
+        return transmit(b, n, sock, segs, size, to, control, flags)
 
 
-def transmit(b: Broker, n: sb.Notification, sock: int, segs: bytes,
+def transmit(b: Broker, n: sb.Notification, sock: int, segs: bytes, size: int,
              to: bytes | None, control: bytes, flags: int) -> int:
-    """Send the target's bytes at ``segs`` (its ``struct iovec`` array) as the kernel
+    """Send the target's ``size`` bytes at ``segs`` (its ``struct iovec`` array) as the kernel
     would, with bounded memory. Up to 64 KiB is read and sent in one go (the common case:
     no socket type needed); above that a non-stream socket gets one datagram if it fits
     ``SO_SNDBUF`` (else EMSGSIZE) and a stream socket ``STREAM_CHUNK`` bytes at a time. A
     stream send goes on until all is sent, or, once some bytes are, until it would block on
     a non-blocking call or a signal or ``SO_SNDTIMEO`` stops it: then the partial count, as
     the kernel returns it (only a stream send can be partial)."""
-    size = total(segs)
     chunk = size
     if size > MIN_DGRAM_LIMIT:
         if _waits.sock_type(sock) == SOCK_STREAM:

@@ -1,15 +1,21 @@
 /* The broker's fast path for the common AF_UNIX connect, compiled with cffi (API mode).
  *
  * Why C: a brokered connect is a dozen system calls (poll, RECV, process_vm_readv, ID_VALID,
- * pidfd_open, pidfd_getfd, SO_DOMAIN, stat of the target, the O_PATH pin, fstat, readlink,
- * connect, SEND). Issued one by one from Python each costs a microsecond of interpreter work
- * on top of the kernel's; here they cost only the kernel's. The *decision* is not taken here:
- * lsb_fast_next() stops with the pinned socket's real path, Python decides by the policy
- * (the same `_decide` as the slow path), and lsb_fast_connect() performs the call through
- * the pin. Anything unusual (another syscall, a relative or /proc path, a symlink, a target
- * whose ids are not the ones this thread holds, a hard-linked socket, a missing file, a non-AF_UNIX socket, any error) comes back as
- * LSB_SLOW with the notification, nothing held, and the Python broker handles it from the
- * start: the fast path only ever shortens the common case, it never decides.
+ * pidfd_open, pidfd_getfd, SO_DOMAIN, the O_PATH pin, fstat, readlink, connect, SEND).
+ * Issued one by one from Python each costs interpreter work on top of the kernel's; here they
+ * cost only the kernel's, and lsb_fast_serve() keeps serving without returning to Python.
+ *
+ * Decisions: the policy's AF_UNIX rules are exported to a table here (struct lsb_rules, built
+ * by ``_fastpath.export_rules`` from the same longest-match table the Python decision uses;
+ * a differential test checks both agree). C connects on its own only when the pinned
+ * socket's real path is allowed by a rule (or by ``dangerously_allow_all_unix_sockets``) and
+ * no component of it is in a place the sandbox can rename (``_provenance``: nothing to
+ * check). Everything else (a denial, which needs an event; no rule; a socket the provenance
+ * check must look at) stops with LSB_DECIDE and the pin held, and Python decides. Anything
+ * unusual (another syscall, a relative or /proc path, a symlink, a target whose ids are not
+ * the ones this thread holds, a hard-linked socket, a missing file, a non-AF_UNIX socket, any
+ * error) comes back as LSB_SLOW with the notification, nothing held, and the Python broker
+ * handles it from the start.
  *
  * Identity: the calling broker thread holds the command's uids/gids (``_identity.py``); the
  * connect itself is made with an empty effective capability set (capset of this thread
@@ -27,6 +33,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
@@ -74,7 +81,7 @@ struct lsb_pidfd_info {
 #define LSB_PIDFD_GET_INFO _IOWR(0xFF, 11, struct lsb_pidfd_info)
 #define LSB_PIDFD_INFO_CREDS 2ULL
 
-enum { LSB_NONE = 0, LSB_WAKE = 1, LSB_HUP = 2, LSB_SLOW = 3, LSB_DECIDE = 4 };
+enum { LSB_NONE = 0, LSB_WAKE = 1, LSB_HUP = 2, LSB_SLOW = 3, LSB_DECIDE = 4, LSB_BLOCKED = 5 };
 
 struct lsb_fast {
     uint64_t id;
@@ -85,6 +92,7 @@ struct lsb_fast {
     int pin;       /* LSB_DECIDE: O_PATH pin of the socket inode */
     int path_len;  /* LSB_DECIDE: the pin's real path (readlink of /proc/self/fd/pin) */
     char path[4096];
+    uint64_t served;  /* connects lsb_fast_serve() decided and answered on its own */
 };
 
 static int lsb_close_keep_errno(int fd)
@@ -266,4 +274,157 @@ int lsb_fast_connect(int listener, struct lsb_fast *r, const unsigned int *caps)
     close(r->sock);
     r->sock = r->pin = -1;
     return lsb_fast_answer(listener, r->id, 0, err);
+}
+
+/* ---- the exported AF_UNIX rule table ------------------------------------------------- */
+
+/* Flags of a table entry (a path): an AF_UNIX rule there (allow or none), and whether the
+ * sandbox can rename what is below it (a writable filesystem rule, or the socket directory;
+ * absent when the provenance check is off). */
+#define LSB_R_ALLOW 1
+#define LSB_R_NONE 2
+#define LSB_R_EXPOSE 4
+/* lsb_rules_lookup(): the deepest AF_UNIX rule's verdict (0: no rule), and LSB_R_EXPOSE when
+ * some directory above the path is exposed. */
+
+struct lsb_rule_slot {
+    uint64_t hash;
+    char *path;  /* NULL: empty slot */
+    int len;
+    int flags;
+};
+
+struct lsb_rules {
+    uint64_t mask;  /* slots - 1, slots a power of two, at most half full */
+    uint64_t used;
+    int allow_all;  /* no rule: allowed (dangerously_allow_all_unix_sockets) */
+    struct lsb_rule_slot *slots;
+};
+
+static uint64_t lsb_hash(const char *p, int len)
+{
+    uint64_t h = 1469598103934665603ULL;  /* FNV-1a */
+    for (int i = 0; i < len; i++)
+        h = (h ^ (unsigned char)p[i]) * 1099511628211ULL;
+    return h;
+}
+
+struct lsb_rules *lsb_rules_new(int entries, int allow_all)
+{
+    uint64_t n = 8;
+    struct lsb_rules *t = calloc(1, sizeof *t);
+    if (!t)
+        return NULL;
+    while (n < 2 * (uint64_t)(entries > 0 ? entries : 0) + 2)
+        n <<= 1;
+    t->slots = calloc(n, sizeof *t->slots);
+    if (!t->slots) {
+        free(t);
+        return NULL;
+    }
+    t->mask = n - 1;
+    t->allow_all = allow_all;
+    return t;
+}
+
+void lsb_rules_free(struct lsb_rules *t)
+{
+    if (!t)
+        return;
+    for (uint64_t i = 0; i <= t->mask; i++)
+        free(t->slots[i].path);
+    free(t->slots);
+    free(t);
+}
+
+static struct lsb_rule_slot *lsb_rules_slot(const struct lsb_rules *t, const char *p, int len,
+                                            uint64_t h)
+{
+    for (uint64_t i = h & t->mask;; i = (i + 1) & t->mask) {
+        struct lsb_rule_slot *s = &t->slots[i];
+        if (!s->path || (s->hash == h && s->len == len && !memcmp(s->path, p, (size_t)len)))
+            return s;
+    }
+}
+
+/* Add `flags` to the entry at path p (len bytes); 0, or -1 when out of memory or full. */
+int lsb_rules_add(struct lsb_rules *t, const char *p, int len, int flags)
+{
+    uint64_t h = lsb_hash(p, len);
+    struct lsb_rule_slot *s = lsb_rules_slot(t, p, len, h);
+    if (!s->path) {
+        if (2 * (t->used + 1) > t->mask + 1)
+            return -1;
+        s->path = malloc((size_t)len + 1);
+        if (!s->path)
+            return -1;
+        memcpy(s->path, p, (size_t)len);
+        s->path[len] = 0;
+        s->len = len;
+        s->hash = h;
+        t->used++;
+    }
+    s->flags |= flags;
+    return 0;
+}
+
+static int lsb_rules_flags(const struct lsb_rules *t, const char *p, int len)
+{
+    struct lsb_rule_slot *s = lsb_rules_slot(t, p, len, lsb_hash(p, len));
+    return s->path ? s->flags : 0;
+}
+
+/* The prefix of p[0:len] before its last '/' ("/" when that is the first byte), or -1 when
+ * p[0:len] has no '/': the next ancestor, as ``policy._longest.ancestors`` walks. */
+static int lsb_up(const char *p, int len)
+{
+    if (len == 1 && p[0] == '/')
+        return -1;
+    for (int i = len - 1; i >= 0; i--)
+        if (p[i] == '/')
+            return i ? i : 1;
+    return -1;
+}
+
+int lsb_rules_lookup(const struct lsb_rules *t, const char *p, int len)
+{
+    int verdict = 0, exposed = 0, f;
+    for (int l = len; l >= 0 && !verdict; l = lsb_up(p, l)) {
+        f = lsb_rules_flags(t, p, l);
+        verdict = f & (LSB_R_ALLOW | LSB_R_NONE);
+    }
+    if (!(len == 1 && p[0] == '/')) {  /* the directories above the path (its parent first) */
+        int head = lsb_up(p, len);
+        for (int l = head < 0 ? len : head; l >= 0 && !exposed; l = lsb_up(p, l))
+            exposed = lsb_rules_flags(t, p, l) & LSB_R_EXPOSE;
+    }
+    return verdict | exposed;
+}
+
+/* May C connect on its own to the socket at real path p? */
+static int lsb_rules_fast(const struct lsb_rules *t, const char *p, int len)
+{
+    int v = lsb_rules_lookup(t, p, len);
+    if (v & LSB_R_EXPOSE)
+        return 0;
+    return (v & LSB_R_ALLOW) || (!(v & LSB_R_NONE) && t->allow_all);
+}
+
+/* Serve notifications until one needs Python: connects the table allows are pinned,
+ * connected through the pin and answered here (counted in r->served). Returns what
+ * lsb_fast_next() returns for the rest (LSB_DECIDE: the pin is held for Python), or
+ * LSB_BLOCKED: an allowed connect whose server's backlog is full, sock and pin held, nothing
+ * answered (Python waits for it with leadership handed over). */
+int lsb_fast_serve(int listener, int wake_fd, int timeout_ms, int connect_nr,
+                   const unsigned int *ids, const struct lsb_rules *t, const unsigned int *caps,
+                   struct lsb_fast *r)
+{
+    for (;;) {
+        int st = lsb_fast_next(listener, wake_fd, timeout_ms, connect_nr, ids, r);
+        if (st != LSB_DECIDE || !t || !lsb_rules_fast(t, r->path, r->path_len))
+            return st;
+        if (lsb_fast_connect(listener, r, caps) == -EAGAIN)
+            return LSB_BLOCKED;
+        r->served++;
+    }
 }

@@ -8,15 +8,22 @@ from __future__ import annotations
 
 import os
 
-TYPE_CHECKING = False  # typing costs ~4 ms at every start; type checkers see True
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
+
+    from ._broker_decide import UnixRules
 
 
 ENV_OFF = "LSANDBOX_BROKER_NO_FASTPATH"
 ffi: Any = None
 lib: Any = None
 why_not = ""
+
+# Return codes of lsb_fast_next / lsb_fast_serve (see _fastpath.h).
+NONE, WAKE, HUP, SLOW, DECIDE, BLOCKED = 0, 1, 2, 3, 4, 5
+# Flags of the exported rule table and of lsb_rules_lookup (see _fastpath.h).
+R_ALLOW, R_NONE, R_EXPOSE = 1, 2, 4
 
 
 def _load() -> None:
@@ -39,5 +46,33 @@ def _load() -> None:
 
 _load()
 
-# Return codes of lsb_fast_next (see _fastpath.h).
-NONE, WAKE, HUP, SLOW, DECIDE = 0, 1, 2, 3, 4
+
+def export_rules(rules: UnixRules, rename_roots: tuple[str, ...]) -> Any:
+    """The AF_UNIX rules as the C table ``struct lsb_rules`` (freed with the returned cdata),
+    or None without the compiled module or memory. ``rename_roots``: where the sandbox can
+    rename (``Provenance.rename_roots``): sockets below them are left to Python."""
+    if lib is None:
+        return None
+    from ..policy._model import SocketAccess
+
+    entries: dict[bytes, int] = {}
+    for path, rule in rules.table.items():
+        key = os.fsencode(path)
+        entries[key] = entries.get(key, 0) | (R_ALLOW if rule.access == SocketAccess.ALLOW else R_NONE)
+    for path in rename_roots:
+        key = os.fsencode(path)
+        entries[key] = entries.get(key, 0) | R_EXPOSE
+    t = lib.lsb_rules_new(len(entries), 1 if rules.allow_all else 0)
+    if t == ffi.NULL:
+        return None
+    t = ffi.gc(t, lib.lsb_rules_free)
+    for key, flags in entries.items():
+        if lib.lsb_rules_add(t, key, len(key), flags) != 0:
+            return None
+    return t
+
+
+def lookup(table: Any, path: str) -> int:
+    """``lsb_rules_lookup``: the deepest rule's R_ALLOW/R_NONE (0: none) | R_EXPOSE."""
+    raw = os.fsencode(path)
+    return int(lib.lsb_rules_lookup(table, raw, len(raw)))

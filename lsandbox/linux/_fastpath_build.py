@@ -26,7 +26,16 @@ CDEF = """
         int pin;
         int path_len;
         char path[4096];
+        uint64_t served;
     };
+    struct lsb_rules;
+    struct lsb_rules *lsb_rules_new(int entries, int allow_all);
+    void lsb_rules_free(struct lsb_rules *t);
+    int lsb_rules_add(struct lsb_rules *t, const char *p, int len, int flags);
+    int lsb_rules_lookup(const struct lsb_rules *t, const char *p, int len);
+    int lsb_fast_serve(int listener, int wake_fd, int timeout_ms, int connect_nr,
+                       const unsigned int *ids, const struct lsb_rules *t, const unsigned int *caps,
+                       struct lsb_fast *r);
     int lsb_fast_next(int listener, int wake_fd, int timeout_ms, int connect_nr,
                       const unsigned int *ids, struct lsb_fast *r);
     int lsb_fast_connect(int listener, struct lsb_fast *r, const unsigned int *caps);

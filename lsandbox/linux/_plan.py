@@ -19,6 +19,7 @@ import seccomp_bpf as sb
 from lsandbox_records import Record, field
 
 from ..policy import DEVICE_FILES_RW, FsAccess, Policy, SocketAccess
+from ..policy._longest import PathTable
 from ._features import Features, wait_killable_available
 from ._filters import filter_a_bytes as _filter_a
 from ._filters import filter_b_bytes
@@ -71,18 +72,11 @@ class LinuxPlan(Record, frozen=False):
             object.__setattr__(self, "ruleset", rs)
 
 
-def _lookup(tree: dict[str, ll.AccessFs], path: str) -> ll.AccessFs:
-    best = None
-    for k in tree:
-        if (k == "/" or path == k or path.startswith(k + "/")) and (best is None or len(k) > len(best)):
-            best = k
-    return tree[best] if best is not None else ll.AccessFs(0)
-
-
 def _merge_trees(a: dict[str, ll.AccessFs], b: dict[str, ll.AccessFs]) -> dict[str, ll.AccessFs]:
     """Two longest-match trees over different rights as one: at every key of either, the
     union of what each tree grants there (exact, since no key of either lies in between)."""
-    return {k: _lookup(a, k) | _lookup(b, k) for k in {*a, *b}}
+    ta, tb, none = PathTable(a), PathTable(b), ll.AccessFs(0)
+    return {k: (ta.get(k) or none) | (tb.get(k) or none) for k in {*a, *b}}
 
 
 #: Handled (so denied) but granted nowhere: no device node is made anywhere, on any ABI (also

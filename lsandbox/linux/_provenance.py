@@ -40,6 +40,7 @@ from __future__ import annotations
 import os
 import stat
 
+from ..policy._longest import ancestors
 from ..policy._model import FsAccess, Policy, SocketAccess
 from ..policy._paths import is_within
 
@@ -67,7 +68,7 @@ class Provenance:
     (the snapshot of allowlisted directories must predate the workload)."""
 
     def __init__(self, policy: Policy, socket_dir: str, launch_ns: int, *, snapshot: bool = True) -> None:
-        self._fs = {r.path: r.access for r in policy.filesystem.rules}
+        self._fs = policy.filesystem.table
         self._socket_dir = socket_dir
         self._launch = launch_ns
         self._cache: dict[str, bool] = {}
@@ -87,29 +88,28 @@ class Provenance:
         hit = self._cache.get(directory)
         if hit is None:
             hit = bool(self._socket_dir) and is_within(directory, self._socket_dir)
-            probe = directory
-            while not hit:
-                acc = self._fs.get(probe)
-                if acc is not None or probe == "/":
-                    hit = acc == FsAccess.WRITE
-                    break
-                probe = probe.rsplit("/", 1)[0] or "/"
+            if not hit:
+                rule = self._fs.get(directory)
+                hit = rule is not None and rule.access == FsAccess.WRITE
             if len(self._cache) < 4096:
                 self._cache[directory] = hit
         return hit
+
+    def rename_roots(self) -> tuple[str, ...]:
+        """The directories below which the sandbox can rename (the writable rules and the
+        socket directory): :meth:`exposed` is true exactly for a path with one of these at
+        or above its parent directory. Empty when the checks are off."""
+        if self.off:
+            return ()
+        roots = [p for p, r in self._fs.items() if r.access == FsAccess.WRITE]
+        return (*roots, self._socket_dir) if self._socket_dir else tuple(roots)
 
     def exposed(self, path: str) -> bool:
         """Could the sandbox have renamed any component of canonical ``path``? (Then the
         checks below apply to sockets there; ``explain`` says so per rule.)"""
         if self.off or path == "/":
             return False
-        head = path.rsplit("/", 1)[0] or "/"
-        while True:
-            if self._writable(head):
-                return True
-            if head == "/":
-                return False
-            head = head.rsplit("/", 1)[0] or "/"
+        return any(self._writable(head) for head in ancestors(path.rsplit("/", 1)[0] or "/"))
 
     # -- launch-time snapshot -----------------------------------------------------------
     def _record(self, path: str, st: os.stat_result) -> None:
@@ -120,7 +120,7 @@ class Provenance:
 
     def _snapshot(self, roots: list[str]) -> None:
         budget = SNAPSHOT_MAX
-        written = [p for p, a in self._fs.items() if a == FsAccess.WRITE]
+        written = [p for p, r in self._fs.items() if r.access == FsAccess.WRITE]
         for root in roots:
             if not (self.exposed(root) or self._writable(root) or any(is_within(w, root) for w in written)):
                 continue

@@ -11,7 +11,7 @@ same calls. When reporting is asked for, the plan uses variants of both filters 
 * filter A lets exactly these calls through (its rules, with ALLOW rules put first);
 * filter B (which holds the task's one listener) notifies exactly the same calls;
 * the broker answers every such notification EACCES, as filter A would have, and records
-  an event naming the rule (``_broker``: ``_op_socket``).
+  an event naming the rule (``_broker_ops``: ``op_socket``).
 
 The call never runs: a notified call the broker answers with an error is not executed, and
 if the broker is gone the listener is closed and it fails (ENOSYS). Without reporting the

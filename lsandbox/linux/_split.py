@@ -18,6 +18,8 @@ import os
 import landlock as ll
 import seccomp_bpf as sb
 
+from ..policy._longest import PathTable
+
 #: Calls that create or move a name, trapped by filter B without namespaces when some
 #: directory is split (``open``/``openat``/``creat`` only with O_CREAT: checked in BPF). The
 #: legacy names exist on x86_64 only; aarch64's libc uses the ``*at`` calls.
@@ -39,13 +41,12 @@ def split_dirs(rules: dict[str, ll.AccessFs]) -> tuple[str, ...]:
     longest-match ``rules`` say: each rule path that grants creation and has a rule below it
     granting less, and every directory between the two."""
     out: set[str] = set()
+    table = PathTable(rules)
     for q, rq in rules.items():
-        best = None
-        for p in rules:
-            if p != q and _within(q, p) and (best is None or len(p) > len(best)):
-                best = p
-        if best is None:
+        hit = table.parent(q)
+        if hit is None:
             continue
+        best = hit[0]
         lost = rules[best] & _MAKE & ~rq
         if not lost:
             continue

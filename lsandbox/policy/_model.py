@@ -17,13 +17,13 @@ command-line flag and the equivalent config key produce equal policies.
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable
+from functools import cached_property
 
 from lsandbox_records import Record, field
 
 from ._domains import DomainRule, NetMode
 from ._environment import EnvironmentPolicy
-from ._paths import is_within
+from ._longest import PathTable
 
 TYPE_CHECKING = False  # ``typing`` stays off the launch path; type checkers see True
 if TYPE_CHECKING:
@@ -60,14 +60,6 @@ DEVICE_FILES_RW: tuple[str, ...] = (
 )
 
 
-def _longest_match(path: str, rules: Iterable[Any]) -> Any | None:
-    best = None
-    for rule in rules:
-        if is_within(path, rule.path) and (best is None or len(rule.path) > len(best.path)):
-            best = rule
-    return best
-
-
 class FsRule(Record):
     """``path`` (canonical, absolute) and everything below it get ``access``."""
 
@@ -95,14 +87,19 @@ class FilesystemPolicy(Record):
             raise ValueError("FilesystemPolicy: duplicate rule paths")
         object.__setattr__(self, "rules", tuple(sorted(self.rules, key=lambda r: r.path)))
 
+    @cached_property
+    def table(self) -> PathTable[FsRule]:
+        """The rules by path, for longest-match lookups (built once per policy)."""
+        return PathTable((r.path, r) for r in self.rules)
+
     def access(self, path: str) -> FsAccess:
         """The access the policy grants at canonical ``path`` (DENY when no rule covers it)."""
-        rule = _longest_match(path, self.rules)
+        rule = self.table.get(path)
         return FsAccess.DENY if rule is None else rule.access
 
     def rule_for(self, path: str) -> FsRule | None:
         """The rule that decides ``path``, or None."""
-        return _longest_match(path, self.rules)
+        return self.table.get(path)
 
     def _paths(self, access: FsAccess) -> tuple[str, ...]:
         return tuple(r.path for r in self.rules if r.access is access)
@@ -139,7 +136,8 @@ class FilesystemPolicy(Record):
         return tuple(out)
 
     def _parent_rule(self, rule: FsRule) -> FsRule | None:
-        return _longest_match(rule.path, (r for r in self.rules if r.path != rule.path))
+        hit = self.table.parent(rule.path)
+        return None if hit is None else hit[1]
 
 
 #: The port of the filtering proxy's listener (Codex's default ``proxy_url`` port).
@@ -180,9 +178,14 @@ class NetworkPolicy(Record):
         """Network on, but only through the filtering proxy (by host name)."""
         return self.enabled and (self.mode is NetMode.LIMITED or bool(self.domains))
 
+    @cached_property
+    def unix_table(self) -> PathTable[UnixSocketRule]:
+        """The AF_UNIX rules by path, for longest-match lookups (built once per policy)."""
+        return PathTable((r.path, r) for r in self.unix_sockets)
+
     def rule_for(self, path: str) -> UnixSocketRule | None:
         """The AF_UNIX rule deciding canonical ``path`` (longest match), or None."""
-        return _longest_match(path, self.unix_sockets)
+        return self.unix_table.get(path)
 
     def unix_socket_access(self, path: str) -> SocketAccess:
         """Verdict for an AF_UNIX pathname socket at canonical ``path``.
@@ -191,7 +194,7 @@ class NetworkPolicy(Record):
         ``dangerously_allow_all_unix_sockets``. (The sandbox-local socket directory is always
         allowed; it is decided by the backend, which creates it per run.)
         """
-        rule = _longest_match(path, self.unix_sockets)
+        rule = self.unix_table.get(path)
         if rule is not None:
             return rule.access
         return SocketAccess.ALLOW if self.dangerously_allow_all_unix_sockets else SocketAccess.NONE

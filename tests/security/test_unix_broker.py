@@ -25,7 +25,8 @@ _libc = ctypes.CDLL(None, use_errno=True)
 @pytest.fixture(autouse=True, params=["fastpath", "python"])
 def broker_mode(request, monkeypatch):
     """Every test runs against both brokers: with the compiled fast path (the common connect
-    in C, decisions in Python) and in pure Python (what runs where the module is not built)."""
+    in C, decided on the exported rule table or in Python) and in pure Python (what runs
+    where the module is not built)."""
     from lsandbox.linux import _fastpath
 
     if request.param == "python":

@@ -81,8 +81,9 @@ import stat
 import struct
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
+import landlock as ll
 import seccomp_bpf as sb
 
 from ..policy._model import Policy, SocketAccess
@@ -98,6 +99,10 @@ from ._provenance import Provenance
 from ._proxy_rules import proxy_only_inet
 from ._sockaddr import AF_INET, AF_INET6, AF_UNIX, family, parse_unix, unix_sockaddr
 from ._socket_dir import SocketDir, contains
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ._connector import Connector
 
 _NR = {name: sb.syscall_number(name, sb.native_arch())
        for name in ("connect", "bind", "sendto", "sendmsg", "sendmmsg", "socket", "socketpair")}
@@ -212,11 +217,15 @@ class Broker:
     :class:`SocketDir`; a path is pinned here, for callers that made it themselves) is always
     allowed for connect and bind, recognised by inode, never by path. ``on_event`` receives
     one dict per denial; it is called from broker threads and must not block for long.
+    ``resolve_unix``: where the sandbox's Landlock ruleset handles ``RESOLVE_UNIX``, its
+    ``RESOLVE_UNIX`` rules (``_connector.connector_rules``): the final connect/send of a
+    pathname destination is then performed by a thread restricted by them (``_connector``).
     """
 
     def __init__(self, listener_fd: int, policy: Policy, socket_dir: SocketDir | str,
                  on_event: Callable[[dict], None], *, threads: int = 4,
-                 provenance: Provenance | None = None) -> None:
+                 provenance: Provenance | None = None,
+                 resolve_unix: Sequence[tuple[str, ll.AccessFs]] | None = None) -> None:
         self._fd = listener_fd
         self._policy = policy
         self._sd_ident: tuple[int, int] | None = None
@@ -251,6 +260,15 @@ class Broker:
         self.finished = threading.Event()  # set once every target is gone (listener hung up)
         self.stats = {"fast": 0, "slow": 0}  # notifications served by the C fast path / Python
         self._pidfd_thread = pidfd_thread_available()  # else the fast path would only ever defer
+        # connector: the final connect/sendmsg (self._connect, self._sendmsg) of a pathname
+        # destination is performed under the sandbox's RESOLVE_UNIX rules (_connector)
+        self._connector: Connector | None = None
+        self._connect, self._sendmsg = sysc.connect, sysc.sendmsg
+        if resolve_unix is not None:
+            from ._connector import Connector
+
+            self._connector = Connector(resolve_unix, self._local, on_event)
+            self._connect, self._sendmsg = self._connector.connect, self._connector.sendmsg
 
     # -- lifecycle -------------------------------------------------------------------
     def start(self) -> None:
@@ -291,6 +309,8 @@ class Broker:
             if t.ident is not None:
                 t.join(timeout=5)
             joined += 1
+        if self._connector is not None:
+            self._connector.close()
         for fd in (self._fd, self._wake_r, self._wake_w):
             try:
                 os.close(fd)
@@ -411,9 +431,12 @@ class Broker:
                 self._emit(_notification(r), "connect", e.path, e.rule)
             lib.lsb_fast_answer(self._fd, r.id, 0, err)  # type: ignore[attr-defined]
             return
-        if lib.lsb_fast_connect(self._fd, r, caps) != -errno.EAGAIN:
+        # connector: with RESOLVE_UNIX handled the connect is made by the restricted thread
+        # (_connector), so C prepares and Python connects; else C connects.
+        if self._connector is None and lib.lsb_fast_connect(self._fd, r, caps) != -errno.EAGAIN:
             return
-        # The server's backlog is full: retry in Python (leadership handed over, ID_VALID).
+        # The server's backlog is full (or the connector connects): in Python (leadership
+        # handed over while it waits, ID_VALID).
         n, sock, pin = _notification(r), r.sock, r.pin  # type: ignore[attr-defined]
         try:
             self._connect_unix(n, sock, unix_sockaddr(f"/proc/self/fd/{pin}".encode()))
@@ -917,7 +940,7 @@ class Broker:
         as the kernel answers)."""
         flags = fcntl.fcntl(sock, fcntl.F_GETFL)
         if flags & os.O_NONBLOCK:
-            self._bare(sysc.connect, sock, addr)
+            self._bare(self._connect, sock, addr)  # RESOLVE_UNIX handled: the connector's
             return
         fcntl.fcntl(sock, fcntl.F_SETFL, flags | os.O_NONBLOCK)
         waiting = False
@@ -925,7 +948,7 @@ class Broker:
             delay, deadline = 0.001, 0.0
             while True:
                 try:
-                    self._bare(sysc.connect, sock, addr)
+                    self._bare(self._connect, sock, addr)  # RESOLVE_UNIX handled: the connector's
                     return
                 except OSError as e:
                     if e.errno != errno.EAGAIN:
@@ -1115,7 +1138,7 @@ class Broker:
         delay = 0.001
         while True:
             try:
-                return int(self._bare(sysc.sendmsg, sock, data, dest, control,  # type: ignore[arg-type]
+                return int(self._bare(self._sendmsg, sock, data, dest, control,  # type: ignore[arg-type]
                                       flags | MSG_DONTWAIT))
             except OSError as e:
                 if e.errno != errno.EAGAIN or self._nonblocking(sock, flags):

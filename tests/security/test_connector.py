@@ -1,0 +1,119 @@
+"""The restricted connector (``lsandbox.linux._connector``), at the broker's level.
+
+- ``connector_rules``: a plan that does not handle ``RESOLVE_UNIX`` gets no connector; one
+  that does gives the connector exactly its rules' ``RESOLVE_UNIX`` grants.
+- Below ABI 9 (a broker told to use a connector where the kernel has no ``RESOLVE_UNIX``,
+  which the launcher never does): the connector cannot restrict itself, so every pathname
+  connect and send fails with EACCES and a note says why; nothing is performed unrestricted.
+- ABI 9 and later: the broker's policy allows the directory, the connector's rules grant
+  nothing (the kernel refuses: EACCES, nothing reaches the server) or the directory (served,
+  and the server's ``SO_PEERCRED`` shows the command's uid: the connector took the handing
+  thread's identity). Stream connects (prepared by the C fast path where compiled) and
+  datagrams (``sendto``, ``sendmsg``). Root and nobody.
+"""
+
+from __future__ import annotations
+
+import errno
+import functools
+import os
+import socket
+import struct
+
+import pytest
+
+import landlock as ll
+from lsandbox.linux import _broker
+from lsandbox.linux._connector import connector_rules
+from tests.security import _unix_helpers as H
+from tests.security._unix_helpers import Server, brokered, policy, shared_dir
+
+pytestmark = [pytest.mark.kernel, pytest.mark.security]
+RU = ll.AccessFs.RESOLVE_UNIX
+ABI = ll.abi_version()
+
+
+def test_connector_rules_are_the_plans_resolve_unix_grants():
+    read = ll.AccessFs.READ_FILE | ll.AccessFs.READ_DIR
+    rules = [("/", read), ("/run/a.sock", read | RU), ("/tmp/sd", RU | ll.AccessFs.MAKE_SOCK)]
+    assert connector_rules(ll.AccessFs.from_all(8), rules) is None
+    assert connector_rules(read | RU, rules) == [("/run/a.sock", RU), ("/tmp/sd", RU)]
+    assert connector_rules(read | RU, [("/", read)]) == []  # handled, granted nowhere: all refused
+
+
+def _reach(path: str) -> list[str]:
+    """A stream connect, a datagram sendto and a sendmsg to ``path`` (+ ``.d``)."""
+    out = []
+    for kind, send in ((socket.SOCK_STREAM, None), (socket.SOCK_DGRAM, "sendto"), (socket.SOCK_DGRAM, "sendmsg")):
+        s = socket.socket(socket.AF_UNIX, kind)
+        try:
+            if send is None:
+                s.connect(path)
+            elif send == "sendto":
+                s.sendto(b"x", path + ".d")
+            else:
+                s.sendmsg([b"y"], [], 0, path + ".d")
+            out.append("ok")
+        except OSError as e:
+            out.append(errno.errorcode.get(e.errno or 0, str(e)))
+        finally:
+            s.close()
+    return out
+
+
+def _serve(monkeypatch: pytest.MonkeyPatch, rules: list[tuple[str, ll.AccessFs]], nobody: bool
+           ) -> tuple[list[str], list[dict], list[int], int]:
+    """The workload under a broker that uses a connector with ``rules``; returns (results,
+    events, uids the stream server saw, datagrams received)."""
+    monkeypatch.setattr(H, "Broker", functools.partial(_broker.Broker, resolve_unix=rules))
+    d = shared_dir()
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    dg = Server(f"{d}/s.d", socket.SOCK_DGRAM)
+    try:
+        srv.bind(f"{d}/s")
+        os.chmod(f"{d}/s", 0o777)
+        srv.listen(8)
+        got, events = brokered(_reach, f"{d}/s", pol=policy({d: "allow"}), as_nobody=nobody)
+        srv.settimeout(0.5)
+        uids = []
+        try:
+            while True:
+                c, _ = srv.accept()
+                uids.append(struct.unpack("3i", c.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))[1])
+                c.close()
+        except (TimeoutError, OSError):
+            pass
+        return got, events, uids, dg.settle()
+    finally:
+        srv.close()
+        dg.close()
+        for name in ("s", "s.d"):
+            if os.path.exists(f"{d}/{name}"):
+                os.unlink(f"{d}/{name}")
+        os.rmdir(d)
+
+
+@pytest.mark.skipif(ABI >= 9, reason="the kernel has RESOLVE_UNIX: the connector restricts itself")
+@pytest.mark.parametrize("nobody", [False, True], ids=["root", "nobody"])
+def test_without_resolve_unix_the_connector_fails_closed(monkeypatch, nobody):
+    got, events, uids, dgrams = _serve(monkeypatch, [], nobody)
+    assert got == ["EACCES"] * 3 and uids == [] and dgrams == 0
+    notes = [e["text"] for e in events if e.get("kind") == "note"]
+    assert len(notes) == 1 and "could not restrict itself" in notes[0], events
+
+
+@pytest.mark.skipif(ABI < 9, reason=f"Landlock RESOLVE_UNIX needs ABI 9; this kernel provides ABI {ABI}")
+@pytest.mark.parametrize("nobody", [False, True], ids=["root", "nobody"])
+def test_the_kernel_refuses_what_the_connectors_rules_do_not_grant(monkeypatch, nobody):
+    got, events, uids, dgrams = _serve(monkeypatch, [], nobody)
+    assert got == ["EACCES"] * 3 and uids == [] and dgrams == 0
+    assert not [e for e in events if e.get("kind") == "note"], events
+
+
+@pytest.mark.skipif(ABI < 9, reason=f"Landlock RESOLVE_UNIX needs ABI 9; this kernel provides ABI {ABI}")
+@pytest.mark.parametrize("nobody", [False, True], ids=["root", "nobody"])
+def test_granted_calls_are_served_as_the_command(monkeypatch, nobody):
+    d = "/tmp"  # shared_dir() lives here: a grant on it covers the test's sockets
+    got, events, uids, dgrams = _serve(monkeypatch, [(d, RU)], nobody)
+    assert got == ["ok"] * 3, events
+    assert uids == [65534 if nobody else 0] and dgrams == 2

@@ -27,10 +27,13 @@ from lsandbox.linux import _broker
 from lsandbox.linux._connector import connector_rules
 from tests.security import _unix_helpers as H
 from tests.security._unix_helpers import Server, brokered, policy, shared_dir
+from tests.security.test_broker_signals import _interrupted, _timeouts
+from tests.security.test_broker_stalls import BLOCKED, _blocked_connects_then_other
 
 pytestmark = [pytest.mark.kernel, pytest.mark.security]
 RU = ll.AccessFs.RESOLVE_UNIX
 ABI = ll.abi_version()
+NEEDS_9 = pytest.mark.skipif(ABI < 9, reason=f"Landlock RESOLVE_UNIX needs ABI 9; this kernel provides ABI {ABI}")
 
 
 def test_connector_rules_are_the_plans_resolve_unix_grants():
@@ -102,7 +105,7 @@ def test_without_resolve_unix_the_connector_fails_closed(monkeypatch, nobody):
     assert len(notes) == 1 and "could not restrict itself" in notes[0], events
 
 
-@pytest.mark.skipif(ABI < 9, reason=f"Landlock RESOLVE_UNIX needs ABI 9; this kernel provides ABI {ABI}")
+@NEEDS_9
 @pytest.mark.parametrize("nobody", [False, True], ids=["root", "nobody"])
 def test_the_kernel_refuses_what_the_connectors_rules_do_not_grant(monkeypatch, nobody):
     got, events, uids, dgrams = _serve(monkeypatch, [], nobody)
@@ -110,10 +113,57 @@ def test_the_kernel_refuses_what_the_connectors_rules_do_not_grant(monkeypatch, 
     assert not [e for e in events if e.get("kind") == "note"], events
 
 
-@pytest.mark.skipif(ABI < 9, reason=f"Landlock RESOLVE_UNIX needs ABI 9; this kernel provides ABI {ABI}")
+@NEEDS_9
 @pytest.mark.parametrize("nobody", [False, True], ids=["root", "nobody"])
 def test_granted_calls_are_served_as_the_command(monkeypatch, nobody):
     d = "/tmp"  # shared_dir() lives here: a grant on it covers the test's sockets
     got, events, uids, dgrams = _serve(monkeypatch, [(d, RU)], nobody)
     assert got == ["ok"] * 3, events
     assert uids == [65534 if nobody else 0] and dgrams == 2
+
+
+# A call that would block goes on waiting in the broker thread (the connector only ever
+# makes non-blocking attempts): the command's signals, SO_SNDTIMEO and other calls behave as
+# without a connector. The workloads are the broker's own signal and stall tests'.
+
+
+@pytest.fixture
+def connected(monkeypatch):
+    """A directory with a server whose backlog one connect fills, and one that accepts; the
+    broker uses a connector granting the directory."""
+    d = shared_dir()
+    monkeypatch.setattr(H, "Broker", functools.partial(_broker.Broker, resolve_unix=[(d, RU)]))
+    full = socket.socket(socket.AF_UNIX)
+    full.bind(f"{d}/full")
+    os.chmod(f"{d}/full", 0o777)
+    full.listen(0)
+    ok = Server(f"{d}/ok")
+    yield d, f"{d}/full", ok.path
+    full.close()
+    ok.close()
+
+
+@NEEDS_9
+@pytest.mark.parametrize("nobody", [False, True], ids=["root", "nobody"])
+def test_blocked_connect_through_the_connector_takes_signals(connected, nobody):
+    d, full, _ = connected
+    res, _ = brokered(_interrupted, full, as_nobody=nobody, pol=policy({d: "allow"}), killable=True, timeout=30)
+    assert res == ((-1, "EINTR"), True, (-1, "EINTR"), True, 2)
+
+
+@NEEDS_9
+@pytest.mark.parametrize("nobody", [False, True], ids=["root", "nobody"])
+def test_blocked_connect_through_the_connector_times_out(connected, nobody):
+    d, full, _ = connected
+    conn, conn_took, partial, _ = brokered(_timeouts, full, as_nobody=nobody, pol=policy({d: "allow"}),
+                                           killable=True, timeout=60)[0]
+    assert conn == (-1, "EAGAIN") and partial is True and 0.9 < conn_took < 20, conn_took
+
+
+@NEEDS_9
+@pytest.mark.parametrize("nobody", [False, True], ids=["root", "nobody"])
+def test_blocked_connects_through_the_connector_do_not_starve_others(connected, nobody):
+    d, full, ok = connected
+    (blocked, res, took), _ = brokered(_blocked_connects_then_other, full, ok, as_nobody=nobody,
+                                       pol=policy({d: "allow"}), killable=True)
+    assert blocked == BLOCKED and res == "ok" and took < 10, (blocked, res, took)

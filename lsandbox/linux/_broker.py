@@ -83,7 +83,6 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 
-import landlock as ll
 import seccomp_bpf as sb
 
 from ..policy._model import Policy, SocketAccess
@@ -102,6 +101,8 @@ from ._socket_dir import SocketDir, contains
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import landlock as ll
+
     from ._connector import Connector
 
 _NR = {name: sb.syscall_number(name, sb.native_arch())

@@ -56,7 +56,7 @@ def _reach(path: str, kind: int) -> str:
 def _landlock_only(ok: str, bad: str, kind: int, socket_dir: str) -> list[str]:
     """In a forked child: the plan's Landlock ruleset alone (no filter B), then both paths."""
     plan = build_plan(policy({ok: "allow"}), socket_dir, features())
-    assert plan.handled_fs & ll.AccessFs.RESOLVE_UNIX
+    assert plan.handled_fs & ll.AccessFs.RESOLVE_UNIX and plan.ruleset is not None
     plan.ruleset.restrict_self()
     return [_reach(ok, kind), _reach(bad, kind)]
 

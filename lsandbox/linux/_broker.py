@@ -70,11 +70,14 @@ from ._socket_dir import SocketDir
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Sequence
     from typing import Any
+
+    import landlock as ll
 
     from ._broker_decide import Verdict
     from ._broker_ops import Reply
+    from ._connector import Connector
 
 _OPS: dict[str, Callable[[Broker, sb.Notification], Reply]] = {
     "connect": op_connect, "bind": op_bind, "sendto": op_sendto, "sendmsg": op_sendmsg,
@@ -101,7 +104,8 @@ class Broker:
 
     def __init__(self, listener_fd: int, policy: Policy, socket_dir: SocketDir | str,
                  on_event: Callable[[dict], None], *, threads: int = 4,
-                 provenance: Provenance | None = None) -> None:
+                 provenance: Provenance | None = None,
+                 resolve_unix: Sequence[tuple[str, ll.AccessFs]] | None = None) -> None:
         self._fd = listener_fd
         self._policy = policy
         sd_ident: tuple[int, int] | None = None
@@ -128,6 +132,16 @@ class Broker:
         self.stats = {"fast": 0, "slow": 0}  # notifications served by the C fast path / Python
         self._pidfd_thread = pidfd_thread_available()  # else the fast path would only ever defer
         self._ctable: Any = None
+        # The final connect/sendmsg of a pathname destination: where the sandbox's ruleset
+        # handles RESOLVE_UNIX, performed by a thread restricted by its rules (_connector).
+        self._connector: Connector | None = None
+        self.sys_connect: Callable[[int, bytes], None] = sysc.connect
+        self.sys_sendmsg: Callable[[int, bytes, bytes | None, bytes, int], int] = sysc.sendmsg
+        if resolve_unix is not None:
+            from ._connector import Connector
+
+            self._connector = Connector(resolve_unix, self.pool.local, on_event)
+            self.sys_connect, self.sys_sendmsg = self._connector.connect, self._connector.sendmsg
 
     @property
     def listener(self) -> int:
@@ -144,7 +158,8 @@ class Broker:
             self.sync_wake_up = True
         except OSError:
             self.sync_wake_up = False  # kernel < 6.6: slower wake-ups, same semantics
-        if _fp.lib is not None and self._pidfd_thread:
+        if _fp.lib is not None and self._pidfd_thread and self._connector is None:
+            # (with a connector, C pins and Python connects: no connect from C's own table)
             self._ctable = _fp.export_rules(self.targets.rules, self.prov.rename_roots())
         self.pool.start()
 
@@ -152,6 +167,8 @@ class Broker:
         """Stop serving and close the listener: pending and future notified calls then fail
         (ENOSYS), so the sandbox fails closed."""
         self.pool.close()
+        if self._connector is not None:
+            self._connector.close()
         try:
             os.close(self._fd)
         except OSError:
@@ -268,11 +285,12 @@ class Broker:
                 self._emit(_notification(r), "connect", v.path, v.rule)
             _fp.lib.lsb_fast_answer(self._fd, r.id, 0, v.err)
             return
-        if _fp.lib.lsb_fast_connect(self._fd, r, caps) == -errno.EAGAIN:
+        if self._connector is not None or _fp.lib.lsb_fast_connect(self._fd, r, caps) == -errno.EAGAIN:
             self._fast_blocked(r)
 
     def _fast_blocked(self, r: Any) -> None:
-        """The server's backlog is full: retry in Python (lead handed over, ID_VALID)."""
+        """Connect in Python: the server's backlog is full (retried with the lead handed over,
+        ID_VALID), or the connector performs connects (RESOLVE_UNIX handled)."""
         n, sock, pin = _notification(r), r.sock, r.pin
         try:
             connect_unix(self, n, sock, pinned_sockaddr(pin))

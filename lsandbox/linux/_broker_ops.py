@@ -84,7 +84,7 @@ def connect_unix(b: Broker, n: sb.Notification, sock: int, addr: bytes) -> None:
     signal to take (EINTR), or ``SO_SNDTIMEO`` passes (EAGAIN, as the kernel answers)."""
     flags = fcntl.fcntl(sock, fcntl.F_GETFL)
     if flags & os.O_NONBLOCK:
-        b.bare(sysc.connect, sock, addr)
+        b.bare(b.sys_connect, sock, addr)
         return
     fcntl.fcntl(sock, fcntl.F_SETFL, flags | os.O_NONBLOCK)
     waiting = False
@@ -92,7 +92,7 @@ def connect_unix(b: Broker, n: sb.Notification, sock: int, addr: bytes) -> None:
         delay, deadline = 0.001, 0.0
         while True:
             try:
-                b.bare(sysc.connect, sock, addr)
+                b.bare(b.sys_connect, sock, addr)
                 return
             except OSError as e:
                 if e.errno != errno.EAGAIN:

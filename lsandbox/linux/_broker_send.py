@@ -197,7 +197,7 @@ def _send_one(b: Broker, n: sb.Notification, sock: int, data: bytes, to: bytes |
     delay = 0.001
     while True:
         try:
-            return int(b.bare(sysc.sendmsg, sock, data, to, control, flags | MSG_DONTWAIT))
+            return int(b.bare(b.sys_sendmsg, sock, data, to, control, flags | MSG_DONTWAIT))
         except OSError as e:
             if e.errno != errno.EAGAIN or _nonblocking(sock, flags):
                 raise

@@ -255,7 +255,7 @@ def spawn(
         parent_sock.close()
     if not fds:  # end of stream: the child failed before the hand-over
         raise SetupError(_abandon(launch, audit))
-    launch.broker = LazyBroker(fds[0], policy, pin, record, provenance)
+    launch.broker = LazyBroker(fds[0], policy, pin, record, provenance, plan)
     return launch
 
 
@@ -317,9 +317,9 @@ class LazyBroker:
     socket directories of killed supervisors (``_socket_dir.remove_stale``), off the launch path."""
 
     def __init__(self, fd: int, policy: Policy, socket_dir: SocketDir, record: Callable[[dict], None],
-                 provenance: object) -> None:
+                 provenance: object, plan: LinuxPlan | None = None) -> None:
         self._fd = fd
-        self._args = (policy, socket_dir, record, provenance)
+        self._args = (policy, socket_dir, record, provenance, plan)
         self._broker: object | None = None
         self._closing = False
         self._lock = threading.Lock()
@@ -352,11 +352,14 @@ class LazyBroker:
             return
 
     def _start(self) -> None:
-        policy, socket_dir, record, provenance = self._args
+        policy, socket_dir, record, provenance, plan = self._args
         try:
             from ._broker import Broker
+            from ._connector import connector_rules
 
-            broker = Broker(self._fd, policy, socket_dir, record, provenance=provenance)
+            # RESOLVE_UNIX handled: the broker's final connects/sends under the plan's rules
+            unix = connector_rules(plan.handled_fs, plan.landlock_rules) if plan is not None else None
+            broker = Broker(self._fd, policy, socket_dir, record, provenance=provenance, resolve_unix=unix)
             broker.start()
         except BaseException as e:  # noqa: BLE001 - fail closed, and say why
             fd, self._fd = self._fd, -1

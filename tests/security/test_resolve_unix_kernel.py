@@ -6,14 +6,15 @@
    is the layer that catches anything reaching the kernel from inside the sandbox without
    the broker.
 2. Brokered calls: the kernel checks ``RESOLVE_UNIX`` against the domain of the task that
-   *performs* the connect, and the broker performs every pathname connect/send from the
-   supervisor's own (unrestricted) threads. So when the broker allows what the Landlock rules
-   deny (the two layers made to disagree by wrapping ``resolve_unix_rules`` in the test's own
-   launcher; nothing in lsandbox honours a test switch), the kernel does NOT refuse: seen on
-   Linux 7.3 under ``make test-kernels``. Restricting the broker threads themselves is no
-   fix as is: a Landlock domain on a thread takes away its ptrace-mode access to the sandbox
-   (pidfd_getfd and /proc/<tid>/mem fail; every brokered connect then fails with ESRCH, also
-   seen on 7.3). Recorded as a strict xfail until a restricted connector thread exists.
+   *performs* the connect or send, and the broker performs every pathname connect/send of
+   the sandbox. Its own threads cannot carry the sandbox's domain (a Landlock domain on a
+   thread takes away its ptrace-mode access to the sandbox: pidfd_getfd and /proc/<tid>/mem
+   fail), so the final call is made by a connector thread restricted by the sandbox's
+   ``RESOLVE_UNIX`` rules (``lsandbox.linux._connector``). When the broker allows what the
+   Landlock rules deny (the two layers made to disagree by wrapping ``resolve_unix_rules``
+   in the test's own launcher; nothing in lsandbox honours a test switch), the kernel
+   refuses it with EACCES: stream connects (through the C fast path's preparation too) and
+   datagram sends, as root and as nobody.
 
 Root and nobody; skipped below ABI 9 (``make test-kernels`` runs it on 7.3)."""
 
@@ -55,7 +56,7 @@ def _reach(path: str, kind: int) -> str:
 def _landlock_only(ok: str, bad: str, kind: int, socket_dir: str) -> list[str]:
     """In a forked child: the plan's Landlock ruleset alone (no filter B), then both paths."""
     plan = build_plan(policy({ok: "allow"}), socket_dir, features())
-    assert plan.handled_fs & ll.AccessFs.RESOLVE_UNIX
+    assert plan.handled_fs & ll.AccessFs.RESOLVE_UNIX and plan.ruleset is not None
     plan.ruleset.restrict_self()
     return [_reach(ok, kind), _reach(bad, kind)]
 
@@ -131,8 +132,6 @@ def test_brokered_call_with_whole_rules_is_served(who, kind):
         os.rmdir(d)
 
 
-@pytest.mark.xfail(strict=True, reason="RESOLVE_UNIX is checked on the performing task; the broker's threads "
-                   "are outside the sandbox's domain (see the module docstring)")
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("who", ["root", "nobody"])
 def test_kernel_refuses_what_landlock_denies_though_the_broker_allows(who, kind):

@@ -5,18 +5,22 @@ Every process between the fork and the command (relay, init, the command before 
 value, text length) and UTF-8 text. A record is at most ``PIPE_BUF`` bytes, so records of
 different processes never interleave. The supervisor decodes them into :class:`Report`s and
 acts on the kind and step, never on the text: the text is only ever shown to the user.
+
+``Kind`` and ``Step`` are plain integer constants, not ``enum`` classes: this module is
+imported by every launch, and making an enum class costs more than the rest of it.
 """
 
 from __future__ import annotations
 
 import os
 import struct
-from enum import IntEnum
 
 from lsandbox_records import Record
 
 
-class Kind(IntEnum):
+class Kind:
+    """What a record says."""
+
     NOTE = 1  # text for the user; the sandbox runs
     SETUP = 2  # a setup step failed (``step``, ``errno``); the child exits 125
     EXEC = 3  # execve of the command failed (``errno``); the child exits 126/127
@@ -26,8 +30,8 @@ class Kind(IntEnum):
     NETNS_REFUSED = 7  # only the network namespace refused: running without it (a note)
 
 
-class Step(IntEnum):
-    """Where in the child a report comes from."""
+class Step:
+    """Where in the child a record comes from."""
 
     START = 0  # before any step (pdeathsig, fds)
     UNSHARE = 1
@@ -41,13 +45,15 @@ class Step(IntEnum):
     EXEC = 9
 
 
+KINDS = frozenset(v for k, v in vars(Kind).items() if k.isupper())
+STEPS = frozenset(v for k, v in vars(Step).items() if k.isupper())
 _HEADER = struct.Struct("<BBHqH")  # kind, step, errno, value, text length
 MAX_TEXT = 4000  # header + text stay below PIPE_BUF (4096): one atomic write
 
 
 class Report(Record):
-    kind: Kind
-    step: Step = Step.START
+    kind: int  # a Kind
+    step: int = Step.START  # a Step
     errno: int = 0
     value: int = 0
     text: str = ""
@@ -58,7 +64,7 @@ def encode(report: Report) -> bytes:
     return _HEADER.pack(report.kind, report.step, report.errno & 0xFFFF, report.value, len(text)) + text
 
 
-def send(fd: int, kind: Kind, *, step: Step = Step.START, errno: int = 0, value: int = 0, text: str = "") -> None:
+def send(fd: int, kind: int, *, step: int = Step.START, errno: int = 0, value: int = 0, text: str = "") -> None:
     os.write(fd, encode(Report(kind, step, errno, value, text)))
 
 
@@ -72,10 +78,8 @@ def decode(data: bytes) -> list[Report]:
         at += size
         text = data[at:at + length].decode(errors="replace")
         at += length
-        try:
-            out.append(Report(Kind(kind), Step(step), err, value, text))
-        except ValueError:
-            continue  # an unknown kind: not from this version of the child
+        if kind in KINDS and step in STEPS:  # else not from this version of the child
+            out.append(Report(kind, step, err, value, text))
     return out
 
 

@@ -232,8 +232,16 @@ def spawn(
         record({"kind": "note", "text": f"namespaces unavailable ({r.text}); running without"})
         _note_without_namespaces(record)
         fds = _start(launch, spec, policy, record)
-    launch.broker = LazyBroker(fds[0], policy, pin, record, provenance)
+    launch.broker = LazyBroker(fds[0], policy, pin, record, provenance, preload=_brokers_likely(launch.plan))
     return launch
+
+
+def _brokers_likely(plan: LinuxPlan) -> bool:
+    """Whether the command will probably make brokered calls: some socket path is allowed
+    (or the proxied network, or reported refusals). Then the broker is imported in the
+    background at once; otherwise on the first notification, so that a command which never
+    connects does not pay for the import (CPU, and the GIL the supervisor needs to reap it)."""
+    return plan.datagrams or bool(plan.proxy_port) or plan.report_refusals or bool(plan.split)
 
 
 def _ns_flags(plan: LinuxPlan, feats: Features) -> int:
@@ -309,11 +317,11 @@ def _abandon(launch: Launch) -> BaseException:
         launch.proxy.close()  # type: ignore[attr-defined]
         launch.proxy = None
     for r in reports:
-        if r.kind is Kind.NAMESPACES_REFUSED:
+        if r.kind == Kind.NAMESPACES_REFUSED:
             return _Refused(r)
     _release(launch)
     for r in reports:
-        if r.kind is Kind.SETUP:
+        if r.kind == Kind.SETUP:
             return SetupError(f"sandbox setup failed: {r.text}")
     how = (f"killed by signal {os.WTERMSIG(status)}" if os.WIFSIGNALED(status)
            else f"exit status {os.WEXITSTATUS(status)}")
@@ -352,18 +360,20 @@ def _serve_proxy(fds: list[int], policy: Policy, record: Callable[[dict], None])
 class LazyBroker:
     """The broker, built and started when the first notification arrives.
 
-    Most commands never ``connect``/``bind``/``sendto`` an address. Importing the broker (and
-    ``ctypes``, its C fast path...) costs ~4 ms, so it is not on the launch path: this
-    object's thread imports it in the background (a command that connects at once finds it
-    loaded, or waits for the rest of the import), then polls the listener and starts the
-    broker on the first notification; notified calls wait in the kernel meanwhile (nothing
-    is answered, nothing is allowed). If the broker cannot be started, the listener is closed: the notified calls
+    Most commands never ``connect``/``bind``/``sendto`` an address, and importing the broker
+    (``ctypes``, its C fast path...) is a large part of a launch, so it is not on the launch
+    path: with ``preload`` (a policy that allows some socket path) this object's thread
+    imports it in the background (a command that connects at once finds it loaded, or waits
+    for the rest of the import); then it polls the listener and starts the broker on the
+    first notification; notified calls wait in the kernel meanwhile (nothing is answered,
+    nothing is allowed). If the broker cannot be started, the listener is closed: the notified calls
     fail (ENOSYS), the sandbox fails closed, and a note says why. The same thread removes the
     socket directories of killed supervisors (``_socket_dir.remove_stale``), off the launch path."""
 
     def __init__(self, fd: int, policy: Policy, socket_dir: SocketDir, record: Callable[[dict], None],
-                 provenance: Provenance) -> None:
+                 provenance: Provenance, *, preload: bool = True) -> None:
         self._fd = fd
+        self._preload = preload
         self._args = (policy, socket_dir, record, provenance)
         self._broker: object | None = None
         self._closing = False
@@ -373,10 +383,11 @@ class LazyBroker:
         self._thread.start()
 
     def _watch(self) -> None:
-        try:  # imported here, in the background, while the command starts: the first
-            from . import _broker  # noqa: F401 - notification then finds it loaded (~1 ms, not ~5)
-        except BaseException:  # noqa: BLE001 - _start imports it again and fails closed, saying why
-            pass
+        if self._preload:
+            try:  # the first notification then finds it loaded
+                from . import _broker  # noqa: F401
+            except BaseException:  # noqa: BLE001 - _start imports it again and fails closed, saying why
+                pass
         try:  # also in the background: socket directories of killed supervisors (a scan of
             _socket_dir.remove_stale(os.path.dirname(self._args[1].path))  # $TMPDIR: ~0.1-1 ms)
         except OSError:
@@ -455,15 +466,15 @@ def wait(launch: Launch) -> Launch:
     restricted = {launch.pid}
     failed = False
     for r in reports:
-        if r.kind is Kind.RESTRICTED:
+        if r.kind == Kind.RESTRICTED:
             restricted.add(r.value)
-        elif r.kind is Kind.STATUS:
+        elif r.kind == Kind.STATUS:
             cmd_status = r.value
-        elif r.kind is Kind.SETUP:
+        elif r.kind == Kind.SETUP:
             launch.error, failed = f"sandbox setup failed: {r.text}", True
         elif r.kind in (Kind.NOTE, Kind.NETNS_REFUSED):
             launch.events.append({"kind": "note", "text": r.text})
-        elif r.kind is Kind.EXEC:
+        elif r.kind == Kind.EXEC:
             launch.error = f"cannot execute {r.text}"
     _collect_audit(launch, restricted)
     if failed:

@@ -55,7 +55,7 @@ class ChildSpec(Record):
     pass_fds: tuple[int, ...] = ()
 
 
-def _fail(report_fd: int, step: Step, e: BaseException) -> None:
+def _fail(report_fd: int, step: int, e: BaseException) -> None:
     """Report a failed setup step (the text is what the user reads)."""
     err = e.errno if isinstance(e, OSError) and e.errno else 0
     text = str(e) if isinstance(e, OSError) and e.strerror else repr(e)

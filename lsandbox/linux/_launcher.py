@@ -16,7 +16,7 @@ supervisor (``doctor`` reports this).
 
 from __future__ import annotations
 
-import _socket  # not ``socket``: its Python wrapper costs ~2 ms of every launch
+import _socket  # not ``socket``: its Python wrapper is a noticeable part of every launch
 import errno
 import gc
 import os
@@ -388,8 +388,8 @@ class LazyBroker:
                 from . import _broker  # noqa: F401
             except BaseException:  # noqa: BLE001 - _start imports it again and fails closed, saying why
                 pass
-        try:  # also in the background: socket directories of killed supervisors (a scan of
-            _socket_dir.remove_stale(os.path.dirname(self._args[1].path))  # $TMPDIR: ~0.1-1 ms)
+        try:  # also in the background: socket directories of killed supervisors (a scan of $TMPDIR)
+            _socket_dir.remove_stale(os.path.dirname(self._args[1].path))
         except OSError:
             pass
         p = select.poll()

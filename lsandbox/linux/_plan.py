@@ -162,8 +162,8 @@ def _filter_b(arch: str, network: bool, datagrams: bool, report: bool, paths: bo
 def build_plan(policy: Policy, socket_dir: str, feats: Features, *, filter_a: bool = True,
                report_refusals: bool = False) -> LinuxPlan:
     """``filter_a=False``: leave ``filter_a`` None; the launcher compiles it after the fork,
-    while the child sets up its namespaces and Landlock (a fresh ``lsandbox run`` spends
-    ~3 ms compiling it), and sends it to the child, which installs it last.
+    while the child sets up its namespaces and Landlock, and sends it to the child, which
+    installs it last.
     ``report_refusals``: the filter variants that report refused ``socket()`` calls
     through the broker (``_refusals``), when denials are asked for."""
     abi = feats.landlock_abi

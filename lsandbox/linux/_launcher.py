@@ -291,6 +291,7 @@ def _start(launch: Launch, spec: Callable[[LinuxPlan, _socket.socket, int], Chil
             msg, fds = recv_fds(parent_sock, 1)
     except TimeoutError:
         _abandon(launch)
+        _release(launch)
         raise SetupError("the sandboxed child did not hand over its seccomp listener within 60 s") from None
     except OSError:
         fds = []  # the child failed before the hand-over and closed its end (a reset when

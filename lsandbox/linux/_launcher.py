@@ -9,7 +9,10 @@ Process shape with namespaces (root, or unprivileged user namespaces allowed)::
                   `-- command (PID 2; sandboxed; foreground process group of the terminal)
 
 If the supervisor dies, the relay and then init get SIGKILL (PDEATHSIG) and the kernel kills
-every process of the namespace: the sandbox fails closed. Without namespaces (some containers) the command is
+every process of the namespace: the sandbox fails closed. From a process's third launch on,
+the relay is forked by a small pre-forked launcher process instead (``_prefork``: the
+caller's address space is not copied three times per launch), which kills its relays when
+the supervisor dies. Without namespaces (some containers) the command is
 the direct child: PDEATHSIG still kills it, but its descendants may outlive a killed
 supervisor (``doctor`` reports this).
 """
@@ -70,6 +73,7 @@ class Launch(Record, frozen=False):
     returncode: int | None = None  # like subprocess: -N for death by signal N
     error: str | None = None
     exit_status: int | None = None  # what `lsandbox run` exits with
+    prefork: object | None = None  # the _prefork.Prefork that forked the relay (None: this process)
 
 
 def make_socket_dir() -> SocketDir:
@@ -258,16 +262,19 @@ def _start(launch: Launch, spec: Callable[[LinuxPlan, _socket.socket, int], Chil
     ``SetupError`` (everything released) when it fails otherwise."""
     parent_sock, child_sock = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_SEQPACKET)
     report_r, report_w = os.pipe2(os.O_CLOEXEC)
-    # A plain glibc fork (never a raw clone: glibc must reset its locks, as other threads of
-    # this process may hold them); the child unshares the namespaces itself.
-    pid = os.fork()
+    child = spec(launch.plan, child_sock, report_w)
+    pid = _start_preforked(launch, child)
     if pid == 0:
-        # No garbage collection in the short-lived setup processes: a collection walks every
-        # object the caller owns and copies the pages it touches (copy-on-write).
-        gc.disable()
-        parent_sock.close()
-        os.close(report_r)
-        child_main(spec(launch.plan, child_sock, report_w))
+        # A plain glibc fork (never a raw clone: glibc must reset its locks, as other threads
+        # of this process may hold them); the child unshares the namespaces itself.
+        pid = os.fork()
+        if pid == 0:
+            # No garbage collection in the short-lived setup processes: a collection walks
+            # every object the caller owns and copies the pages it touches (copy-on-write).
+            gc.disable()
+            parent_sock.close()
+            os.close(report_r)
+            child_main(child)
     child_sock.close()
     os.close(report_w)
     launch.pid, launch.report_r = pid, report_r
@@ -275,7 +282,7 @@ def _start(launch: Launch, spec: Callable[[LinuxPlan, _socket.socket, int], Chil
         filter_a = b"A" + filter_a_bytes(launch.plan)
     except BaseException:
         os.kill(pid, signal.SIGKILL)
-        os.waitpid(pid, 0)
+        _reap(launch)
         parent_sock.close()
         _release(launch)
         raise
@@ -303,6 +310,42 @@ def _start(launch: Launch, spec: Callable[[LinuxPlan, _socket.socket, int], Chil
     return fds
 
 
+def _start_preforked(launch: Launch, child: ChildSpec) -> int:
+    """The relay forked by this process's pre-forked launcher (``_prefork``), or 0 (none ready,
+    or descriptors to pass: then the caller forks)."""
+    launch.prefork = None
+    if child.pass_fds:
+        return 0
+    from ._prefork import launcher
+
+    pre = launcher()
+    if pre is None:
+        return 0
+    try:
+        cwd_fd = os.open(".", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        return 0
+    try:
+        pid = pre.start(child, cwd_fd)
+    except OSError:
+        return 0
+    finally:
+        os.close(cwd_fd)
+    launch.prefork = pre
+    return pid
+
+
+def _reap(launch: Launch) -> int:
+    """The relay's wait status: from ``waitpid`` (our child) or from the pre-forked launcher."""
+    if launch.prefork is not None:
+        return launch.prefork.reap(launch.pid)  # type: ignore[attr-defined]
+    while True:
+        try:
+            return os.waitpid(launch.pid, 0)[1]
+        except ChildProcessError:
+            return 0
+
+
 def _abandon(launch: Launch) -> BaseException:
     """Kill and reap a child that failed before the hand-over and return what to raise:
     ``_Refused`` when its namespaces were refused (the socket directory and audit stay, for
@@ -311,7 +354,7 @@ def _abandon(launch: Launch) -> BaseException:
         os.kill(launch.pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
-    _, status = os.waitpid(launch.pid, 0)
+    status = _reap(launch)
     reports = read_all(launch.report_r)
     launch.report_r = -1
     if launch.proxy is not None:
@@ -439,13 +482,7 @@ class LazyBroker:
 
 def wait(launch: Launch) -> Launch:
     """Wait for the sandbox to end; fill in ``returncode``/``exit_status``/``error``."""
-    while True:
-        try:
-            _, status = os.waitpid(launch.pid, 0)
-            break
-        except ChildProcessError:
-            status = 0
-            break
+    status = _reap(launch)
     reports = read_all(launch.report_r)
     launch.report_r = -1
     if launch.broker is not None:

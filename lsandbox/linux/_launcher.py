@@ -310,11 +310,16 @@ def _start(launch: Launch, spec: Callable[[LinuxPlan, _socket.socket, int], Chil
     return fds
 
 
+_launches = 0  # in this process: the first never asks for the pre-forked launcher
+
+
 def _start_preforked(launch: Launch, child: ChildSpec) -> int:
     """The relay forked by this process's pre-forked launcher (``_prefork``), or 0 (none ready,
     or descriptors to pass: then the caller forks)."""
+    global _launches
     launch.prefork = None
-    if child.pass_fds:
+    _launches += 1
+    if child.pass_fds or _launches < 2:
         return 0
     from ._prefork import launcher
 

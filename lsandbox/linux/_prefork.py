@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import _socket
 import os
-import pickle
 import select
 import signal
 import struct
@@ -99,6 +98,8 @@ class Prefork:
 
     def start(self, spec: ChildSpec, cwd_fd: int) -> int:
         """Have the launcher fork the relay of ``spec``; its pid."""
+        import pickle
+
         fields = {"plan": spec.plan, "argv": spec.argv, "executable": spec.executable, "env": spec.env,
                   "cwd": spec.cwd, "ns_flags": spec.ns_flags, "userns": spec.userns, "uid": spec.uid,
                   "gid": spec.gid, "tty": spec.tty is not None, "landlock_log": spec.landlock_log,
@@ -140,30 +141,22 @@ def _paths() -> list[str]:
 
 
 _instance: Prefork | None = None
-_launches = 0
 _instance_lock = threading.Lock()
 
 
 def launcher() -> Prefork | None:
-    """The ready launcher of this process, if any. The first launch of a process never uses
-    one (``lsandbox run`` launches once); the second starts it in the background; launches
-    use it once it is ready."""
-    global _instance, _launches
+    """This process's launcher if it is ready; started (in the background) when missing.
+    ``_launcher`` asks from a process's second launch on (``lsandbox run`` launches once)."""
+    global _instance
     if os.environ.get("LSANDBOX_NO_PREFORK", "") in ("1", "true", "yes"):
         return None
     with _instance_lock:
-        _launches += 1
         inst = _instance
-        if inst is not None and inst.owner != os.getpid():  # a forked child of the caller
-            inst = _instance = None
-            _launches = 1
-        if inst is None:
-            if _launches < 2:
-                return None
+        if inst is None or inst.owner != os.getpid():  # none yet, or the caller's forked child
             try:
                 _instance = Prefork()
             except OSError:
-                return None
+                pass
             return None
     return inst if inst.usable() else None
 
@@ -171,6 +164,7 @@ def launcher() -> Prefork | None:
 def serve() -> None:
     """The launcher's loop (``python -c``; fd 3 is the caller's socket, argv[1] its pid)."""
     import gc
+    import pickle
 
     from ._child import child_main
     from ._launcher import filter_a_bytes  # noqa: F401 - the launch path, imported once

@@ -146,3 +146,19 @@ print("@@", r.returncode)
 """
     r = _run(code, nobody, tmp)
     assert [ln for ln in r.stdout.splitlines() if ln.startswith("@@")] == ["@@ -9", "@@ 5"], (r.stdout, r.stderr)
+
+
+def test_a_single_launch_imports_no_launcher(tmp):
+    """``lsandbox run`` launches once: it must not pay for the launcher's module (nor pickle),
+    nor for the broker when nothing is brokered. (What the CLI imports, without the API.)"""
+    script = os.path.join(tmp, "one.py")
+    with open(script, "w") as f:
+        f.write("import sys\n"
+                "import lsandbox._load\n"
+                "from lsandbox.linux import _launcher\n"
+                "_launcher.wait(_launcher.spawn(lsandbox._load.load_policy(search=False), ['true']))\n"
+                "print('@@', sorted(m for m in ('lsandbox.linux._prefork', 'pickle', 'lsandbox.linux._broker')\n"
+                "                   if m in sys.modules))\n")
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": tmp, "LSANDBOX_REQUIREMENTS": "", "TMPDIR": tmp}
+    r = subprocess.run([sys.executable, script], capture_output=True, text=True, cwd=tmp, env=env, timeout=120)
+    assert "@@ []" in r.stdout, (r.stdout, r.stderr)

@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup system-deps speedups demo test test-fast test-kernels lint bench clean
+.PHONY: setup system-deps speedups generate demo test test-fast test-kernels lint bench clean
 
 system-deps:
 	./scripts/install-system-deps.sh
@@ -15,18 +15,26 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[test]' --config-settings editable_mode=compat
 	touch $(STAMP)
 
-# Startup speed: pre-parsed cffi declarations and bytecode (PYTHONDONTWRITEBYTECODE may be set).
+# The FFI modules (cffi's pre-parsed declarations, committed, and the broker's C fast path,
+# built) and bytecode (PYTHONDONTWRITEBYTECODE may be set).
 speedups: $(STAMP)
-	$(BIN)/python scripts/gen_cffi.py >/dev/null
+	$(BIN)/python scripts/generate.py --ffi
 	$(BIN)/python -m compileall -q lsandbox lsandbox_records seccomp_bpf landlock macos
 
 setup: system-deps $(STAMP) speedups
 
+# Every committed generated module (syscall tables, precompiled filters, cffi declarations)
+# from its source, then the fast path; a unit test checks the committed ones are up to date.
+generate: $(STAMP)
+	$(BIN)/python scripts/generate.py
+
 demo: setup
 	./scripts/demo.sh
 
+# mypy with no arguments checks the packages listed in pyproject.toml's [tool.mypy].
 lint: setup
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 test: setup lint
 	LSANDBOX_EXPECT_FASTPATH=1 $(BIN)/python -m pytest

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 
-LATEST_ABI = 9
+LATEST_ABI = 10
 
 
 class AccessFs(enum.IntFlag):
@@ -58,10 +58,16 @@ _FS_SINCE.update({AccessFs.REFER: 2, AccessFs.TRUNCATE: 3, AccessFs.IOCTL_DEV: 5
 class AccessNet(enum.IntFlag):
     BIND_TCP = 1 << 0  # ABI 4
     CONNECT_TCP = 1 << 1  # ABI 4
+    BIND_UDP = 1 << 2  # ABI 10: the local port, explicit or by autobind (a first send, connect)
+    CONNECT_SEND_UDP = 1 << 3  # ABI 10: the remote port, by connect or an explicit destination
 
     @classmethod
     def from_all(cls, abi: int) -> AccessNet:
-        return cls.BIND_TCP | cls.CONNECT_TCP if abi >= 4 else cls(0)
+        return cls(sum(right.value for right, since in _NET_SINCE.items() if abi >= since))
+
+
+_NET_SINCE = {AccessNet.BIND_TCP: 4, AccessNet.CONNECT_TCP: 4,
+              AccessNet.BIND_UDP: 10, AccessNet.CONNECT_SEND_UDP: 10}
 
 
 class Scope(enum.IntFlag):
@@ -94,7 +100,7 @@ def since_abi(right: enum.IntFlag) -> int:
     if isinstance(right, AccessFs):
         return min(_FS_SINCE[r] for r in AccessFs if r & right)
     if isinstance(right, AccessNet):
-        return 4
+        return min(_NET_SINCE[r] for r in AccessNet if r & right)
     if isinstance(right, Scope):
         return 6
     if isinstance(right, RestrictFlags):

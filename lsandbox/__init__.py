@@ -8,12 +8,13 @@ would cost more than the sandbox itself. ``from lsandbox import run`` works as u
 
 from __future__ import annotations
 
-TYPE_CHECKING = False  # typing costs ~4 ms at every start; type checkers see True
+TYPE_CHECKING = False  # the launch path does not import typing; type checkers see True
 
 
 __version__ = "0.1.0"
 
 _EXPORTS = {
+    "Denial": "._backend",
     "CompletedSandbox": "._api", "Sandbox": "._api", "run": "._api",
     "PolicyError": "._errors", "SandboxError": "._errors", "SetupError": "._errors",
     "UnenforceableError": "._errors", "CommandNotFoundError": "._errors",
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
     from ._api import CompletedSandbox as CompletedSandbox
     from ._api import Sandbox as Sandbox
     from ._api import run as run
+    from ._backend import Denial as Denial
     from ._errors import CommandNotExecutableError as CommandNotExecutableError
     from ._errors import CommandNotFoundError as CommandNotFoundError
     from ._errors import PolicyError as PolicyError
@@ -51,11 +53,16 @@ def __getattr__(name: str) -> Any:
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'lsandbox' has no attribute {name!r}")
-    # __import__, not importlib.import_module: importing importlib costs ~1.5 ms per start
+    # __import__, not importlib.import_module: the launch path does not import importlib
     value = getattr(__import__(module.lstrip("."), globals(), None, [name], 1), name)
     globals()[name] = value
     return value
 
 
 def __dir__() -> list[str]:
-    return sorted([*globals(), *_EXPORTS])
+    """The public names and the module's dunders: what ``from lsandbox import *`` and a
+    reader's ``dir()`` should see, not the lazy-loading machinery."""
+    return sorted({*__all__, *(n for n in globals() if n.startswith("__") and n.endswith("__"))})
+
+
+del TYPE_CHECKING, annotations  # module globals that are not part of the API

@@ -8,13 +8,12 @@ sandboxes keep running), so it is safe to call from several threads.
 from __future__ import annotations
 
 import os
-import select
 import subprocess
-import sys
 import threading
 from collections.abc import Mapping, Sequence
 from typing import IO, Any
 
+from ._backend import Denial, Note, Outcome
 from ._errors import PolicyError, SandboxError, SetupError
 from ._fds import check_pass_fds
 from ._load import load_policy
@@ -27,13 +26,13 @@ _spawn_lock = threading.Lock()
 
 
 class CompletedSandbox(subprocess.CompletedProcess):
-    """``subprocess.CompletedProcess`` plus ``denials`` (event dicts) and ``error``; with
+    """``subprocess.CompletedProcess`` plus ``denials`` (:class:`~lsandbox.Denial` records) and ``error``; with
     ``log_denials=True`` also ``fs_denials_unobservable`` (why Landlock's denials could not be
     read here, else "") and ``denial_notes`` (what the denials may lack, e.g. rate-limited),
     and ``hints`` (one-line hints when the command failed and the sandbox may be why)."""
 
     def __init__(self, args: Any, returncode: int, stdout: Any = None, stderr: Any = None,
-                 denials: list[dict] | None = None, error: str | None = None,
+                 denials: list[Denial] | None = None, error: str | None = None,
                  fs_denials_unobservable: str = "", denial_notes: list[str] | None = None) -> None:
         super().__init__(args, returncode, stdout, stderr)
         self.denials = denials or []
@@ -68,7 +67,7 @@ def _check_env(env: Mapping[str, str]) -> None:
 
 
 class Sandbox:
-    """A sandboxed process (Linux). ``policy`` defaults to ``load_policy()``.
+    """A sandboxed process (this platform's backend). ``policy`` defaults to ``load_policy()``.
 
     ``denials`` lists the broker's AF_UNIX denials; with ``log_denials=True`` also Landlock's
     filesystem/network denials from the audit records, where they can be read
@@ -78,10 +77,9 @@ class Sandbox:
                  stdout: Any = None, stderr: Any = None, cwd: str | None = None,
                  env: Mapping[str, str] | None = None, text: bool = False,
                  log_denials: bool = False, pass_fds: Sequence[int] = ()) -> None:
-        if sys.platform != "linux":  # pragma: no cover
-            raise SandboxError("lsandbox.Sandbox runs on Linux; on macOS use `lsandbox run`")
-        from .linux._launcher import spawn
+        from ._backend import backend
 
+        self._backend = backend()
         self.args = [args] if isinstance(args, (str, bytes)) else list(args)  # as subprocess
         if not self.args or not all(isinstance(a, (str, bytes, os.PathLike)) for a in self.args):
             raise PolicyError(f"args: expected a non-empty sequence of strings, got {args!r}")
@@ -101,11 +99,15 @@ class Sandbox:
             env = self.policy.environment.apply(os.environ if env is None else env)
         fds = [_stdio(stdin, 0, False), _stdio(stdout, 1, True), _stdio(stderr, 2, True)]
         child_fds = tuple(f[0] for f in fds)
+        self._events: list[Denial | Note] = []
+        self._outcome: Outcome | None = None
         try:
             with _spawn_lock:
-                self._launch = spawn(self.policy, self.args, env=env, cwd=cwd,
-                                     stdio=child_fds, log_denials=log_denials,  # type: ignore[arg-type]
-                                     pass_fds=check_pass_fds(pass_fds))
+                self._process = self._backend.spawn(
+                    self.policy, [os.fsdecode(a) for a in self.args], env=env,
+                    cwd=None if cwd is None else os.fsdecode(cwd),
+                    stdio=(child_fds[0], child_fds[1], child_fds[2]), log_denials=log_denials,
+                    pass_fds=check_pass_fds(pass_fds), on_event=self._events.append)
         except SandboxError:
             raise
         except OSError as e:  # a resource limit, a plan the kernel refused...: typed, not bare
@@ -117,47 +119,47 @@ class Sandbox:
         self.stdin: IO[Any] | None = os.fdopen(fds[0][1], "w" if text else "wb") if fds[0][1] is not None else None
         self.stdout: IO[Any] | None = os.fdopen(fds[1][1], "r" if text else "rb") if fds[1][1] is not None else None
         self.stderr: IO[Any] | None = os.fdopen(fds[2][1], "r" if text else "rb") if fds[2][1] is not None else None
-        self.pid = self._launch.pid
+        self.pid: int = self._process.pid
         self.returncode: int | None = None
-        self._pidfd = os.pidfd_open(self.pid)
         self._wait_lock = threading.Lock()
 
     @property
-    def denials(self) -> list[dict]:
-        return [e for e in self._launch.events if e.get("verdict") == "deny"]
+    def denials(self) -> list[Denial]:
+        """What the sandbox refused: so far, and all of it after :meth:`wait`."""
+        if self._outcome is not None:
+            return list(self._outcome.denials)
+        return [e for e in list(self._events) if isinstance(e, Denial)]
 
     @property
     def fs_denials_unobservable(self) -> str:
         """Why Landlock denials are not in :attr:`denials` ("" when they are, or were not
         asked for)."""
-        return self._launch.fs_denials_unobservable
+        return self._outcome.fs_denials_unobservable if self._outcome is not None else ""
 
     @property
     def denial_notes(self) -> list[str]:
         """Plain statements of what :attr:`denials` may lack (after :meth:`wait`)."""
-        return [e["text"] for e in self._launch.events if e.get("kind") == "note"]
+        if self._outcome is not None:
+            return list(self._outcome.notes)
+        return [e.text for e in list(self._events) if isinstance(e, Note)]
 
     @property
     def socket_dir(self) -> str:
-        return self._launch.socket_dir
+        return str(self._process.socket_dir)
 
     def poll(self) -> int | None:
-        if self.returncode is None and select.select([self._pidfd], [], [], 0)[0]:
+        if self.returncode is None and self._backend.ended(self._process, 0):
             return self.wait()
         return self.returncode
 
     def wait(self, timeout: float | None = None) -> int:
-        from .linux._launcher import wait
-
         with self._wait_lock:
             if self.returncode is not None:
                 return self.returncode
-            if timeout is not None and not select.select([self._pidfd], [], [], timeout)[0]:
+            if timeout is not None and not self._backend.ended(self._process, timeout):
                 raise subprocess.TimeoutExpired(self.args, timeout)
-            wait(self._launch)
-            os.close(self._pidfd)
-            self.returncode = self._launch.returncode
-            assert self.returncode is not None
+            self._outcome = self._backend.wait(self._process)
+            self.returncode = self._outcome.returncode
             return self.returncode
 
     def send_signal(self, sig: int) -> None:
@@ -238,16 +240,18 @@ def run(args: Sequence[str], *, policy: Policy | None = None, capture_output: bo
             sbx.kill()
             sbx.wait()
             raise
-    if sbx._launch.error and sbx._launch.error.startswith("sandbox setup failed"):
-        raise SetupError(sbx._launch.error)  # after the hand-over: the command never ran
-    res = CompletedSandbox(sbx.args, sbx.returncode or 0, out, err, sbx.denials, sbx._launch.error,
-                           sbx.fs_denials_unobservable, sbx.denial_notes)
+    outcome = sbx._outcome
+    assert outcome is not None
+    if outcome.setup_failed:
+        raise SetupError(outcome.error)  # after the hand-over: the command never ran
+    res = CompletedSandbox(sbx.args, sbx.returncode or 0, out, err, outcome.denials, outcome.error,
+                           outcome.fs_denials_unobservable, outcome.notes)
     if log_denials:
         from ._hints import hints
 
-        res.hints = hints(sbx._launch.events, returncode=res.returncode,
-                          network=sbx.policy.network.enabled, read_only=sbx._launch.plan.ro_binds,
-                          fs_unobservable=bool(sbx.fs_denials_unobservable),
+        res.hints = hints([d.to_dict() for d in outcome.denials], returncode=res.returncode,
+                          network=sbx.policy.network.enabled, read_only=outcome.read_only,
+                          fs_unobservable=bool(outcome.fs_denials_unobservable),
                           command=str(sbx.args[0]),
                           writable=lambda p: sbx.policy.filesystem.access(p).value == "write")
     if check and res.returncode:

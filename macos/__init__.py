@@ -10,6 +10,7 @@ from ._evaluator import parse as parse
 from ._policy_to_sbpl import Context as Context
 from ._policy_to_sbpl import macos_path as macos_path
 from ._policy_to_sbpl import render_sbpl as render_sbpl
+from ._runner import MacBackend as MacBackend
 from ._runner import MacRun as MacRun
 from ._runner import parse_log_line as parse_log_line
 from ._runner import run as run

@@ -17,8 +17,9 @@ rename or remove the directory itself, and cleanup checks it is still the one ma
 ``pass_fds`` are inherited like the standard descriptors (Seatbelt still checks reads and
 writes on descriptors that name files).
 
-This cannot run on Linux; its parsing and planning are unit-tested, and the macOS workflow
-runs it for real.
+:class:`MacBackend` is this platform's backend (``lsandbox._backend``): it starts and waits,
+returning typed records; the CLI prints them. This cannot run on Linux; its parsing and
+planning are unit-tested, and the macOS workflow runs it for real.
 """
 
 from __future__ import annotations
@@ -32,10 +33,12 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
-from lsandbox._errors import SandboxError
+from lsandbox._backend import Denial, DoctorReport, Explanation, FieldState, Note, Outcome, event
+from lsandbox._errors import CommandNotFoundError, SandboxError
 from lsandbox.policy import Policy
 
 from ._policy_to_sbpl import Context, render_sbpl
@@ -52,10 +55,10 @@ GRACE = 0.1
 
 @dataclass
 class MacRun:
-    """What a run returns to the CLI, which presents it."""
+    """What :func:`run` returns: the exit status (128+N for signal N) and the report."""
 
     returncode: int
-    denials: list[dict] = field(default_factory=list)
+    denials: list[Denial] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     error: str | None = None
 
@@ -245,79 +248,190 @@ def sandbox_exec_argv(profile: str, cmd: Sequence[str]) -> list[str]:
     return [SANDBOX_EXEC, "-p", profile, "--", *cmd]
 
 
-def _resolve(cmd0: str, env: dict[str, str]) -> str | None:
+def _resolve(cmd0: str, env: Mapping[str, str], cwd: str | None = None) -> str | None:
     if "/" in cmd0:
-        return cmd0 if os.path.exists(cmd0) else None
+        return cmd0 if os.path.exists(os.path.join(cwd or "", cmd0)) else None
     return shutil.which(cmd0, path=env.get("PATH", os.defpath))
+
+
+FILESYSTEM = {"read": "SBPL (allow file-read*)", "write": "SBPL (allow file-read* file-write*)",
+              "deny": "SBPL (deny file-read* file-write*)"}
+UNIX_SOCKETS = "SBPL network-outbound (remote unix-socket) / network-bind (local unix-socket)"
+
+
+class MacProcess:
+    """A command running under ``sandbox-exec``, as :meth:`MacBackend.spawn` started it."""
+
+    def __init__(self, proc: subprocess.Popen[bytes], socket_dir: tuple[str, os.stat_result],
+                 stream: _LogStream | None, tag: str | None, notes: list[str], proxy: Any,
+                 proxy_denials: list[dict], on_event: Callable[[Denial | Note], None] | None) -> None:
+        self.proc = proc
+        self.pid = proc.pid
+        self.socket_dir = socket_dir[0]
+        self._made = socket_dir
+        self.stream = stream
+        self.tag = tag
+        self.notes = notes
+        self.proxy = proxy
+        self.proxy_denials = proxy_denials
+        self.on_event = on_event
+        self.forward_signals = False
+
+    def close(self) -> None:
+        """Stop the proxy and the log stream, remove the socket directory (idempotent)."""
+        if self.proxy is not None:
+            self.proxy.close()
+            self.proxy = None
+        if self.stream and self.stream.proc.poll() is None:  # an error before the stream was drained
+            self.stream.proc.kill()
+            self.stream.proc.wait()
+        _remove_socket_dir(*self._made)
+
+
+class MacBackend:
+    """Seatbelt through ``sandbox-exec`` (see :class:`lsandbox._backend.Backend`)."""
+
+    name = "macos"
+
+    def spawn(self, policy: Policy, args: Sequence[str], *, env: Mapping[str, str] | None = None,
+              cwd: str | None = None, stdio: tuple[int, int, int] = (0, 1, 2),
+              pass_fds: Sequence[int] = (), log_denials: bool = False,
+              on_event: Callable[[Denial | Note], None] | None = None,
+              forward_signals: bool = False) -> MacProcess:
+        if nested_sandbox():
+            raise SandboxError("already running inside a macOS sandbox: sandbox-exec cannot apply a "
+                               "second profile (sandbox_apply: Operation not permitted); run lsandbox "
+                               "outside the other sandbox")
+        cmd = list(args)
+        run_env = dict(os.environ if env is None else env)
+        if _resolve(cmd[0], run_env, cwd) is None:
+            raise CommandNotFoundError(2, f"{cmd[0]}: command not found")
+        tag = f"lsandbox-{os.urandom(8).hex()}" if log_denials else None
+        made = _make_socket_dir()
+        notes: list[str] = []
+        stream: _LogStream | None = None
+        proxy: Any = None  # network.domains: the SBPL allows only the proxy's port
+        proxy_denials: list[dict] = []
+        try:
+            profile = render_sbpl(policy, socket_dir=made[0], context=context(run_env, tag, pass_fds))
+            run_env["LSANDBOX_SOCKET_DIR"] = made[0]
+            if policy.network.proxied:
+                from lsandbox.proxy import proxy_env, serve_on_loopback
+
+                proxy = serve_on_loopback(policy.network, proxy_denials.append)
+                run_env.update(proxy_env(policy.network.proxy_port))
+            if tag:
+                try:
+                    stream = _LogStream(tag)
+                except OSError as e:
+                    notes.append(f"denials cannot be read: {LOG}: {e.strerror}")
+            if stream and not stream.ready.wait(READY_TIMEOUT):
+                notes.append("the unified log stream did not start in time: denials may be missing")
+            std = [None if fd == i else fd for i, fd in enumerate(stdio)]
+            proc = subprocess.Popen(sandbox_exec_argv(profile, cmd), env=run_env, cwd=cwd,
+                                    stdin=std[0], stdout=std[1], stderr=std[2], pass_fds=tuple(pass_fds))
+        except BaseException:
+            if proxy is not None:
+                proxy.close()
+            if stream and stream.proc.poll() is None:
+                stream.proc.kill()
+                stream.proc.wait()
+            _remove_socket_dir(*made)
+            raise
+        process = MacProcess(proc, made, stream, tag, notes, proxy, proxy_denials, on_event)
+        process.forward_signals = forward_signals
+        return process
+
+    def ended(self, process: MacProcess, timeout: float | None) -> bool:
+        try:
+            process.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return False
+        return True
+
+    def wait(self, process: MacProcess) -> Outcome:
+        proc = process.proc
+        forwarded = (signal.SIGTERM, signal.SIGHUP) if process.forward_signals else ()
+        old = {s: signal.signal(s, lambda n, _f: proc.send_signal(n)) for s in forwarded}
+        try:
+            try:
+                while True:
+                    try:
+                        rc = proc.wait()
+                        break
+                    except KeyboardInterrupt:
+                        proc.send_signal(signal.SIGINT)
+            finally:
+                for s, h in old.items():
+                    signal.signal(s, h)
+            if process.proxy is not None:
+                process.proxy.close()
+                process.proxy = None
+            raw: list[dict] = list(process.proxy_denials)
+            stream = process.stream
+            if stream:
+                if not stream.finish():
+                    process.notes.append("the end marker did not come back from the unified log: "
+                                         "the last denials may be missing")
+                seen = set()
+                root = frozenset({proc.pid})  # sandbox-exec execs the command: same pid
+                for e in (parse_log_line(ln, process.tag, root) for ln in stream.lines):
+                    if e and (key := (e["process"], e["op"], e["path"])) not in seen:
+                        seen.add(key)
+                        raw.append(e)
+        finally:
+            process.close()
+        denials = [d for d in map(event, raw) if isinstance(d, Denial)]
+        if process.on_event is not None:
+            for d in denials:
+                process.on_event(d)
+        return Outcome(rc, 128 - rc if rc < 0 else rc, denials, process.notes)
+
+    def explain(self, policy: Policy) -> Explanation:
+        from ._baseline import explain_lines
+
+        net = policy.network
+        if net.proxied:
+            network = f"SBPL network-outbound to localhost:{net.proxy_port} only (the proxy runs outside)"
+        elif net.enabled:
+            network = ("allowed (IP sockets; name resolution through mDNSResponder and configd; TLS "
+                       "trust through trustd)")
+        else:
+            network = "denied (no IP rules; no name resolution)"
+        return Explanation("macos", FILESYSTEM, None, list(explain_lines(policy)), network,
+                           UNIX_SOCKETS, (), [])
+
+    def compiled(self, policy: Policy) -> str:
+        return render_sbpl(policy)
+
+    def doctor(self, policy: Policy) -> DoctorReport:
+        import platform
+
+        machine = {"system": f"macOS {platform.mac_ver()[0] or '?'}", "arch": platform.machine(),
+                   "sandbox_exec": os.access(SANDBOX_EXEC, os.X_OK), "log": os.access(LOG, os.X_OK),
+                   "run_refused": "" if os.access(SANDBOX_EXEC, os.X_OK) else f"{SANDBOX_EXEC} is missing"}
+        state = "enforced" if machine["sandbox_exec"] else "not enforced"
+        fields = [FieldState("filesystem read/write roots", state, "Seatbelt (SBPL file-read*/file-write*)"),
+                  FieldState("network", state, "Seatbelt (SBPL network-outbound/network-bind)"),
+                  FieldState("unix_sockets allowlist", state, "Seatbelt (SBPL unix-socket filters)")]
+        if policy.filesystem.read_only:
+            fields.insert(1, FieldState("read-only carve-outs", state, "Seatbelt (SBPL deny file-write*)"))
+        return DoctorReport("macos", machine, fields)
 
 
 def run(cmd: list[str], policy: Policy, *, log_denials: bool = False, events: str | None = None,
         pass_fds: Sequence[int] = ()) -> MacRun:
-    if nested_sandbox():
-        raise SandboxError("already running inside a macOS sandbox: sandbox-exec cannot apply a "
-                           "second profile (sandbox_apply: Operation not permitted); run lsandbox "
-                           "outside the other sandbox")
-    env = dict(os.environ)
-    if _resolve(cmd[0], env) is None:
-        return MacRun(127, error=f"{cmd[0]}: command not found")
-    want_log = log_denials or bool(events)
-    tag = f"lsandbox-{os.urandom(8).hex()}" if want_log else None
-    socket_dir, made = _make_socket_dir()
-    notes: list[str] = []
-    stream: _LogStream | None = None
-    proxy, proxy_denials = None, []  # network.domains: the SBPL allows only the proxy's port
+    """Run ``cmd`` and wait (:class:`MacBackend`), writing the denials to ``events`` as JSON
+    lines when given."""
+    backend = MacBackend()
     try:
-        profile = render_sbpl(policy, socket_dir=socket_dir, context=context(env, tag, pass_fds))
-        env["LSANDBOX_SOCKET_DIR"] = socket_dir
-        if policy.network.proxied:
-            from lsandbox.proxy import proxy_env, serve_on_loopback
-
-            proxy = serve_on_loopback(policy.network, proxy_denials.append)
-            env.update(proxy_env(policy.network.proxy_port))
-        if tag:
-            try:
-                stream = _LogStream(tag)
-            except OSError as e:
-                notes.append(f"denials cannot be read: {LOG}: {e.strerror}")
-        if stream and not stream.ready.wait(READY_TIMEOUT):
-            notes.append("the unified log stream did not start in time: denials may be missing")
-        proc = subprocess.Popen(sandbox_exec_argv(profile, cmd), env=env, pass_fds=tuple(pass_fds))
-        forwarded = (signal.SIGTERM, signal.SIGHUP) if threading.current_thread() is threading.main_thread() else ()
-        old = {s: signal.signal(s, lambda n, _f: proc.send_signal(n)) for s in forwarded}
-        try:
-            while True:
-                try:
-                    rc = proc.wait()
-                    break
-                except KeyboardInterrupt:
-                    proc.send_signal(signal.SIGINT)
-        finally:
-            for s, h in old.items():
-                signal.signal(s, h)
-        if proxy is not None:
-            proxy.close()
-            proxy = None
-        denials: list[dict] = list(proxy_denials)
-        if stream:
-            if not stream.finish():
-                notes.append("the end marker did not come back from the unified log: the last "
-                             "denials may be missing")
-            seen = set()
-            root = frozenset({proc.pid})  # sandbox-exec execs the command: same pid
-            for e in (parse_log_line(ln, tag, root) for ln in stream.lines):
-                if e and (key := (e["process"], e["op"], e["path"])) not in seen:
-                    seen.add(key)
-                    denials.append(e)
-    finally:
-        if proxy is not None:
-            proxy.close()
-        if stream and stream.proc.poll() is None:  # an error before the stream was drained
-            stream.proc.kill()
-            stream.proc.wait()
-        _remove_socket_dir(socket_dir, made)
+        process = backend.spawn(policy, cmd, pass_fds=pass_fds, log_denials=log_denials or bool(events),
+                                forward_signals=threading.current_thread() is threading.main_thread())
+    except CommandNotFoundError as e:
+        return MacRun(127, error=e.strerror)
+    outcome = backend.wait(process)
     if events:
         with open(events, "w") as f:
-            for e in denials:
-                f.write(json.dumps(e) + "\n")
-    return MacRun(128 - rc if rc < 0 else rc, denials, notes)
-
+            for d in outcome.denials:
+                f.write(json.dumps(d.to_dict()) + "\n")
+    return MacRun(outcome.exit_status, outcome.denials, outcome.notes)

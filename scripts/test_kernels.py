@@ -156,6 +156,13 @@ class Apt:
                         for dep in line[8:].split(",") for alt in dep.split("|")]
         return []
 
+    def available(self, pkg: str) -> bool:
+        """Whether ``pkg`` is a real package with a version to download (not a purely virtual
+        name such as a ``linux-base-<release>`` that a backports image names but nothing ships)."""
+        r = subprocess.run(["apt-cache", *self.opts, "show", "--no-all-versions", pkg],
+                           capture_output=True, text=True)
+        return r.returncode == 0 and "Version:" in r.stdout
+
     def download(self, pkgs: list[str], dest: str) -> list[str]:
         os.makedirs(dest, exist_ok=True)
         have = {os.path.basename(p).split("_")[0]: p for p in glob.glob(os.path.join(dest, "*.deb"))}
@@ -196,7 +203,7 @@ def fetch_kernel(apt: Apt, cache: str, series: str) -> Kernel:
     pkg = kernel_package(apt, series)
     release = pkg[len("linux-image-"):]
     # Newer packaging splits the image into linux-binary-*/linux-modules-* of the same release.
-    deps = [d for d in apt.depends(pkg) if d.endswith(release) and d != pkg]
+    deps = [d for d in apt.depends(pkg) if d.endswith(release) and d != pkg and apt.available(d)]
     tree = os.path.join(cache, "kernels", release)
     stamp = os.path.join(tree, ".extracted")
     if not os.path.exists(stamp):

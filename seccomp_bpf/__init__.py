@@ -1,25 +1,19 @@
 """seccomp_bpf: a standalone classic-BPF toolkit for seccomp.
 
-Rules -> :func:`compile_filter` -> :class:`Program` -> :func:`install_filter`; plus an
-assembler with labels, a disassembler, an interpreter (:func:`simulate`) used as the test
-oracle, syscall tables for x86_64 and aarch64, and the user-notification ioctls.
+Rules -> :func:`compile_filter` -> :class:`Program` -> :func:`install_filter` (which also takes
+a program encoded ahead of time as bytes); plus an assembler with labels, a disassembler, an
+interpreter (:func:`simulate`) used as the test oracle, syscall tables for x86_64 and
+aarch64, and the user-notification ioctls.
 Imports nothing from lsandbox.
 """
 
 
-from ._asm import Assembler as Assembler
-from ._asm import AssemblyError as AssemblyError
-from ._asm import Label as Label
-from ._asm import assemble as assemble
-from ._compiler import Program as Program
-from ._compiler import compile_filter as compile_filter
 from ._consts import ARCHES as ARCHES
 from ._consts import AUDIT_ARCH_AARCH64 as AUDIT_ARCH_AARCH64
 from ._consts import AUDIT_ARCH_ARM as AUDIT_ARCH_ARM
 from ._consts import AUDIT_ARCH_I386 as AUDIT_ARCH_I386
 from ._consts import AUDIT_ARCH_X86_64 as AUDIT_ARCH_X86_64
 from ._consts import BPF_MAXINSNS as BPF_MAXINSNS
-from ._disasm import disassemble as disassemble
 from ._insn import SockFilter as SockFilter
 from ._insn import decode_program as decode_program
 from ._insn import encode_program as encode_program
@@ -61,17 +55,33 @@ from ._tables import syscall_name as syscall_name
 from ._tables import syscall_names as syscall_names
 from ._tables import syscall_number as syscall_number
 
-TYPE_CHECKING = False  # typing costs ~4 ms at every start; type checkers see True
+TYPE_CHECKING = False  # the typing module is not imported at run time; type checkers see True
 if TYPE_CHECKING:
+    from ._asm import Assembler as Assembler
+    from ._asm import AssemblyError as AssemblyError
+    from ._asm import Label as Label
+    from ._asm import assemble as assemble
+    from ._compiler import Program as Program
+    from ._compiler import compile_filter as compile_filter
+    from ._disasm import disassemble as disassemble
     from ._simulate import SeccompData as SeccompData
     from ._simulate import simulate as simulate
 
+#: Loaded on first use: a process that installs filters encoded ahead of time (bytes) never
+#: needs the assembler, compiler, disassembler or interpreter.
+_LAZY = {"Assembler": "_asm", "AssemblyError": "_asm", "Label": "_asm", "assemble": "_asm",
+         "Program": "_compiler", "compile_filter": "_compiler", "disassemble": "_disasm",
+         "simulate": "_simulate", "SeccompData": "_simulate"}
+
 
 def __getattr__(name: str) -> object:
-    """The interpreter (``simulate``, ``SeccompData``) loads on first use: a launcher that
-    only compiles and installs filters does not pay for it."""
-    if name in ("simulate", "SeccompData"):
-        from . import _simulate
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'seccomp_bpf' has no attribute {name!r}")
+    value = getattr(__import__(f"{__name__}.{module}", fromlist=[name]), name)
+    globals()[name] = value
+    return value
 
-        return getattr(_simulate, name)
-    raise AttributeError(f"module 'seccomp_bpf' has no attribute {name!r}")
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY} - {"TYPE_CHECKING"})

@@ -48,7 +48,7 @@ class Op:
 
 class Assembler(Record, frozen=False):
     items: list[Op | Label] = field(default_factory=list)
-    _counter: int = 0
+    _counter: int = field(default=0, init=False, repr=False, compare=False)
 
     def label(self, prefix: str = "L") -> str:
         self._counter += 1
@@ -132,7 +132,7 @@ def assemble(items: list[Op | Label], *, max_len: int = BPF_MAXINSNS) -> tuple[S
             continue
         idx = len(out)
 
-        def off(name: str | None, _idx: int = idx) -> int:
+        def offset(name: str | None, _idx: int = idx) -> int:
             if name is None:
                 return 0
             if name not in pos:
@@ -143,9 +143,9 @@ def assemble(items: list[Op | Label], *, max_len: int = BPF_MAXINSNS) -> tuple[S
             return o
 
         if (it.code & 0x07) == BPF_JMP and (it.code & 0xF0) == BPF_JA:
-            out.append(SockFilter(it.code, 0, 0, off(it.target) if it.target else it.k))
+            out.append(SockFilter(it.code, 0, 0, offset(it.target) if it.target else it.k))
         elif (it.code & 0x07) == BPF_JMP:
-            out.append(SockFilter(it.code, off(it.jt), off(it.jf), it.k))
+            out.append(SockFilter(it.code, offset(it.jt), offset(it.jf), it.k))
         else:
             out.append(SockFilter(it.code, 0, 0, it.k))
     if len(out) > max_len:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import time
 
-from lsandbox_records import Record
+from lsandbox_records import Record, field
 
 from . import _consts as C
 from ._asm import Assembler
@@ -43,7 +43,7 @@ class Program(Record):
 
     instructions: tuple[SockFilter, ...]
     arch: str = ""
-    compile_seconds: float = 0.0
+    compile_seconds: float = field(default=0.0, compare=False)  # a measurement, not content
 
     def to_bytes(self) -> bytes:
         return encode_program(self.instructions)

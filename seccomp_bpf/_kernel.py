@@ -3,8 +3,8 @@
 ``seccomp(2)`` goes through cffi (it takes a pointer to a ``sock_fprog``). The notification
 ioctls are on the broker's hot path (one RECV, one or more ID_VALID and one SEND per
 brokered syscall), so they use ``fcntl.ioctl`` on buffers preallocated per thread and
-``struct`` (measured cheaper than a cffi call plus ffi buffer handling; see the tests'
-timing note). Errors are ``OSError`` with the errno the kernel returned.
+``struct``, which costs less than a cffi call with its buffer handling. Errors are
+``OSError`` with the errno the kernel returned.
 
 Why there is no CONTINUE helper in the broker: ``SECCOMP_USER_NOTIF_FLAG_CONTINUE`` lets
 the kernel run the syscall with the target's *current* memory and fds after the supervisor
@@ -22,10 +22,13 @@ import threading
 
 from lsandbox_records import Record
 
-from ._compiler import Program
-from ._ffi import SYS_SECCOMP, ffi, lib
+from ._ffi import ffi, lib
 from ._rules import Action
-from ._tables import native_arch
+from ._tables import native_arch, syscall_number
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ._compiler import Program
 
 SECCOMP_SET_MODE_FILTER = 1
 SECCOMP_GET_ACTION_AVAIL = 2
@@ -67,9 +70,12 @@ IOCTL_NOTIF_ADDFD = _iow(3, _ADDFD.size)
 IOCTL_NOTIF_SET_FLAGS = _iow(4, 8)
 
 
+_NR_SECCOMP = ffi.cast("long", syscall_number("seccomp", native_arch()))
+
+
 def _syscall_seccomp(op: int, flags: int, arg: object) -> int:
     ffi.errno = 0
-    ret = lib.syscall(ffi.cast("long", SYS_SECCOMP[native_arch()]), ffi.cast("unsigned int", op),
+    ret = lib.syscall(_NR_SECCOMP, ffi.cast("unsigned int", op),
                       ffi.cast("unsigned int", flags), arg)
     if ret < 0:
         err = ffi.errno
@@ -168,7 +174,7 @@ def notif_recv(fd: int) -> Notification:
     buf[:] = _ZERO_NOTIF
     fcntl.ioctl(fd, IOCTL_NOTIF_RECV, buf, True)
     nid, pid, flags, nr, arch, ip, *args = _NOTIF.unpack(buf)
-    return Notification(nid, pid, flags, nr, arch, ip, tuple(args))  # type: ignore[arg-type]
+    return Notification(nid, pid, flags, nr, arch, ip, tuple(args))
 
 
 def notif_send(fd: int, id: int, *, val: int = 0, error: int = 0, flags: int = 0) -> None:

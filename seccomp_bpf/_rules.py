@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import enum
 
-from lsandbox_records import Record
+from lsandbox_records import Record, field
 
 from . import _consts as C
 from ._tables import has_syscall
@@ -144,7 +144,8 @@ class Filter(Record):
     # drop rules for syscalls this arch lacks but another has, instead of raising; a name no
     # architecture has (a misspelling) is an error either way
     skip_unknown: bool = False
-    _by_nr: dict[int, list[Rule]]  # derived in __post_init__: not a field (not compared, not shown)
+    # derived from rules in __post_init__: not an argument, not compared, not shown
+    _by_nr: dict[int, list[Rule]] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         from ._tables import syscall_number

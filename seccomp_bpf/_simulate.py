@@ -12,7 +12,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from . import _consts as C
-from ._insn import SockFilter
+from ._insn import SockFilter, decode_program
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ._compiler import Program
 
 
 @dataclass(frozen=True)
@@ -31,9 +35,18 @@ class SimulationError(ValueError):
     pass
 
 
-def simulate(program: object, data: SeccompData) -> int:
-    """Run ``program`` (a Program or a sequence of SockFilter) on ``data``; return the verdict."""
-    insns: Sequence[SockFilter] = getattr(program, "instructions", program)  # type: ignore[assignment]
+def simulate(program: Program | bytes | Sequence[SockFilter], data: SeccompData) -> int:
+    """Run ``program`` (a Program, its encoded bytes or a sequence of SockFilter) on ``data``;
+    return the verdict."""
+    insns: Sequence[SockFilter]
+    from . import _compiler  # the tests' oracle: not on a launch path
+
+    if isinstance(program, bytes):
+        insns = decode_program(program)
+    elif isinstance(program, _compiler.Program):
+        insns = program.instructions
+    else:
+        insns = program
     raw = data.pack()
     A = X = 0
     mem = [0] * C.BPF_MEMWORDS

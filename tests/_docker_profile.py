@@ -1,4 +1,4 @@
-"""Docker's default seccomp profile (../shared/data, moby/profiles) compiled with our own
+"""Docker's default seccomp profile (tests/data, from moby/profiles) compiled with our own
 seccomp_bpf, for a process with a given capability set, as a container runtime would.
 
 libseccomp semantics: entries for one syscall are alternatives (OR), the ``args`` of one entry
@@ -12,12 +12,9 @@ import json
 import os
 import platform
 
-import pytest
-
 import seccomp_bpf as sb
 
-PROFILE = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
-                       "shared", "data", "docker-default-seccomp.json")
+PROFILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "docker-default-seccomp.json")
 #: Docker's default capability set for a non-privileged container
 DOCKER_DEFAULT_CAPS = frozenset({
     "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL", "CAP_SETGID", "CAP_SETUID",
@@ -106,7 +103,3 @@ def run_under_docker_profile(argv: list[str], *, cwd: str | None = None,
     os.close(r)
     return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]), data.decode()
 
-
-#: for tests that apply the profile: it is test data beside the repository (../shared/data),
-#: absent from a lone clone
-needs_profile = pytest.mark.skipif(not os.path.exists(PROFILE), reason="../shared/data missing (Docker's profile)")

@@ -12,7 +12,6 @@ import sys
 import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SHARED = os.path.join(os.path.dirname(REPO), "shared")
 
 
 # Modules that run their own unprivileged variants from root (setpriv, unshare, chown of

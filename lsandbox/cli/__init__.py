@@ -19,7 +19,7 @@ import sys
 
 from .._errors import SandboxError, one_line
 
-TYPE_CHECKING = False  # typing costs ~4 ms at every start; type checkers see True
+TYPE_CHECKING = False  # the launch path does not import typing; type checkers see True
 if TYPE_CHECKING:
     import argparse
     from collections.abc import Sequence
@@ -88,7 +88,7 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     first = argv[0] if argv else None
     for name in SUBCOMMANDS:
         if first not in SUBCOMMANDS or name == first:
-            # __import__, not importlib.import_module: importlib costs ~0.4 ms to import
+            # __import__, not importlib.import_module: the launch path does not import importlib
             __import__(f"{__name__}._{name}", fromlist=["register"]).register(sub)
     return parser
 
@@ -140,12 +140,12 @@ def _untranslated(msg: str, plural: str | None = None, n: int = 1) -> str:
 
 def console() -> None:
     """The ``lsandbox`` command: :func:`main`, then exit without the interpreter's teardown
-    (module cleanup and thread bookkeeping cost ~10 ms, a sixth of a sandboxed ``true``).
+    (module cleanup and thread bookkeeping are a noticeable part of a sandboxed ``true``).
     Everything the command owns is closed by then; the standard streams are flushed here.
 
     Also only here (our own process): argparse, when the arguments need it, asks gettext for
     a translation of each of its messages, and gettext, finding none, searches the locale
-    directories again every time (~3 ms); lsandbox's messages are English only."""
+    directories again every time; lsandbox's messages are English only."""
     global _OWN_PROCESS
     _OWN_PROCESS = True
     code = main()

@@ -18,7 +18,7 @@ def run(args: argparse.Namespace) -> int:
     from . import build_parser
 
     try:
-        from argparse_manpage.manpage import Manpage
+        from argparse_manpage.manpage import Manpage  # type: ignore[import-untyped,unused-ignore]
     except ImportError:
         raise SandboxError("manpage needs the argparse-manpage package: "
                            "pip install 'lsandbox[shell]'") from None

@@ -13,11 +13,14 @@ from .._errors import CommandNotExecutableError, CommandNotFoundError, SandboxEr
 from .._fds import check_pass_fds
 from ._common import policy_from_args
 
-TYPE_CHECKING = False  # typing costs ~4 ms at every start; type checkers see True
+TYPE_CHECKING = False  # the launch path does not import typing; type checkers see True
 if TYPE_CHECKING:
     import argparse
     from collections.abc import Sequence
     from typing import IO
+
+    from .._backend import Denial, Note, Outcome
+    from ..policy import Policy
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -78,8 +81,8 @@ def parse_fast(argv: Sequence[str]) -> FastArgs | None:
     and the command. Anything else (``-h``, abbreviations, ``-cX``, a value starting with
     ``-``, a command without ``--``, both ``--network`` and ``--no-network``) returns None
     and argparse parses it, errors included. Why: argparse imports ``re``, ``gettext`` and
-    ``locale`` and builds every action, ~5 ms of the ~50 ms that ``lsandbox run -- true``
-    costs; tests check both parsers agree (tests/unit/test_cli_fastparse.py)."""
+    ``locale`` and builds every action, a noticeable part of a sandboxed ``true``; tests
+    check both parsers agree (tests/unit/test_cli_fastparse.py)."""
     args = FastArgs()
     i, n = 0, len(argv)
     while i < n:
@@ -119,9 +122,8 @@ def parse_fast(argv: Sequence[str]) -> FastArgs | None:
     return None
 
 
-def format_denial(e: dict) -> str:
-    what = e.get("path") or e.get("address") or ""
-    return f"({e.get('process', '?')}) {e.get('op', e.get('kind'))} {what}  [{e.get('rule', '')}]"
+def format_denial(d: Denial) -> str:
+    return f"({d.process or '?'}) {d.op or d.kind} {d.path or d.address or ''}  [{d.rule}]"
 
 
 def _open_events(name: str | None) -> IO[str] | None:
@@ -138,85 +140,64 @@ def _open_events(name: str | None) -> IO[str] | None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from .._backend import backend
+
     cmd = list(args.cmd)
     if cmd and cmd[0] == "--":
         cmd = cmd[1:]
     if not cmd:
         raise SandboxError("run: no command given (usage: lsandbox run [options] -- CMD [ARG]...)")
     policy = policy_from_args(args)
-    if sys.platform == "darwin":  # pragma: no cover - macOS backend
-        from macos import run as macos_run
-
-        if not policy.environment.is_default:  # the runner passes this process's environment
-            new_env = policy.environment.apply(os.environ)
-            os.environ.clear()
-            os.environ.update(new_env)
-        if args.chdir:
-            os.chdir(args.chdir)
-
-        events = "/dev/stderr" if args.events == "-" else args.events  # "-": stderr, as on Linux
-        mac = macos_run(cmd, policy, log_denials=args.log_denials, events=events,
-                        pass_fds=check_pass_fds(args.pass_fd))
-        if mac.error:
-            print(f"lsandbox: error: {mac.error}", file=sys.stderr)
-        if args.log_denials:
-            print("\n=== Sandbox denials ===", file=sys.stderr)
-            for e in mac.denials:
-                print(format_denial(e), file=sys.stderr)
-            for text in mac.notes if mac.denials else ["none observed", *mac.notes]:
-                print(f"({text})", file=sys.stderr)
-        return mac.returncode
-    from ..linux._launcher import SignalForwarder, spawn, wait
-
     events_file = _open_events(args.events)
 
-    def on_event(e: dict) -> None:
+    def on_event(e: Denial | Note) -> None:
         if events_file:
             import json
 
-            events_file.write(json.dumps(e) + "\n")
+            events_file.write(json.dumps(e.to_dict()) + "\n")
             events_file.flush()
 
-    fwd = SignalForwarder()  # before the fork: a signal during the launch reaches the sandbox
+    sandbox = backend()
     try:
         try:
             env = None if policy.environment.is_default else policy.environment.apply(os.environ)
-            launch = spawn(policy, cmd, on_event=on_event, env=env, cwd=args.chdir,
-                           log_denials=bool(args.log_denials or args.events),
-                           pass_fds=check_pass_fds(args.pass_fd))
+            process = sandbox.spawn(policy, cmd, env=env, cwd=args.chdir,
+                                    log_denials=bool(args.log_denials or args.events),
+                                    pass_fds=check_pass_fds(args.pass_fd), on_event=on_event,
+                                    forward_signals=True)
         except CommandNotFoundError as e:
-            print(f"lsandbox: error: {one_line(e.strerror)}", file=sys.stderr)
+            print(f"lsandbox: error: {one_line(e.strerror or str(e))}", file=sys.stderr)
             return 127
         except CommandNotExecutableError as e:
-            print(f"lsandbox: error: {one_line(e.strerror)}", file=sys.stderr)
+            print(f"lsandbox: error: {one_line(e.strerror or str(e))}", file=sys.stderr)
             return 126
-        fwd.attach(launch)
-        wait(launch)
+        outcome = sandbox.wait(process)
     finally:
-        fwd.restore()
         if events_file and events_file is not sys.stderr:
             events_file.close()
-    if launch.error:
-        print(f"lsandbox: error: {one_line(launch.error)}", file=sys.stderr)
+    if outcome.error:
+        print(f"lsandbox: error: {one_line(outcome.error)}", file=sys.stderr)
     if args.log_denials:
-        denials = [e for e in launch.events if e.get("verdict") == "deny"]
-        print("\n=== Sandbox denials ===", file=sys.stderr)
-        for e in denials:
-            print(format_denial(e), file=sys.stderr)
-        if not denials:
-            print("(none observed)", file=sys.stderr)
-        for e in launch.events:
-            if e.get("kind") == "note":
-                print(f"({e.get('text')})", file=sys.stderr)
-        if launch.fs_denials_unobservable:
-            print("(filesystem denials are enforced by Landlock but not reported here: "
-                  f"{launch.fs_denials_unobservable})", file=sys.stderr)
-        from .._hints import hints
+        _print_summary(outcome, policy, cmd[0])
+    return outcome.exit_status
 
-        for h in hints(launch.events, returncode=launch.exit_status or 0,
-                       network=policy.network.enabled, read_only=launch.plan.ro_binds,
-                       fs_unobservable=bool(launch.fs_denials_unobservable), command=cmd[0],
-                       writable=lambda path: policy.filesystem.access(path).value == "write"):
-            print(f"lsandbox: hint: {h}", file=sys.stderr)
-    assert launch.exit_status is not None
-    return launch.exit_status
+
+def _print_summary(outcome: Outcome, policy: Policy, command: str) -> None:
+    """The ``=== Sandbox denials ===`` block on stderr, after the command ended."""
+    print("\n=== Sandbox denials ===", file=sys.stderr)
+    for d in outcome.denials:
+        print(format_denial(d), file=sys.stderr)
+    if not outcome.denials:
+        print("(none observed)", file=sys.stderr)
+    for text in outcome.notes:
+        print(f"({text})", file=sys.stderr)
+    if outcome.fs_denials_unobservable:
+        print("(filesystem denials are enforced by Landlock but not reported here: "
+              f"{outcome.fs_denials_unobservable})", file=sys.stderr)
+    from .._hints import hints
+
+    for h in hints([d.to_dict() for d in outcome.denials], returncode=outcome.exit_status,
+                   network=policy.network.enabled, read_only=outcome.read_only,
+                   fs_unobservable=bool(outcome.fs_denials_unobservable), command=command,
+                   writable=lambda path: policy.filesystem.access(path).value == "write"):
+        print(f"lsandbox: hint: {h}", file=sys.stderr)

@@ -32,7 +32,7 @@ that does not:
    (type 1335), so lsandbox joins once per run and decides by its capability set, never by a
    trial join. Otherwise, without an audit daemon the kernel prints the records to the kernel
    log, read from ``/dev/kmsg`` (CAP_SYSLOG, or ``kernel.dmesg_restrict = 0``), but that
-   printing is rate-limited (``kernel.printk_ratelimit``/``_burst``: 10 lines per 5 s here,
+   printing is rate-limited (``kernel.printk_ratelimit``/``_burst``, by default 10 lines per 5 s,
    some four lines per denial, shared with every other kernel message), so the summary says
    denials may be missing unless the domain's ``deallocated`` count proves none were. With
    auditd the records go to auditd, whose log (``/var/log/audit/audit.log``) must be readable.
@@ -44,9 +44,9 @@ sandbox's domain, and only ``LANDLOCK_ACCESS`` records of that domain are report
 sandboxes on the machine, and domains the workload nests inside ours, are not ours). The
 kernel queues the records inside the denied syscall and a kernel thread (kauditd) hands them
 out, so after the sandbox ended collection watches audit's queue (AUDIT_GET ``backlog``) run
-empty instead of waiting a fixed time (about 6 ms here); ``lost`` growing meanwhile means
+empty instead of waiting a fixed time; ``lost`` growing meanwhile means
 the backlog overflowed. From the kernel log it also waits for the domain's ``deallocated``
-record (at most ``SETTLE_S``: it comes after an RCU grace period, ~50 ms here), whose count
+record (at most ``SETTLE_S``: it comes after an RCU grace period), whose count
 proves nothing was rate-limited away; from auditd's log, which has no queue to watch, it
 waits for ``QUIET_S`` of silence.
 """
@@ -59,6 +59,8 @@ import re
 import socket
 import struct
 import time
+
+from .._backend import Denial
 
 AUDIT_GET = 1000
 NETLINK_AUDIT = 9
@@ -202,7 +204,7 @@ class Found:
     """What the records say about the domains created by the given pids."""
 
     def __init__(self) -> None:
-        self.events: list[dict] = []
+        self.events: list[Denial] = []
         self.domains: set[str] = set()
         self.ended: dict[str, int] = {}  # domain -> the kernel's count of its denials
         self.logged = 0  # LANDLOCK_ACCESS records of ours (the kernel counts one per record)
@@ -240,12 +242,11 @@ def denials(lines: list[str], restrict_pids: set[int]) -> Found:
             blockers = rec.get("blockers", "")
             kind = blockers.split(".")[0] if blockers else "landlock"
             detail = {k: v for k, v in rec.items() if k not in ("domain", "blockers", "path")}
-            found.events.append({
-                "kind": {"fs": "filesystem", "net": "network"}.get(kind, kind), "op": blockers,
-                "path": rec.get("path", " ".join(f"{k}={v}" for k, v in detail.items())),
-                "pid": int(sysc["pid"]) if sysc.get("pid", "").isdigit() else None,
-                "process": sysc.get("comm", "?"), "verdict": "deny", "rule": "landlock",
-                "source": "audit"})
+            found.events.append(Denial(
+                {"fs": "filesystem", "net": "network"}.get(kind, kind), blockers,
+                path=rec.get("path", " ".join(f"{k}={v}" for k, v in detail.items())),
+                pid=int(sysc["pid"]) if sysc.get("pid", "").isdigit() else None,
+                process=sysc.get("comm", "?"), rule="landlock", detail=(("source", "audit"),)))
     return found
 
 
@@ -333,7 +334,7 @@ class Collector:
                 return lines
             lines.append(rec.decode("utf-8", "replace").split(";", 1)[-1])
 
-    def collect(self, restrict_pids: set[int]) -> list[dict]:
+    def collect(self, restrict_pids: set[int]) -> list[Denial]:
         """The sandbox's Landlock denials (call once, after it ended); sets :attr:`notes`.
 
         Every record of the sandbox was queued for kauditd inside the denied syscall, so once

@@ -1,8 +1,7 @@
 """System calls the broker needs that the standard library lacks, via ctypes.
 
-Each wrapper turns ``-1`` + errno into ``OSError``. ctypes costs about 1 us a call (see
-DESIGN.md); the broker makes a handful per notification, next to a seccomp round trip of
-tens of microseconds. (The per-thread credential calls are in ``_identity``.)
+Each wrapper turns ``-1`` + errno into ``OSError``. The broker makes a handful of these
+calls per notification, each far cheaper than the seccomp round trip around them. (The per-thread credential calls are in ``_identity``.)
 """
 
 from __future__ import annotations
@@ -27,9 +26,10 @@ _sendto.argtypes = (ctypes.c_int, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_int
 _sendto.restype = ctypes.c_ssize_t
 
 _ARCH = sb.native_arch()
-SYS_PIDFD_GETFD = 438  # the same number on every architecture (added after the unification)
+SYS_PIDFD_GETFD = sb.syscall_number("pidfd_getfd", _ARCH)
 SYS_PROCESS_VM_READV = sb.syscall_number("process_vm_readv", _ARCH)
 SYS_KCMP = sb.syscall_number("kcmp", _ARCH)
+SYS_PROCESS_VM_WRITEV = sb.syscall_number("process_vm_writev", _ARCH)
 KCMP_FILES = 2
 PIDFD_THREAD = os.O_EXCL  # Linux 6.9: a pidfd for a thread, not only a thread-group leader
 
@@ -139,7 +139,7 @@ def write_memory(pid: int, addr: int, data: bytes) -> None:
     buf = ctypes.create_string_buffer(data, len(data))  # alive until the call returns
     local = _IoVec(ctypes.addressof(buf), len(data))
     remote = _IoVec(addr, len(data))
-    n = _syscall(sb.syscall_number("process_vm_writev", _ARCH), ctypes.c_long(pid),
+    n = _syscall(SYS_PROCESS_VM_WRITEV, ctypes.c_long(pid),
                  ctypes.byref(local), ctypes.c_ulong(1), ctypes.byref(remote), ctypes.c_ulong(1),
                  ctypes.c_ulong(0))
     if n != len(data):

@@ -30,6 +30,8 @@ import os
 
 import _prctl as _prctl_c  # python-prctl's C extension
 
+import seccomp_bpf as sb
+
 from ._ffi import ffi, lib
 
 SECBIT_NOROOT = 1 << 0
@@ -50,18 +52,13 @@ PR_GET_SECUREBITS, PR_SET_SECUREBITS = 27, 28
 PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL = 47, 4
 CAP_SETPCAP = 8
 _LINUX_CAPABILITY_VERSION_3 = 0x20080522
-#: syscall numbers (a unit test checks them against seccomp_bpf's tables)
-NR = {"x86_64": {"prctl": 157, "capset": 126, "capget": 125},
-      "aarch64": {"prctl": 167, "capset": 91, "capget": 90}}
 
 KEPT_BOUNDING = "bounding set"
 KEPT_SECUREBITS = "securebits"
 
 
-_MACHINE = os.uname().machine
-_NR = NR.get({"arm64": "aarch64", "amd64": "x86_64"}.get(_MACHINE, _MACHINE), NR["x86_64"])
-# cast once: the child makes ~45 of these calls between fork and exec
-_SYS = {name: ffi.cast("long", nr) for name, nr in _NR.items()}
+# cast once: the child makes dozens of these calls between fork and exec
+_SYS = {name: ffi.cast("long", sb.syscall_number(name)) for name in ("prctl", "capset", "capget")}
 _ZERO = ffi.cast("unsigned long", 0)
 _ARGS = [ffi.cast("unsigned long", n) for n in range(64)]
 
@@ -100,8 +97,8 @@ def _bounding_set_empty() -> bool:
 
 def _drop_bounding_set() -> bool:
     """Drop every capability from the bounding set; False without CAP_SETPCAP. python-prctl's
-    C call (~1 us) for the capabilities it knows, a raw prctl (~3 us through cffi) for any a
-    newer kernel added after them, until the kernel answers EINVAL."""
+    C call (cheaper than cffi's) for the capabilities it knows, a raw prctl for any a newer
+    kernel added after them, until the kernel answers EINVAL."""
     try:
         for cap in range(_prctl_c.CAP_LAST_CAP + 1):
             _prctl_c.prctl(_prctl_c.PR_CAPBSET_DROP, cap)
@@ -164,8 +161,8 @@ def describe_kept(kept: list[str]) -> str:
             "capability, and no_new_privs keeps execve from gaining any")
 
 
-# Make each call once here, in the supervisor that imports this before it forks: the first
-# cffi call of a signature in a process costs ~100 us, which the child would otherwise pay
+# Make each call once here, in the supervisor that imports this before it forks: cffi
+# prepares a signature on its first call in a process, which the child would otherwise do
 # between fork and exec (both calls only read).
 _prctl(PR_GET_SECUREBITS)
 try:

@@ -18,7 +18,7 @@ import os
 import signal
 import sys
 
-import _prctl  # type: ignore[import-not-found]  # python-prctl's C extension, not its wrapper module
+import _prctl  # python-prctl's C extension, not its wrapper module
 
 import landlock as ll
 import seccomp_bpf as sb

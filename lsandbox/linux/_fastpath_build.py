@@ -1,6 +1,6 @@
 """Build the broker's C fast path (``_fastpath.h``) into ``_fastpath_c`` with cffi's API mode.
 
-Run by ``make speedups`` (``scripts/gen_cffi.py``), or ``python -m
+Run by ``make speedups`` (``scripts/generate.py``), or ``python -m
 lsandbox.linux._fastpath_build``; needs a C compiler and the Python headers. The module is a
 build product (gitignored). Its stamp is a CRC of the C source and declarations: a stale
 module (source changed since it was built) is ignored at import, so a forgotten rebuild

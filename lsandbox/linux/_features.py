@@ -60,10 +60,11 @@ def sync_wake_up_available() -> bool:
         code = 1
         try:
             prog = seccomp_bpf.compile_filter(seccomp_bpf.Filter(
-                seccomp_bpf.native_arch(), [seccomp_bpf.Rule("getppid", seccomp_bpf.USER_NOTIF)],
+                seccomp_bpf.native_arch(), (seccomp_bpf.Rule("getppid", seccomp_bpf.USER_NOTIF),),
                 seccomp_bpf.ALLOW))
             seccomp_bpf.set_no_new_privs()
             fd = seccomp_bpf.install_filter(prog, flags=seccomp_bpf.FLAG_NEW_LISTENER)
+            assert fd is not None  # FLAG_NEW_LISTENER returns the listener
             seccomp_bpf.set_listener_flags(fd, seccomp_bpf.USER_NOTIF_FD_SYNC_WAKE_UP)
             code = 0
         except BaseException:  # noqa: BLE001 - any failure means "not available"

@@ -1,37 +1,8 @@
-"""C declarations for the Linux backend's own syscalls (cffi ABI mode, our own declarations).
-
-Only ``_sys`` uses ``ffi``/``lib``. Numbers are per architecture; the unified table gives the
-newer calls the same number on x86_64 and aarch64.
+"""``ffi`` (the declarations of ``_cdef``, pre-parsed by ``scripts/generate.py`` into the
+committed ``_ffi_abi``) and ``lib`` (libc), for ``_sys`` and ``_caps``; syscall numbers come
+from ``seccomp_bpf``'s tables.
 """
 
-from __future__ import annotations
+from ._ffi_abi import ffi
 
-from seccomp_bpf._ffi import _load as _sb_load
-from seccomp_bpf._ffi import emit as _sb_emit
-
-TYPE_CHECKING = False  # typing costs ~4 ms at every start; type checkers see True
-if TYPE_CHECKING:
-    from typing import Any
-
-CDEF = """
-    long syscall(long number, ...);
-    int mount(const char *source, const char *target, const char *fstype,
-              unsigned long flags, const void *data);
-    """
-
-
-def _load(cdef: str, module: str) -> Any:
-    return _sb_load(cdef, module, package=__package__)
-
-
-def emit(cdef: str, module: str, path: str, *, packed: bool = False) -> None:
-    _sb_emit(cdef, module, path, packed=packed, package=__package__)
-
-
-ffi = _load(CDEF, "_ffi_abi")
 lib = ffi.dlopen(None)
-
-SYS = {
-    "x86_64": {"unshare": 272, "umount2": 166},
-    "aarch64": {"unshare": 97, "umount2": 39},
-}

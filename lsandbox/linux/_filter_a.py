@@ -203,10 +203,10 @@ def _file_rules(arch: str, truncate_guard: bool) -> list[sb.Rule]:
     return rules
 
 
-@functools.cache  # a pure function of five values: a warm API caller compiles each once
+@functools.cache  # pure: the generator, explain and the tests ask for the same variants often
 def build_filter_a(arch: str, *, network: bool, unix_dgram: bool = False,
                    truncate_guard: bool = False, netlink: bool = True) -> sb.Program:
     """Compiled with unknown names refused (``skip_unknown`` off): see the module docstring."""
     rules = filter_a_rules(arch, network=network, unix_dgram=unix_dgram, truncate_guard=truncate_guard,
                            netlink=netlink)
-    return sb.compile_filter(sb.Filter(arch, rules, sb.ALLOW))
+    return sb.compile_filter(sb.Filter(arch, tuple(rules), sb.ALLOW))

@@ -25,8 +25,8 @@ to a non-zero uid, so it can switch again; the *effective* set is chosen per pha
   itself non-dumpable, or one that holds capabilities), the call fails, and the broker
   retries it once after :meth:`ThreadCreds.escalate`: from then on this thread holds
   ``CAP_SYS_PTRACE`` (only: no ``CAP_DAC_*``, paths keep the command's DAC) while it
-  prepares, and drops it around every socket call. The drop costs two ``capset`` calls
-  (~4 us here), which is why it is not paid where nothing needs it.
+  prepares, and drops it around every socket call. The drop costs two ``capset`` calls,
+  which is why it is not paid where nothing needs it.
 
 An unprivileged supervisor has no capabilities to drop and normally the same identity as
 its command: nothing changes for it. Where a thread cannot take the command's identity
@@ -84,7 +84,7 @@ def read_identity(tid: int) -> Identity:
                 break
     if uids is None or gids is None or len(uids) != 4 or len(gids) != 4:
         raise OSError(3, f"no credentials for {tid}")
-    return Identity(uids, gids, groups)  # type: ignore[arg-type]
+    return Identity(uids, gids, groups)
 
 
 def own_identity() -> Identity:

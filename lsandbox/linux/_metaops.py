@@ -35,7 +35,7 @@ AT_SYMLINK_NOFOLLOW = 0x100
 XATTR_SIZE_MAX, XATTR_NAME_MAX = 65536, 255
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.syscall.restype = ctypes.c_long
-_SYS_UTIMENSAT = _nr("utimensat")
+_SYS_UTIMENSAT = sb.syscall_number("utimensat", _ARCH)
 
 META = tuple(name for name in ("chmod", "fchmod", "fchmodat", "fchmodat2", "chown", "fchown", "lchown", "fchownat",
                                "utime", "utimes", "futimesat", "utimensat", "setxattr", "lsetxattr", "fsetxattr",
@@ -307,6 +307,6 @@ def attached(broker: object) -> MetaOps:
             b = broker  # the Broker's own fields, read here to keep its hook one line
             plan = build_plan(b._policy, b._socket_dir, Features(f.landlock_abi, True, False, f.root),  # type: ignore[attr-defined]
                               filter_a=False)
-            ops = MetaOps(b._fd, b._policy, plan.landlock_rules, plan.abi, b._on_event)  # type: ignore[attr-defined]
+            ops = MetaOps(b._fd, b._policy, list(plan.landlock_rules), plan.abi, b._on_event)  # type: ignore[attr-defined]
             broker._path_ops_state = ops  # type: ignore[attr-defined]
         return ops

@@ -4,12 +4,11 @@ Network off is enforced without it (seccomp refuses ``socket(AF_INET/AF_INET6)``
 refuses TCP bind/connect); the namespace is a second, kernel-side layer: no interface but
 ``lo`` exists inside, and the *abstract* AF_UNIX namespace, which belongs to the network
 namespace, is the sandbox's own (kernels without Landlock's abstract-socket scope, ABI < 6,
-get that isolation from here). It costs about 0.2 ms per launch.
+get that isolation from here).
 
 Loopback is brought up, as a fresh namespace has it down, with one rtnetlink message built
-here. DESIGN.md names pyroute2 for this; importing pyroute2 takes ~200 ms, four times a whole
-launch, for one 32-byte message, so the tests use pyroute2 instead, from outside, to check
-what this module did.
+here: importing pyroute2 would cost more than a whole launch, for one 32-byte message. The
+tests use pyroute2 from outside to check what this module did.
 
 Not used when the network is on (the host's network is the point) or with
 ``dangerously_allow_all_unix_sockets`` (abstract names outside must stay reachable), except
@@ -19,7 +18,7 @@ proxy's listener (:func:`hand_over_proxy_listener`) and nothing else reaches out
 
 from __future__ import annotations
 
-import _socket  # not ``socket``: its Python wrapper costs ~2 ms of every launch
+import _socket  # not ``socket``: its Python wrapper's imports would slow every launch
 import os
 import struct
 

@@ -79,8 +79,8 @@ RESOLVE_NO_MAGICLINKS, RESOLVE_IN_ROOT = 0x02, 0x10
 PATH_MAX, NAME_MAX, MAX_SYMLINKS = 4096, 255, 40
 _PIN = os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC
 _OPEN_HOW = struct.Struct("=QQQ")
-_SYS_OPENAT2 = 437  # one number on every architecture
-_SYS_RENAMEAT2 = _nr("renameat2")
+_SYS_OPENAT2 = sb.syscall_number("openat2", _ARCH)
+_SYS_RENAMEAT2 = sb.syscall_number("renameat2", _ARCH)
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.syscall.restype = ctypes.c_long
 

@@ -12,27 +12,25 @@ launch has nothing to protect and is skipped (creating it later is not prevented
 
 from __future__ import annotations
 
-import functools
 import os
 
 import landlock as ll
 import seccomp_bpf as sb
-from lsandbox_records import Record
+from lsandbox_records import Record, field
 
 from ..policy import DEVICE_FILES_RW, FsAccess, Policy, SocketAccess
 from ._features import Features, wait_killable_available
-from ._filter_a import build_filter_a
+from ._filters import filter_a_bytes as _filter_a
+from ._filters import filter_b_bytes
 from ._mount_view import MountView, plan_view
 from ._netns import wanted as netns_wanted
-from ._split import meta_rules, split_dirs
-from ._split import notify_rules as path_rules
-from ._unix_filter import build_notify_filter
+from ._split import split_dirs
 from ._unix_rules import resolve_unix_rules
 
 _DEV_RW = ll.AccessFs.READ_FILE | ll.AccessFs.WRITE_FILE | ll.AccessFs.TRUNCATE | ll.AccessFs.IOCTL_DEV
 
 
-class LinuxPlan(Record, compare_exclude=("ruleset",)):
+class LinuxPlan(Record):
     """What the child executes; frozen: every decision is made here, before the fork."""
 
     policy: Policy
@@ -44,8 +42,8 @@ class LinuxPlan(Record, compare_exclude=("ruleset",)):
     landlock_rules: tuple[tuple[str, ll.AccessFs], ...]
     ro_binds: tuple[str, ...]
     private_tmpfs: tuple[str, ...]
-    filter_a: sb.Program | None  # None: compiled by the supervisor after fork (filter_a_bytes)
-    filter_b: sb.Program
+    filter_a: bytes | None  # encoded; None: sent by the supervisor after fork (filter_a_bytes)
+    filter_b: bytes  # encoded
     namespaces: bool
     netns: bool  # the sandbox's own network namespace (network off; see _netns)
     datagrams: bool
@@ -62,7 +60,7 @@ class LinuxPlan(Record, compare_exclude=("ruleset",)):
     split: tuple[str, ...] = ()
     # The Landlock ruleset of the above, built here (no syscall: those happen in the child's
     # restrict_self), so that the child does no flag arithmetic between fork and exec.
-    ruleset: ll.Ruleset | None = None
+    ruleset: ll.Ruleset | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         if self.ruleset is None:
@@ -118,10 +116,10 @@ def _no_host_devices(policy: Policy, rules: dict[str, ll.AccessFs], read: ll.Acc
 
 
 def filter_a_bytes(plan: LinuxPlan) -> bytes:
-    """Filter A of ``plan``, encoded (memoized per process: a warm API caller compiles and
-    encodes each variant once)."""
-    return _filter_a_code(sb.native_arch(), plan.policy.network.enabled, plan.datagrams,
-                          truncate_guard(plan.abi), plan.report_refusals, not plan.proxy_port)
+    """Filter A of ``plan``, encoded (precompiled: ``_filters``)."""
+    return _filter_a(sb.native_arch(), network=plan.policy.network.enabled, unix_dgram=plan.datagrams,
+                     truncate_guard=truncate_guard(plan.abi), report=plan.report_refusals,
+                     netlink=not plan.proxy_port)
 
 
 def truncate_guard(abi: int) -> bool:
@@ -129,41 +127,10 @@ def truncate_guard(abi: int) -> bool:
     return abi < 3
 
 
-@functools.cache
-def _filter_a_code(arch: str, network: bool, unix_dgram: bool, guard: bool, report: bool = False,
-                   netlink: bool = True) -> bytes:
-    return _filter_a(arch, network, unix_dgram, guard, report, netlink).to_bytes()
-
-
-def _filter_a(arch: str, network: bool, unix_dgram: bool, guard: bool, report: bool,
-              netlink: bool = True) -> sb.Program:
-    if report:  # only when denials are asked for
-        from ._refusals import build_filter_a_reporting
-
-        return build_filter_a_reporting(arch, network=network, unix_dgram=unix_dgram, truncate_guard=guard,
-                                        netlink=netlink)
-    return build_filter_a(arch, network=network, unix_dgram=unix_dgram, truncate_guard=guard, netlink=netlink)
-
-
-def _filter_b(arch: str, network: bool, datagrams: bool, report: bool, paths: bool = False,
-              meta: bool = False) -> sb.Program:
-    extra: tuple[sb.Rule, ...] = ()
-    if report:
-        from ._refusals import notify_rules
-
-        extra = notify_rules(network=network, unix_dgram=datagrams)
-    if paths:
-        extra += path_rules(arch)
-    if meta:
-        extra += meta_rules(arch)
-    return build_notify_filter(arch, datagrams=datagrams, extra=extra)
-
-
 def build_plan(policy: Policy, socket_dir: str, feats: Features, *, filter_a: bool = True,
                report_refusals: bool = False) -> LinuxPlan:
-    """``filter_a=False``: leave ``filter_a`` None; the launcher compiles it after the fork,
-    while the child sets up its namespaces and Landlock, and sends it to the child, which
-    installs it last.
+    """``filter_a=False``: leave ``filter_a`` None; the launcher sends it (``filter_a_bytes``)
+    to the child after the fork, which installs it last.
     ``report_refusals``: the filter variants that report refused ``socket()`` calls
     through the broker (``_refusals``), when denials are asked for."""
     abi = feats.landlock_abi
@@ -232,10 +199,11 @@ def build_plan(policy: Policy, socket_dir: str, feats: Features, *, filter_a: bo
         landlock_rules=tuple(ll.plan_path_rules(rules)),
         ro_binds=tuple(ro_binds),
         private_tmpfs=tuple(private_tmpfs),
-        filter_a=(_filter_a(arch, policy.network.enabled, datagrams, truncate_guard(abi), report_refusals,
-                            not proxied) if filter_a else None),
-        filter_b=_filter_b(arch, policy.network.enabled, datagrams, report_refusals, bool(split),
-                           not feats.namespaces),
+        filter_a=(_filter_a(arch, network=policy.network.enabled, unix_dgram=datagrams,
+                            truncate_guard=truncate_guard(abi), report=report_refusals, netlink=not proxied)
+                  if filter_a else None),
+        filter_b=filter_b_bytes(arch, network=policy.network.enabled, datagrams=datagrams,
+                                report=report_refusals, paths=bool(split), meta=not feats.namespaces),
         namespaces=feats.namespaces,
         netns=feats.namespaces and (proxied or netns_wanted(net.enabled, net.dangerously_allow_all_unix_sockets)),
         datagrams=datagrams,

@@ -2,7 +2,7 @@
 
 glibc asks the name service cache daemon (nscd) first for every user, group and host
 lookup (``id``, ``getent``, ``getaddrinfo``, so curl, pytest, pip...) and falls back to
-its own lookups when the socket is missing. Refused with EACCES, each lookup filled the
+its own lookups when the socket is missing. Refused with EACCES, each lookup would fill the
 denial report with two lines nobody can act on. When no rule names these paths, the broker
 answers ENOENT (as on a machine without nscd), so programs fall back quietly, and records
 nothing. A rule naming the path (``"allow"`` or ``"none"``) is applied as written.

@@ -9,10 +9,12 @@ import sys
 
 import seccomp_bpf
 
-from ._ffi import SYS, ffi, lib
+from ._ffi import ffi, lib
 
 ARCH = seccomp_bpf.native_arch()
-_NR = SYS.get(ARCH, SYS["x86_64"])
+_NR = {name: seccomp_bpf.syscall_number(name, ARCH)
+       for name in ("unshare", "umount2", "open_tree", "move_mount", "fsopen", "fsconfig", "fsmount",
+                    "mount_setattr")}
 
 CLONE_NEWNS = 0x00020000
 CLONE_NEWUSER = 0x10000000
@@ -43,8 +45,8 @@ def mount(source: str | None, target: str, fstype: str | None, flags: int) -> No
 
 # The new mount API (open_tree/move_mount/fsopen: 5.2; mount_setattr: 5.12). One number on
 # every architecture (the unified table).
-SYS_OPEN_TREE, SYS_MOVE_MOUNT, SYS_FSOPEN, SYS_FSCONFIG, SYS_FSMOUNT = 428, 429, 430, 431, 432
-SYS_MOUNT_SETATTR = 442
+SYS_OPEN_TREE, SYS_MOVE_MOUNT, SYS_FSOPEN = _NR["open_tree"], _NR["move_mount"], _NR["fsopen"]
+SYS_FSCONFIG, SYS_FSMOUNT, SYS_MOUNT_SETATTR = _NR["fsconfig"], _NR["fsmount"], _NR["mount_setattr"]
 AT_FDCWD = -100
 AT_EMPTY_PATH, AT_RECURSIVE = 0x1000, 0x8000
 OPEN_TREE_CLONE, OPEN_TREE_CLOEXEC = 1, os.O_CLOEXEC

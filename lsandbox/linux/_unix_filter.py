@@ -12,9 +12,9 @@ notify and the broker performs them (payload copied). Note that filter A refusin
 ``SOCK_DGRAM`` is not enough on its own: ``socket(AF_UNIX, SOCK_RAW)`` is a datagram socket
 too.
 
-The launcher path uses ``_socket`` (the C module) rather than ``socket``: the Python
-wrapper imports ``selectors``, ``array`` and enum classes, ~2 ms of every ``lsandbox run``,
-for two calls written out here (:func:`send_fd`, :func:`recv_fds`).
+The launcher path uses ``_socket`` (the C module) rather than ``socket``, whose Python
+wrapper imports ``selectors``, ``array`` and enum classes at every ``lsandbox run``, for two
+calls written out here (:func:`send_fd`, :func:`recv_fds`).
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ def build_notify_filter(arch: str, *, datagrams: bool = False,
     if datagrams:
         rules += [sb.Rule("sendmsg", sb.USER_NOTIF), sb.Rule("sendmmsg", sb.USER_NOTIF)]
     rules += extra
-    return sb.compile_filter(sb.Filter(arch, rules, sb.ALLOW))
+    return sb.compile_filter(sb.Filter(arch, tuple(rules), sb.ALLOW))
 
 
 def send_fd(sock: _socket.socket, fd: int) -> None:
@@ -69,7 +69,7 @@ def recv_fds(sock: _socket.socket, maxfds: int) -> tuple[bytes, list[int]]:
     return msg, fds
 
 
-def install_and_hand_over(program: sb.Program, sock: _socket.socket, *, flags: int = 0,
+def install_and_hand_over(program: sb.Program | bytes, sock: _socket.socket, *, flags: int = 0,
                           brokers_sendmsg: bool = True) -> None:
     """Install filter B on the calling thread and send its listener over ``sock``
     (SCM_RIGHTS), keeping no copy.
@@ -80,7 +80,7 @@ def install_and_hand_over(program: sb.Program, sock: _socket.socket, *, flags: i
     thread inherits its creator's filters at creation). The thread is joined before
     returning; at ``execve`` only the calling thread's filters survive, which is the thread
     that installed B. Without it ``sendmsg`` passes filter B and the calling thread sends
-    the listener itself (a thread costs ~0.7 ms of the launch).
+    the listener itself (no thread on the launch path when none is needed).
     """
     if not brokers_sendmsg:
         fd = sb.install_filter(program, flags=sb.FLAG_NEW_LISTENER | flags)

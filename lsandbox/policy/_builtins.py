@@ -7,7 +7,7 @@ legacy ``sandbox_mode`` name): we accept it as an alias of ``:workspace`` and ``
 
 from __future__ import annotations
 
-TYPE_CHECKING = False  # typing costs ~4 ms at every start; type checkers see True
+TYPE_CHECKING = False  # ``typing`` stays off the launch path; type checkers see True
 if TYPE_CHECKING:
     from typing import Any
 

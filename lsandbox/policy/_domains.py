@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import enum
 
-from lsandbox_records import Record
+from lsandbox_records import Record, field
 
 
 class NetMode(str, enum.Enum):
@@ -39,12 +39,12 @@ class DomainAccess(str, enum.Enum):
     DENY = "deny"
 
 
-class DomainRule(Record, compare_exclude=("origin",)):
+class DomainRule(Record):
     """Host names matching ``pattern`` (see the module docstring) get ``access``."""
 
     pattern: str
     access: DomainAccess
-    origin: str = ""
+    origin: str = field(default="", compare=False)  # where the rule came from (messages)
 
 
 #: HTTP methods ``mode = "limited"`` lets through (Codex's read-only set).

@@ -29,7 +29,7 @@ DEFAULT_EXCLUDES = ("*KEY*", "*SECRET*", "*TOKEN*")
 
 
 def _matches(name: str, patterns: tuple[str, ...]) -> bool:
-    import fnmatch  # only when a pattern is configured: it imports ``re`` (~2 ms per launch)
+    import fnmatch  # only when a pattern is configured: it imports ``re``
 
     upper = name.upper()
     return any(fnmatch.fnmatchcase(upper, p.upper()) for p in patterns)

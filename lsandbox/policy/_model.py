@@ -25,7 +25,7 @@ from ._domains import DomainRule, NetMode
 from ._environment import EnvironmentPolicy
 from ._paths import is_within
 
-TYPE_CHECKING = False  # typing costs ~4 ms at every start; type checkers see True
+TYPE_CHECKING = False  # ``typing`` stays off the launch path; type checkers see True
 if TYPE_CHECKING:
     from typing import Any
 
@@ -68,20 +68,20 @@ def _longest_match(path: str, rules: Iterable[Any]) -> Any | None:
     return best
 
 
-class FsRule(Record, compare_exclude=('origin',)):
+class FsRule(Record):
     """``path`` (canonical, absolute) and everything below it get ``access``."""
 
     path: str
     access: FsAccess
-    origin: str = ""
+    origin: str = field(default="", compare=False)  # where the rule came from (messages)
 
 
-class UnixSocketRule(Record, compare_exclude=('origin',)):
+class UnixSocketRule(Record):
     """AF_UNIX ``connect``/``bind``/``sendto`` at ``path`` or below it get ``access``."""
 
     path: str
     access: SocketAccess
-    origin: str = ""
+    origin: str = field(default="", compare=False)  # where the rule came from (messages)
 
 
 class FilesystemPolicy(Record):
@@ -197,13 +197,13 @@ class NetworkPolicy(Record):
         return SocketAccess.ALLOW if self.dangerously_allow_all_unix_sockets else SocketAccess.NONE
 
 
-class Policy(Record, compare_exclude=('name', 'description')):
+class Policy(Record):
     """A fully resolved sandbox policy."""
 
     filesystem: FilesystemPolicy = field(default_factory=FilesystemPolicy)
     network: NetworkPolicy = field(default_factory=NetworkPolicy)
-    name: str = ""
-    description: str = ""
+    name: str = field(default="", compare=False)  # labels: two policies that differ only
+    description: str = field(default="", compare=False)  # here enforce the same thing
     environment: EnvironmentPolicy = field(default_factory=EnvironmentPolicy)
 
     def to_dict(self) -> dict[str, Any]:

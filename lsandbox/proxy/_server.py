@@ -219,7 +219,7 @@ class Proxy:
     @staticmethod
     async def _system_resolve(host: str, port: int) -> list[str]:
         infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        return list(dict.fromkeys(info[4][0] for info in infos))
+        return list(dict.fromkeys(str(info[4][0]) for info in infos))
 
 
 def _authority(text: str, default_port: int | None) -> tuple[str, int]:

@@ -13,11 +13,11 @@ import sys
 import pytest
 
 import seccomp_bpf as sb
-from tests._docker_profile import PROFILE, docker_filter, run_under_docker_profile
+from tests._docker_profile import docker_filter, run_under_docker_profile
 from tests._sandbox import LSANDBOX, PY, UnixServer, rmtree, world_dir
 from tests._util import run_in_child
 
-pytestmark = [pytest.mark.kernel, pytest.mark.skipif(not os.path.exists(PROFILE), reason="../shared/data missing")]
+pytestmark = [pytest.mark.kernel]
 X86 = sb.ARCHES.get(sb.native_arch(), 0)
 
 

@@ -83,6 +83,17 @@ def _probe(abi: int, base: str, ports: tuple[int, int], abstract: bytes, victim:
     out["tcp_allowed_port"] = _err(lambda: tcp(ports[0]))
     out["tcp_other_port"] = _err(lambda: tcp(ports[1]))
 
+    def udp(op):
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            # a first datagram autobinds a local port: refused with BIND_UDP handled, too
+            s.bind(("127.0.0.1", 0)) if op == "bind" else s.sendto(b"x", ("127.0.0.1", ports[0]))
+        finally:
+            s.close()
+
+    out["udp_bind"] = _err(lambda: udp("bind"))
+    out["udp_send"] = _err(lambda: udp("send"))
+
     def abstract_connect():
         s = socket.socket(socket.AF_UNIX)
         try:
@@ -104,6 +115,7 @@ def _expected(abi: int) -> dict:
         "link_w_to_r": "EACCES",  # no MAKE_REG in R, whatever REFER says
         "read_denied": "EACCES", "read_sibling": "ok", "read_etc": "ok",
         "tcp_allowed_port": "ok", "tcp_other_port": "EACCES" if abi >= 4 else "ok",
+        "udp_bind": "EACCES" if abi >= 10 else "ok", "udp_send": "EACCES" if abi >= 10 else "ok",
         "abstract_outside": "EPERM" if abi >= 6 else "ok",
         "signal_outside": "EPERM" if abi >= 6 else "ok",
     }

@@ -55,6 +55,6 @@ def test_broker_that_cannot_start_fails_closed(tmp_path):
             "                      policy=lsandbox.load_policy(search=False)) as sbx:\n"
             "    out = sbx.stdout.read().decode().strip()\n"
             "    rc = sbx.wait()\n"
-            "notes = [e['text'] for e in sbx._launch.events if e.get('kind') == 'note']\n"
+            "notes = sbx.denial_notes\n"
             "print(out, rc, any('broker could not start' in n for n in notes))\n")
     assert _run(code, tmp_path)[-2] == f"refused {errno.ENOSYS} 0 True"

@@ -17,7 +17,6 @@ import pytest
 
 import lsandbox
 from lsandbox.linux._features import features, mount_view_built
-from tests._docker_profile import PROFILE
 from tests._sandbox import LSANDBOX, PY, policy, rmtree, world_dir
 from tests._util import run_in_child, setpriv_nobody
 
@@ -90,7 +89,6 @@ def test_api_raises_setup_error(monkeypatch):
     assert got.startswith("Landlock is not available"), got
 
 
-@pytest.mark.skipif(not os.path.exists(PROFILE), reason="../shared/data missing")
 def test_container_fallback_refuses_too():
     """Namespaces refused at launch (Docker's default profile): the child's no-namespace
     fallback is refused as well, rather than run with neither Landlock nor a mount view."""

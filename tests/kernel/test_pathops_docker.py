@@ -16,12 +16,12 @@ import subprocess
 
 import pytest
 
-from tests._docker_profile import PROFILE, run_under_docker_profile
+from tests._docker_profile import run_under_docker_profile
 from tests._sandbox import LSANDBOX, world_dir
 from tests._util import run_in_child
 from tests.security._hardening import NOBODY
 
-pytestmark = [pytest.mark.kernel, pytest.mark.skipif(not os.path.exists(PROFILE), reason="../shared/data missing")]
+pytestmark = [pytest.mark.kernel]
 
 SCRIPT = r"""
 r() { "$@" >/dev/null 2>&1 && echo ok || echo fail; }

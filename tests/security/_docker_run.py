@@ -5,13 +5,10 @@ that path too."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 
 import seccomp_bpf as sb
-from tests._docker_profile import PROFILE, docker_filter
-
-AVAILABLE = os.path.exists(PROFILE)
+from tests._docker_profile import docker_filter
 
 
 def docker_run(argv: list[str], env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess:

@@ -16,7 +16,6 @@ import time
 
 import pytest
 
-from tests._docker_profile import needs_profile
 from tests._sandbox import PY
 from tests._util import NOBODY_UID, run_in_child
 from tests.security._broker_cases import PeerServer, both_brokers, cli_env, in_docker, no_caps
@@ -96,7 +95,6 @@ def _docker_case(path: str, nobody: bool) -> tuple:
 
 
 @AS
-@needs_profile
 def test_peer_credentials_through_addfd(peer, nobody):
     """Where pidfd_getfd is refused (Docker's default profile), the broker makes the socket
     and installs it with NOTIF_ADDFD: that socket and its connect are the command's too."""

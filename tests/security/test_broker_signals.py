@@ -22,7 +22,6 @@ import time
 
 import pytest
 
-from tests._docker_profile import needs_profile
 from tests._sandbox import PY
 from tests._util import run_in_child
 from tests.security._broker_cases import both_brokers, cli_env, in_docker
@@ -105,7 +104,6 @@ def _docker_interrupted(path: str, d: str, nobody: bool) -> tuple:
 
 
 @AS
-@needs_profile
 def test_handled_signal_interrupts_blocked_connect_addfd(full, nobody):
     d, make = full
     res = run_in_child(in_docker, _docker_interrupted, make(), d, nobody, timeout=60).unwrap()

@@ -17,7 +17,6 @@ import time
 
 import pytest
 
-from tests._docker_profile import needs_profile
 from tests._util import run_in_child
 from tests.security._broker_cases import both_brokers, in_docker, no_caps
 from tests.security._unix_helpers import Server, brokered, policy, shared_dir
@@ -91,7 +90,6 @@ def _docker_stall(full: str, ok: str, d: str, nobody: bool) -> tuple:
 
 
 @AS
-@needs_profile
 def test_blocked_connects_do_not_starve_others_addfd(servers, nobody):
     d, ok, full = servers
     blocked, res, took = run_in_child(in_docker, _docker_stall, full, ok.path, d, nobody, timeout=90).unwrap()

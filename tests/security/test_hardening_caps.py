@@ -168,12 +168,3 @@ def test_root_without_setpcap(env):
     assert caps["CapBnd"] != 0 and not caps["CapBnd"] >> 8 & 1
     assert "capability bounding set and securebits kept (no CAP_SETPCAP)" in r.stderr
 
-
-def test_caps_syscall_numbers():
-    """_caps calls prctl/capset/capget by number: the numbers are the tables' numbers."""
-    import seccomp_bpf as sb
-    from lsandbox.linux import _caps
-
-    for arch, nrs in _caps.NR.items():
-        for name, nr in nrs.items():
-            assert sb.syscall_number(name, arch) == nr

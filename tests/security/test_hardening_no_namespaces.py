@@ -117,8 +117,6 @@ def _under_docker_profile(argv: list[str]) -> tuple[int, str]:
     return run_under_docker_profile(argv)
 
 
-@pytest.mark.skipif(not os.path.exists(__import__("tests._docker_profile", fromlist=["PROFILE"]).PROFILE),
-                    reason="../shared/data missing")
 def test_under_docker_default_profile():
     """Where unshare is refused for real, the run (which falls back in the child) and doctor
     (which probes unshare) name the same open classes."""
@@ -136,8 +134,6 @@ def test_under_docker_default_profile():
     assert [r["field"] for r in doc["fields"] if r["state"] == "open"] == [what for what, _ in OPEN]
 
 
-@pytest.mark.skipif(not os.path.exists(__import__("tests._docker_profile", fromlist=["PROFILE"]).PROFILE),
-                    reason="../shared/data missing")
 def test_fallback_keeps_the_listener_hand_over():
     """When the child falls back to no namespaces it still reads the supervisor's filter A: left
     unread, its socket's close reset the listener hand-over (about 1 run in 6 under Docker's

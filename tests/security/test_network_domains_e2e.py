@@ -104,6 +104,24 @@ def test_name_resolving_to_loopback_refused_unless_allowed(env, nobody):
 
 
 @USERS
+def test_udp_refused(env, nobody):
+    """Without allow_local_binding the command reaches only the proxy: a UDP bind or datagram is
+    refused by the broker, and from ABI 10 by Landlock's UDP rights as well (that layer alone:
+    tests/kernel/test_landlock_abi.py)."""
+    udp = ("import socket, errno\n"
+           "for op in ('bind', 'send'):\n"
+           "    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+           "    try:\n"
+           "        s.bind(('127.0.0.1', 0)) if op == 'bind' else s.sendto(b'x', ('127.0.0.1', 53))\n"
+           "        print(op, 'ok')\n"
+           "    except OSError as e:\n"
+           "        print(op, errno.errorcode[e.errno])\n")
+    res = nd.run_cli(env[1], ["run", "-c", nd.config(env[0], {"good.test": "allow"}), "--",
+                              PY, "-c", udp], nobody=nobody, cwd=env[0])
+    assert res.stdout.splitlines() == ["bind EACCES", "send EACCES"], res.stderr
+
+
+@USERS
 def test_limited_mode_allows_only_read_methods(env, nobody):
     port = env[2].port
     res, denials = _run(env, {"good.test": "allow"}, nobody=nobody, mode="limited", script=(

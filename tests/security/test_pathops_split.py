@@ -4,7 +4,7 @@ and nothing it performs lands in a carve-out, outside the writable roots, or els
 the directory it decided on.
 
 Shown to fail without the fix: without the filter B rules (``_split.notify_rules`` not added
-in ``_plan._filter_b``) the table's creations answer EACCES (the issue's table); with the
+in ``_filters.compile_filter_b``) the table's creations answer EACCES (the issue's table); with the
 act performed by path (``os.open(f"/proc/{pid}/cwd/{path}")``) instead of relative to the
 pinned parent, the swap race creates files outside; with ``_allowed`` returning None for
 guarded names, ``.agents`` is created; with ``_as_target`` not applying the umask, the mode

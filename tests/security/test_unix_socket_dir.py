@@ -19,7 +19,7 @@ import time
 import pytest
 
 from tests._sandbox import LSANDBOX, PY, UnixServer, rmtree, world_dir
-from tests.security._docker_run import AVAILABLE, docker_run
+from tests.security._docker_run import docker_run
 
 pytestmark = [pytest.mark.kernel, pytest.mark.security, pytest.mark.skipif(sys.platform != "linux", reason="Linux")]
 NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
@@ -178,7 +178,6 @@ except OSError as e:
 """
 
 
-@pytest.mark.skipif(not AVAILABLE, reason="../shared/data missing (Docker's profile)")
 @USERS
 def test_swapped_socket_dir_under_docker_default_profile(nobody):
     """The NOTIF_ADDFD broker (pidfd_getfd refused, no namespaces; binds are not brokered

@@ -16,7 +16,7 @@ import sys
 import pytest
 
 from tests._sandbox import LSANDBOX
-from tests.security._docker_run import AVAILABLE, docker_run
+from tests.security._docker_run import docker_run
 
 pytestmark = [pytest.mark.kernel, pytest.mark.security, pytest.mark.skipif(sys.platform != "linux", reason="Linux")]
 NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
@@ -71,7 +71,6 @@ def test_xdpyinfo_through_the_allowlist(display, mode, nobody, ns):
     assert no.returncode != 0 and "unable to open display" in no.stderr, (no.returncode, no.stderr)
 
 
-@pytest.mark.skipif(not AVAILABLE, reason="../shared/data missing (Docker's profile)")
 @pytest.mark.parametrize("nobody", [False, True], ids=["root", "nobody"])
 def test_xdpyinfo_under_docker_default_profile(display, nobody):
     """The same through the NOTIF_ADDFD broker (pidfd_getfd refused, no namespaces)."""

@@ -5,6 +5,7 @@ holding a space is hex), and auditd's log format from the kernel documentation."
 
 from __future__ import annotations
 
+from lsandbox import Denial
 from lsandbox.linux import _audit
 
 # The read-log group gives the record type in the netlink header; the collector prefixes it.
@@ -50,8 +51,11 @@ AUDITD = [
 def test_multicast_records_of_our_domain():
     found = _audit.denials(MULTICAST, {21564})
     assert found.events == [
-        {"kind": "filesystem", "op": "fs.make_reg", "path": "/tmp/audit-exp/w", "pid": 21566, "process": "sh",
-         "verdict": "deny", "rule": "landlock", "source": "audit"}]
+        Denial("filesystem", "fs.make_reg", path="/tmp/audit-exp/w", pid=21566, process="sh",
+               rule="landlock", detail=(("source", "audit"),))]
+    assert found.events[0].to_dict() == {
+        "kind": "filesystem", "op": "fs.make_reg", "path": "/tmp/audit-exp/w", "pid": 21566, "process": "sh",
+        "verdict": "deny", "rule": "landlock", "source": "audit"}
     assert found.complete and found.missing == 0 and found.ended == {"101f5bfdf": 1}
     assert _audit.notes(found, "multicast", False) == []
 
@@ -83,7 +87,7 @@ def test_counted_but_not_logged_denials_are_stated():
 def test_auditd_format_and_non_filesystem_blockers():
     found = _audit.denials(AUDITD, {286})
     assert found.complete
-    assert found.events == [
+    assert [e.to_dict() for e in found.events] == [
         {"kind": "scope", "op": "scope.signal", "path": "opid=1 ocomm=systemd", "pid": 286, "process": "kill",
          "verdict": "deny", "rule": "landlock", "source": "audit"}]
 

@@ -122,3 +122,26 @@ def test_cli_on_macos_prints_the_summary(fakes, tmp_path, monkeypatch, capfd):
     (fakes / "sandbox-exec").write_text("#!/bin/sh\necho 'sandbox-exec: sandbox_apply: Operation not permitted' >&2\nexit 71\n")
     rc = lsandbox.cli.main(["run", "--", "true"])
     assert rc == 125 and "lsandbox: error: already running inside a macOS sandbox" in capfd.readouterr().err
+
+
+def test_api_on_macos(fakes, tmp_path, monkeypatch):
+    """``lsandbox.run`` and ``lsandbox.Sandbox`` go through the macOS backend there: output,
+    exit status, typed denials, poll, a wait with a timeout, signals."""
+    import subprocess
+
+    import lsandbox
+
+    monkeypatch.setattr(sys, "platform", "darwin")
+    pol = policy(cwd=str(tmp_path))
+    res = lsandbox.run(["sh", "-c", "echo hi; exit 3"], policy=pol, capture_output=True, text=True,
+                       log_denials=True)
+    assert (res.returncode, res.stdout) == (3, "hi\n")
+    assert [d.path for d in res.denials] == ["/private/var/tmp/outside/f", "/private/etc/secret", "/late"]
+    assert all(isinstance(d, lsandbox.Denial) and d.kind == "seatbelt" for d in res.denials)
+    with lsandbox.Sandbox(["sh", "-c", "sleep 30"], policy=pol) as sbx:
+        assert sbx.poll() is None
+        with pytest.raises(subprocess.TimeoutExpired):
+            sbx.wait(0.2)
+        sbx.terminate()
+        assert sbx.wait() == -15
+        assert sbx.denials == []

@@ -1,6 +1,9 @@
-"""``lsandbox doctor``: what this machine supports and what enforces each policy field here.
+"""``lsandbox doctor`` on Linux: what this machine supports and what enforces each policy
+field here, as data (the CLI prints it).
 
-Probes are cheap (no filesystem walks, no network) and never hang: a forked child checks
+What the launch itself depends on (Landlock ABI, user notification, namespaces, root) is
+:func:`~lsandbox.linux._features.features`' answer, the same the launcher acts on; doctor
+adds what only it asks. Probes are cheap (no filesystem walks, no network) and never hang: a forked child checks
 ``pidfd_getfd`` with a timeout. The verdict per field is one of ``enforced``, ``degraded``
 (enforced another, stricter way) or ``not enforced`` (then ``run`` refuses or the field is
 reported), and doctor exits non-zero when any field of the active profile is not enforced.
@@ -13,13 +16,18 @@ from __future__ import annotations
 
 import os
 import platform
+from collections.abc import Callable
 from typing import Any
 
 import landlock
 import seccomp_bpf as sb
 
-from .linux._features import (
+from .._backend import DoctorReport, FieldState
+from ..policy import Policy
+from ._features import (
+    _clamped,
     addfd_available,
+    features,
     filesystem_unenforced,
     mount_view_built,
     pidfd_thread_available,
@@ -27,11 +35,10 @@ from .linux._features import (
     userns_allowed,
     wait_killable_available,
 )
-from .policy import Policy
 
 
 def _pidfd_getfd_works() -> bool:
-    from .linux import _broker_sys
+    from . import _broker_sys
 
     pid = os.fork()
     if pid == 0:
@@ -60,7 +67,7 @@ def _pidfd_getfd_works() -> bool:
 def _unshare_refused(root: bool) -> str:
     """Why a forked child cannot unshare the namespaces a sandbox would (a container whose
     seccomp profile refuses ``unshare``, as Docker's default does), else ""."""
-    from .linux import _sys
+    from . import _sys
 
     flags = _sys.CLONE_NEWNS | _sys.CLONE_NEWPID | (0 if root else _sys.CLONE_NEWUSER)
     r, w = os.pipe()
@@ -92,21 +99,18 @@ def _kernel_at_least(major: int, minor: int) -> bool:
 
 
 def probe_machine() -> dict[str, Any]:
-    abi = landlock.abi_version()
+    f = features()
+    abi, root, notif = f.landlock_abi, f.root, f.user_notif
     userns, why = userns_allowed()
-    root = os.geteuid() == 0
-    try:
-        notif = sb.action_available(sb.USER_NOTIF)
-    except OSError:
-        notif = False
     getfd = _pidfd_getfd_works()
-    from .linux._caps import kept_here
-    from .linux._features import _clamped
+    from ._caps import kept_here
 
     disabled = _clamped("LSANDBOX_NO_NAMESPACES")
-    refused = _unshare_refused(root) if (root or userns) and not disabled else ""
-    ns_here = (root or userns) and not disabled and not refused
-    from .linux._audit import source_for
+    # features() says namespaces may be tried; whether unshare is refused (a container's
+    # seccomp profile) only a launch would find out: doctor asks now
+    refused = _unshare_refused(root) if f.namespaces else ""
+    ns_here = f.namespaces and not refused
+    from ._audit import source_for
 
     audit_why_not, audit_source = source_for(abi)  # can Landlock's denial records be read back?
     return {
@@ -133,7 +137,7 @@ def probe_machine() -> dict[str, Any]:
             "unprivileged_userns": userns,
             "why_not": refused or ("" if userns else why),
             "usable": (root or userns) and not refused,
-            "disabled_by_env": os.environ.get("LSANDBOX_NO_NAMESPACES") in ("1", "true", "yes"),
+            "disabled_by_env": disabled,
         },
         "audit_readable": not audit_why_not,
         "audit_why_not": audit_why_not,
@@ -141,31 +145,25 @@ def probe_machine() -> dict[str, Any]:
         "capabilities_kept": kept_here(ns_here, root),
         "in_container": os.path.exists("/.dockerenv") or os.path.exists("/run/.containerenv"),
         # why `lsandbox run` refuses to start here ("" when it starts)
-        "run_refused": filesystem_unenforced(
-            abi, (root or userns) and not _clamped_ns(), True if mount_view_built() else None) or "",
+        "run_refused": filesystem_unenforced(abi, f.namespaces, True if mount_view_built() else None) or "",
     }
-
-
-def _clamped_ns() -> bool:
-    return os.environ.get("LSANDBOX_NO_NAMESPACES") in ("1", "true", "yes")
 
 
 def _fastpath_state() -> str:
     """'compiled' or why the broker runs in pure Python (a speed matter only)."""
-    from .linux import _fastpath
+    from . import _fastpath
 
     return "compiled" if _fastpath.lib is not None else _fastpath.why_not
 
 
-def field_report(policy: Policy, m: dict[str, Any]) -> list[dict[str, str]]:
+def field_report(policy: Policy, m: dict[str, Any]) -> list[FieldState]:
     abi = m["landlock_abi"]
     ns = m["namespaces"]["usable"] and not m["namespaces"]["disabled_by_env"]
-    rows = []
+    rows: list[FieldState] = []
 
     def row(field: str, state: str, how: str) -> None:
-        rows.append({"field": field, "state": state, "by": how})
+        rows.append(FieldState(field, state, how))
 
-    fs_rules = policy.filesystem.rules
     if abi >= 1:
         row("filesystem read/write roots", "enforced", f"Landlock ABI {abi}")
     elif not m.get("run_refused"):
@@ -183,7 +181,6 @@ def field_report(policy: Policy, m: dict[str, Any]) -> list[dict[str, str]]:
     if policy.filesystem.deny_read:
         row("deny-read paths", "enforced" if abi >= 1 else "not enforced",
             f"Landlock ABI {abi} (sibling enumeration)" if abi else "Landlock is not available")
-    del fs_rules
     if not policy.network.enabled:
         how = "seccomp socket() filter" + (f" + Landlock TCP (ABI {abi})" if abi >= 4 else "")
         if ns and not policy.network.dangerously_allow_all_unix_sockets:
@@ -213,11 +210,11 @@ def field_report(policy: Policy, m: dict[str, Any]) -> list[dict[str, str]]:
     return rows
 
 
-def _hardening_rows(row: Any, abi: int, ns: bool, m: dict[str, Any]) -> None:
+def _hardening_rows(row: Callable[[str, str, str], None], abi: int, ns: bool, m: dict[str, Any]) -> None:
     """What holds whatever the profile says: capabilities, set-id bits, device nodes, inode
     flags, truncation; and, without namespaces, what stays open."""
-    from .linux._caps import describe_kept
-    from .linux._without_namespaces import BROKERED, OPEN
+    from ._caps import describe_kept
+    from ._without_namespaces import BROKERED, OPEN
 
     kept = m["capabilities_kept"]
     row("capabilities in the command", "enforced",
@@ -243,8 +240,6 @@ def _hardening_rows(row: Any, abi: int, ns: bool, m: dict[str, Any]) -> None:
                                                     "O_CREAT opens in split directories are refused"))
 
 
-def doctor(policy: Policy) -> tuple[dict[str, Any], list[dict[str, str]], bool]:
+def doctor(policy: Policy) -> DoctorReport:
     m = probe_machine()
-    rows = field_report(policy, m)
-    ok = all(r["state"] != "not enforced" for r in rows)
-    return m, rows, ok
+    return DoctorReport("linux", m, field_report(policy, m))

@@ -51,6 +51,7 @@ test-kernels: setup
 bench: setup
 	./scripts/install-system-deps.sh --bench
 	mkdir -p .bench && cd .bench && (npm install --silent --no-audit --no-fund @anthropic-ai/sandbox-runtime@0.0.83 || echo "sandbox-runtime not installed: its column is skipped")
+	cd .bench && (npm install --silent --no-audit --no-fund @openai/codex@0.171.0 || echo "codex not installed: its column is skipped")
 	$(BIN)/python -m pytest -m bench -s -q -p no:randomly tests/bench
 
 clean:

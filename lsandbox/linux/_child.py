@@ -1,8 +1,11 @@
 """What runs in the sandboxed child between clone and exec, in DESIGN.md's order.
 
-Only syscalls here: everything was computed in the supervisor (``_plan``). Errors go to the
-supervisor over the CLOEXEC report pipe as one line and the child exits 125; the supervisor
-prints it as ``lsandbox: error: ...``. With a PID namespace this process is PID 1 of the
+Only syscalls here: every decision was made in the supervisor, which hands over one frozen
+:class:`ChildSpec` (the plan, the command, the descriptors). Errors go to the supervisor
+over the CLOEXEC report pipe as typed records (``_reports``) and the child exits 125; the
+supervisor prints them as ``lsandbox: error: ...``. Namespaces refused at ``unshare`` are
+reported as such and the child exits: the supervisor then runs the plan without namespaces
+in a new child (``_launcher.spawn``). With a PID namespace this process is PID 1 of the
 sandbox: after applying the sandbox to itself it forks the command (PID 2) and stays as a
 minimal init (reaps, forwards signals, reports the command's status), so that when it dies
 (because the supervisor died) the kernel kills everything in the sandbox.
@@ -14,25 +17,49 @@ import _socket
 import os
 import signal
 import sys
-from collections.abc import Callable, Sequence
 
-import prctl
+import _prctl  # python-prctl's C extension, not its wrapper module
 
 import landlock as ll
 import seccomp_bpf as sb
+from lsandbox_records import Record
 
 from . import _caps, _sys
 from ._mount_view import apply_view, fresh_proc
 from ._netns import CLONE_NEWNET, hand_over_proxy_listener, loopback_up
 from ._plan import LinuxPlan
+from ._reports import Kind, Step, send
 from ._unix_filter import install_and_hand_over
 
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGWINCH,
              signal.SIGUSR1, signal.SIGUSR2, signal.SIGCONT)
 
 
-def report(fd: int, kind: str, text: str) -> None:
-    os.write(fd, f"{kind}:{text}".replace("\n", " ").encode()[:4000] + b"\n")
+class ChildSpec(Record):
+    """Everything the forked child needs, decided by the supervisor before the fork."""
+
+    plan: LinuxPlan
+    argv: tuple[str, ...]
+    executable: str
+    env: dict[str, str]
+    cwd: str | None
+    sync: _socket.socket  # SEQPACKET to the supervisor: filter A in, listeners out
+    report_fd: int  # the report pipe's write end (CLOEXEC)
+    ns_flags: int  # CLONE_NEW* to unshare (0: no namespaces)
+    userns: bool
+    uid: int
+    gid: int
+    tty: int | None
+    std_fds: tuple[int, int, int]
+    landlock_log: bool = False  # Landlock audit records for the command too (LOG_NEW_EXEC_ON)
+    pass_fds: tuple[int, ...] = ()
+
+
+def _fail(report_fd: int, step: int, e: BaseException) -> None:
+    """Report a failed setup step (the text is what the user reads)."""
+    err = e.errno if isinstance(e, OSError) and e.errno else 0
+    text = str(e) if isinstance(e, OSError) and e.strerror else repr(e)
+    send(report_fd, Kind.SETUP, step=step, errno=err, text=text)
 
 
 def _write(path: str, data: str) -> None:
@@ -40,27 +67,31 @@ def _write(path: str, data: str) -> None:
         f.write(data)
 
 
-def _unshare(flags: int, plan: LinuxPlan, report_fd: int) -> None:
+def _unshare(spec: ChildSpec) -> bool:
     """All namespaces at once; where only the network namespace is refused (a runtime that
-    allows the others), the rest without it: network off stays enforced by seccomp and
-    Landlock, and the summary says what is missing."""
+    allows the others), the rest without it, as the plan allows: network off stays enforced
+    by seccomp and Landlock, and the summary says what is missing. Returns whether the
+    network namespace was made."""
+    flags = spec.ns_flags
     try:
         _sys.unshare(flags)
+        return bool(flags & CLONE_NEWNET)
     except OSError as e:
-        if not flags & CLONE_NEWNET or plan.proxy_port:
+        if not flags & CLONE_NEWNET or spec.plan.proxy_port:
             raise  # the proxied network has no other way to confine TCP to the proxy
         _sys.unshare(flags & ~CLONE_NEWNET)
-        plan.netns = False
-        report(report_fd, "note", f"network namespace unavailable ({e.strerror}); network off is "
-                                  "enforced by seccomp and Landlock alone")
+        send(spec.report_fd, Kind.NETNS_REFUSED, step=Step.UNSHARE, errno=e.errno or 0,
+             text=f"network namespace unavailable ({e.strerror}); network off is "
+                  "enforced by seccomp and Landlock alone")
+        return False
 
 
-def _setup_namespaces(plan: LinuxPlan, uid: int, gid: int, userns: bool) -> None:
+def _setup_namespaces(plan: LinuxPlan, uid: int, gid: int, userns: bool, netns: bool) -> None:
     if userns:
         _write("/proc/self/setgroups", "deny")
         _write("/proc/self/uid_map", f"{uid} {uid} 1")
         _write("/proc/self/gid_map", f"{gid} {gid} 1")
-    if plan.netns:
+    if netns:
         loopback_up()
     _sys.mount(None, "/", None, _sys.MS_REC | _sys.MS_PRIVATE)
     if plan.view is not None:
@@ -71,11 +102,11 @@ def _drop_capabilities(report_fd: int) -> None:
     """After the namespace setup (it needs CAP_SYS_ADMIN), before Landlock and seccomp."""
     kept = _caps.drop_all()
     if kept:
-        report(report_fd, "note", _caps.describe_kept(kept))
+        send(report_fd, Kind.NOTE, step=Step.CAPABILITIES, text=_caps.describe_kept(kept))
 
 
 def _restrict(plan: LinuxPlan, sync: _socket.socket, landlock_log: bool = False) -> None:
-    prctl.set_no_new_privs(1)
+    _prctl.prctl(_prctl.PR_SET_NO_NEW_PRIVS, 1)
     rs = plan.ruleset  # built by the supervisor: only syscalls from here
     assert rs is not None
     if plan.abi:
@@ -103,16 +134,17 @@ def _receive_filter_a(sync: _socket.socket) -> bytes:
 RESTORED = (signal.SIGPIPE, signal.SIGXFSZ)
 
 
-def _exec(argv: Sequence[str], executable: str, env: dict[str, str], report_fd: int) -> None:
+def _exec(spec: ChildSpec) -> None:
+    argv0 = spec.argv[0]
     try:
         for sig in RESTORED:
             signal.signal(sig, signal.SIG_DFL)
-        os.execve(executable, list(argv), env)
+        os.execve(spec.executable, list(spec.argv), spec.env)
     except OSError as e:
-        report(report_fd, "exec", f"{e.errno}:{argv[0]}: {e.strerror}")
+        send(spec.report_fd, Kind.EXEC, step=Step.EXEC, errno=e.errno or 0, text=f"{argv0}: {e.strerror}")
         os._exit(126 if e.errno in (13, 8, 21) else 127)
     except BaseException as e:  # noqa: BLE001 - never unwind into the caller's code (a fork)
-        report(report_fd, "exec", f"0:{argv[0]}: {e}")
+        send(spec.report_fd, Kind.EXEC, step=Step.EXEC, text=f"{argv0}: {e}")
         os._exit(126)
 
 
@@ -136,73 +168,58 @@ def _close_all_but(keep: set[int]) -> None:
     os.closerange(prev, os.sysconf("SC_OPEN_MAX"))
 
 
-def child_main(
-    plan: LinuxPlan,
-    argv: Sequence[str],
-    executable: str,
-    env: dict[str, str],
-    cwd: str | None,
-    sync: _socket.socket,
-    report_fd: int,
-    *,
-    ns_flags: int,
-    userns: bool,
-    uid: int,
-    gid: int,
-    tty: int | None,
-    std_fds: tuple[int, int, int],
-    fallback: Callable[[], LinuxPlan],
-    landlock_log: bool = False,
-    pass_fds: tuple[int, ...] = (),
-) -> None:
+def child_main(spec: ChildSpec) -> None:
     """Never returns. With namespaces this process unshares them, becomes a relay (outside the
     new PID namespace, forwarding signals) and forks init (PID 1 inside), which applies the
     sandbox to itself and forks the command."""
     for sig in FORWARDED:  # the caller's Python handlers (lsandbox's SignalForwarder) are not
         if callable(signal.getsignal(sig)):  # ours: the default until the relay blocks them
             signal.signal(sig, signal.SIG_DFL)
-    pidns = False
+    plan, report_fd, sync = spec.plan, spec.report_fd, spec.sync
+    pidns = bool(spec.ns_flags)
+    step = Step.START
     try:
-        prctl.set_pdeathsig(signal.SIGKILL)
+        _prctl.prctl(_prctl.PR_SET_PDEATHSIG, signal.SIGKILL)
         if os.getppid() == 1:
             os._exit(125)  # the supervisor already died
-        for target, fd in enumerate(std_fds):
+        for target, fd in enumerate(spec.std_fds):
             if fd != target:
                 os.dup2(fd, target)
-        _close_all_but({report_fd, sync.fileno(), *pass_fds})
-        for fd in pass_fds:  # asked for: the command inherits these, at the same numbers
+        _close_all_but({report_fd, sync.fileno(), *spec.pass_fds})
+        for fd in spec.pass_fds:  # asked for: the command inherits these, at the same numbers
             os.set_inheritable(fd, True)
-        if ns_flags:
-            try:
-                _unshare(ns_flags, plan, report_fd)
-                pidns = True
-            except OSError as e:  # a container refusing namespaces: same policy, no namespaces
-                if plan.proxy_port:
-                    raise OSError(e.errno, f"network.domains needs a network namespace "
-                                           f"({e.strerror})") from None
-                report(report_fd, "note", f"namespaces unavailable ({e.strerror}); running without")
-                plan = fallback()
         if pidns:
-            _setup_namespaces(plan, uid, gid, userns)
+            step = Step.UNSHARE
+            try:
+                netns = _unshare(spec)
+            except OSError as e:  # a container refusing namespaces: the supervisor decides
+                send(report_fd, Kind.NAMESPACES_REFUSED, step=step, errno=e.errno or 0, text=e.strerror or str(e))
+                os._exit(125)
+            step = Step.NAMESPACES
+            _setup_namespaces(plan, spec.uid, spec.gid, spec.userns, netns)
             if plan.proxy_port:
+                step = Step.PROXY
                 hand_over_proxy_listener(plan.proxy_port, sync)
             mask = set(FORWARDED) | {signal.SIGCHLD}
             signal.pthread_sigmask(signal.SIG_BLOCK, mask)
+            step = Step.INIT
             init = os.fork()
             if init != 0:
-                report(report_fd, "landlock", str(init))  # who restricts itself: audit matching
+                send(report_fd, Kind.RESTRICTED, value=init)  # who restricts itself: audit matching
                 sync.close()
                 _relay(init, mask)
             # init keeps these blocked from here to its sigwait: a thread it starts meanwhile
             # (the listener hand-over) inherits the mask, so no SIGCHLD can be delivered to
             # a thread that leaves it unblocked (and be lost: init would wait forever).
-            prctl.set_pdeathsig(signal.SIGKILL)
+            _prctl.prctl(_prctl.PR_SET_PDEATHSIG, signal.SIGKILL)
             if plan.view is not None:  # PID 1 of the new namespace: its own procfs
+                step = Step.PROCFS
                 note = fresh_proc(plan.view)
                 if note:
-                    report(report_fd, "note", note)
-        if cwd:
-            os.chdir(cwd)
+                    send(report_fd, Kind.NOTE, step=step, text=note)
+        step = Step.CHDIR
+        if spec.cwd:
+            os.chdir(spec.cwd)
         elif pidns and plan.view is not None:
             # The inherited cwd is the directory *under* the view's mounts (a writable
             # workspace bound over the read-only root): enter it again through them.
@@ -210,23 +227,25 @@ def child_main(
                 os.chdir(os.getcwd())
             except OSError:
                 pass
+        step = Step.CAPABILITIES
         _drop_capabilities(report_fd)
-        _restrict(plan, sync, landlock_log)
+        step = Step.RESTRICT
+        _restrict(plan, sync, spec.landlock_log)
         sync.close()
     except BaseException as e:  # noqa: BLE001
-        report(report_fd, "setup", str(e) if isinstance(e, OSError) and e.strerror else repr(e))
+        _fail(report_fd, step, e)
         os._exit(125)
     try:  # neither returns; an exception must end this process, not unwind into the caller
         if not pidns:
-            _foreground(tty)
-            _exec(argv, executable, env, report_fd)
-        _init(argv, executable, env, report_fd, tty)
+            _foreground(spec.tty)
+            _exec(spec)
+        _init(spec)
     except BaseException as e:  # noqa: BLE001
-        report(report_fd, "setup", str(e) if isinstance(e, OSError) and e.strerror else repr(e))
+        _fail(report_fd, Step.INIT, e)
         os._exit(125)
 
 
-def _relay(init: int, mask: set[int]) -> None:
+def _relay(init: int, mask: set[signal.Signals]) -> None:
     """Outside the PID namespace: forward signals to init, exit when it does."""
     try:
         while True:
@@ -245,7 +264,7 @@ def _relay(init: int, mask: set[int]) -> None:
         os._exit(125)
 
 
-def _init(argv: Sequence[str], executable: str, env: dict[str, str], report_fd: int, tty: int | None) -> None:
+def _init(spec: ChildSpec) -> None:
     """PID 1: fork the command, forward signals to it, report its status, exit.
 
     Not dumpable: init is in the command's Landlock domain and has its uid, so the command
@@ -253,32 +272,31 @@ def _init(argv: Sequence[str], executable: str, env: dict[str, str], report_fd: 
     error or a status, or fill the pipe so that init blocks and the run never ends) and
     ``/proc/1/mem``. A non-dumpable process's /proc entries need CAP_SYS_PTRACE, which the
     command lacks. The command inherits the flag until its ``execve``, which resets it."""
-    prctl.set_dumpable(False)
+    _prctl.prctl(_prctl.PR_SET_DUMPABLE, 0)
     mask = set(FORWARDED) | {signal.SIGCHLD}
     signal.pthread_sigmask(signal.SIG_BLOCK, mask)
-    pid = _fork_command(argv, executable, env, report_fd, tty, mask)
-    _serve_as_init(pid, mask, report_fd)
+    pid = _fork_command(spec, mask)
+    _serve_as_init(pid, mask, spec.report_fd)
 
 
-def _fork_command(argv: Sequence[str], executable: str, env: dict[str, str], report_fd: int,
-                  tty: int | None, mask: set[int]) -> int:
-    """The command. Forked, not posix_spawn'ed (~1 ms faster here): glibc's posix_spawn
-    leaves its internal signals 32 and 33 ignored in the new program, and a command that
-    has a terminal must take the foreground before it runs."""
+def _fork_command(spec: ChildSpec, mask: set[signal.Signals]) -> int:
+    """The command. Forked, not posix_spawn'ed: glibc's posix_spawn leaves its internal
+    signals 32 and 33 ignored in the new program, and a command that has a terminal must
+    take the foreground before it runs."""
     pid = os.fork()
     if pid == 0:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, mask)
         try:
-            prctl.set_pdeathsig(signal.SIGKILL)
-            _foreground(tty)
+            _prctl.prctl(_prctl.PR_SET_PDEATHSIG, signal.SIGKILL)
+            _foreground(spec.tty)
         except BaseException as e:  # noqa: BLE001
-            report(report_fd, "setup", repr(e))
+            _fail(spec.report_fd, Step.INIT, e)
             os._exit(125)
-        _exec(argv, executable, env, report_fd)
+        _exec(spec)
     return pid
 
 
-def _serve_as_init(pid: int, mask: set[int], report_fd: int) -> None:
+def _serve_as_init(pid: int, mask: set[signal.Signals], report_fd: int) -> None:
     """PID 1's loop: reap everything, forward signals to the command, report its status."""
     try:
         while True:
@@ -294,7 +312,7 @@ def _serve_as_init(pid: int, mask: set[int], report_fd: int) -> None:
                     if got == 0:
                         break
                     if got == pid:
-                        report(report_fd, "status", str(status))
+                        send(report_fd, Kind.STATUS, value=status)
                         os._exit(0)
             else:
                 try:

@@ -9,14 +9,17 @@ Process shape with namespaces (root, or unprivileged user namespaces allowed)::
                   `-- command (PID 2; sandboxed; foreground process group of the terminal)
 
 If the supervisor dies, the relay and then init get SIGKILL (PDEATHSIG) and the kernel kills
-every process of the namespace: the sandbox fails closed. Without namespaces (some containers) the command is
+every process of the namespace: the sandbox fails closed. From a process's third launch on,
+the relay is forked by a small pre-forked launcher process instead (``_prefork``: the
+caller's address space is not copied three times per launch), which kills its relays when
+the supervisor dies. Without namespaces (some containers) the command is
 the direct child: PDEATHSIG still kills it, but its descendants may outlive a killed
 supervisor (``doctor`` reports this).
 """
 
 from __future__ import annotations
 
-import _socket  # not ``socket``: its Python wrapper costs ~2 ms of every launch
+import _socket  # not ``socket``: its Python wrapper is a noticeable part of every launch
 import errno
 import gc
 import os
@@ -38,12 +41,17 @@ from .._errors import (
 )
 from ..policy import Policy
 from . import _socket_dir, _sys
-from ._child import FORWARDED, child_main
+from ._child import FORWARDED, ChildSpec, child_main
 from ._features import Features, features, filesystem_unenforced
 from ._netns import CLONE_NEWNET
 from ._plan import LinuxPlan, build_plan, filter_a_bytes
+from ._reports import Kind, Report, read_all
 from ._socket_dir import SocketDir
 from ._unix_filter import recv_fds
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ._provenance import Provenance
 
 
 class Launch(Record, frozen=False):
@@ -65,6 +73,7 @@ class Launch(Record, frozen=False):
     returncode: int | None = None  # like subprocess: -N for death by signal N
     error: str | None = None
     exit_status: int | None = None  # what `lsandbox run` exits with
+    prefork: object | None = None  # the _prefork.Prefork that forked the relay (None: this process)
 
 
 def make_socket_dir() -> SocketDir:
@@ -117,8 +126,16 @@ def _fallback_plan(policy: Policy, socket_dir: str, feats: Features, report_refu
                       filter_a=False, report_refusals=report_refusals)
     why = filesystem_unenforced(plan.abi, False, None)
     if why:
-        raise OSError(errno.EPERM, why)
+        raise SetupError(f"sandbox setup failed: {OSError(errno.EPERM, why)}")
     return plan
+
+
+class _Refused(Exception):
+    """The child's ``unshare`` was refused (a container's seccomp profile): its report."""
+
+    def __init__(self, report: Report) -> None:
+        super().__init__(report.text)
+        self.report = report
 
 
 def spawn(
@@ -182,14 +199,6 @@ def spawn(
         if on_event:
             on_event(e)
 
-    pidns = feats.namespaces
-    if not pidns:
-        _note_without_namespaces(record)
-    userns = pidns and not feats.root
-    flags = (_sys.CLONE_NEWPID | _sys.CLONE_NEWNS | (_sys.CLONE_NEWUSER if userns else 0)
-             | (CLONE_NEWNET if plan.netns else 0)) if pidns else 0
-    parent_sock, child_sock = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_SEQPACKET)
-    report_r, report_w = os.pipe2(os.O_CLOEXEC)
     uid, gid = os.geteuid(), os.getegid()
     provenance = Provenance(policy, socket_dir, time.time_ns())  # before the workload exists
     audit = None
@@ -197,96 +206,190 @@ def spawn(
         from ._audit import Collector
 
         audit = Collector(plan.abi)  # positioned at "now": only this sandbox's records follow
-    # A plain glibc fork (never a raw clone: glibc must reset its locks, as other threads of
-    # this process may hold them); the child unshares the namespaces itself.
-    pid = os.fork()
+    if not plan.namespaces:
+        _note_without_namespaces(record)
+    launch = Launch(0, plan, -1, None, socket_dir, tty, plan.namespaces, events, on_event=on_event,
+                    audit=audit, socket_pin=pin)
+    userns = plan.namespaces and not feats.root
+    landlock_log = bool(audit and not audit.why_not)  # records only if read back
+
+    def spec(plan: LinuxPlan, sync: _socket.socket, report_fd: int) -> ChildSpec:
+        return ChildSpec(plan, tuple(argv), executable, env, cwd, sync, report_fd, _ns_flags(plan, feats),
+                         userns and plan.namespaces, uid, gid, tty, stdio, landlock_log=landlock_log,
+                         pass_fds=tuple(pass_fds))
+
+    try:
+        fds = _start(launch, spec, policy, record)
+    except _Refused as refused:
+        # Namespaces refused at unshare (a container): the same policy without namespaces, in
+        # a new child, or refused where nothing would carry it.
+        r = refused.report
+        try:
+            if plan.proxy_port:
+                raise SetupError("sandbox setup failed: " + str(OSError(
+                    r.errno, f"network.domains needs a network namespace ({r.text})")))
+            launch.plan = _fallback_plan(policy, socket_dir, feats, log_denials)
+        except BaseException:
+            _release(launch)
+            raise
+        launch.pidns = False
+        record({"kind": "note", "text": f"namespaces unavailable ({r.text}); running without"})
+        _note_without_namespaces(record)
+        fds = _start(launch, spec, policy, record)
+    launch.broker = LazyBroker(fds[0], policy, pin, record, provenance, preload=_brokers_likely(launch.plan),
+                               plan=launch.plan)
+    return launch
+
+
+def _brokers_likely(plan: LinuxPlan) -> bool:
+    """Whether the command will probably make brokered calls: some socket path is allowed
+    (or the proxied network, or reported refusals). Then the broker is imported in the
+    background at once; otherwise on the first notification, so that a command which never
+    connects does not pay for the import (CPU, and the GIL the supervisor needs to reap it)."""
+    return plan.datagrams or bool(plan.proxy_port) or plan.report_refusals or bool(plan.split)
+
+
+def _ns_flags(plan: LinuxPlan, feats: Features) -> int:
+    if not plan.namespaces:
+        return 0
+    return (_sys.CLONE_NEWPID | _sys.CLONE_NEWNS | (0 if feats.root else _sys.CLONE_NEWUSER)
+            | (CLONE_NEWNET if plan.netns else 0))
+
+
+def _start(launch: Launch, spec: Callable[[LinuxPlan, _socket.socket, int], ChildSpec], policy: Policy,
+           record: Callable[[dict], None]) -> list[int]:
+    """Fork the child running ``launch.plan``, send it filter A, receive its listener (and the proxy's).
+    Raises ``_Refused`` (the child reaped) when it reports its namespaces refused, and
+    ``SetupError`` (everything released) when it fails otherwise."""
+    parent_sock, child_sock = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_SEQPACKET)
+    report_r, report_w = os.pipe2(os.O_CLOEXEC)
+    child = spec(launch.plan, child_sock, report_w)
+    pid = _start_preforked(launch, child)
     if pid == 0:
-        # No garbage collection in the short-lived setup processes: a collection walks every
-        # object the caller owns and copies the pages it touches (copy-on-write).
-        gc.disable()
-        parent_sock.close()
-        os.close(report_r)
-        child_main(plan, argv, executable, env, cwd, child_sock, report_w, ns_flags=flags, userns=userns,
-                   uid=uid, gid=gid, tty=tty, std_fds=stdio,
-                   # filter_a=False: the fallback too takes filter A from the supervisor (the
-                   # same program: it does not depend on namespaces); one left unread in the
-                   # child's socket made the hand-over fail with ECONNRESET, at random
-                   fallback=lambda: _fallback_plan(policy, socket_dir, feats, log_denials),
-                   landlock_log=bool(audit and not audit.why_not),  # records only if read back
-                   pass_fds=tuple(pass_fds))
+        # A plain glibc fork (never a raw clone: glibc must reset its locks, as other threads
+        # of this process may hold them); the child unshares the namespaces itself.
+        pid = os.fork()
+        if pid == 0:
+            # No garbage collection in the short-lived setup processes: a collection walks
+            # every object the caller owns and copies the pages it touches (copy-on-write).
+            gc.disable()
+            parent_sock.close()
+            os.close(report_r)
+            child_main(child)
     child_sock.close()
     os.close(report_w)
+    launch.pid, launch.report_r = pid, report_r
     try:  # while the child unshares, mounts and applies Landlock (2 cores: in parallel)
-        filter_a = b"A" + filter_a_bytes(plan)
+        filter_a = b"A" + filter_a_bytes(launch.plan)
     except BaseException:
         os.kill(pid, signal.SIGKILL)
-        os.waitpid(pid, 0)
-        os.close(report_r)
+        _reap(launch)
         parent_sock.close()
-        _cleanup_socket_dir(pin)
-        if audit is not None:
-            audit.close()
+        _release(launch)
         raise
     try:
         parent_sock.send(filter_a, _socket.MSG_NOSIGNAL)
     except OSError:
-        pass  # the child is gone, or fell back to a plan of its own: wait() reports its fate
-    launch = Launch(pid, plan, report_r, None, socket_dir, tty, pidns, events, on_event=on_event,
-                    audit=audit, socket_pin=pin)
+        pass  # the child is gone: its reports say why
     parent_sock.settimeout(60)  # never hang the caller on a child stuck before hand-over
     try:
-        try:
-            _msg, fds = recv_fds(parent_sock, 1)
-        except ConnectionResetError:
-            # The child closed its end with filter A unread (it fell back to a plan of its
-            # own): the kernel reports that once, before the listener still queued.
-            _msg, fds = recv_fds(parent_sock, 1)
-        if _msg == b"P":  # the proxied network's listener (_netns), before seccomp's
+        msg, fds = recv_fds(parent_sock, 1)
+        if msg == b"P":  # the proxied network's listener (_netns), before seccomp's
             launch.proxy = _serve_proxy(fds, policy, record)
-            _msg, fds = recv_fds(parent_sock, 1)
+            msg, fds = recv_fds(parent_sock, 1)
     except TimeoutError:
-        _abandon(launch, audit)
+        _abandon(launch)
+        _release(launch)
         raise SetupError("the sandboxed child did not hand over its seccomp listener within 60 s") from None
     except OSError:
-        # The child failed before the hand-over (a rule path it could not open...) and
-        # closed its end: its report says why.
-        raise SetupError(_abandon(launch, audit)) from None
+        fds = []  # the child failed before the hand-over and closed its end (a reset when
+        # filter A was left unread): its reports say why
     finally:
         parent_sock.close()
     if not fds:  # end of stream: the child failed before the hand-over
-        raise SetupError(_abandon(launch, audit))
-    launch.broker = LazyBroker(fds[0], policy, pin, record, provenance, plan)
-    return launch
+        raise _abandon(launch)
+    return fds
 
 
-def _abandon(launch: Launch, audit: object | None) -> str:
-    """Kill and reap a child that failed before the hand-over, remove its socket directory,
-    and return its setup report (what to tell the user)."""
+_launches = 0  # in this process: the first never asks for the pre-forked launcher
+
+
+def _start_preforked(launch: Launch, child: ChildSpec) -> int:
+    """The relay forked by this process's pre-forked launcher (``_prefork``), or 0 (none ready,
+    or descriptors to pass: then the caller forks)."""
+    global _launches
+    launch.prefork = None
+    _launches += 1
+    if child.pass_fds or _launches < 2:
+        return 0
+    from ._prefork import launcher
+
+    pre = launcher()
+    if pre is None:
+        return 0
+    try:
+        cwd_fd = os.open(".", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        return 0
+    try:
+        pid = pre.start(child, cwd_fd)
+    except OSError:
+        return 0
+    finally:
+        os.close(cwd_fd)
+    launch.prefork = pre
+    return pid
+
+
+def _reap(launch: Launch) -> int:
+    """The relay's wait status: from ``waitpid`` (our child) or from the pre-forked launcher."""
+    if launch.prefork is not None:
+        return launch.prefork.reap(launch.pid)  # type: ignore[attr-defined]
+    while True:
+        try:
+            return os.waitpid(launch.pid, 0)[1]
+        except ChildProcessError:
+            return 0
+
+
+def _abandon(launch: Launch) -> BaseException:
+    """Kill and reap a child that failed before the hand-over and return what to raise:
+    ``_Refused`` when its namespaces were refused (the socket directory and audit stay, for
+    the fallback), else a ``SetupError`` with its report (everything released)."""
     try:
         os.kill(launch.pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
-    _, status = os.waitpid(launch.pid, 0)
-    reports = b""
-    while chunk := os.read(launch.report_r, 65536):
-        reports += chunk
-    os.close(launch.report_r)
+    status = _reap(launch)
+    reports = read_all(launch.report_r)
+    launch.report_r = -1
     if launch.proxy is not None:
         launch.proxy.close()  # type: ignore[attr-defined]
         launch.proxy = None
+    for r in reports:
+        if r.kind == Kind.NAMESPACES_REFUSED:
+            return _Refused(r)
+    _release(launch)
+    for r in reports:
+        if r.kind == Kind.SETUP:
+            return SetupError(f"sandbox setup failed: {r.text}")
+    how = (f"killed by signal {os.WTERMSIG(status)}" if os.WIFSIGNALED(status)
+           else f"exit status {os.WEXITSTATUS(status)}")
+    return SetupError("sandbox setup failed: the sandboxed child ended before handing over its seccomp "
+                      f"listener ({how})")
+
+
+def _release(launch: Launch) -> None:
+    """Remove the socket directory and close the audit reader of a launch that failed."""
+    if launch.report_r >= 0:
+        os.close(launch.report_r)
+        launch.report_r = -1
     if launch.socket_pin is not None:
         _cleanup_socket_dir(launch.socket_pin)
         launch.socket_pin = None
-    if audit is not None:
-        audit.close()  # type: ignore[attr-defined]
-    for line in reports.decode(errors="replace").splitlines():
-        kind, _, text = line.partition(":")
-        if kind == "setup":
-            return f"sandbox setup failed: {text}"
-    how = (f"killed by signal {os.WTERMSIG(status)}" if os.WIFSIGNALED(status)
-           else f"exit status {os.WEXITSTATUS(status)}")
-    return ("sandbox setup failed: the sandboxed child ended before handing over its seccomp "
-            f"listener ({how})")
+    if launch.audit is not None:
+        launch.audit.close()  # type: ignore[attr-defined]
+        launch.audit = None
 
 
 def _serve_proxy(fds: list[int], policy: Policy, record: Callable[[dict], None]) -> object:
@@ -307,18 +410,20 @@ def _serve_proxy(fds: list[int], policy: Policy, record: Callable[[dict], None])
 class LazyBroker:
     """The broker, built and started when the first notification arrives.
 
-    Most commands never ``connect``/``bind``/``sendto`` an address. Importing the broker (and
-    ``ctypes``, its C fast path...) costs ~4 ms, so it is not on the launch path: this
-    object's thread imports it in the background (a command that connects at once finds it
-    loaded, or waits for the rest of the import), then polls the listener and starts the
-    broker on the first notification; notified calls wait in the kernel meanwhile (nothing
-    is answered, nothing is allowed). If the broker cannot be started, the listener is closed: the notified calls
+    Most commands never ``connect``/``bind``/``sendto`` an address, and importing the broker
+    (``ctypes``, its C fast path...) is a large part of a launch, so it is not on the launch
+    path: with ``preload`` (a policy that allows some socket path) this object's thread
+    imports it in the background (a command that connects at once finds it loaded, or waits
+    for the rest of the import); then it polls the listener and starts the broker on the
+    first notification; notified calls wait in the kernel meanwhile (nothing is answered,
+    nothing is allowed). If the broker cannot be started, the listener is closed: the notified calls
     fail (ENOSYS), the sandbox fails closed, and a note says why. The same thread removes the
     socket directories of killed supervisors (``_socket_dir.remove_stale``), off the launch path."""
 
     def __init__(self, fd: int, policy: Policy, socket_dir: SocketDir, record: Callable[[dict], None],
-                 provenance: object, plan: LinuxPlan | None = None) -> None:
+                 provenance: Provenance, *, preload: bool = True, plan: LinuxPlan | None = None) -> None:
         self._fd = fd
+        self._preload = preload
         self._args = (policy, socket_dir, record, provenance, plan)
         self._broker: object | None = None
         self._closing = False
@@ -328,12 +433,13 @@ class LazyBroker:
         self._thread.start()
 
     def _watch(self) -> None:
-        try:  # imported here, in the background, while the command starts: the first
-            from . import _broker  # noqa: F401 - notification then finds it loaded (~1 ms, not ~5)
-        except BaseException:  # noqa: BLE001 - _start imports it again and fails closed, saying why
-            pass
-        try:  # also in the background: socket directories of killed supervisors (a scan of
-            _socket_dir.remove_stale(os.path.dirname(self._args[1].path))  # $TMPDIR: ~0.1-1 ms)
+        if self._preload:
+            try:  # the first notification then finds it loaded
+                from . import _broker  # noqa: F401
+            except BaseException:  # noqa: BLE001 - _start imports it again and fails closed, saying why
+                pass
+        try:  # also in the background: socket directories of killed supervisors (a scan of $TMPDIR)
+            _socket_dir.remove_stale(os.path.dirname(self._args[1].path))
         except OSError:
             pass
         p = select.poll()
@@ -385,17 +491,9 @@ class LazyBroker:
 
 def wait(launch: Launch) -> Launch:
     """Wait for the sandbox to end; fill in ``returncode``/``exit_status``/``error``."""
-    while True:
-        try:
-            _, status = os.waitpid(launch.pid, 0)
-            break
-        except ChildProcessError:
-            status = 0
-            break
-    reports = b""
-    while chunk := os.read(launch.report_r, 65536):
-        reports += chunk
-    os.close(launch.report_r)
+    status = _reap(launch)
+    reports = read_all(launch.report_r)
+    launch.report_r = -1
     if launch.broker is not None:
         launch.broker.close()
     if launch.proxy is not None:
@@ -413,23 +511,20 @@ def wait(launch: Launch) -> Launch:
         signal.signal(signal.SIGTTOU, old)
     cmd_status = status
     restricted = {launch.pid}
-    for line in reports.decode(errors="replace").splitlines():
-        kind, _, text = line.partition(":")
-        if kind == "landlock" and text.isdigit():
-            restricted.add(int(text))
-        elif kind == "status":
-            cmd_status = int(text)
-        elif kind == "setup":
-            launch.error = f"sandbox setup failed: {text}"
-        elif kind == "note":
-            launch.events.append({"kind": "note", "text": text})
-            if text.startswith("namespaces unavailable"):  # the child fell back to none
-                _note_without_namespaces(launch.events.append)
-        elif kind == "exec":
-            _errno, _, msg = text.partition(":")
-            launch.error = f"cannot execute {msg}"
+    failed = False
+    for r in reports:
+        if r.kind == Kind.RESTRICTED:
+            restricted.add(r.value)
+        elif r.kind == Kind.STATUS:
+            cmd_status = r.value
+        elif r.kind == Kind.SETUP:
+            launch.error, failed = f"sandbox setup failed: {r.text}", True
+        elif r.kind in (Kind.NOTE, Kind.NETNS_REFUSED):
+            launch.events.append({"kind": "note", "text": r.text})
+        elif r.kind == Kind.EXEC:
+            launch.error = f"cannot execute {r.text}"
     _collect_audit(launch, restricted)
-    if launch.error and "sandbox setup failed" in launch.error:
+    if failed:
         launch.exit_status, launch.returncode = 125, 125
         return launch
     if os.WIFSIGNALED(cmd_status):

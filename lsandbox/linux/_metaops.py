@@ -307,6 +307,6 @@ def attached(broker: object) -> MetaOps:
             b = broker  # the Broker's own fields, read here to keep its hook one line
             plan = build_plan(b._policy, b._socket_dir, Features(f.landlock_abi, True, False, f.root),  # type: ignore[attr-defined]
                               filter_a=False)
-            ops = MetaOps(b._fd, b._policy, plan.landlock_rules, plan.abi, b._on_event)  # type: ignore[attr-defined]
+            ops = MetaOps(b._fd, b._policy, list(plan.landlock_rules), plan.abi, b._on_event)  # type: ignore[attr-defined]
             broker._path_ops_state = ops  # type: ignore[attr-defined]
         return ops

@@ -38,8 +38,10 @@ from lsandbox_records import Record
 
 from . import _sys
 
-TYPE_CHECKING = False  # typing costs ~4 ms at every start; type checkers see True
+TYPE_CHECKING = False  # the typing module is not imported at run time; type checkers see True
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from ..policy import Policy
 
 WRITE, READ_ONLY, MASK, TMPFS = "write", "ro", "mask", "tmpfs"
@@ -91,7 +93,7 @@ def _mount_points() -> tuple[str, ...]:
     return tuple(dict.fromkeys(out))
 
 
-def plan_view(policy: Policy, socket_dir: str, ro_binds: list[str], private_tmpfs: list[str]) -> MountView:
+def plan_view(policy: Policy, socket_dir: str, ro_binds: Sequence[str], private_tmpfs: Sequence[str]) -> MountView:
     """The mount view of ``policy`` (canonical paths; only paths that exist are mounted)."""
     from ..policy import FsAccess
 

@@ -31,29 +31,31 @@ from ._unix_rules import resolve_unix_rules
 _DEV_RW = ll.AccessFs.READ_FILE | ll.AccessFs.WRITE_FILE | ll.AccessFs.TRUNCATE | ll.AccessFs.IOCTL_DEV
 
 
-class LinuxPlan(Record, frozen=False):
+class LinuxPlan(Record):
+    """What the child executes; frozen: every decision is made here, before the fork."""
+
     policy: Policy
     socket_dir: str
     abi: int
     handled_fs: ll.AccessFs
     handled_net: ll.AccessNet
     scoped: ll.Scope
-    landlock_rules: list[tuple[str, ll.AccessFs]]
-    ro_binds: list[str]
-    private_tmpfs: list[str]
+    landlock_rules: tuple[tuple[str, ll.AccessFs], ...]
+    ro_binds: tuple[str, ...]
+    private_tmpfs: tuple[str, ...]
     filter_a: bytes | None  # encoded; None: sent by the supervisor after fork (filter_a_bytes)
     filter_b: bytes  # encoded
     namespaces: bool
     netns: bool  # the sandbox's own network namespace (network off; see _netns)
     datagrams: bool
     wait_killable: bool
-    notes: list[str] = field(default_factory=list)
+    notes: tuple[str, ...] = ()
     view: MountView | None = None  # with a mount namespace: the read-only view (_mount_view)
     report_refusals: bool = False  # filter A/B variants reporting socket() refusals (_refusals)
     # The proxied network (network.domains): the port of the proxy's listener in the
     # sandbox's network namespace (0: no proxy), and Landlock's TCP port rules.
     proxy_port: int = 0
-    net_ports: list[tuple[int, ll.AccessNet]] = field(default_factory=list)
+    net_ports: tuple[tuple[int, ll.AccessNet], ...] = ()
     # Without namespaces: directories Landlock had to split (_split); creation there is
     # brokered (_pathops), filter B trapping the creating calls.
     split: tuple[str, ...] = ()
@@ -188,9 +190,9 @@ def build_plan(policy: Policy, socket_dir: str, feats: Features, *, filter_a: bo
         handled_fs=handled_fs,
         handled_net=handled_net,
         scoped=ll.Scope.from_all(abi),
-        landlock_rules=ll.plan_path_rules(rules),
-        ro_binds=ro_binds,
-        private_tmpfs=private_tmpfs,
+        landlock_rules=tuple(ll.plan_path_rules(rules)),
+        ro_binds=tuple(ro_binds),
+        private_tmpfs=tuple(private_tmpfs),
         filter_a=(_filter_a(arch, network=policy.network.enabled, unix_dgram=datagrams,
                             truncate_guard=truncate_guard(abi), report=report_refusals, netlink=not proxied)
                   if filter_a else None),
@@ -200,10 +202,10 @@ def build_plan(policy: Policy, socket_dir: str, feats: Features, *, filter_a: bo
         netns=feats.namespaces and (proxied or netns_wanted(net.enabled, net.dangerously_allow_all_unix_sockets)),
         datagrams=datagrams,
         wait_killable=wait_killable_available(),
-        notes=notes,
+        notes=tuple(notes),
         view=view,
         report_refusals=report_refusals,
         proxy_port=net.proxy_port if proxied else 0,
-        net_ports=net_ports,
+        net_ports=tuple(net_ports),
         split=split,
     )

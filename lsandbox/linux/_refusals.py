@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import errno
 import functools
+from collections.abc import Sequence
 
 import seccomp_bpf as sb
 
@@ -74,7 +75,7 @@ def build_filter_a_reporting(arch: str, *, network: bool, unix_dgram: bool,
     rules = [*_passed_through(network=network, unix_dgram=unix_dgram),
              *filter_a_rules(arch, network=network, unix_dgram=unix_dgram, truncate_guard=truncate_guard,
                              netlink=netlink)]
-    return sb.compile_filter(sb.Filter(arch, rules, sb.ALLOW))
+    return sb.compile_filter(sb.Filter(arch, tuple(rules), sb.ALLOW))
 
 
 def describe(op: str, args: tuple[int, ...]) -> dict:
@@ -90,7 +91,7 @@ def describe(op: str, args: tuple[int, ...]) -> dict:
             "layer": "seccomp"}
 
 
-def unobservable(ro_binds: list[str]) -> list[str]:
+def unobservable(ro_binds: Sequence[str]) -> list[str]:
     """Statements of the refusals a report cannot contain here, and why (with denials asked
     for): a write under a read-only bind mount fails with EROFS in the filesystem itself,
     with no Landlock or seccomp decision to record."""

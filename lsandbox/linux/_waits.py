@@ -2,12 +2,12 @@
 
 Filter B is installed with ``SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV`` where the kernel has
 it: once the broker has received a notification, the target waits *killably* only, so a
-non-fatal signal no longer makes the kernel abandon a call the broker is performing (a
-connect done twice, a send duplicated by the restart). It was kept on purpose. Its cost is
-that the target cannot be interrupted by the kernel any more: a handled ``SIGUSR1`` stays
-pending, and then even ``SIGTERM`` is not delivered (the kernel's fatal-signal shortcut
-skips a thread that already has a signal pending), so the command sat in D state until
-``SIGKILL``. So the broker does the interrupting itself: while a call waits (a full
+non-fatal signal does not make the kernel abandon a call the broker is performing (a
+connect done twice, a send duplicated by the restart). Its cost is that the kernel cannot
+interrupt the target: a handled ``SIGUSR1`` stays pending, and then even ``SIGTERM`` is not
+delivered (the kernel's fatal-signal shortcut skips a thread that already has a signal
+pending), so the command would sit in D state until ``SIGKILL``. So the broker does the
+interrupting itself: while a call waits (a full
 backlog, a full send buffer), every few milliseconds it reads the target thread's
 ``/proc/<tgid>/task/<tid>/status`` and, when a signal is pending (thread or process),
 not blocked, and either caught or fatal by default, answers ``EINTR`` (or the bytes a

@@ -1,10 +1,12 @@
 """lsandbox vs peers, ratios to bare from one run: launch of `true` and `python3 -c pass`, and
-1,000 AF_UNIX connects to a server outside. Peers: bubblewrap (`bwrap`) and Anthropic's
-sandbox-runtime (`srt`, npm, installed by `make bench` into .bench/). A missing peer is
-skipped with its reason. Prints a Markdown table for the README."""
+1,000 AF_UNIX connects to a server outside. Peers: bubblewrap (`bwrap`), Anthropic's
+sandbox-runtime (`srt`) and OpenAI's Codex (`codex sandbox`), both from npm, installed by
+`make bench` into .bench/. A missing peer is skipped with its reason. Prints a Markdown table
+for the README."""
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import shlex
@@ -19,6 +21,20 @@ from tests._sandbox import LSANDBOX, PY, UnixServer, rmtree, world_dir
 pytestmark = pytest.mark.bench
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SRT = os.path.join(REPO, ".bench", "node_modules", ".bin", "srt")
+CODEX_HOME = os.path.join(REPO, ".bench", "codex-home")  # Codex refuses a CODEX_HOME under /tmp
+
+
+def codex_binary() -> str | None:
+    """The native Linux binary the npm package ships (its ``codex`` wrapper is a node script:
+    timing it would time node's start)."""
+    found = sorted(glob.glob(os.path.join(REPO, ".bench", "node_modules", "@openai", "codex-linux-*",
+                                          "vendor", "*", "bin", "codex")))
+    return found[0] if found else None
+
+
+def codex_env() -> dict[str, str]:
+    os.makedirs(CODEX_HOME, exist_ok=True)
+    return {**os.environ, "CODEX_HOME": CODEX_HOME}
 
 CONNECT_LOOP = """
 import socket, sys, time
@@ -56,6 +72,8 @@ def test_bench_peers(tmp_path):
     runners["bubblewrap"] = (["bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"], None) \
         if shutil.which("bwrap") else "bwrap not installed"
     runners["sandbox-runtime"] = ([SRT, "-c"], srt_env) if os.path.exists(SRT) else "srt not installed (make bench)"
+    codex = codex_binary()
+    runners["codex"] = ([codex, "sandbox", "--"], codex_env()) if codex else "codex not installed (make bench)"
     rows = []
     base: dict[str, float] = {}
     try:

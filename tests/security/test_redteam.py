@@ -21,11 +21,13 @@ pytestmark = [pytest.mark.kernel, pytest.mark.security]
 
 ABIS = {"best": {}, "abi1": {"LANDLOCK_MAX_ABI": "1"}, "abi2": {"LANDLOCK_MAX_ABI": "2"}}
 
-# Every descriptor of init opened for writing and fed report lines the supervisor trusts; then
-# init's memory and environment. Before the fix the command could forge "setup:" (a failed
-# launch, exit 125), "status:" (garbage crashed the CLI) or fill the pipe so that init blocked
-# writing the real status and the run never ended.
+# Every descriptor of init opened for writing and fed report records the supervisor trusts
+# (lsandbox.linux._reports: a SETUP failure and a NOTE); then init's memory and environment.
+# Before the fix the command could forge a setup failure (a failed launch, exit 125), a status
+# (garbage crashed the CLI) or fill the pipe so that init blocked writing the real status and
+# the run never ended.
 INIT = r"""
+import struct
 forged = 0
 for n in range(64):
     try:
@@ -33,7 +35,8 @@ for n in range(64):
     except OSError:
         continue
     try:
-        os.write(fd, b"setup:forged by the command\nnote:forged note\n")
+        os.write(fd, struct.pack("<BBHqH", 2, 0, 0, 0, 20) + b"forged by the command"[:20]
+                 + struct.pack("<BBHqH", 1, 0, 0, 0, 11) + b"forged note")
         forged += 1
     except OSError:
         pass

@@ -25,7 +25,7 @@ def test_abi_7_plan(tmp_path):
     rules = dict(plan.landlock_rules)
     assert not plan.handled_fs & ll.AccessFs.RESOLVE_UNIX
     assert rules[os.path.realpath(tmp_path)] & ll.AccessFs.MAKE_REG
-    assert plan.ro_binds == [os.path.realpath(tmp_path / ".git")]
+    assert plan.ro_binds == (os.path.realpath(tmp_path / ".git"),)
     assert plan.handled_net == ll.AccessNet.from_all(7)
 
 
@@ -35,7 +35,7 @@ def test_without_namespaces_the_carve_out_splits(tmp_path):
     plan, _ = _plan(tmp_path, 7, ns=False)
     rules = dict(plan.landlock_rules)
     root = os.path.realpath(tmp_path)
-    assert plan.ro_binds == []
+    assert plan.ro_binds == ()
     assert not rules[root] & ll.AccessFs.MAKE_REG  # fails closed at the top level
     assert rules[root + "/src"] & ll.AccessFs.MAKE_REG
     assert not rules[root + "/.git"] & ll.AccessFs.WRITE_FILE

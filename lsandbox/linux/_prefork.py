@@ -1,0 +1,242 @@
+"""A small pre-forked launcher process for callers that launch sandboxes again and again.
+
+Every launch forks the caller three times (relay, init, command). Each fork copies the
+caller's page tables and every page the child then writes, and each exit frees them: an
+agent host or a test runner of a few hundred megabytes pays for its own size on every
+sandbox. From its second launch on, a process starts this launcher: a fresh interpreter
+(``python -c ...``, its own small address space) that imports the launch path once and then
+forks the relay for each launch it is asked for. The supervisor stays the caller: it plans
+(every decision is made there, as before), serves the broker and receives the listener; the
+launcher only forks and runs the frozen :class:`~lsandbox.linux._child.ChildSpec` it is sent.
+
+Protocol (one private SEQPACKET socket pair, each request and its answer under a lock):
+``S`` + the pickled spec fields, with the descriptors the child needs by SCM_RIGHTS (sync
+socket, report pipe, the three std descriptors, the working directory), answered with the
+relay's pid; ``W`` + a pid, answered with its wait status. The launcher reaps a relay only
+when asked, so until the caller has waited for it the pid stays what it was (a zombie at
+worst, as a child of the caller's would): ``pidfd_open`` and ``kill`` on it stay safe. The
+caller asks after the relay's pidfd said it ended, so the launcher never blocks.
+
+Failing closed: the launcher watches the caller through a pidfd; when the caller is gone
+(or closes the socket) it kills every relay it started (SIGKILL; each init then dies of its
+PDEATHSIG and the kernel ends its PID namespace) and exits. If the launcher itself dies, its
+relays die of their PDEATHSIG. The caller falls back to forking itself whenever the launcher
+is not ready, and always for launches that pass extra descriptors.
+``LSANDBOX_NO_PREFORK=1`` disables it.
+"""
+
+from __future__ import annotations
+
+import _socket
+import os
+import select
+import signal
+import struct
+import sys
+import threading
+
+from ._child import ChildSpec
+
+_INT = struct.Struct("=i")
+_MAX_FDS = 8
+
+
+class Prefork:
+    """The caller's handle on its launcher process."""
+
+    def __init__(self) -> None:
+        self.owner = os.getpid()
+        self.lock = threading.Lock()
+        self.sock, theirs = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_SEQPACKET | _socket.SOCK_CLOEXEC)
+        code = f"import sys; sys.path[:0] = {_paths()!r}; from lsandbox.linux._prefork import serve; serve()"
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - replaced by exec at once
+            try:
+                os.dup2(theirs.fileno(), 3, inheritable=True)
+                null = os.open(os.devnull, os.O_RDWR)
+                for fd in (0, 1, 2):  # holds none of the caller's pipes open
+                    os.dup2(null, fd)
+                os.closerange(4, os.sysconf("SC_OPEN_MAX"))
+                # /proc/self/exe: the interpreter this process runs, even where its path is
+                # not searchable by the caller's uid (an interpreter under another's home)
+                os.execv("/proc/self/exe", [sys.executable, "-I", "-c", code, str(self.owner)])
+            finally:
+                os._exit(127)
+        theirs.close()
+        self.pid = pid
+        self.ready = False
+        self.dead = False
+
+    def usable(self) -> bool:
+        """Ready to serve (its first message, "R", received), without waiting for it."""
+        with self.lock:
+            if not self.ready and not self.dead:
+                try:
+                    self.ready = self.sock.recv(16, _socket.MSG_DONTWAIT) == b"R"
+                    self.dead = not self.ready
+                except BlockingIOError:
+                    pass
+                except OSError:
+                    self.dead = True
+            return self.ready and not self.dead
+
+    def _ask(self, msg: bytes, fds: list[int] | None = None) -> int:
+        try:
+            with self.lock:
+                if fds:
+                    self.sock.sendmsg([msg], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS,
+                                               struct.pack(f"={len(fds)}i", *fds))])
+                else:
+                    self.sock.send(msg)
+                reply = self.sock.recv(16)
+        except OSError:
+            reply = b""
+        if len(reply) != _INT.size:
+            self.dead = True
+            raise OSError(0, "the pre-forked launcher is gone")
+        return int(_INT.unpack(reply)[0])
+
+    def start(self, spec: ChildSpec, cwd_fd: int) -> int:
+        """Have the launcher fork the relay of ``spec``; its pid."""
+        import pickle
+
+        fields = {"plan": spec.plan, "argv": spec.argv, "executable": spec.executable, "env": spec.env,
+                  "cwd": spec.cwd, "ns_flags": spec.ns_flags, "userns": spec.userns, "uid": spec.uid,
+                  "gid": spec.gid, "tty": spec.tty is not None, "landlock_log": spec.landlock_log,
+                  "umask": _umask()}
+        return self._ask(b"S" + pickle.dumps(fields, pickle.HIGHEST_PROTOCOL),
+                         [spec.sync.fileno(), spec.report_fd, *spec.std_fds, cwd_fd])
+
+    def reap(self, pid: int) -> int:
+        """Wait for the relay ``pid`` to end, then have the launcher reap it: its wait status
+        (death by SIGKILL if the launcher is gone: it took its relays with it)."""
+        try:
+            pidfd = os.pidfd_open(pid)
+        except ProcessLookupError:
+            pidfd = -1
+        if pidfd >= 0:
+            try:
+                select.select([pidfd], [], [])
+            finally:
+                os.close(pidfd)
+        try:
+            return self._ask(b"W" + _INT.pack(pid))
+        except OSError:
+            return signal.SIGKILL
+
+
+def _umask() -> int:
+    """This process's umask, read without setting it (``os.umask`` would change it for the
+    caller's other threads meanwhile)."""
+    with open("/proc/self/status", "rb") as f:
+        for line in f:
+            if line.startswith(b"Umask:"):
+                return int(line.split()[1], 8)
+    raise OSError(0, "no Umask in /proc/self/status")
+
+
+def _paths() -> list[str]:
+    """Where this package and its dependencies are imported from (the launcher runs ``-I``)."""
+    return [p for p in sys.path if p]
+
+
+_instance: Prefork | None = None
+_instance_lock = threading.Lock()
+
+
+def launcher() -> Prefork | None:
+    """This process's launcher if it is ready; started (in the background) when missing.
+    ``_launcher`` asks from a process's second launch on (``lsandbox run`` launches once)."""
+    global _instance
+    if os.environ.get("LSANDBOX_NO_PREFORK", "") in ("1", "true", "yes"):
+        return None
+    with _instance_lock:
+        inst = _instance
+        if inst is None or inst.owner != os.getpid():  # none yet, or the caller's forked child
+            try:
+                _instance = Prefork()
+            except OSError:
+                pass
+            return None
+    return inst if inst.usable() else None
+
+
+def serve() -> None:
+    """The launcher's loop (``python -c``; fd 3 is the caller's socket, argv[1] its pid)."""
+    import gc
+    import pickle
+
+    from ._child import child_main
+    from ._launcher import filter_a_bytes  # noqa: F401 - the launch path, imported once
+
+    sock = _socket.socket(fileno=3)
+    owner = os.pidfd_open(int(sys.argv[1]))
+    relays: set[int] = set()
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
+        signal.signal(sig, signal.SIG_IGN)  # the caller's terminal's signals are the caller's
+    poll = select.poll()
+    poll.register(sock.fileno(), select.POLLIN)
+    poll.register(owner, select.POLLIN)
+    sock.send(b"R")
+    try:
+        while True:
+            for fd, _ev in poll.poll():
+                if fd == owner:
+                    return
+                msg, anc, _fl, _ad = sock.recvmsg(1 << 20, _socket.CMSG_SPACE(_MAX_FDS * 4))
+                fds: list[int] = []
+                for level, kind, data in anc:
+                    if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
+                        fds.extend(struct.unpack(f"={len(data) // 4}i", data[:len(data) // 4 * 4]))
+                if not msg:
+                    return
+                if msg[:1] == b"S" and len(fds) == 6:
+                    try:
+                        pid = _fork_relay(pickle.loads(msg[1:]), fds, sock, child_main, gc)
+                    finally:
+                        for n in fds:
+                            os.close(n)
+                    relays.add(pid)
+                    sock.send(_INT.pack(pid))
+                elif msg[:1] == b"W" and len(msg) == 1 + _INT.size:
+                    (pid,) = _INT.unpack(msg[1:])
+                    status = 0
+                    if pid in relays:
+                        relays.discard(pid)
+                        status = os.waitpid(pid, 0)[1]
+                    sock.send(_INT.pack(status))
+                else:
+                    for n in fds:
+                        os.close(n)
+                    return
+    finally:
+        for pid in relays:  # fail closed: the caller is gone
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        os._exit(0)
+
+
+def _fork_relay(fields: dict, fds: list[int], sock: _socket.socket, child_main: object, gc: object) -> int:
+    sync, report, std0, std1, std2, cwd_fd = fds
+    pid = os.fork()
+    if pid != 0:
+        return pid
+    try:
+        gc.disable()  # type: ignore[attr-defined]
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
+            signal.signal(sig, signal.SIG_DFL)
+        sock.close()
+        os.umask(fields["umask"])
+        if fields["cwd"] is None:
+            os.fchdir(cwd_fd)
+        os.close(cwd_fd)
+        spec = ChildSpec(fields["plan"], fields["argv"], fields["executable"], fields["env"], fields["cwd"],
+                         _socket.socket(fileno=sync), report, fields["ns_flags"], fields["userns"],
+                         fields["uid"], fields["gid"], 0 if fields["tty"] else None, (std0, std1, std2),
+                         landlock_log=fields["landlock_log"])
+    except BaseException:  # noqa: BLE001 - never back into the launcher's loop
+        os._exit(125)
+    child_main(spec)  # type: ignore[operator]
+    os._exit(125)  # pragma: no cover - child_main never returns

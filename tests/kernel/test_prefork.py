@@ -1,0 +1,164 @@
+"""The pre-forked launcher (``lsandbox.linux._prefork``): from a process's third launch on,
+the relay is forked by a small launcher process instead of the caller. The sandbox must be
+the same (exit status, umask, working directory, signals), and it must fail closed: a caller
+killed by SIGKILL takes its sandboxes with it, and so does a killed launcher. As root and
+as nobody, each scenario in a fresh interpreter (the launch count is per process)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests._sandbox import rmtree, world_dir
+from tests._util import setpriv_nobody
+
+pytestmark = pytest.mark.kernel
+USERS = pytest.mark.parametrize("nobody", [False, True], ids=["root", "nobody"])
+
+PRELUDE = """
+import os, signal, sys, time
+import lsandbox
+from lsandbox.linux import _prefork
+pol = lsandbox.load_policy(search=False)
+def warm():
+    for _ in range(2):
+        lsandbox.run(["true"], policy=pol)
+    deadline = time.monotonic() + 30
+    while _prefork._instance is None or not _prefork._instance.usable():
+        assert time.monotonic() < deadline, "the launcher never became ready"
+        time.sleep(0.02)
+    return _prefork._instance.pid
+"""
+
+
+def _run(code: str, nobody: bool, tmp: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    if nobody and os.geteuid() != 0:
+        pytest.skip("needs root to become nobody")
+    script = os.path.join(tmp, "s.py")
+    with open(script, "w") as f:
+        f.write(PRELUDE + code)
+    os.chmod(script, 0o644)
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": tmp, "LSANDBOX_REQUIREMENTS": "", "TMPDIR": tmp}
+    return subprocess.run([*(setpriv_nobody() if nobody else []), sys.executable, script], capture_output=True,
+                          text=True, cwd=tmp, env=env, timeout=timeout)
+
+
+@pytest.fixture
+def tmp():
+    d = world_dir("lsb-prefork-")
+    yield d
+    rmtree(d)
+
+
+@USERS
+def test_a_preforked_launch_runs_the_same_sandbox(nobody, tmp):
+    code = """
+launcher = warm()
+os.umask(0o027)
+r = lsandbox.run(["sh", "-c", "echo $PPID; pwd; umask; echo x > $LSANDBOX_SOCKET_DIR/f && echo wrote; exit 7"],
+                 policy=pol, capture_output=True, text=True)
+s = lsandbox.Sandbox(["sleep", "30"], policy=pol)
+parent = int(open(f"/proc/{s.pid}/stat").read().rsplit(")", 1)[1].split()[1])
+s.terminate()
+print("@@", r.returncode, r.stdout.split(), parent == launcher, s.wait())
+"""
+    r = _run(code, nobody, tmp)
+    line = next((ln for ln in r.stdout.splitlines() if ln.startswith("@@")), None)
+    assert line is not None, r.stderr
+    # PID 1 is the sandbox's init; the relay's parent is the launcher; SIGTERM reaches the command
+    assert line == f"@@ 7 ['1', '{os.path.realpath(tmp)}', '0027', 'wrote'] True -15", (line, r.stderr)
+
+
+@USERS
+def test_passed_descriptors_are_forked_by_the_caller(nobody, tmp):
+    code = """
+warm()
+r, w = os.pipe()
+s = lsandbox.Sandbox(["sh", "-c", f"echo hi >&{w}"], policy=pol, pass_fds=[w])
+os.close(w)
+parent = int(open(f"/proc/{s.pid}/stat").read().rsplit(")", 1)[1].split()[1])
+print("@@", parent == os.getpid(), s.wait(), os.read(r, 100))
+"""
+    r = _run(code, nobody, tmp)
+    assert "@@ True 0 b'hi\\n'" in r.stdout, (r.stdout, r.stderr)
+
+
+def _gone(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+@USERS
+def test_a_killed_caller_takes_its_sandboxes_with_it(nobody, tmp):
+    """The caller dies of SIGKILL (no cleanup of its own): the launcher sees it through its
+    pidfd and kills the relays; every process of the sandbox ends."""
+    code = """
+warm()
+s = lsandbox.Sandbox(["sh", "-c", "echo $$ > sandboxed.pid; exec sleep 300"], policy=pol, cwd=os.getcwd())
+deadline = time.monotonic() + 30
+while not os.path.exists("sandboxed.pid") or not open("sandboxed.pid").read().strip():
+    assert time.monotonic() < deadline
+    time.sleep(0.02)
+print("@@", s.pid, _prefork._instance.pid, flush=True)
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+    r = _run(code, nobody, tmp)
+    line = next((ln for ln in r.stdout.splitlines() if ln.startswith("@@")), None)
+    assert line is not None, r.stderr
+    relay, launcher = map(int, line.split()[1:])
+    # the command's pid as the sandbox saw it is namespaced: find it by its cwd and command
+    import time
+
+    deadline = time.monotonic() + 20
+    while not (_gone(relay) and _gone(launcher)) or _sleepers(tmp):
+        assert time.monotonic() < deadline, (relay, launcher, _sleepers(tmp))
+        time.sleep(0.05)
+
+
+def _sleepers(tmp: str) -> list[int]:
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if open(f"/proc/{pid}/cmdline", "rb").read() == b"sleep\x00300\x00" and \
+                    os.path.realpath(f"/proc/{pid}/cwd") == os.path.realpath(tmp):
+                found.append(int(pid))
+        except OSError:
+            pass
+    return found
+
+
+@USERS
+def test_a_killed_launcher_takes_its_relays_with_it(nobody, tmp):
+    code = """
+launcher = warm()
+s = lsandbox.Sandbox(["sleep", "300"], policy=pol)
+time.sleep(0.2)
+os.kill(launcher, signal.SIGKILL)
+print("@@", s.wait())
+r = lsandbox.run(["sh", "-c", "exit 5"], policy=pol)  # the caller forks again
+print("@@", r.returncode)
+"""
+    r = _run(code, nobody, tmp)
+    assert [ln for ln in r.stdout.splitlines() if ln.startswith("@@")] == ["@@ -9", "@@ 5"], (r.stdout, r.stderr)
+
+
+def test_a_single_launch_imports_no_launcher(tmp):
+    """``lsandbox run`` launches once: it must not pay for the launcher's module (nor pickle),
+    nor for the broker when nothing is brokered. (What the CLI imports, without the API.)"""
+    script = os.path.join(tmp, "one.py")
+    with open(script, "w") as f:
+        f.write("import sys\n"
+                "import lsandbox._load\n"
+                "from lsandbox.linux import _launcher\n"
+                "_launcher.wait(_launcher.spawn(lsandbox._load.load_policy(search=False), ['true']))\n"
+                "print('@@', sorted(m for m in ('lsandbox.linux._prefork', 'pickle', 'lsandbox.linux._broker')\n"
+                "                   if m in sys.modules))\n")
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": tmp, "LSANDBOX_REQUIREMENTS": "", "TMPDIR": tmp}
+    r = subprocess.run([sys.executable, script], capture_output=True, text=True, cwd=tmp, env=env, timeout=120)
+    assert "@@ []" in r.stdout, (r.stdout, r.stderr)

@@ -23,6 +23,14 @@ PDEATHSIG and the kernel ends its PID namespace) and exits. If the launcher itse
 relays die of their PDEATHSIG. The caller falls back to forking itself whenever the launcher
 is not ready, and always for launches that pass extra descriptors.
 ``LSANDBOX_NO_PREFORK=1`` disables it.
+
+The launcher is a copy of the caller as it was when it started: a sandbox it forks inherits
+*that* process state. So it is used only while the caller's state is the same
+(:func:`_state`: credentials, capabilities, ``no_new_privs``, seccomp, namespaces, root,
+cgroup, rlimits) and while the caller can still ptrace-access it (``/proc/<pid>/mem``): a
+caller that has since confined itself further (a Landlock domain, which no file shows, or
+another LSM) cannot, and then forks itself. Otherwise a caller that dropped root, lowered an
+rlimit or restricted itself after its second launch would get sandboxes that escaped it.
 """
 
 from __future__ import annotations
@@ -64,8 +72,19 @@ class Prefork:
                 os._exit(127)
         theirs.close()
         self.pid = pid
+        self.state = _state()  # what the launcher was forked with (before the exec: the same)
         self.ready = False
         self.dead = False
+
+    def same_caller(self) -> bool:
+        """Would a sandbox forked by the launcher inherit what one forked here would?"""
+        if _state() != self.state:
+            return False
+        try:
+            os.close(os.open(f"/proc/{self.pid}/mem", os.O_RDONLY | os.O_CLOEXEC))
+        except OSError:
+            return False  # confined since (Landlock, an LSM, ptrace rules): fork here
+        return True
 
     def usable(self) -> bool:
         """Ready to serve (its first message, "R", received), without waiting for it."""
@@ -135,6 +154,27 @@ def _umask() -> int:
     raise OSError(0, "no Umask in /proc/self/status")
 
 
+_STATE_FIELDS = (b"Cap", b"NoNewPrivs:", b"Seccomp", b"Groups:", b"Uid:", b"Gid:")
+_NAMESPACES = ("mnt", "net", "pid", "pid_for_children", "user", "ipc", "uts", "cgroup", "time")
+
+
+def _state() -> tuple:
+    """The process state a forked sandbox inherits and the launch does not send."""
+    with open("/proc/self/status", "rb") as f:
+        status = [ln for ln in f if ln.startswith(_STATE_FIELDS)]
+    with open("/proc/self/limits", "rb") as f:
+        limits = f.read()
+    with open("/proc/self/cgroup", "rb") as f:
+        cgroup = f.read()
+    links = []
+    for name in (*(f"ns/{n}" for n in _NAMESPACES), "root"):
+        try:
+            links.append(os.readlink(f"/proc/self/{name}"))
+        except OSError:
+            links.append("")
+    return (tuple(status), limits, cgroup, tuple(links))
+
+
 def _paths() -> list[str]:
     """Where this package and its dependencies are imported from (the launcher runs ``-I``)."""
     return [p for p in sys.path if p]
@@ -158,7 +198,7 @@ def launcher() -> Prefork | None:
             except OSError:
                 pass
             return None
-    return inst if inst.usable() else None
+    return inst if inst.usable() and inst.same_caller() else None
 
 
 def serve() -> None:

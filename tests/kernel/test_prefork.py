@@ -162,3 +162,61 @@ def test_a_single_launch_imports_no_launcher(tmp):
     env = {"PATH": os.environ.get("PATH", ""), "HOME": tmp, "LSANDBOX_REQUIREMENTS": "", "TMPDIR": tmp}
     r = subprocess.run([sys.executable, script], capture_output=True, text=True, cwd=tmp, env=env, timeout=120)
     assert "@@ []" in r.stdout, (r.stdout, r.stderr)
+
+
+# The launcher is a copy of the caller when it started: a caller that changes what a sandbox
+# inherits afterwards must not get sandboxes forked from the old copy (each of these printed
+# the old state before the launcher checked the caller's, _prefork._state / same_caller).
+
+@USERS
+def test_a_lowered_rlimit_reaches_later_sandboxes(nobody, tmp):
+    code = """
+import resource
+warm()
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+resource.setrlimit(resource.RLIMIT_NOFILE, (64, hard))
+r = lsandbox.run(["sh", "-c", "ulimit -n"], policy=pol, capture_output=True, text=True)
+print("@@", r.stdout.strip())
+"""
+    r = _run(code, nobody, tmp)
+    assert "@@ 64" in r.stdout, (r.stdout, r.stderr)
+
+
+def test_a_caller_that_dropped_root_gets_unprivileged_sandboxes(tmp):
+    if os.geteuid() != 0:
+        pytest.skip("needs root to drop it")
+    code = """
+warm()
+os.setgroups([]); os.setgid(65534); os.setuid(65534)
+r = lsandbox.run(["id", "-u"], policy=pol, capture_output=True, text=True)
+print("@@", r.returncode, r.stdout.strip(), r.stderr.strip()[-200:])
+"""
+    r = _run(code, False, tmp)
+    line = next((ln for ln in r.stdout.splitlines() if ln.startswith("@@")), None)
+    assert line is not None and line.split()[1:3] == ["0", "65534"], (r.stdout, r.stderr)
+
+
+@USERS
+def test_a_caller_confined_by_landlock_keeps_its_sandboxes_confined(nobody, tmp):
+    """As root no file shows the caller's new Landlock domain (no no_new_privs needed): the
+    launcher is refused because the caller can no longer ptrace-access it. (The caller's own
+    fork then fails to mount its view inside the domain: refused either way, never escaped.)"""
+    code = """
+import landlock as ll
+warm()
+rs = ll.Ruleset(handled_fs=ll.AccessFs.WRITE_FILE)
+for p in ("/dev", "/proc"):
+    rs.add_path(p, ll.AccessFs.WRITE_FILE)
+rs.restrict_self(no_new_privs=os.geteuid() != 0)
+try:
+    r = lsandbox.run(["sh", "-c", "echo x > written 2>/dev/null && echo wrote || echo refused"], policy=pol,
+                     capture_output=True, text=True)
+    print("@@", r.stdout.strip(), r.stderr.strip()[-200:])
+except lsandbox.SandboxError as e:  # a Landlock domain may not mount: no sandbox, no command
+    print("@@ refused (no sandbox:", e, ")")
+"""
+    if not __import__("landlock").kernel_abi():
+        pytest.skip("no Landlock in this kernel")
+    r = _run(code, nobody, tmp)
+    assert "@@ refused" in r.stdout, (r.stdout, r.stderr)
+    assert not os.path.exists(os.path.join(tmp, "written"))

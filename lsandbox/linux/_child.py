@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import _socket
 import os
-import signal
 import sys
 
 import _prctl  # python-prctl's C extension, not its wrapper module
@@ -30,6 +29,12 @@ from ._netns import CLONE_NEWNET, hand_over_proxy_listener, loopback_up
 from ._plan import LinuxPlan
 from ._reports import Kind, Step, send
 from ._unix_filter import install_and_hand_over
+
+TYPE_CHECKING = False  # the launch path does not import typing; type checkers see True
+if TYPE_CHECKING:
+    import signal
+else:  # the C module: the same calls, plain int signal numbers, no enum classes to create
+    import _signal as signal
 
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGWINCH,
              signal.SIGUSR1, signal.SIGUSR2, signal.SIGCONT)

@@ -24,7 +24,6 @@ import errno
 import gc
 import os
 import select
-import signal
 import sys
 import threading
 import time
@@ -51,7 +50,11 @@ from ._unix_filter import recv_fds
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import signal
+
     from ._provenance import Provenance
+else:  # the C module: the same calls, plain int signal numbers, no enum classes to create
+    import _signal as signal
 
 
 class Launch(Record, frozen=False):

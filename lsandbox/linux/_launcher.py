@@ -25,7 +25,6 @@ import gc
 import os
 import select
 import sys
-import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 
@@ -430,6 +429,8 @@ class LazyBroker:
         self._args = (policy, socket_dir, record, provenance, plan)
         self._broker: object | None = None
         self._closing = False
+        import threading  # after the fork: the child's setup overlaps the import
+
         self._lock = threading.Lock()
         self._wake_r, self._wake_w = os.pipe2(os.O_CLOEXEC)
         self._thread = threading.Thread(target=self._watch, name="lsandbox-broker-wait", daemon=True)

@@ -65,3 +65,26 @@ def test_threading_waits_for_the_fork(tmp_path):
     imported = _launch_imports(tmp_path)
     if "threading" in imported:
         assert imported.index("threading") > imported.index("lsandbox.linux._launcher"), imported
+
+
+def test_the_supervisor_collects_garbage_again_once_the_sandbox_runs(tmp_path):
+    """``console()`` pauses the cyclic garbage collector for the launch; the supervisor then
+    waits for the command (and its broker serves it, maybe for hours) with collection on,
+    the launch's objects frozen out of its sight."""
+    code = """
+import gc, os, sys
+from lsandbox.linux import _launcher
+real_wait = _launcher.wait
+def wait(launch, *a, **k):
+    os.write(2, f"@@ {gc.isenabled()} {gc.get_freeze_count() > 0}\\n".encode())
+    return real_wait(launch, *a, **k)
+_launcher.wait = wait
+sys.argv = ["lsandbox", "run", "--", "true"]
+import lsandbox.cli
+lsandbox.cli.console()
+"""
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path)}
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path,
+                       env=env, timeout=60)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "@@ True True" in r.stderr, r.stderr[-2000:]

@@ -120,18 +120,24 @@ def _restrict(plan: LinuxPlan, sync: _socket.socket, landlock_log: bool = False)
         flags = ll.RestrictFlags.LOG_NEW_EXEC_ON if landlock_log and plan.abi >= 7 else ll.RestrictFlags(0)
         rs.restrict_self(flags, no_new_privs=False)
     # the target keeps no copy of the listener
-    install_and_hand_over(plan.filter_b, sync,
+    filter_b = plan.filter_b if plan.filter_b is not None else _receive_filter(sync, b"B")
+    install_and_hand_over(filter_b, sync,
                           flags=sb.FLAG_WAIT_KILLABLE_RECV if plan.wait_killable else 0,
                           brokers_sendmsg=plan.datagrams)
-    sb.install_filter(plan.filter_a if plan.filter_a is not None else _receive_filter_a(sync))
+    sb.install_filter(plan.filter_a if plan.filter_a is not None else _receive_filter(sync, b"A"))
+
+
+def _receive_filter(sync: _socket.socket, kind: bytes) -> bytes:
+    """Filter ``kind`` (``b"A"`` or ``b"B"``) as the supervisor sent it after the fork
+    (``_launcher._start``: B first, when the plan leaves it out, then A)."""
+    msg = sync.recv(1 << 16)
+    if not msg.startswith(kind) or len(msg) < 9 or (len(msg) - 1) % 8:
+        raise OSError(0, f"seccomp filter {kind.decode()} was not received from the supervisor")
+    return msg[1:]
 
 
 def _receive_filter_a(sync: _socket.socket) -> bytes:
-    """Filter A as the supervisor compiled it after the fork (``_launcher.spawn``)."""
-    msg = sync.recv(1 << 16)
-    if not msg.startswith(b"A") or len(msg) < 9 or (len(msg) - 1) % 8:
-        raise OSError(0, "seccomp filter A was not received from the supervisor")
-    return msg[1:]
+    return _receive_filter(sync, b"A")
 
 
 # Python ignores SIGPIPE and SIGXFSZ; an ignored signal stays ignored across execve, so the

@@ -18,7 +18,7 @@ import errno as _errno
 import fcntl
 import os
 import struct
-import threading
+from _thread import _local  # threading.local itself, without importing threading
 
 from lsandbox_records import Record
 
@@ -153,7 +153,7 @@ class Notification(Record):
     args: tuple[int, int, int, int, int, int]
 
 
-class _Buffers(threading.local):
+class _Buffers(_local):
     """Per-thread buffers: several broker threads may RECV/SEND at once. Each lives as long
     as its thread; ``fcntl.ioctl`` copies in and out of them during the call."""
 

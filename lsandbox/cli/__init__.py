@@ -14,6 +14,7 @@ interpreter per sandbox) parses its arguments without argparse when they are spe
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
 EXIT_OWN_ERROR = 125
 _SCALAR_OPTIONS = ("config", "profile", "chdir", "events", "requirements")
 _OWN_PROCESS = False  # set by console(): the lsandbox command, not a caller of main()
+_GC_PAUSED = False  # console() paused the cyclic garbage collector; resume_gc() resumes it
 # each in its module ``._<name>``
 SUBCOMMANDS = ("run", "explain", "check", "doctor", "completion", "manpage")
 
@@ -138,6 +140,18 @@ def _untranslated(msg: str, plural: str | None = None, n: int = 1) -> str:
     return msg if plural is None or n == 1 else plural
 
 
+def resume_gc() -> None:
+    """Collect garbage again, for the rest of a long-lived ``lsandbox run`` supervisor (the
+    broker may serve the command for hours): called once the sandbox runs. The objects made
+    until then (modules, policy, plan) live as long as the process, so they are frozen out of
+    the collector's sight (``gc.freeze``) rather than walked by every later collection."""
+    global _GC_PAUSED
+    if _GC_PAUSED:
+        _GC_PAUSED = False
+        gc.freeze()
+        gc.enable()
+
+
 def console() -> None:
     """The ``lsandbox`` command: :func:`main`, then exit without the interpreter's teardown
     (module cleanup and thread bookkeeping are a noticeable part of a sandboxed ``true``).
@@ -145,9 +159,15 @@ def console() -> None:
 
     Also only here (our own process): argparse, when the arguments need it, asks gettext for
     a translation of each of its messages, and gettext, finding none, searches the locale
-    directories again every time; lsandbox's messages are English only."""
-    global _OWN_PROCESS
+    directories again every time; lsandbox's messages are English only. And the cyclic
+    garbage collector is paused: importing the launch path and building the plan allocate
+    many objects and little garbage, and each collection walks all of them; ``run`` resumes
+    it once the sandbox runs (:func:`resume_gc`), the other commands end soon anyway."""
+    global _OWN_PROCESS, _GC_PAUSED
     _OWN_PROCESS = True
+    if gc.isenabled():
+        gc.disable()
+        _GC_PAUSED = True
     code = main()
     try:
         sys.stdout.flush()

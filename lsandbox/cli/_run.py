@@ -165,6 +165,9 @@ def run(args: argparse.Namespace) -> int:
                                     log_denials=bool(args.log_denials or args.events),
                                     pass_fds=check_pass_fds(args.pass_fd), on_event=on_event,
                                     forward_signals=True)
+            from . import resume_gc
+
+            resume_gc()  # the sandbox runs: the supervisor may now live as long as the command
         except CommandNotFoundError as e:
             print(f"lsandbox: error: {one_line(e.strerror or str(e))}", file=sys.stderr)
             return 127

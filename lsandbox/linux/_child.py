@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import _socket
 import os
-import signal
 import sys
 
 import _prctl  # python-prctl's C extension, not its wrapper module
@@ -30,6 +29,12 @@ from ._netns import CLONE_NEWNET, hand_over_proxy_listener, loopback_up
 from ._plan import LinuxPlan
 from ._reports import Kind, Step, send
 from ._unix_filter import install_and_hand_over
+
+TYPE_CHECKING = False  # the launch path does not import typing; type checkers see True
+if TYPE_CHECKING:
+    import signal
+else:  # the C module: the same calls, plain int signal numbers, no enum classes to create
+    import _signal as signal
 
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGWINCH,
              signal.SIGUSR1, signal.SIGUSR2, signal.SIGCONT)
@@ -115,18 +120,24 @@ def _restrict(plan: LinuxPlan, sync: _socket.socket, landlock_log: bool = False)
         flags = ll.RestrictFlags.LOG_NEW_EXEC_ON if landlock_log and plan.abi >= 7 else ll.RestrictFlags(0)
         rs.restrict_self(flags, no_new_privs=False)
     # the target keeps no copy of the listener
-    install_and_hand_over(plan.filter_b, sync,
+    filter_b = plan.filter_b if plan.filter_b is not None else _receive_filter(sync, b"B")
+    install_and_hand_over(filter_b, sync,
                           flags=sb.FLAG_WAIT_KILLABLE_RECV if plan.wait_killable else 0,
                           brokers_sendmsg=plan.datagrams)
-    sb.install_filter(plan.filter_a if plan.filter_a is not None else _receive_filter_a(sync))
+    sb.install_filter(plan.filter_a if plan.filter_a is not None else _receive_filter(sync, b"A"))
+
+
+def _receive_filter(sync: _socket.socket, kind: bytes) -> bytes:
+    """Filter ``kind`` (``b"A"`` or ``b"B"``) as the supervisor sent it after the fork
+    (``_launcher._start``: B first, when the plan leaves it out, then A)."""
+    msg = sync.recv(1 << 16)
+    if not msg.startswith(kind) or len(msg) < 9 or (len(msg) - 1) % 8:
+        raise OSError(0, f"seccomp filter {kind.decode()} was not received from the supervisor")
+    return msg[1:]
 
 
 def _receive_filter_a(sync: _socket.socket) -> bytes:
-    """Filter A as the supervisor compiled it after the fork (``_launcher.spawn``)."""
-    msg = sync.recv(1 << 16)
-    if not msg.startswith(b"A") or len(msg) < 9 or (len(msg) - 1) % 8:
-        raise OSError(0, "seccomp filter A was not received from the supervisor")
-    return msg[1:]
+    return _receive_filter(sync, b"A")
 
 
 # Python ignores SIGPIPE and SIGXFSZ; an ignored signal stays ignored across execve, so the

@@ -24,9 +24,7 @@ import errno
 import gc
 import os
 import select
-import signal
 import sys
-import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 
@@ -44,14 +42,18 @@ from . import _socket_dir, _sys
 from ._child import FORWARDED, ChildSpec, child_main
 from ._features import Features, features, filesystem_unenforced
 from ._netns import CLONE_NEWNET
-from ._plan import LinuxPlan, build_plan, filter_a_bytes
+from ._plan import LinuxPlan, build_plan, filter_a_bytes, filter_b_bytes
 from ._reports import Kind, Report, read_all
 from ._socket_dir import SocketDir
 from ._unix_filter import recv_fds
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import signal
+
     from ._provenance import Provenance
+else:  # the C module: the same calls, plain int signal numbers, no enum classes to create
+    import _signal as signal
 
 
 class Launch(Record, frozen=False):
@@ -123,7 +125,7 @@ def _fallback_plan(policy: Policy, socket_dir: str, feats: Features, report_refu
     """The plan without namespaces, when the child finds them refused (a container): refused
     in turn where nothing would carry the filesystem policy (no Landlock)."""
     plan = build_plan(policy, socket_dir, Features(feats.landlock_abi, True, False, feats.root),
-                      filter_a=False, report_refusals=report_refusals)
+                      filter_a=False, filter_b=False, report_refusals=report_refusals)
     why = filesystem_unenforced(plan.abi, False, None)
     if why:
         raise SetupError(f"sandbox setup failed: {OSError(errno.EPERM, why)}")
@@ -174,7 +176,7 @@ def spawn(
     env["LSANDBOX_SOCKET_DIR"] = socket_dir
     try:
         executable = resolve_executable(argv[0], env, cwd)
-        plan = build_plan(policy, socket_dir, feats, filter_a=False,  # compiled after the fork
+        plan = build_plan(policy, socket_dir, feats, filter_a=False, filter_b=False,  # sent after the fork
                           report_refusals=log_denials)
         why = filesystem_unenforced(plan.abi, plan.namespaces, plan.view) or _view_alone_short(plan)
         if why:  # never silently weaker: no Landlock and nothing else to carry the policy
@@ -280,7 +282,9 @@ def _start(launch: Launch, spec: Callable[[LinuxPlan, _socket.socket, int], Chil
     os.close(report_w)
     launch.pid, launch.report_r = pid, report_r
     try:  # while the child unshares, mounts and applies Landlock (2 cores: in parallel)
-        filter_a = b"A" + filter_a_bytes(launch.plan)
+        filters = [b"A" + filter_a_bytes(launch.plan)]
+        if launch.plan.filter_b is None:  # B first: the child installs it before A
+            filters.insert(0, b"B" + filter_b_bytes(launch.plan))
     except BaseException:
         os.kill(pid, signal.SIGKILL)
         _reap(launch)
@@ -288,7 +292,8 @@ def _start(launch: Launch, spec: Callable[[LinuxPlan, _socket.socket, int], Chil
         _release(launch)
         raise
     try:
-        parent_sock.send(filter_a, _socket.MSG_NOSIGNAL)
+        for msg in filters:
+            parent_sock.send(msg, _socket.MSG_NOSIGNAL)
     except OSError:
         pass  # the child is gone: its reports say why
     parent_sock.settimeout(60)  # never hang the caller on a child stuck before hand-over
@@ -427,6 +432,8 @@ class LazyBroker:
         self._args = (policy, socket_dir, record, provenance, plan)
         self._broker: object | None = None
         self._closing = False
+        import threading  # after the fork: the child's setup overlaps the import
+
         self._lock = threading.Lock()
         self._wake_r, self._wake_w = os.pipe2(os.O_CLOEXEC)
         self._thread = threading.Thread(target=self._watch, name="lsandbox-broker-wait", daemon=True)

@@ -22,7 +22,7 @@ from ..policy import DEVICE_FILES_RW, FsAccess, Policy, SocketAccess
 from ..policy._longest import PathTable
 from ._features import Features, wait_killable_available
 from ._filters import filter_a_bytes as _filter_a
-from ._filters import filter_b_bytes
+from ._filters import filter_b_bytes as _filter_b
 from ._mount_view import MountView, plan_view
 from ._netns import wanted as netns_wanted
 from ._split import split_dirs
@@ -44,7 +44,7 @@ class LinuxPlan(Record):
     ro_binds: tuple[str, ...]
     private_tmpfs: tuple[str, ...]
     filter_a: bytes | None  # encoded; None: sent by the supervisor after fork (filter_a_bytes)
-    filter_b: bytes  # encoded
+    filter_b: bytes | None  # encoded; None: sent by the supervisor after fork (filter_b_bytes)
     namespaces: bool
     netns: bool  # the sandbox's own network namespace (network off; see _netns)
     datagrams: bool
@@ -116,15 +116,23 @@ def filter_a_bytes(plan: LinuxPlan) -> bytes:
                      netlink=not plan.proxy_port)
 
 
+def filter_b_bytes(plan: LinuxPlan) -> bytes:
+    """Filter B of ``plan``, encoded (precompiled: ``_filters``)."""
+    return _filter_b(sb.native_arch(), network=plan.policy.network.enabled, datagrams=plan.datagrams,
+                     report=plan.report_refusals, paths=bool(plan.split), meta=not plan.namespaces)
+
+
 def truncate_guard(abi: int) -> bool:
     """Filter A refuses truncation Landlock cannot see: it handles truncate from ABI 3."""
     return abi < 3
 
 
 def build_plan(policy: Policy, socket_dir: str, feats: Features, *, filter_a: bool = True,
-               report_refusals: bool = False) -> LinuxPlan:
+               filter_b: bool = True, report_refusals: bool = False) -> LinuxPlan:
     """``filter_a=False``: leave ``filter_a`` None; the launcher sends it (``filter_a_bytes``)
-    to the child after the fork, which installs it last.
+    to the child after the fork, which installs it last. ``filter_b=False``: the same for
+    filter B (``filter_b_bytes``), sent before A: the supervisor then loads the filter table
+    while the child sets up its namespaces, not before the fork.
     ``report_refusals``: the filter variants that report refused ``socket()`` calls
     through the broker (``_refusals``), when denials are asked for."""
     abi = feats.landlock_abi
@@ -196,8 +204,9 @@ def build_plan(policy: Policy, socket_dir: str, feats: Features, *, filter_a: bo
         filter_a=(_filter_a(arch, network=policy.network.enabled, unix_dgram=datagrams,
                             truncate_guard=truncate_guard(abi), report=report_refusals, netlink=not proxied)
                   if filter_a else None),
-        filter_b=filter_b_bytes(arch, network=policy.network.enabled, datagrams=datagrams,
-                                report=report_refusals, paths=bool(split), meta=not feats.namespaces),
+        filter_b=(_filter_b(arch, network=policy.network.enabled, datagrams=datagrams,
+                            report=report_refusals, paths=bool(split), meta=not feats.namespaces)
+                  if filter_b else None),
         namespaces=feats.namespaces,
         netns=feats.namespaces and (proxied or netns_wanted(net.enabled, net.dangerously_allow_all_unix_sockets)),
         datagrams=datagrams,

@@ -23,7 +23,6 @@ import _socket
 import functools
 import os
 import struct
-import threading
 
 import seccomp_bpf as sb
 
@@ -90,6 +89,8 @@ def install_and_hand_over(program: sb.Program | bytes, sock: _socket.socket, *, 
         finally:
             os.close(fd)
         return
+    import threading  # only here: the launch path has no thread of its own otherwise
+
     ready = threading.Event()
     box: list[int] = []
     errors: list[BaseException] = []

@@ -68,6 +68,38 @@ def test_filter_a_compiled_after_fork_is_the_same_program():
     assert lp.filter_a_bytes(deferred) == full.filter_a
 
 
+def test_deferred_filter_b_is_the_plans_own():
+    """The launcher leaves filter B out of the plan too and sends it after the fork, before A:
+    the bytes must be exactly the plan's own filter B."""
+    import lsandbox.linux._plan as lp
+    from lsandbox.linux._features import features
+
+    pol = load_policy(None, ":workspace", cwd="/tmp", search=False, requirements=None)
+    for report in (False, True):
+        full = lp.build_plan(pol, "/tmp", features(), report_refusals=report)
+        deferred = lp.build_plan(pol, "/tmp", features(), filter_a=False, filter_b=False, report_refusals=report)
+        assert deferred.filter_b is None and full.filter_b is not None
+        assert lp.filter_b_bytes(deferred) == full.filter_b
+        assert deferred.replace(filter_b=full.filter_b, filter_a=full.filter_a) == full
+
+
+def test_child_refuses_a_malformed_filter_b_message():
+    import _socket
+
+    from lsandbox.linux._child import _receive_filter
+
+    for msg in (b"", b"A" + bytes(8), b"B", b"B" + bytes(7), b"B" + bytes(12)):
+        a, b = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_SEQPACKET)
+        try:
+            if msg:
+                a.send(msg)
+            a.close()
+            with pytest.raises(OSError, match="filter B was not received"):
+                _receive_filter(b, b"B")
+        finally:
+            b.close()
+
+
 def test_child_refuses_a_malformed_filter_a_message():
     import _socket
 

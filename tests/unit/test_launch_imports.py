@@ -1,0 +1,90 @@
+"""What a real ``lsandbox run -- true`` imports: the console script under ``-X importtime`` (the
+supervisor and its forked children report on the one stderr).
+
+Every module on that path is paid by every sandboxed command, so the modules a CLI usually
+pays for and lsandbox does not need to launch are pinned out here; a change that brings one
+back in should import it where it is used (see ``lsandbox/cli/__init__.py``)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests._sandbox import LSANDBOX
+
+pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="the Linux launcher")
+
+#: Standard library modules not needed to launch (``signal``: the launcher uses ``_signal``,
+#: the same functions without the enum wrappers).
+HEAVY_STDLIB = ("argparse", "re", "typing", "dataclasses", "ctypes", "pickle", "subprocess", "socket",
+                "json", "inspect", "shutil", "tempfile", "logging", "importlib.util", "signal",
+                "gettext", "locale", "weakref", "copy", "ipaddress", "difflib", "selectors",
+                "asyncio", "contextlib", "textwrap", "string", "datetime", "warnings", "tomllib")
+#: Parts of lsandbox (and its dependencies) that serve other commands, the API, or a command
+#: that actually connects (the broker is imported on the first notification).
+NOT_FOR_A_LAUNCH = ("lsandbox._api", "lsandbox.linux._broker", "lsandbox.linux._connector",
+                    "lsandbox.linux._fastpath", "lsandbox.linux._pathops", "lsandbox.linux._metaops",
+                    "lsandbox.linux._identity", "lsandbox.linux._audit", "lsandbox.linux._prefork",
+                    "lsandbox.linux._explain", "lsandbox.linux._doctor", "lsandbox.linux._refusals",
+                    "lsandbox.linux._filter_a", "lsandbox.proxy", "lsandbox.cli._explain",
+                    "lsandbox.cli._check", "lsandbox.cli._doctor", "macos", "seccomp_bpf._asm",
+                    "seccomp_bpf._compiler", "seccomp_bpf._disasm", "seccomp_bpf._simulate",
+                    "cffi", "pycparser", "prctl", "pyroute2")
+
+
+def _launch_imports(tmp_path, *args: str) -> list[str]:
+    """The modules imported, in the order their imports completed."""
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path)}
+    r = subprocess.run([sys.executable, "-X", "importtime", LSANDBOX, "run", *args, "--", "true"],
+                       capture_output=True, text=True, cwd=tmp_path, env=env, timeout=60)
+    assert r.returncode == 0, r.stderr[-2000:]
+    return [line.rsplit("|", 1)[1].strip() for line in r.stderr.splitlines()
+            if line.startswith("import time:") and "imported package" not in line]
+
+
+def _unwanted(imported: list[str]) -> list[str]:
+    return sorted(m for m in set(imported) if m in HEAVY_STDLIB
+                  or any(m == p or m.startswith(p + ".") or m.startswith(p + "_") for p in NOT_FOR_A_LAUNCH))
+
+
+@pytest.mark.parametrize("args", [(), ("--profile", ":read-only"), ("--profile", ":workspace", "--chdir", ".")])
+def test_a_cli_launch_imports_only_what_it_needs(tmp_path, args):
+    """(``--log-denials`` is not here: reported refusals come from the broker, which is then
+    imported in the background at once.)"""
+    imported = _launch_imports(tmp_path, *args)
+    assert "lsandbox.linux._child" in imported  # the launch went through the console script's path
+    assert not _unwanted(imported), _unwanted(imported)
+
+
+def test_threading_waits_for_the_fork(tmp_path):
+    """The supervisor's only thread (the lazy broker's) starts once the child has handed over
+    its listener: ``threading`` is not among the modules imported before the launch."""
+    imported = _launch_imports(tmp_path)
+    if "threading" in imported:
+        assert imported.index("threading") > imported.index("lsandbox.linux._launcher"), imported
+
+
+def test_the_supervisor_collects_garbage_again_once_the_sandbox_runs(tmp_path):
+    """``console()`` pauses the cyclic garbage collector for the launch; the supervisor then
+    waits for the command (and its broker serves it, maybe for hours) with collection on,
+    the launch's objects frozen out of its sight."""
+    code = """
+import gc, os, sys
+from lsandbox.linux import _launcher
+real_wait = _launcher.wait
+def wait(launch, *a, **k):
+    os.write(2, f"@@ {gc.isenabled()} {gc.get_freeze_count() > 0}\\n".encode())
+    return real_wait(launch, *a, **k)
+_launcher.wait = wait
+sys.argv = ["lsandbox", "run", "--", "true"]
+import lsandbox.cli
+lsandbox.cli.console()
+"""
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path)}
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path,
+                       env=env, timeout=60)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "@@ True True" in r.stderr, r.stderr[-2000:]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import select
 import socket
 import tempfile
 import threading
@@ -165,8 +166,18 @@ class Server:
                 continue
 
     def settle(self) -> int:
-        time.sleep(0.15)
-        return self.count
+        """The count once nothing is left to take: no connection or datagram waiting on the
+        socket and the count unchanged over one more look. A fixed pause was not enough under
+        emulation (``make test-kernels``): connections still queued from a previous phase were
+        counted in the next one after ``reset``."""
+        deadline = time.monotonic() + 10 * TIME_FACTOR
+        last = -1
+        while True:
+            time.sleep(0.05)
+            waiting = select.select([self.sock], [], [], 0)[0]
+            if (not waiting and self.count == last) or time.monotonic() > deadline:
+                return self.count
+            last = self.count
 
     def reset(self) -> None:
         self.settle()

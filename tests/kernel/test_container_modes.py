@@ -134,7 +134,10 @@ def test_core_with_capabilities_dropped(setup):
                         str(port)], capture_output=True, text=True, cwd=ws, timeout=60)
     assert r.returncode == 0, r.stderr
     got = json.loads(r.stdout.splitlines()[-1])
-    assert {k: got[k] for k in WANT} == WANT
+    # refused by Landlock (EACCES) or, where the view answers first, by the read-only mount
+    # view (EROFS): which layer speaks first depends on the kernel and on whether this run is
+    # root (the unprivileged pass of make test-kernels runs it as uid 65534 on Linux 6.1)
+    assert {k: got[k] for k in WANT} in (WANT, WANT_VIEW)
     assert got["git_hook"] != "ok"
 
 

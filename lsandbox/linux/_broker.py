@@ -399,12 +399,22 @@ class Broker:
         """A pidfd that reaches thread ``tid``'s descriptor table. Linux >= 6.9: a thread pidfd.
         Before: the thread-group leader's, after checking with kcmp that the thread shares
         the leader's table (a thread made by a raw clone without CLONE_FILES does not;
-        ``unshare`` is refused in the sandbox, so that cannot change afterwards)."""
+        ``unshare`` is refused in the sandbox, so that cannot change afterwards). Where kcmp
+        is refused (a container profile without CAP_SYS_PTRACE, which refuses pidfd_getfd
+        too) this is ``NoGetfd``: connect goes on through NOTIF_ADDFD, which installs into
+        the calling thread's own table; everything else fails closed."""
         if self._pidfd_thread:
             return os.pidfd_open(tid, sysc.PIDFD_THREAD)
         g = tgid(tid)
         pidfd = os.pidfd_open(g)
-        if g != tid and not sysc.same_fd_table(g, tid):
+        try:
+            shared = g == tid or sysc.same_fd_table(g, tid)
+        except OSError as e:
+            os.close(pidfd)
+            if e.errno == errno.EPERM:  # kcmp refused as pidfd_getfd is (Docker's profile)
+                raise NoGetfd() from e
+            raise
+        if not shared:
             os.close(pidfd)
             raise Fail(errno.EACCES)
         return pidfd

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 import lsandbox
 from lsandbox import FilesystemPolicy, FsAccess, FsRule, Policy
+from lsandbox.linux._features import features
 from tests._sandbox import LSANDBOX
 
 AS_NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
@@ -184,8 +185,14 @@ def test_api_raises_typed_errors(place):
     old = os.environ.get("TMPDIR")
     os.environ["TMPDIR"] = tmp
     try:
-        with pytest.raises(lsandbox.SetupError, match="Not a directory"):
-            lsandbox.run(["true"], policy=bad)
+        if features().landlock_abi:
+            with pytest.raises(lsandbox.SetupError, match="Not a directory"):
+                lsandbox.run(["true"], policy=bad)
+        else:
+            # No Landlock (5.10): the read-only mount view carries the policy, and a path that
+            # cannot exist has nothing to mount, as a missing one: the run starts (nothing
+            # there can be written either way)
+            assert lsandbox.run(["true"], policy=bad).returncode == 0
         assert os.listdir(tmp) == []
     finally:
         if old is None:

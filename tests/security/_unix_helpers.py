@@ -19,6 +19,7 @@ import pytest
 
 import seccomp_bpf as sb
 from lsandbox.linux._broker import Broker
+from lsandbox.linux._features import wait_killable_available
 from lsandbox.linux._provenance import Provenance
 from lsandbox.linux._unix_filter import build_notify_filter, install_and_hand_over
 from lsandbox.policy._model import (
@@ -55,7 +56,7 @@ def brokered(fn: Callable[..., Any], *args: Any, pol: Policy, socket_dir: str = 
     ``external``: serve with this command (given the listener fd as its last argument)
     instead of :class:`Broker` (the benchmark's C floor). ``stats`` receives the broker's
     counts of notifications served by the C fast path and by Python. ``killable``: filter B
-    with WAIT_KILLABLE_RECV, as the launcher installs it. ``broker_out`` receives the
+    with WAIT_KILLABLE_RECV where the kernel has it (Linux 5.19), as the launcher installs it. ``broker_out`` receives the
     :class:`Broker` (to read its counters after the run)."""
     timeout *= TIME_FACTOR
     if as_nobody and os.geteuid() != 0:
@@ -73,7 +74,7 @@ def brokered(fn: Callable[..., Any], *args: Any, pol: Policy, socket_dir: str = 
                 drop_to_nobody()
             sb.set_no_new_privs()
             install_and_hand_over(build_notify_filter(sb.native_arch(), datagrams=True), child,
-                                  flags=sb.FLAG_WAIT_KILLABLE_RECV if killable else 0)
+                                  flags=sb.FLAG_WAIT_KILLABLE_RECV if killable and wait_killable_available() else 0)
             child.close()
             payload: tuple[str, Any] = ("value", fn(*args))
         except BaseException as e:  # noqa: BLE001

@@ -171,7 +171,9 @@ def test_sigterm_ends_the_run_after_a_handled_signal(full, nobody, no_ns, broker
                          env=cli_env(broker_mode, no_ns), cwd="/tmp")
     try:
         assert p.stdout is not None
-        assert p.stdout.readline().strip() == "ready"
+        if p.stdout.readline().strip() != "ready":  # the run never started: its stderr says why
+            p.wait(timeout=20)
+            pytest.fail(f"the command did not start: {p.stderr.read() if p.stderr else ''}")
         time.sleep(0.5)  # now blocked in the second connect
         p.send_signal(signal.SIGUSR1)
         time.sleep(1.0)

@@ -141,9 +141,11 @@ def _with_landlock_plan_rights(d: str, abi: int) -> str:
     return _err(lambda: os.mknod(os.path.join(d, "c"), stat.S_IFCHR | 0o666, os.makedev(1, 3)))
 
 
-@pytest.mark.parametrize("abi", [a for a in (1, 2, 3, ll.kernel_abi()) if a <= ll.kernel_abi()])
+@pytest.mark.parametrize("abi", [a for a in (1, 2, 3, ll.kernel_abi()) if 0 < a <= ll.kernel_abi()] or [0])
 def test_landlock_alone_refuses_device_nodes(wdir, abi):
     """Root with CAP_MKNOD, no seccomp: the rights the plan grants a writable root make no
     device node, on every ABI (MAKE_CHAR/MAKE_BLOCK handled, never granted)."""
+    if not abi:
+        pytest.skip("no Landlock on this kernel (Linux 5.13)")
     assert run_in_child(_with_landlock_plan_rights, wdir, abi).unwrap() == "EACCES"
     assert os.listdir(wdir) == []

@@ -78,6 +78,12 @@ def test_doctor_and_explain_name_exactly_these(nobody):
     closed = {"set-id bits, device nodes", "inode flags", "truncate outside the writable roots",
               "capabilities in the command"}
     rows = {r["field"]: r["state"] for r in doc["fields"]}
+    if doc["machine"]["landlock_abi"] == 0:
+        # No Landlock (5.10) and no namespaces: the run refuses to start, so there are no
+        # writable roots to truncate outside of, and no row for it
+        assert doc["machine"]["run_refused"].startswith("Landlock is not available"), doc["machine"]
+        assert rows["filesystem read/write roots"] == "not enforced", rows
+        closed.remove("truncate outside the writable roots")
     assert all(rows[c] in ("enforced", "degraded") for c in closed), rows
     with_ns = json.loads(lsandbox(["doctor", "--json"], nobody=nobody, env={}).stdout)
     assert not [r for r in with_ns["fields"] if r["state"] == "open"]

@@ -132,7 +132,7 @@ t("uffd_ioctl", lambda: fcntl.ioctl(os.open("/dev/userfaultfd", os.O_RDONLY), 0x
 
 
 @pytest.mark.skipif(os.geteuid() != 0 or not (os.path.exists("/dev/vcs") and os.path.exists("/dev/userfaultfd")),
-                    reason="needs root and /dev/vcs, /dev/userfaultfd")
+                    reason="needs root and /dev/vcs, /dev/userfaultfd (Linux 6.1)")
 @pytest.mark.parametrize("mode", ["namespaces", "no-namespaces"])
 def test_root_cannot_use_host_devices(mode):
     """Read rights on ``/`` reached every device node: as root (a 0600 root node needs no
@@ -146,7 +146,8 @@ def test_root_cannot_use_host_devices(mode):
     assert got == {"vcs": "EACCES", "uffd_ioctl": "EACCES"}, got
 
 
-@pytest.mark.skipif(os.geteuid() != 0 or not os.path.exists("/dev/vcs"), reason="needs root and /dev/vcs")
+@pytest.mark.skipif(os.geteuid() != 0 or not (os.path.exists("/dev/vcs") and os.path.exists("/dev/userfaultfd")),
+                    reason="needs root and /dev/vcs, /dev/userfaultfd (Linux 6.1)")
 def test_host_devices_are_real_unsandboxed():
     got = probe(DEVICES, [], nobody=False, env={}, sandboxed=False)
     assert got == {"vcs": "ok", "uffd_ioctl": "ok"}, got

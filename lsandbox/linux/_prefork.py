@@ -56,7 +56,7 @@ class Prefork:
         self.owner = os.getpid()
         self.lock = threading.Lock()
         self.sock, theirs = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_SEQPACKET | _socket.SOCK_CLOEXEC)
-        code = f"import sys; sys.path[:0] = {_paths()!r}; from lsandbox.linux._prefork import serve; serve()"
+        code = _launcher_code()
         pid = os.fork()
         if pid == 0:  # pragma: no cover - replaced by exec at once
             try:
@@ -173,6 +173,11 @@ def _state() -> tuple:
         except OSError:
             links.append("")
     return (tuple(status), limits, cgroup, tuple(links))
+
+
+def _launcher_code() -> str:
+    """The launcher's program (``python -I -c``)."""
+    return f"import sys; sys.path[:0] = {_paths()!r}; from lsandbox.linux._prefork import serve; serve()"
 
 
 def _paths() -> list[str]:

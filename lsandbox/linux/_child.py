@@ -33,6 +33,7 @@ from ._unix_filter import install_and_hand_over
 TYPE_CHECKING = False  # the launch path does not import typing; type checkers see True
 if TYPE_CHECKING:
     import signal
+    from typing import Any
 else:  # the C module: the same calls, plain int signal numbers, no enum classes to create
     import _signal as signal
 
@@ -293,7 +294,17 @@ def _init(spec: ChildSpec) -> None:
 def _fork_command(spec: ChildSpec, mask: set[signal.Signals]) -> int:
     """The command. Forked, not posix_spawn'ed: glibc's posix_spawn leaves its internal
     signals 32 and 33 ignored in the new program, and a command that has a terminal must
-    take the foreground before it runs."""
+    take the foreground before it runs. Forked by C where the launcher loaded it
+    (:func:`use_executor`): the same steps, reports and exit codes, without a Python fork."""
+    args = _exec_args(spec) if _executor is not None else None
+    if args is not None:
+        prefix = f"{spec.argv[0]}: ".replace("\n", " ").encode(errors="replace")  # as _reports.encode
+        pid = _executor.lib.lsb_fork_exec(args[0], args[1], args[2], sum(1 << (s - 1) for s in mask),
+                                          -1 if spec.tty is None else spec.tty, spec.report_fd,
+                                          prefix, len(prefix))
+        if pid < 0:
+            raise OSError(-pid, os.strerror(-pid))
+        return pid
     pid = os.fork()
     if pid == 0:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, mask)
@@ -305,6 +316,42 @@ def _fork_command(spec: ChildSpec, mask: set[signal.Signals]) -> int:
             os._exit(125)
         _exec(spec)
     return pid
+
+
+_executor: Any = None  # the compiled module (_fastpath_c), where use_executor() loaded it
+
+
+def use_executor() -> None:
+    """Fork the command from C in the processes forked from here (the pre-forked launcher
+    calls this once; ``lsandbox run`` does not load the module for its one launch)."""
+    global _executor
+    from ._fastpath import child_module
+
+    _executor = child_module()
+
+
+def _exec_args(spec: ChildSpec) -> tuple | None:
+    """The executable, argv and envp as C data (then the strings they point to), or None
+    where ``os.execve`` itself would refuse them (an embedded NUL, an empty argv[0], an
+    environment name that is empty or holds "="): the Python path then reports exactly that."""
+    try:
+        path = os.fsencode(spec.executable)
+        argv = [os.fsencode(a) for a in spec.argv]
+        env = []
+        for k, v in spec.env.items():
+            kb, vb = os.fsencode(k), os.fsencode(v)
+            if not kb or b"=" in kb[1:] or b"\0" in kb or b"\0" in vb:
+                return None
+            env.append(kb + b"=" + vb)
+    except Exception:  # noqa: BLE001 - not encodable: os.execve raises it, in Python
+        return None
+    if not argv or not argv[0] or b"\0" in path or any(b"\0" in a for a in argv):
+        return None
+    ffi = _executor.ffi
+    strings = [ffi.new("char[]", b) for b in (path, *argv, *env)]
+    c_argv = ffi.new("char *[]", [*strings[1:1 + len(argv)], ffi.NULL])
+    c_env = ffi.new("char *[]", [*strings[1 + len(argv):], ffi.NULL])
+    return strings[0], c_argv, c_env, strings
 
 
 def _serve_as_init(pid: int, mask: set[signal.Signals], report_fd: int) -> None:

@@ -7,7 +7,8 @@ sandbox. From its second launch on, a process starts this launcher: a fresh inte
 (``python -c ...``, its own small address space) that imports the launch path once and then
 forks the relay for each launch it is asked for. The supervisor stays the caller: it plans
 (every decision is made there, as before), serves the broker and receives the listener; the
-launcher only forks and runs the frozen :class:`~lsandbox.linux._child.ChildSpec` it is sent.
+launcher only forks and runs the frozen :class:`~lsandbox.linux._child.ChildSpec` it is sent
+(its init forks the command from C where the compiled module is built: ``_fastpath_child.h``).
 
 Protocol (one private SEQPACKET socket pair, each request and its answer under a lock):
 ``S`` + the pickled spec fields, with the descriptors the child needs by SCM_RIGHTS (sync
@@ -211,8 +212,10 @@ def serve() -> None:
     import gc
     import pickle
 
-    from ._child import child_main
+    from ._child import child_main, use_executor
     from ._launcher import filter_a_bytes  # noqa: F401 - the launch path, imported once
+
+    use_executor()  # init forks the command from C where the module is built
 
     sock = _socket.socket(fileno=3)
     owner = os.pidfd_open(int(sys.argv[1]))

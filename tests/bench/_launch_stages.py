@@ -55,6 +55,7 @@ def instrument_child() -> None:
     wrap(_child, "fresh_proc", "fork init (PID 1)", "fresh procfs (init)")
     wrap(_child, "_restrict", "init ready", "filter A")
     wrap(_child, "_init", "(init: fork command)")
+    wrap(_child, "_fork_command", None, "(init: command forked)")
     wrap(_child, "install_and_hand_over", "Landlock", "filter B (listener handed over)")
     wrap(_child, "_exec", "command forked, execve")
 

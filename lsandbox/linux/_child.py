@@ -28,7 +28,7 @@ from ._mount_view import apply_view, fresh_proc
 from ._netns import CLONE_NEWNET, hand_over_proxy_listener, loopback_up
 from ._plan import LinuxPlan
 from ._reports import Kind, Step, send
-from ._unix_filter import install_and_hand_over
+from ._unix_filter import install_and_hand_over, send_fd
 
 TYPE_CHECKING = False  # the launch path does not import typing; type checkers see True
 if TYPE_CHECKING:
@@ -111,27 +111,54 @@ def _drop_capabilities(report_fd: int) -> None:
         send(report_fd, Kind.NOTE, step=Step.CAPABILITIES, text=_caps.describe_kept(kept))
 
 
-def _restrict(plan: LinuxPlan, sync: _socket.socket, landlock_log: bool = False) -> None:
-    _prctl.prctl(_prctl.PR_SET_NO_NEW_PRIVS, 1)
-    rs = plan.ruleset  # built by the supervisor: only syscalls from here
-    assert rs is not None
-    if plan.abi:
-        # LOG_NEW_EXEC_ON: audit records for the command too (the default logs only this
-        # process); asked for only when someone reads them (lsandbox.linux._audit).
-        flags = ll.RestrictFlags.LOG_NEW_EXEC_ON if landlock_log and plan.abi >= 7 else ll.RestrictFlags(0)
-        rs.restrict_self(flags, no_new_privs=False)
-    # the target keeps no copy of the listener
-    filter_b = plan.filter_b if plan.filter_b is not None else _receive_filter(sync, b"B")
-    install_and_hand_over(filter_b, sync,
-                          flags=sb.FLAG_WAIT_KILLABLE_RECV if plan.wait_killable else 0,
-                          brokers_sendmsg=plan.datagrams)
-    sb.install_filter(plan.filter_a if plan.filter_a is not None else _receive_filter(sync, b"A"))
+def _restrict(plan: LinuxPlan, sync: _socket.socket, landlock_log: bool = False, at: int = 0,
+              done: Any = None) -> None:
+    """no_new_privs, Landlock, filter B (its listener handed over), filter A; from stage ``at``
+    on, where C (``done``, :func:`_init_steps`) stopped: with the filter messages it received
+    and the listener it could not send."""
+    if at <= S_RESTRICT:
+        _prctl.prctl(_prctl.PR_SET_NO_NEW_PRIVS, 1)
+        rs = plan.ruleset  # built by the supervisor: only syscalls from here
+        assert rs is not None
+        if plan.abi:
+            rs.restrict_self(_landlock_flags(plan, landlock_log), no_new_privs=False)
+    if at <= S_FILTER_B:
+        # the target keeps no copy of the listener
+        filter_b = plan.filter_b if plan.filter_b is not None else _filter(sync, b"B", done)
+        install_and_hand_over(filter_b, sync,
+                              flags=sb.FLAG_WAIT_KILLABLE_RECV if plan.wait_killable else 0,
+                              brokers_sendmsg=plan.datagrams)
+    elif at == S_HANDOVER:  # installed by C, not sent
+        try:
+            send_fd(sync, done.listener)
+        finally:
+            os.close(done.listener)
+    if at <= S_FILTER_A:
+        sb.install_filter(plan.filter_a if plan.filter_a is not None else _filter(sync, b"A", done))
+
+
+def _landlock_flags(plan: LinuxPlan, landlock_log: bool) -> ll.RestrictFlags:
+    # LOG_NEW_EXEC_ON: audit records for the command too (the default logs only this
+    # process); asked for only when someone reads them (lsandbox.linux._audit).
+    return ll.RestrictFlags.LOG_NEW_EXEC_ON if landlock_log and plan.abi >= 7 else ll.RestrictFlags(0)
+
+
+def _filter(sync: _socket.socket, kind: bytes, done: Any) -> bytes:
+    """Filter ``kind``: as C received it (``done``), else received now."""
+    if done is not None:
+        got, size = (done.b_msg, done.b_len) if kind == b"B" else (done.a_msg, done.a_len)
+        if size >= 0:
+            return _check_filter(bytes(got[0:size]), kind)
+    return _receive_filter(sync, kind)
 
 
 def _receive_filter(sync: _socket.socket, kind: bytes) -> bytes:
     """Filter ``kind`` (``b"A"`` or ``b"B"``) as the supervisor sent it after the fork
     (``_launcher._start``: B first, when the plan leaves it out, then A)."""
-    msg = sync.recv(1 << 16)
+    return _check_filter(sync.recv(1 << 16), kind)
+
+
+def _check_filter(msg: bytes, kind: bytes) -> bytes:
     if not msg.startswith(kind) or len(msg) < 9 or (len(msg) - 1) % 8:
         raise OSError(0, f"seccomp filter {kind.decode()} was not received from the supervisor")
     return msg[1:]
@@ -139,6 +166,10 @@ def _receive_filter(sync: _socket.socket, kind: bytes) -> bytes:
 
 def _receive_filter_a(sync: _socket.socket) -> bytes:
     return _receive_filter(sync, b"A")
+
+
+# Stages of init's setup (_fastpath_child.h): where C stopped, Python goes on.
+S_PDEATHSIG, S_PROCFS, S_CHDIR, S_CAPS, S_RESTRICT, S_FILTER_B, S_HANDOVER, S_FILTER_A, S_DONE = range(9)
 
 
 # Python ignores SIGPIPE and SIGXFSZ; an ignored signal stays ignored across execve, so the
@@ -223,14 +254,23 @@ def child_main(spec: ChildSpec) -> None:
             # init keeps these blocked from here to its sigwait: a thread it starts meanwhile
             # (the listener hand-over) inherits the mask, so no SIGCHLD can be delivered to
             # a thread that leaves it unblocked (and be lost: init would wait forever).
-            _prctl.prctl(_prctl.PR_SET_PDEATHSIG, signal.SIGKILL)
-            if plan.view is not None:  # PID 1 of the new namespace: its own procfs
+            # From C where the launcher loaded it, up to the first step that fails (or that
+            # it does not do): that step and the rest in Python, which reports any failure.
+            done = _init_steps(spec) if _executor is not None else None
+            at = done.stage if done is not None else S_PDEATHSIG
+            if at <= S_PDEATHSIG:
+                _prctl.prctl(_prctl.PR_SET_PDEATHSIG, signal.SIGKILL)
+            if plan.view is not None and at <= S_PROCFS:  # PID 1 of the new namespace: its own procfs
                 step = Step.PROCFS
                 note = fresh_proc(plan.view)
                 if note:
                     send(report_fd, Kind.NOTE, step=step, text=note)
+        else:
+            done, at = None, S_PDEATHSIG
         step = Step.CHDIR
-        if spec.cwd:
+        if at > S_CHDIR:
+            pass
+        elif spec.cwd:
             os.chdir(spec.cwd)
         elif pidns and plan.view is not None:
             # The inherited cwd is the directory *under* the view's mounts (a writable
@@ -240,9 +280,10 @@ def child_main(spec: ChildSpec) -> None:
             except OSError:
                 pass
         step = Step.CAPABILITIES
-        _drop_capabilities(report_fd)
+        if at <= S_CAPS:
+            _drop_capabilities(report_fd)
         step = Step.RESTRICT
-        _restrict(plan, sync, spec.landlock_log)
+        _restrict(plan, sync, spec.landlock_log, at, done)
         sync.close()
     except BaseException as e:  # noqa: BLE001
         _fail(report_fd, step, e)
@@ -328,6 +369,73 @@ def use_executor() -> None:
     from ._fastpath import child_module
 
     _executor = child_module()
+
+
+class _Done:
+    """Where init's C setup stopped (``stage``), what it received and holds; ``keep`` holds
+    the C data it read until the call returned."""
+
+    def __init__(self, stage: int, struct: Any, keep: list) -> None:
+        self.stage, self.listener = stage, struct.listener
+        self.b_msg, self.b_len, self.a_msg, self.a_len = struct.b_msg, struct.b_len, struct.a_msg, struct.a_len
+        self.keep = keep
+
+
+def _init_steps(spec: ChildSpec) -> _Done:
+    """Init's steps from PDEATHSIG to filter A in C (``lsb_init_steps``), as far as they go
+    there: a step C is not given (masks inside /proc, filter B's hand-over thread, Landlock
+    flags the ruleset refuses) is where it stops, like a step that fails."""
+    ffi, plan = _executor.ffi, spec.plan
+    s = ffi.new("struct lsb_init *")
+    keep: list = [s]
+    s.stop = S_DONE
+    s.sync_fd = spec.sync.fileno()
+    view = plan.view
+    s.proc_attrs = 0xFFFFFFFFFFFFFFFF
+    if view is not None and view.proc:
+        if view.proc_masks:
+            s.stop = S_PROCFS
+        s.proc_attrs = _PROC_ATTRS | (0 if view.proc_writable else _sys.MOUNT_ATTR_RDONLY)
+    if spec.cwd:
+        keep.append(cwd := ffi.new("char[]", os.fsencode(spec.cwd)))
+        s.cwd = cwd
+    s.reenter_cwd = view is not None
+    rs = plan.ruleset
+    if rs is None:
+        s.stop = min(s.stop, S_RESTRICT)
+    elif plan.abi and rs.abi and (rs.handled_fs or rs.handled_net or rs.scoped):
+        flags = _landlock_flags(plan, spec.landlock_log)
+        supported = flags & ll.RestrictFlags.from_all(rs.abi)
+        if supported != flags and rs.compat is ll.CompatLevel.HARD_REQUIREMENT:
+            s.stop = min(s.stop, S_RESTRICT)  # restrict_self raises it, in Python
+        s.landlock = 1
+        s.handled_fs, s.handled_net, s.scoped, s.attr_size = rs.attr()
+        s.restrict_flags = int(supported)
+        rules, ports = rs._rules, rs._ports
+        paths = [ffi.new("char[]", os.fsencode(p)) for p, _d, _f in rules]
+        keep += paths
+        keep.append(c_paths := ffi.new("char *[]", paths))
+        keep.append(c_dir := ffi.new("uint64_t[]", [d for _p, d, _f in rules]))
+        keep.append(c_file := ffi.new("uint64_t[]", [f for _p, _d, f in rules]))
+        keep.append(c_ports := ffi.new("uint64_t[]", [p for p, _a in ports]))
+        keep.append(c_access := ffi.new("uint64_t[]", [int(a & rs.handled_net) for _p, a in ports]))
+        s.n_rules, s.rule_paths, s.rule_dir, s.rule_file = len(rules), c_paths, c_dir, c_file
+        s.n_ports, s.ports, s.port_access = len(ports), c_ports, c_access
+    if plan.datagrams:
+        s.stop = min(s.stop, S_FILTER_B)  # the hand-over needs a thread of its own (Python)
+    s.b_flags = sb.FLAG_NEW_LISTENER | (sb.FLAG_WAIT_KILLABLE_RECV if plan.wait_killable else 0)
+    for kind, code in (("b", plan.filter_b), ("a", plan.filter_a)):
+        if code is not None:
+            keep.append(buf := ffi.new("unsigned char[]", code))
+            setattr(s, f"filter_{kind}", buf)
+            setattr(s, f"filter_{kind}_len", len(code))
+        else:
+            keep.append(buf := ffi.new("unsigned char[]", 1 << 16))
+            setattr(s, f"{kind}_msg", buf)
+    return _Done(_executor.lib.lsb_init_steps(s), s, keep)
+
+
+_PROC_ATTRS = _sys.MOUNT_ATTR_NOSUID | _sys.MOUNT_ATTR_NODEV | _sys.MOUNT_ATTR_NOEXEC
 
 
 def _exec_args(spec: ChildSpec) -> tuple | None:

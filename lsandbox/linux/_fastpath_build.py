@@ -44,6 +44,28 @@ CDEF = """
     int lsb_fast_connect(int listener, struct lsb_fast *r, const unsigned int *caps);
     int lsb_fast_answer(int listener, uint64_t id, int64_t val, int32_t error);
     int lsb_fast_stamp(void);
+    struct lsb_init {
+        int stop;
+        int sync_fd;
+        uint64_t proc_attrs;
+        const char *cwd;
+        int reenter_cwd;
+        int landlock;
+        uint64_t handled_fs, handled_net, scoped;
+        uint32_t attr_size, restrict_flags;
+        int n_rules;
+        const char *const *rule_paths;
+        const uint64_t *rule_dir, *rule_file;
+        int n_ports;
+        const uint64_t *ports, *port_access;
+        const unsigned char *filter_b; int filter_b_len;
+        uint32_t b_flags;
+        const unsigned char *filter_a; int filter_a_len;
+        int listener;
+        unsigned char *b_msg; int b_len;
+        unsigned char *a_msg; int a_len;
+    };
+    int lsb_init_steps(struct lsb_init *s);
     int lsb_fork_exec(const char *path, char *const argv[], char *const envp[], uint64_t unblock, int tty,
                       int report_fd, const char *prefix, int prefix_len);
 """

@@ -163,3 +163,16 @@ def test_report_constants_match_the_c_executor():
     for name, value in (("KIND_SETUP", Kind.SETUP), ("KIND_EXEC", Kind.EXEC), ("STEP_INIT", Step.INIT),
                         ("STEP_EXEC", Step.EXEC)):
         assert f"#define LSB_{name} {value}\n" in src
+
+
+def test_init_stage_and_securebits_constants_match_the_c_executor():
+    from lsandbox.linux import _caps, _child
+    from lsandbox.linux._fastpath_build import CHILD_HEADER
+
+    with open(CHILD_HEADER) as f:
+        src = f.read()
+    stages = ("PDEATHSIG", "PROCFS", "CHDIR", "CAPS", "RESTRICT", "FILTER_B", "HANDOVER", "FILTER_A", "DONE")
+    for name in stages:
+        assert f"LSB_S_{name} = {getattr(_child, 'S_' + name)}" in src
+    assert f"#define LSB_SECUREBITS {_caps.SECUREBITS:#X}".replace("0X", "0x") in src
+    assert f"#define LSB_SECBIT_KEEP_CAPS {_caps.SECBIT_KEEP_CAPS:#x}" in src

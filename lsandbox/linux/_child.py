@@ -59,6 +59,7 @@ class ChildSpec(Record):
     std_fds: tuple[int, int, int]
     landlock_log: bool = False  # Landlock audit records for the command too (LOG_NEW_EXEC_ON)
     pass_fds: tuple[int, ...] = ()
+    prepared: Any = None  # prepare()'s C data, made before the fork (the pre-forked launcher)
 
 
 def _fail(report_fd: int, step: int, e: BaseException) -> None:
@@ -337,7 +338,11 @@ def _fork_command(spec: ChildSpec, mask: set[signal.Signals]) -> int:
     signals 32 and 33 ignored in the new program, and a command that has a terminal must
     take the foreground before it runs. Forked by C where the launcher loaded it
     (:func:`use_executor`): the same steps, reports and exit codes, without a Python fork."""
-    args = _exec_args(spec) if _executor is not None else None
+    args = None
+    if spec.prepared is not None:
+        args = spec.prepared[1]
+    elif _executor is not None:
+        args = _exec_args(spec.executable, spec.argv, spec.env)
     if args is not None:
         prefix = f"{spec.argv[0]}: ".replace("\n", " ").encode(errors="replace")  # as _reports.encode
         pid = _executor.lib.lsb_fork_exec(args[0], args[1], args[2], sum(1 << (s - 1) for s in mask),
@@ -381,30 +386,52 @@ class _Done:
         self.keep = keep
 
 
+def prepare(plan: LinuxPlan, argv: tuple[str, ...], executable: str, env: dict[str, str], cwd: str | None,
+            landlock_log: bool, sync_fd: int) -> Any:
+    """The C data of init's setup and of the command's execve, made here (in the pre-forked
+    launcher, before it forks the relay: a warm process) rather than in init (a fresh copy
+    of it, where every page the allocations touch is copied first). None without the module."""
+    if _executor is None:
+        return None
+    try:
+        return _init_data(plan, cwd, landlock_log, sync_fd), _exec_args(executable, argv, env)
+    except Exception:  # noqa: BLE001 - made again in init, which reports what fails
+        return None
+
+
 def _init_steps(spec: ChildSpec) -> _Done:
     """Init's steps from PDEATHSIG to filter A in C (``lsb_init_steps``), as far as they go
     there: a step C is not given (masks inside /proc, filter B's hand-over thread, Landlock
     flags the ruleset refuses) is where it stops, like a step that fails."""
-    ffi, plan = _executor.ffi, spec.plan
+    data = spec.prepared[0] if spec.prepared is not None else None
+    if data is None:
+        data = _init_data(spec.plan, spec.cwd, spec.landlock_log, spec.sync.fileno())
+    s, keep = data
+    return _Done(_executor.lib.lsb_init_steps(s), s, keep)
+
+
+def _init_data(plan: LinuxPlan, cwd_path: str | None, landlock_log: bool, sync_fd: int) -> tuple[Any, list]:
+    """``struct lsb_init`` for ``plan`` and what it points to."""
+    ffi = _executor.ffi
     s = ffi.new("struct lsb_init *")
     keep: list = [s]
     s.stop = S_DONE
-    s.sync_fd = spec.sync.fileno()
+    s.sync_fd = sync_fd
     view = plan.view
     s.proc_attrs = 0xFFFFFFFFFFFFFFFF
     if view is not None and view.proc:
         if view.proc_masks:
             s.stop = S_PROCFS
         s.proc_attrs = _PROC_ATTRS | (0 if view.proc_writable else _sys.MOUNT_ATTR_RDONLY)
-    if spec.cwd:
-        keep.append(cwd := ffi.new("char[]", os.fsencode(spec.cwd)))
+    if cwd_path:
+        keep.append(cwd := ffi.new("char[]", os.fsencode(cwd_path)))
         s.cwd = cwd
     s.reenter_cwd = view is not None
     rs = plan.ruleset
     if rs is None:
         s.stop = min(s.stop, S_RESTRICT)
     elif plan.abi and rs.abi and (rs.handled_fs or rs.handled_net or rs.scoped):
-        flags = _landlock_flags(plan, spec.landlock_log)
+        flags = _landlock_flags(plan, landlock_log)
         supported = flags & ll.RestrictFlags.from_all(rs.abi)
         if supported != flags and rs.compat is ll.CompatLevel.HARD_REQUIREMENT:
             s.stop = min(s.stop, S_RESTRICT)  # restrict_self raises it, in Python
@@ -430,23 +457,33 @@ def _init_steps(spec: ChildSpec) -> _Done:
             setattr(s, f"filter_{kind}", buf)
             setattr(s, f"filter_{kind}_len", len(code))
         else:
-            keep.append(buf := ffi.new("unsigned char[]", 1 << 16))
+            keep.append(buf := _new_uncleared("unsigned char[]", 1 << 16))  # recv writes what it reads
             setattr(s, f"{kind}_msg", buf)
-    return _Done(_executor.lib.lsb_init_steps(s), s, keep)
+    return s, keep
+
+
+def _new_uncleared(ctype: str, size: int) -> Any:
+    global _uncleared
+    if _uncleared is None:
+        _uncleared = _executor.ffi.new_allocator(should_clear_after_alloc=False)
+    return _uncleared(ctype, size)
+
+
+_uncleared: Any = None
 
 
 _PROC_ATTRS = _sys.MOUNT_ATTR_NOSUID | _sys.MOUNT_ATTR_NODEV | _sys.MOUNT_ATTR_NOEXEC
 
 
-def _exec_args(spec: ChildSpec) -> tuple | None:
+def _exec_args(executable: str, argv_s: tuple[str, ...], env_s: dict[str, str]) -> tuple | None:
     """The executable, argv and envp as C data (then the strings they point to), or None
     where ``os.execve`` itself would refuse them (an embedded NUL, an empty argv[0], an
     environment name that is empty or holds "="): the Python path then reports exactly that."""
     try:
-        path = os.fsencode(spec.executable)
-        argv = [os.fsencode(a) for a in spec.argv]
+        path = os.fsencode(executable)
+        argv = [os.fsencode(a) for a in argv_s]
         env = []
-        for k, v in spec.env.items():
+        for k, v in env_s.items():
             kb, vb = os.fsencode(k), os.fsencode(v)
             if not kb or b"=" in kb[1:] or b"\0" in kb or b"\0" in vb:
                 return None

@@ -37,14 +37,14 @@ rlimit or restricted itself after its second launch would get sandboxes that esc
 from __future__ import annotations
 
 import _socket
+import _thread  # not threading: the launcher then has no Python work to do after each fork
 import os
 import select
 import signal
 import struct
 import sys
-import threading
 
-from ._child import ChildSpec
+from ._child import ChildSpec, prepare
 
 _INT = struct.Struct("=i")
 _MAX_FDS = 8
@@ -55,7 +55,7 @@ class Prefork:
 
     def __init__(self) -> None:
         self.owner = os.getpid()
-        self.lock = threading.Lock()
+        self.lock = _thread.allocate_lock()
         self.sock, theirs = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_SEQPACKET | _socket.SOCK_CLOEXEC)
         code = _launcher_code()
         pid = os.fork()
@@ -187,7 +187,7 @@ def _paths() -> list[str]:
 
 
 _instance: Prefork | None = None
-_instance_lock = threading.Lock()
+_instance_lock = _thread.allocate_lock()
 
 
 def launcher() -> Prefork | None:
@@ -268,6 +268,8 @@ def serve() -> None:
 
 def _fork_relay(fields: dict, fds: list[int], sock: _socket.socket, child_main: object, gc: object) -> int:
     sync, report, std0, std1, std2, cwd_fd = fds
+    prepared = prepare(fields["plan"], fields["argv"], fields["executable"], fields["env"], fields["cwd"],
+                       fields["landlock_log"], sync)
     pid = os.fork()
     if pid != 0:
         return pid
@@ -283,7 +285,7 @@ def _fork_relay(fields: dict, fds: list[int], sock: _socket.socket, child_main: 
         spec = ChildSpec(fields["plan"], fields["argv"], fields["executable"], fields["env"], fields["cwd"],
                          _socket.socket(fileno=sync), report, fields["ns_flags"], fields["userns"],
                          fields["uid"], fields["gid"], 0 if fields["tty"] else None, (std0, std1, std2),
-                         landlock_log=fields["landlock_log"])
+                         landlock_log=fields["landlock_log"], prepared=prepared)
     except BaseException:  # noqa: BLE001 - never back into the launcher's loop
         os._exit(125)
     child_main(spec)  # type: ignore[operator]

@@ -37,7 +37,7 @@ class _Spec:
     def __init__(self, argv: list[str], executable: str, report_fd: int, env: dict | None = None) -> None:
         self.argv, self.executable, self.report_fd = tuple(argv), executable, report_fd
         self.env = dict(os.environ) if env is None else env
-        self.tty = None
+        self.tty, self.prepared = None, None
 
 
 def _fork(path: str, argv: list[str], executable: str | None = None, env: dict | None = None,

@@ -46,7 +46,7 @@ def wrap(obj: object, name: str, before: str | None = None, after: str | None = 
 def instrument_child() -> None:
     """Marks in the child side (relay, init, command): in this process, or in the pre-forked
     launcher's (``--warm``), which forks them there."""
-    from lsandbox.linux import _child, _mount_view
+    from lsandbox.linux import _child, _mount_view, _prefork
 
     wrap(_child, "_close_all_but", "relay runs")
     wrap(_child, "_setup_namespaces", "unshare", "namespace setup done")
@@ -58,6 +58,8 @@ def instrument_child() -> None:
     wrap(_child, "_fork_command", None, "(init: command forked)")
     wrap(_child, "install_and_hand_over", "Landlock", "filter B (listener handed over)")
     wrap(_child, "_exec", "command forked, execve")
+    wrap(_child, "_init_steps", "fork init (PID 1)", "init's setup in C (procfs, caps, Landlock, filters)")
+    wrap(_prefork, "_fork_relay", "(launcher: request received)")
 
 
 def _instrumented_launcher_code(code: str) -> str:
@@ -130,6 +132,8 @@ CATEGORY = {
     "filter A": "child setup",
     "(supervisor: asks the pre-forked launcher)": "supervisor before fork",
     "(supervisor: relay forked)": "child setup",  # the launcher's fork of the relay, its reply
+    "(launcher: request received)": "child setup",
+    "init's setup in C (procfs, caps, Landlock, filters)": "child setup",
 }
 
 

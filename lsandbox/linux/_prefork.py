@@ -13,7 +13,9 @@ launcher only forks and runs the frozen :class:`~lsandbox.linux._child.ChildSpec
 Protocol (one private SEQPACKET socket pair, each request and its answer under a lock):
 ``S`` + the pickled spec fields, with the descriptors the child needs by SCM_RIGHTS (sync
 socket, report pipe, the three std descriptors, the working directory), answered with the
-relay's pid; ``W`` + a pid, answered with its wait status. The launcher reaps a relay only
+relay's pid; ``W`` + a pid, answered with its wait status. The relay is forked ahead of its
+request (:class:`_Spare`, after the previous launch was reaped), which receives the request
+from the launcher; without a spare (gone, or the first request) the launcher forks it then. The launcher reaps a relay only
 when asked, so until the caller has waited for it the pid stays what it was (a zombie at
 worst, as a child of the caller's would): ``pidfd_open`` and ``kill`` on it stay safe. The
 caller asks after the relay's pidfd said it ended, so the launcher never blocks.
@@ -225,7 +227,9 @@ def serve() -> None:
     poll = select.poll()
     poll.register(sock.fileno(), select.POLLIN)
     poll.register(owner, select.POLLIN)
+    spare = _Spare.make(sock, owner, child_main, gc, pickle, None)
     sock.send(b"R")
+    last = None  # the last request: the next spare warms up with it
     try:
         while True:
             for fd, _ev in poll.poll():
@@ -240,12 +244,16 @@ def serve() -> None:
                     return
                 if msg[:1] == b"S" and len(fds) == 6:
                     try:
-                        pid = _fork_relay(pickle.loads(msg[1:]), fds, sock, child_main, gc)
+                        pid = spare.hand(msg, fds) if spare is not None else 0
+                        spare = None
+                        if not pid:
+                            pid = _fork_relay(pickle.loads(msg[1:]), fds, sock, child_main, gc)
                     finally:
                         for n in fds:
                             os.close(n)
                     relays.add(pid)
                     sock.send(_INT.pack(pid))
+                    last = msg
                 elif msg[:1] == b"W" and len(msg) == 1 + _INT.size:
                     (pid,) = _INT.unpack(msg[1:])
                     status = 0
@@ -253,12 +261,14 @@ def serve() -> None:
                         relays.discard(pid)
                         status = os.waitpid(pid, 0)[1]
                     sock.send(_INT.pack(status))
+                    if spare is None:  # the next launch's relay, forked while the caller goes on
+                        spare = _Spare.make(sock, owner, child_main, gc, pickle, last)
                 else:
                     for n in fds:
                         os.close(n)
                     return
     finally:
-        for pid in relays:  # fail closed: the caller is gone
+        for pid in (*relays, *((spare.pid,) if spare is not None else ())):  # fail closed: the caller is gone
             try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
@@ -266,8 +276,83 @@ def serve() -> None:
         os._exit(0)
 
 
+class _Spare:
+    """The next relay, forked ahead of its request: the fork and the interpreter's work after
+    it are off the launch path. It is a copy of the launcher like any relay (whose state does
+    not change), dies with it (PDEATHSIG; killed too when the caller goes), and waits for one
+    request on a socket of its own; the launcher forwards the request with its descriptors and
+    answers with the spare's pid. If the spare is gone, the launcher forks the relay itself."""
+
+    def __init__(self, pid: int, sock: _socket.socket) -> None:
+        self.pid, self.sock = pid, sock
+
+    @classmethod
+    def make(cls, launcher_sock: _socket.socket, owner: int, child_main: object, gc: object, pickle: object,
+             last: bytes | None) -> _Spare | None:
+        try:
+            mine, theirs = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_SEQPACKET | _socket.SOCK_CLOEXEC)
+        except OSError:
+            return None
+        try:
+            pid = os.fork()
+        except OSError:
+            mine.close()
+            theirs.close()
+            return None
+        if pid == 0:
+            try:
+                mine.close()
+                launcher_sock.close()
+                os.close(owner)
+                gc.disable()  # type: ignore[attr-defined]
+                _prctl_pdeathsig()
+                if os.getppid() == 1:
+                    os._exit(0)  # the launcher is gone already
+                if last is not None:  # the pages a request's decoding and C data touch: copied now
+                    fields = pickle.loads(last[1:])  # type: ignore[attr-defined]
+                    prepare(fields["plan"], fields["argv"], fields["executable"], fields["env"], fields["cwd"],
+                            fields["landlock_log"], 0)
+                    del fields
+                msg, anc, _fl, _ad = theirs.recvmsg(1 << 20, _socket.CMSG_SPACE(_MAX_FDS * 4))
+                fds: list[int] = []
+                for level, kind, data in anc:
+                    if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
+                        fds.extend(struct.unpack(f"={len(data) // 4}i", data[:len(data) // 4 * 4]))
+                theirs.close()
+                if msg[:1] != b"S" or len(fds) != 6:
+                    os._exit(0)
+                fields = pickle.loads(msg[1:])  # type: ignore[attr-defined]
+            except BaseException:  # noqa: BLE001 - never back into the launcher's loop
+                os._exit(125)
+            _relay_child(fields, fds, prepare(fields["plan"], fields["argv"], fields["executable"], fields["env"],
+                                              fields["cwd"], fields["landlock_log"], fds[0]), child_main)
+        theirs.close()
+        return cls(pid, mine)
+
+    def hand(self, msg: bytes, fds: list[int]) -> int:
+        """Forward a start request: the spare's pid, or 0 (gone: reaped here)."""
+        try:
+            self.sock.sendmsg([msg], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, struct.pack(f"={len(fds)}i", *fds))])
+            return self.pid
+        except OSError:
+            try:
+                os.kill(self.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            os.waitpid(self.pid, 0)
+            return 0
+        finally:
+            self.sock.close()
+
+
+def _prctl_pdeathsig() -> None:
+    import _prctl
+
+    _prctl.prctl(_prctl.PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
 def _fork_relay(fields: dict, fds: list[int], sock: _socket.socket, child_main: object, gc: object) -> int:
-    sync, report, std0, std1, std2, cwd_fd = fds
+    sync = fds[0]
     prepared = prepare(fields["plan"], fields["argv"], fields["executable"], fields["env"], fields["cwd"],
                        fields["landlock_log"], sync)
     pid = os.fork()
@@ -275,9 +360,19 @@ def _fork_relay(fields: dict, fds: list[int], sock: _socket.socket, child_main: 
         return pid
     try:
         gc.disable()  # type: ignore[attr-defined]
+        sock.close()
+    except BaseException:  # noqa: BLE001 - never back into the launcher's loop
+        os._exit(125)
+    _relay_child(fields, fds, prepared, child_main)
+    return 0  # pragma: no cover - _relay_child never returns
+
+
+def _relay_child(fields: dict, fds: list[int], prepared: object, child_main: object) -> None:
+    """In the relay (a fork of the launcher, or its spare): the request's spec, then the child."""
+    sync, report, std0, std1, std2, cwd_fd = fds
+    try:
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
             signal.signal(sig, signal.SIG_DFL)
-        sock.close()
         os.umask(fields["umask"])
         if fields["cwd"] is None:
             os.fchdir(cwd_fd)

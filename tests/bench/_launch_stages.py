@@ -60,6 +60,7 @@ def instrument_child() -> None:
     wrap(_child, "_exec", "command forked, execve")
     wrap(_child, "_init_steps", "fork init (PID 1)", "init's setup in C (procfs, caps, Landlock, filters)")
     wrap(_prefork, "_fork_relay", "(launcher: request received)")
+    wrap(_prefork._Spare, "hand", "(launcher: request received)")
 
 
 def _instrumented_launcher_code(code: str) -> str:

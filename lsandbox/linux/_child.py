@@ -329,8 +329,32 @@ def _init(spec: ChildSpec) -> None:
     _prctl.prctl(_prctl.PR_SET_DUMPABLE, 0)
     mask = set(FORWARDED) | {signal.SIGCHLD}
     signal.pthread_sigmask(signal.SIG_BLOCK, mask)
+    args = _command_args(spec)
+    if args is not None:  # the same in C (lsb_serve_init), which never returns
+        _executor.lib.lsb_serve_init(args[0], args[1], args[2], _mask_bits(mask),
+                                     -1 if spec.tty is None else spec.tty, spec.report_fd, *_exec_prefix(spec))
     pid = _fork_command(spec, mask)
     _serve_as_init(pid, mask, spec.report_fd)
+
+
+def _command_args(spec: ChildSpec) -> tuple | None:
+    """The command's path, argv and envp as C data for the compiled module, or None (not
+    loaded, or what os.execve would refuse: the Python path reports it)."""
+    if spec.prepared is not None:
+        return spec.prepared[1]
+    if _executor is not None:
+        return _exec_args(spec.executable, spec.argv, spec.env)
+    return None
+
+
+def _mask_bits(mask: set[signal.Signals]) -> int:
+    return sum(1 << (s - 1) for s in mask)
+
+
+def _exec_prefix(spec: ChildSpec) -> tuple[bytes, int]:
+    """The EXEC report's text before the error, encoded as _reports.encode does it."""
+    prefix = f"{spec.argv[0]}: ".replace("\n", " ").encode(errors="replace")
+    return prefix, len(prefix)
 
 
 def _fork_command(spec: ChildSpec, mask: set[signal.Signals]) -> int:
@@ -338,16 +362,11 @@ def _fork_command(spec: ChildSpec, mask: set[signal.Signals]) -> int:
     signals 32 and 33 ignored in the new program, and a command that has a terminal must
     take the foreground before it runs. Forked by C where the launcher loaded it
     (:func:`use_executor`): the same steps, reports and exit codes, without a Python fork."""
-    args = None
-    if spec.prepared is not None:
-        args = spec.prepared[1]
-    elif _executor is not None:
-        args = _exec_args(spec.executable, spec.argv, spec.env)
+    args = _command_args(spec)
     if args is not None:
-        prefix = f"{spec.argv[0]}: ".replace("\n", " ").encode(errors="replace")  # as _reports.encode
-        pid = _executor.lib.lsb_fork_exec(args[0], args[1], args[2], sum(1 << (s - 1) for s in mask),
+        pid = _executor.lib.lsb_fork_exec(args[0], args[1], args[2], _mask_bits(mask),
                                           -1 if spec.tty is None else spec.tty, spec.report_fd,
-                                          prefix, len(prefix))
+                                          *_exec_prefix(spec))
         if pid < 0:
             raise OSError(-pid, os.strerror(-pid))
         return pid

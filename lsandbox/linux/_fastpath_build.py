@@ -66,6 +66,8 @@ CDEF = """
         unsigned char *a_msg; int a_len;
     };
     int lsb_init_steps(struct lsb_init *s);
+    void lsb_serve_init(const char *path, char *const argv[], char *const envp[], uint64_t mask, int tty,
+                        int report_fd, const char *prefix, int prefix_len);
     int lsb_fork_exec(const char *path, char *const argv[], char *const envp[], uint64_t unblock, int tty,
                       int report_fd, const char *prefix, int prefix_len);
 """

@@ -41,6 +41,8 @@
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 /* _reports.Kind / Step (a unit test compares them) */
@@ -389,4 +391,70 @@ int lsb_init_steps(struct lsb_init *s)
         return LSB_S_FILTER_A;
     return LSB_S_DONE;
 #undef LSB_STAGE
+}
+
+/* ---- init after its setup: the command, then PID 1's loop (``_child._init``) ---------------
+ * What _fork_command and _serve_as_init do: start the command (lsb_fork_exec; a failure is
+ * SETUP at step INIT, "[Errno N] strerror", exit 125), then reap everything, forward the
+ * signals of ``mask`` (blocked by the caller) to the command, and when the command has
+ * ended report its wait status (STATUS) and exit 0. Any other failure: exit 125. A timeout
+ * of one second on each wait, so that even a lost SIGCHLD only delays the reaping. */
+
+#define LSB_KIND_STATUS 4
+
+static void lsb_report_status(int fd, int status)
+{
+    unsigned char buf[LSB_REPORT_HEADER];
+    uint64_t v = (uint64_t)(int64_t)status;
+    memset(buf, 0, sizeof buf);
+    buf[0] = LSB_KIND_STATUS;
+    for (int i = 0; i < 8; i++)
+        buf[4 + i] = (unsigned char)(v >> (8 * i));
+    ssize_t ignored = write(fd, buf, sizeof buf);
+    (void)ignored;
+}
+
+void lsb_serve_init(const char *path, char *const argv[], char *const envp[], uint64_t mask, int tty,
+                    int report_fd, const char *prefix, int prefix_len)
+{
+    int cmd = lsb_fork_exec(path, argv, envp, mask, tty, report_fd, prefix, prefix_len);
+    if (cmd < 0) {
+        lsb_report_setup(report_fd, -cmd);
+        _exit(125);
+    }
+    sigset_t set;
+    sigemptyset(&set);
+    for (int sig = 1; sig <= 64 && sig < _NSIG; sig++)
+        if (mask >> (sig - 1) & 1)
+            sigaddset(&set, sig);
+    for (;;) {
+        struct timespec second = {1, 0};
+        int sig = sigtimedwait(&set, NULL, &second);
+        if (sig < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno != EAGAIN)
+                _exit(125);
+            sig = SIGCHLD;
+        }
+        if (sig != SIGCHLD) {
+            if (kill(cmd, sig) != 0 && errno != ESRCH)
+                _exit(125);
+            continue;
+        }
+        for (;;) {
+            int status;
+            pid_t got = waitpid(-1, &status, WNOHANG);
+            if (got < 0 && errno == EINTR)
+                continue;
+            if (got < 0)
+                _exit(125);
+            if (got == 0)
+                break;
+            if (got == cmd) {
+                lsb_report_status(report_fd, status);
+                _exit(0);
+            }
+        }
+    }
 }

@@ -176,3 +176,49 @@ def test_init_stage_and_securebits_constants_match_the_c_executor():
         assert f"LSB_S_{name} = {getattr(_child, 'S_' + name)}" in src
     assert f"#define LSB_SECUREBITS {_caps.SECUREBITS:#X}".replace("0X", "0x") in src
     assert f"#define LSB_SECBIT_KEEP_CAPS {_caps.SECBIT_KEEP_CAPS:#x}" in src
+
+
+def _serve(path: str, argv: list[str]) -> tuple[list[tuple], bytes]:
+    """``_child._init`` in a child of the test (C: lsb_serve_init, or Python): a helper
+    process sends this init SIGUSR1 after a moment; the reports and the command's output."""
+    import signal
+    import time
+
+    from lsandbox.linux import _child
+    from lsandbox.linux._reports import read_all
+
+    _child._executor = None
+    if path == "c":
+        _child.use_executor()
+    r, w = os.pipe2(os.O_CLOEXEC)
+    out_r, out_w = os.pipe()
+    init = os.fork()
+    if init == 0:
+        os.close(r)
+        os.close(out_r)
+        os.dup2(out_w, 1)
+        me = os.getpid()
+        if os.fork() == 0:  # the sender: also a child init must reap
+            time.sleep(0.5)
+            os.kill(me, signal.SIGUSR1)
+            os._exit(0)
+        try:
+            _child._init(_Spec(argv, argv[0], w))
+        finally:
+            os._exit(126)
+    os.close(w)
+    os.close(out_w)
+    out = b""
+    while chunk := os.read(out_r, 65536):
+        out += chunk
+    assert os.waitpid(init, 0)[1] == 0
+    return [(x.kind, x.value, x.text) for x in read_all(r)], out
+
+
+@USERS
+@PATHS
+def test_init_forwards_signals_reaps_and_reports_the_command_s_status(path, nobody):
+    script = "trap 'echo got; exit 9' USR1; (sleep 0.1; exit 3) & while :; do sleep 0.05; done"
+    reports, out = run_in_child(_serve, path, ["/bin/sh", "-c", script], as_nobody=nobody).unwrap()
+    assert out == b"got\n"
+    assert reports == [(4, 9 << 8, "")]  # STATUS: exit 9, once (the sender, another child, reaped on the way)

@@ -392,6 +392,13 @@ def snapshot(cache: str) -> str:
                                   ".hypothesis", ".bench", "build")
     shutil.copytree(REPO, snap, ignore=skip, symlinks=True)
     os.makedirs(os.path.join(snap, ".venv"))
+    # Bytecode for the copy, compiled by the guest's own interpreter and naming the paths the
+    # guest sees: the guest writes none (PYTHONDONTWRITEBYTECODE), and without it every
+    # sandboxed launch under emulation would compile lsandbox from source again.
+    py = os.path.join(REPO, ".venv", "bin", "python")
+    if os.path.exists(py):
+        subprocess.run([py, "-m", "compileall", "-q", "-s", snap, "-p", REPO, snap],
+                       check=True, stdout=subprocess.DEVNULL)
     return snap
 
 

@@ -18,13 +18,19 @@ from tests._sandbox import LSANDBOX
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="the Linux launcher")
 
 #: Standard library modules not needed to launch (``signal``: the launcher uses ``_signal``,
-#: the same functions without the enum wrappers).
+#: the same functions without the enum wrappers; ``collections.abc``: its names are only
+#: annotations on the launch path).
 HEAVY_STDLIB = ("argparse", "re", "typing", "dataclasses", "ctypes", "pickle", "subprocess", "socket",
                 "json", "inspect", "shutil", "tempfile", "logging", "importlib.util", "signal",
                 "gettext", "locale", "weakref", "copy", "ipaddress", "difflib", "selectors",
-                "asyncio", "contextlib", "textwrap", "string", "datetime", "warnings", "tomllib")
+                "asyncio", "contextlib", "textwrap", "string", "datetime", "warnings", "tomllib",
+                "collections.abc")
 #: Parts of lsandbox (and its dependencies) that serve other commands, the API, or a command
-#: that actually connects (the broker is imported on the first notification).
+#: that actually connects (the broker is imported on the first notification). The launch
+#: builds and applies Landlock rules as ints (``landlock._rights``, ``RawRuleset``) and
+#: installs precompiled filters: the IntFlag and Enum classes of ``landlock._access`` and
+#: ``_ruleset`` and seccomp_bpf's rule model (``_rules``, ``_insn``) are for API users; the
+#: TOML line scanner (``_toml_lines``) is for config files.
 NOT_FOR_A_LAUNCH = ("lsandbox._api", "lsandbox.linux._broker", "lsandbox.linux._connector",
                     "lsandbox.linux._fastpath", "lsandbox.linux._pathops", "lsandbox.linux._metaops",
                     "lsandbox.linux._identity", "lsandbox.linux._audit", "lsandbox.linux._prefork",
@@ -32,7 +38,8 @@ NOT_FOR_A_LAUNCH = ("lsandbox._api", "lsandbox.linux._broker", "lsandbox.linux._
                     "lsandbox.linux._filter_a", "lsandbox.proxy", "lsandbox.cli._explain",
                     "lsandbox.cli._check", "lsandbox.cli._doctor", "macos", "seccomp_bpf._asm",
                     "seccomp_bpf._compiler", "seccomp_bpf._disasm", "seccomp_bpf._simulate",
-                    "cffi", "pycparser", "prctl", "pyroute2")
+                    "cffi", "pycparser", "prctl", "pyroute2", "landlock._access", "landlock._ruleset",
+                    "seccomp_bpf._rules", "seccomp_bpf._insn", "lsandbox.policy._toml_lines")
 
 
 def _launch_imports(tmp_path, *args: str) -> list[str]:

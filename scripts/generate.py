@@ -4,7 +4,7 @@
 Committed, pure Python, regenerated here (``tests/unit/test_generated.py`` checks that
 regenerating gives the same bytes):
 
-* ``seccomp_bpf/_syscalls.py``: the syscall tables, from ``seccomp_bpf/syscalls.json``;
+* ``seccomp_bpf/_syscalls_<arch>.py``: the syscall tables, from ``seccomp_bpf/syscalls.json``;
 * ``lsandbox/linux/_filters_<arch>.bin``: filters A and B for every parameter combination,
   compiled from their rules (``lsandbox.linux._filters``: the format, and why a data file);
 * the cffi out-of-line ABI modules ``_ffi_abi.py`` (and landlock's ``_ffi_packed_abi.py``)
@@ -44,13 +44,13 @@ def _path(module: str) -> str:
     return os.path.join(ROOT, *module.split(".")) + ".py"
 
 
-def syscalls_module() -> str:
+def syscalls_module(arch: str) -> str:
     sys.path.insert(0, os.path.join(ROOT, "seccomp_bpf", "tools"))
     try:
         import gen_tables
     finally:
         sys.path.pop(0)
-    return gen_tables.module_text()
+    return gen_tables.module_texts()[gen_tables.module_name(arch)]
 
 
 def ffi_module(package: str, module: str, attr: str, packed: bool) -> str:
@@ -95,7 +95,8 @@ def generated(ffi_only: bool = False) -> dict[str, Callable[[], str | bytes]]:
     computed on call."""
     out: dict[str, Callable[[], str | bytes]] = {}
     if not ffi_only:
-        out["seccomp_bpf/_syscalls.py"] = syscalls_module
+        for arch in ARCHES:
+            out[f"seccomp_bpf/_syscalls_{arch}.py"] = functools.partial(syscalls_module, arch)
     for package, module, attr, packed in FFI_MODULES:
         out[os.path.relpath(_path(f"{package}.{module}"), ROOT)] = functools.partial(
             ffi_module, package, module, attr, packed)
@@ -132,7 +133,7 @@ def main(argv: list[str]) -> int:
             with open(path, "wb" if isinstance(new, bytes) else "w") as f:
                 f.write(new)
             print(f"generate: wrote {rel}")
-            if rel == "seccomp_bpf/_syscalls.py":  # the filters are compiled with the new tables
+            if rel.startswith("seccomp_bpf/_syscalls_"):  # the filters are compiled with the new tables
                 os.execv(sys.executable, [sys.executable, *sys.argv])
     if check:
         for rel in stale:

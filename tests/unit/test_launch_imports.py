@@ -39,7 +39,9 @@ NOT_FOR_A_LAUNCH = ("lsandbox._api", "lsandbox.linux._broker", "lsandbox.linux._
                     "lsandbox.cli._check", "lsandbox.cli._doctor", "macos", "seccomp_bpf._asm",
                     "seccomp_bpf._compiler", "seccomp_bpf._disasm", "seccomp_bpf._simulate",
                     "cffi", "pycparser", "prctl", "pyroute2", "landlock._access", "landlock._ruleset",
-                    "seccomp_bpf._rules", "seccomp_bpf._insn", "lsandbox.policy._toml_lines")
+                    "seccomp_bpf._rules", "seccomp_bpf._insn", "lsandbox.policy._toml_lines",
+                    # the other architecture's syscall table
+                    "seccomp_bpf._syscalls_aarch64" if os.uname().machine == "x86_64" else "seccomp_bpf._syscalls_x86_64")
 
 
 def _launch_imports(tmp_path, *args: str) -> list[str]:

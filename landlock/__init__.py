@@ -9,9 +9,12 @@ after without creating any enum class.
 Imports nothing from lsandbox (a foreign PyPI project is also called ``landlock``; this one
 ships inside the lsandbox distribution).
 
-The names are loaded from their modules on first use (PEP 562), so that a process using only
-the int layer never imports ``enum``.
+The int layer (``_rights``) is imported with the package (a forked child that applies its
+ruleset imports nothing); the other names are loaded from their modules on first use
+(PEP 562), so that a process using only the int layer never imports ``enum``.
 """
+
+from ._rights import *  # noqa: F403 - LATEST_ABI, the FS_/NET_/SCOPE_/RESTRICT_ ints, fs_all...
 
 TYPE_CHECKING = False  # the typing module is not imported at run time; type checkers see True
 if TYPE_CHECKING:
@@ -30,7 +33,6 @@ if TYPE_CHECKING:
     from ._plan import readable_except as readable_except
     from ._plan import readonly_except as readonly_except
     from ._raw import RawRuleset as RawRuleset
-    from ._rights import *  # noqa: F403 - LATEST_ABI, the FS_/NET_/SCOPE_/RESTRICT_ ints, fs_all...
     from ._ruleset import CompatLevel as CompatLevel
     from ._ruleset import Enforcement as Enforcement
     from ._ruleset import LandlockUnsupportedError as LandlockUnsupportedError
@@ -45,8 +47,6 @@ _EXPORTS = {
     "PlanError": "_plan", "plan_path_rules": "_plan", "plan_raw_path_rules": "_plan",
     "readable_except": "_plan", "readonly_except": "_plan",
     "RawRuleset": "_raw",
-    "LATEST_ABI": "_rights", "fs_all": "_rights", "fs_write": "_rights", "net_all": "_rights",
-    "restrict_flags_all": "_rights", "scope_all": "_rights",
     "CompatLevel": "_ruleset", "Enforcement": "_ruleset", "LandlockUnsupportedError": "_ruleset",
     "RestrictStatus": "_ruleset", "Ruleset": "_ruleset", "attr_size": "_ruleset",
 }
@@ -54,8 +54,6 @@ _EXPORTS = {
 
 def __getattr__(name: str) -> object:
     module = _EXPORTS.get(name)
-    if module is None and name.startswith(("FS_", "NET_", "SCOPE_", "RESTRICT_")):
-        module = "_rights"  # the int constants
     if module is None:
         raise AttributeError(f"module 'landlock' has no attribute {name!r}")
     value = getattr(__import__(f"{__name__}.{module}", fromlist=[name]), name)
@@ -64,7 +62,4 @@ def __getattr__(name: str) -> object:
 
 
 def __dir__() -> list[str]:
-    from . import _rights
-
-    consts = {n for n in vars(_rights) if n.startswith(("FS_", "NET_", "SCOPE_", "RESTRICT_"))}
-    return sorted({*globals(), *_EXPORTS, *consts} - {"TYPE_CHECKING"})
+    return sorted({*globals(), *_EXPORTS} - {"TYPE_CHECKING"})

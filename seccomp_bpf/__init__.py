@@ -7,6 +7,46 @@ aarch64, and the user-notification ioctls.
 Imports nothing from lsandbox.
 """
 
+# The kernel interface, the constants and the syscall tables: what installing a filter needs,
+# imported with the package (a forked child that installs its filters imports nothing).
+from ._consts import ARCHES as ARCHES
+from ._consts import AUDIT_ARCH_AARCH64 as AUDIT_ARCH_AARCH64
+from ._consts import AUDIT_ARCH_ARM as AUDIT_ARCH_ARM
+from ._consts import AUDIT_ARCH_I386 as AUDIT_ARCH_I386
+from ._consts import AUDIT_ARCH_X86_64 as AUDIT_ARCH_X86_64
+from ._consts import BPF_MAXINSNS as BPF_MAXINSNS
+from ._consts import RET_ALLOW as RET_ALLOW
+from ._consts import RET_ERRNO as RET_ERRNO
+from ._consts import RET_KILL_PROCESS as RET_KILL_PROCESS
+from ._consts import RET_KILL_THREAD as RET_KILL_THREAD
+from ._consts import RET_LOG as RET_LOG
+from ._consts import RET_TRAP as RET_TRAP
+from ._consts import RET_USER_NOTIF as RET_USER_NOTIF
+from ._kernel import FLAG_LOG as FLAG_LOG
+from ._kernel import FLAG_NEW_LISTENER as FLAG_NEW_LISTENER
+from ._kernel import FLAG_SPEC_ALLOW as FLAG_SPEC_ALLOW
+from ._kernel import FLAG_TSYNC as FLAG_TSYNC
+from ._kernel import FLAG_TSYNC_ESRCH as FLAG_TSYNC_ESRCH
+from ._kernel import FLAG_WAIT_KILLABLE_RECV as FLAG_WAIT_KILLABLE_RECV
+from ._kernel import NOTIF_FLAG_CONTINUE as NOTIF_FLAG_CONTINUE
+from ._kernel import USER_NOTIF_FD_SYNC_WAKE_UP as USER_NOTIF_FD_SYNC_WAKE_UP
+from ._kernel import Notification as Notification
+from ._kernel import action_available as action_available
+from ._kernel import flag_supported as flag_supported
+from ._kernel import install_filter as install_filter
+from ._kernel import notif_addfd as notif_addfd
+from ._kernel import notif_id_valid as notif_id_valid
+from ._kernel import notif_recv as notif_recv
+from ._kernel import notif_send as notif_send
+from ._kernel import notif_sizes as notif_sizes
+from ._kernel import set_listener_flags as set_listener_flags
+from ._kernel import set_no_new_privs as set_no_new_privs
+from ._tables import has_syscall as has_syscall
+from ._tables import native_arch as native_arch
+from ._tables import syscall_name as syscall_name
+from ._tables import syscall_names as syscall_names
+from ._tables import syscall_number as syscall_number
+
 TYPE_CHECKING = False  # the typing module is not imported at run time; type checkers see True
 if TYPE_CHECKING:
     from ._asm import Assembler as Assembler
@@ -15,42 +55,10 @@ if TYPE_CHECKING:
     from ._asm import assemble as assemble
     from ._compiler import Program as Program
     from ._compiler import compile_filter as compile_filter
-    from ._consts import ARCHES as ARCHES
-    from ._consts import AUDIT_ARCH_AARCH64 as AUDIT_ARCH_AARCH64
-    from ._consts import AUDIT_ARCH_ARM as AUDIT_ARCH_ARM
-    from ._consts import AUDIT_ARCH_I386 as AUDIT_ARCH_I386
-    from ._consts import AUDIT_ARCH_X86_64 as AUDIT_ARCH_X86_64
-    from ._consts import BPF_MAXINSNS as BPF_MAXINSNS
-    from ._consts import RET_ALLOW as RET_ALLOW
-    from ._consts import RET_ERRNO as RET_ERRNO
-    from ._consts import RET_KILL_PROCESS as RET_KILL_PROCESS
-    from ._consts import RET_KILL_THREAD as RET_KILL_THREAD
-    from ._consts import RET_LOG as RET_LOG
-    from ._consts import RET_TRAP as RET_TRAP
-    from ._consts import RET_USER_NOTIF as RET_USER_NOTIF
     from ._disasm import disassemble as disassemble
     from ._insn import SockFilter as SockFilter
     from ._insn import decode_program as decode_program
     from ._insn import encode_program as encode_program
-    from ._kernel import FLAG_LOG as FLAG_LOG
-    from ._kernel import FLAG_NEW_LISTENER as FLAG_NEW_LISTENER
-    from ._kernel import FLAG_SPEC_ALLOW as FLAG_SPEC_ALLOW
-    from ._kernel import FLAG_TSYNC as FLAG_TSYNC
-    from ._kernel import FLAG_TSYNC_ESRCH as FLAG_TSYNC_ESRCH
-    from ._kernel import FLAG_WAIT_KILLABLE_RECV as FLAG_WAIT_KILLABLE_RECV
-    from ._kernel import NOTIF_FLAG_CONTINUE as NOTIF_FLAG_CONTINUE
-    from ._kernel import USER_NOTIF_FD_SYNC_WAKE_UP as USER_NOTIF_FD_SYNC_WAKE_UP
-    from ._kernel import Notification as Notification
-    from ._kernel import action_available as action_available
-    from ._kernel import flag_supported as flag_supported
-    from ._kernel import install_filter as install_filter
-    from ._kernel import notif_addfd as notif_addfd
-    from ._kernel import notif_id_valid as notif_id_valid
-    from ._kernel import notif_recv as notif_recv
-    from ._kernel import notif_send as notif_send
-    from ._kernel import notif_sizes as notif_sizes
-    from ._kernel import set_listener_flags as set_listener_flags
-    from ._kernel import set_no_new_privs as set_no_new_privs
     from ._rules import ALLOW as ALLOW
     from ._rules import KILL_PROCESS as KILL_PROCESS
     from ._rules import KILL_THREAD as KILL_THREAD
@@ -66,39 +74,19 @@ if TYPE_CHECKING:
     from ._rules import errno as errno
     from ._simulate import SeccompData as SeccompData
     from ._simulate import simulate as simulate
-    from ._tables import has_syscall as has_syscall
-    from ._tables import native_arch as native_arch
-    from ._tables import syscall_name as syscall_name
-    from ._tables import syscall_names as syscall_names
-    from ._tables import syscall_number as syscall_number
 
-#: Every public name, loaded from its module on first use (PEP 562): a process that only
-#: installs filters encoded ahead of time (bytes) imports the kernel interface and the
-#: syscall tables, never the rule model, assembler, compiler, disassembler or interpreter.
+#: The rest, loaded from its module on first use (PEP 562): a process that only installs
+#: filters encoded ahead of time (bytes) never imports the rule model, assembler, compiler,
+#: disassembler or interpreter.
 _EXPORTS = {
     "Assembler": "_asm", "AssemblyError": "_asm", "Label": "_asm", "assemble": "_asm",
     "Program": "_compiler", "compile_filter": "_compiler",
-    "ARCHES": "_consts", "AUDIT_ARCH_AARCH64": "_consts", "AUDIT_ARCH_ARM": "_consts",
-    "AUDIT_ARCH_I386": "_consts", "AUDIT_ARCH_X86_64": "_consts", "BPF_MAXINSNS": "_consts",
-    # the raw SECCOMP_RET_* words (``action_available`` takes them without the rule model)
-    "RET_ALLOW": "_consts", "RET_ERRNO": "_consts", "RET_KILL_PROCESS": "_consts",
-    "RET_KILL_THREAD": "_consts", "RET_LOG": "_consts", "RET_TRAP": "_consts",
-    "RET_USER_NOTIF": "_consts",
     "disassemble": "_disasm",
     "SockFilter": "_insn", "decode_program": "_insn", "encode_program": "_insn",
-    "FLAG_LOG": "_kernel", "FLAG_NEW_LISTENER": "_kernel", "FLAG_SPEC_ALLOW": "_kernel",
-    "FLAG_TSYNC": "_kernel", "FLAG_TSYNC_ESRCH": "_kernel", "FLAG_WAIT_KILLABLE_RECV": "_kernel",
-    "NOTIF_FLAG_CONTINUE": "_kernel", "Notification": "_kernel",
-    "USER_NOTIF_FD_SYNC_WAKE_UP": "_kernel", "action_available": "_kernel",
-    "flag_supported": "_kernel", "install_filter": "_kernel", "notif_addfd": "_kernel",
-    "notif_id_valid": "_kernel", "notif_recv": "_kernel", "notif_send": "_kernel",
-    "notif_sizes": "_kernel", "set_listener_flags": "_kernel", "set_no_new_privs": "_kernel",
     "ALLOW": "_rules", "Action": "_rules", "Arg": "_rules", "Cond": "_rules", "Filter": "_rules",
     "KILL_PROCESS": "_rules", "KILL_THREAD": "_rules", "LOG": "_rules", "Rule": "_rules",
     "TRAP": "_rules", "USER_NOTIF": "_rules", "action_from_raw": "_rules", "errno": "_rules",
     "SeccompData": "_simulate", "simulate": "_simulate",
-    "has_syscall": "_tables", "native_arch": "_tables", "syscall_name": "_tables",
-    "syscall_names": "_tables", "syscall_number": "_tables",
 }
 
 

@@ -1,8 +1,8 @@
 """The one build step for generated code: ``make generate`` (everything) and ``make speedups``
 (``--ffi``: the FFI modules only, run by ``make setup``).
 
-Committed, pure Python, regenerated here (``tests/unit/test_generated.py`` checks that
-regenerating gives the same bytes):
+Committed (Python modules and one data file per architecture), regenerated here
+(``tests/unit/test_generated.py`` checks that regenerating gives the same bytes):
 
 * ``seccomp_bpf/_syscalls_<arch>.py``: the syscall tables, from ``seccomp_bpf/syscalls.json``;
 * ``lsandbox/linux/_filters_<arch>.bin``: filters A and B for every parameter combination,
@@ -13,7 +13,7 @@ regenerating gives the same bytes):
 Built, not committed: the broker's C fast path (cffi API mode, ``lsandbox/linux/_fastpath.h``;
 needs a C compiler and the Python headers). Its absence only costs speed.
 
-``--check``: write nothing, exit 1 naming every committed module that would change.
+``--check``: write nothing, exit 1 naming every committed file that would change.
 """
 
 from __future__ import annotations

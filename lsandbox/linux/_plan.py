@@ -25,7 +25,6 @@ from ._filters import filter_a_bytes as _filter_a
 from ._filters import filter_b_bytes as _filter_b
 from ._mount_view import MountView, plan_view
 from ._netns import wanted as netns_wanted
-from ._split import split_dirs
 from ._unix_rules import resolve_unix_rules
 
 # Landlock rights are plain ints here (``landlock``'s FS_*/NET_*/SCOPE_* bits, equal to its IntFlag
@@ -166,7 +165,11 @@ def build_plan(policy: Policy, socket_dir: str, feats: Features, *, filter_a: bo
         rules[path] = fs_rights(FsAccess.WRITE, abi)
     if not feats.namespaces and os.path.isdir("/dev/shm"):
         rules[os.path.realpath("/dev/shm")] = fs_rights(FsAccess.WRITE, abi)
-    split = split_dirs(rules) if not feats.namespaces else ()
+    split: tuple[str, ...] = ()
+    if not feats.namespaces:  # (a mount namespace carries carve-outs: nothing is split)
+        from ._split import split_dirs
+
+        split = split_dirs(rules)
     view = plan_view(policy, socket_dir, ro_binds, private_tmpfs) if feats.namespaces else None
     if view is not None:
         notes.extend(view.notes)

@@ -12,12 +12,16 @@ ones the tests simulate.
 The file is a table then the programs: ``MAGIC``, then one (offset, length) pair of
 little-endian u32 per parameter combination (filter A's first, in ``itertools.product``
 order: the first parameter is the most significant bit), then the distinct programs. A
-launch reads the table and its one program (two ``pread``), not every variant.
+launch reads the table and its one program (two ``pread``), not every variant. A file that
+is not such a table, or is cut short, fails the launch (:class:`SetupError`): no program is
+guessed.
 """
 
 from __future__ import annotations
 
 import os
+
+from .._errors import SetupError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -49,11 +53,14 @@ def _slot(base: int, key: tuple[bool, ...]) -> int:
 
 
 def _read(arch: str, slot: int) -> bytes:
-    fd = os.open(path(arch), os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        fd = os.open(path(arch), os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as e:
+        raise SetupError(f"{path(arch)}: cannot read the seccomp filters ({e.strerror}; run `make generate`)") from None
     try:
         header = os.pread(fd, HEADER_SIZE, 0)
         if len(header) != HEADER_SIZE or not header.startswith(MAGIC):
-            raise ValueError(f"{path(arch)}: not a filter table (run `make generate`)")
+            raise SetupError(f"{path(arch)}: not a filter table (run `make generate`)")
         at = len(MAGIC) + 8 * slot
         offset = int.from_bytes(header[at:at + 4], "little")
         length = int.from_bytes(header[at + 4:at + 8], "little")
@@ -61,7 +68,7 @@ def _read(arch: str, slot: int) -> bytes:
     finally:
         os.close(fd)
     if len(code) != length or not length or length % 8:
-        raise ValueError(f"{path(arch)}: filter {slot} is truncated (run `make generate`)")
+        raise SetupError(f"{path(arch)}: filter {slot} is truncated (run `make generate`)")
     return code
 
 

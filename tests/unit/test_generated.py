@@ -49,9 +49,10 @@ def test_every_precompiled_filter_is_what_the_compiler_gives(arch):
 
 
 def test_a_damaged_filter_table_is_refused(tmp_path, monkeypatch):
-    """A launch never installs a program read from a table that is not one (wrong magic) or
-    was cut short: the read fails with ValueError, naming ``make generate``; a program the
-    damage did not reach reads back whole."""
+    """A launch never installs a program read from a table that is not one (wrong magic),
+    was cut short or is missing: the read fails with SetupError (``lsandbox: error: ...``),
+    naming ``make generate``; a program the damage did not reach reads back whole."""
+    from lsandbox import SetupError
     from lsandbox.linux import _filters as f
 
     calls = [(f.filter_a_bytes, dict(zip(f.A_PARAMS, key, strict=True)))
@@ -62,15 +63,18 @@ def test_a_damaged_filter_table_is_refused(tmp_path, monkeypatch):
     with open(f.path("x86_64"), "rb") as src:
         table = src.read()
     for damaged, all_refused in ((b"x" + table[1:], True), (table[:f.HEADER_SIZE - 1], True),
-                                 (table[:-8], False)):
+                                 (table[:-8], False), (None, True)):
         bad = tmp_path / "table.bin"
-        bad.write_bytes(damaged)
+        if damaged is None:
+            bad.unlink()
+        else:
+            bad.write_bytes(damaged)
         monkeypatch.setattr(f, "path", lambda arch, bad=bad: str(bad))
         refused = 0
         for (read, kw), want in zip(calls, good, strict=True):
             try:
                 assert read("x86_64", **kw) == want, kw
-            except ValueError as e:
+            except SetupError as e:
                 assert "make generate" in str(e)
                 refused += 1
         assert refused == len(calls) if all_refused else refused >= 1

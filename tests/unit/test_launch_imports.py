@@ -108,6 +108,8 @@ def test_the_child_imports_nothing_after_the_fork(tmp_path):
     from lsandbox.linux._features import features
 
     f = features()
+    if f.landlock_abi < 1:
+        pytest.skip("without Landlock a policy that denies reading is refused")
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     code = f"""
 import sys

@@ -117,7 +117,7 @@ def _restrict(plan: LinuxPlan, sync: _socket.socket, landlock_log: bool = False)
     if plan.abi:
         # LOG_NEW_EXEC_ON: audit records for the command too (the default logs only this
         # process); asked for only when someone reads them (lsandbox.linux._audit).
-        flags = ll.RestrictFlags.LOG_NEW_EXEC_ON if landlock_log and plan.abi >= 7 else ll.RestrictFlags(0)
+        flags = ll.RESTRICT_LOG_NEW_EXEC_ON if landlock_log and plan.abi >= 7 else 0
         rs.restrict_self(flags, no_new_privs=False)
     # the target keeps no copy of the listener
     filter_b = plan.filter_b if plan.filter_b is not None else _receive_filter(sync, b"B")

@@ -26,7 +26,6 @@ import os
 import select
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
 
 from lsandbox_records import Record, field
 
@@ -50,6 +49,7 @@ from ._unix_filter import recv_fds
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import signal
+    from collections.abc import Callable, Mapping, Sequence
 
     from ._provenance import Provenance
 else:  # the C module: the same calls, plain int signal numbers, no enum classes to create

@@ -220,3 +220,32 @@ print("@@", json.dumps(sorted(x for x in ls if x.startswith("anon_inode"))))
 def test_the_listener_does_not_reach_processes_the_caller_spawns(nobody, launch, tmp):
     code = ("import subprocess\n" + ("warm()\n" if launch == "preforked" else "") + LISTENER)
     assert _script(code, tmp, nobody=nobody) == "[]"
+
+
+# ---- scheduling and OOM state slips past the launcher's caller check ----------------------
+#
+# Like the rlimits the check already compares, these bound what a sandbox may take of the
+# machine, and a fork inherits them: a caller that lowered its priority (nice), pinned
+# itself to some CPUs (sched_setaffinity) or offered itself to the OOM killer first
+# (oom_score_adj) after its second launch got sandboxes with the launcher's old values.
+SCHED = """
+warm()
+os.nice(5)
+cpus = sorted(os.sched_getaffinity(0))
+os.sched_setaffinity(0, cpus[:1])
+with open("/proc/self/oom_score_adj", "w") as f:
+    f.write("500")
+r = lsandbox.run(["sh", "-c", "nice; grep Cpus_allowed_list /proc/self/status; cat /proc/self/oom_score_adj"],
+                 policy=pol, capture_output=True, text=True)
+print("@@", json.dumps([r.stdout.split(), cpus[:1]]))
+"""
+
+
+@USERS
+@pytest.mark.xfail(strict=True, reason="_prefork._state compares neither the niceness, the CPU affinity "
+                   "nor oom_score_adj (helper warm's file)")
+def test_a_caller_that_lowered_its_claim_on_the_machine_gets_sandboxes_that_did_too(nobody, tmp):
+    import json
+
+    out, first = json.loads(_script(SCHED, tmp, nobody=nobody))
+    assert out == ["5", "Cpus_allowed_list:", str(first[0]), "500"], out

@@ -409,3 +409,92 @@ def test_the_ipc_probe_is_real_unsandboxed():
     finally:
         _remove_ipc(shmid, msq)
     assert got == {"shmget": "ok", "read": "secret", "msgget": "ok"} and outside == b"PWNED!", (got, outside)
+
+
+# ---- without namespaces, the command's background processes outlive a normal run ---------
+#
+# The README and ARCHITECTURE say only that a *SIGKILLed* supervisor's grandchildren may
+# survive without namespaces; in fact every run leaves them: `sh -c 'setsid prog &'` returns,
+# lsandbox exits 0, and prog keeps running. Holding the caller's terminal, it then reads what
+# the user types into the shell after the run (no longer its controlling terminal: no
+# job-control stop) - here a "password" typed after lsandbox returned lands in a file of the
+# writable root. With namespaces init's exit ends the PID namespace and the reader with it.
+TTY_THIEF = r"""
+import os, sys
+for _ in range(100):
+    data = os.read(3, 100)  # the terminal (sh gives a background job /dev/null as stdin)
+    if data:
+        with open(sys.argv[1], "wb") as f:
+            f.write(data)
+        break
+"""
+
+# A login shell: its own session with the pty as controlling terminal, lsandbox run in the
+# foreground; it stays after the run, as the user's shell does.
+SHELL = r"""
+import os, subprocess, sys, time
+name, lsb, cmd, wait = sys.argv[1], sys.argv[2:-2], sys.argv[-2], float(sys.argv[-1])
+os.setsid()
+tty = os.open(name, os.O_RDWR)
+r = subprocess.run([*lsb, "sh", "-c", cmd], stdin=tty, stdout=tty, stderr=tty, process_group=0)
+print(r.returncode, flush=True)
+time.sleep(wait)
+"""
+
+
+def _leftovers(marker: str) -> list[int]:
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if marker.encode() in f.read().split(b"\0"):  # an argument of its own: the thief
+                    found.append(int(pid))
+        except OSError:
+            pass
+    return found
+
+
+@pytest.mark.parametrize("nobody", [False, True], ids=["root", "nobody"])
+@pytest.mark.parametrize("ns", [True, False], ids=["namespaces", "no-namespaces"])
+def test_a_background_process_does_not_outlive_the_run_and_read_the_terminal(nobody, ns, tmp, request):
+    import pty
+    import shlex
+    import time
+
+    from tests._sandbox import LSANDBOX
+    from tests.security._hardening import NOBODY
+
+    if nobody and os.geteuid() != 0:
+        pytest.skip("needs root to become nobody")
+    if not ns:
+        request.applymarker(pytest.mark.xfail(strict=True, reason=(
+            "without namespaces the command is exec'd by the forked child itself: nothing kills its "
+            "orphans when it ends (helper warm's _child.py)")))
+    stolen = os.path.join(tmp, "stolen")
+    marker = f"lsb-thief-{os.getpid()}-{ns}-{nobody}"
+    master, slave = pty.openpty()
+    name = os.ttyname(slave)
+    if nobody:
+        os.chown(name, 65534, 65534)
+    env = dict(os.environ, LSANDBOX_REQUIREMENTS="")
+    if not ns:
+        env["LSANDBOX_NO_NAMESPACES"] = "1"
+    cmd = f"exec 3<&0; setsid {PY} -c {shlex.quote(TTY_THIEF)} {stolen} {marker} & sleep {0.5 * TIME_FACTOR}"
+    lsb = [*(NOBODY if nobody else []), LSANDBOX, "run", "-w", tmp, "--"]
+    shell = subprocess.Popen([sys.executable, "-c", SHELL, name, *lsb, cmd, str(3 * TIME_FACTOR)],
+                             stdout=subprocess.PIPE, text=True, cwd=tmp, env=env)
+    try:
+        assert shell.stdout is not None
+        assert shell.stdout.readline().strip() == "0"  # the run ended
+        os.write(master, b"hunter2\n")  # the user types at the shell after the run
+        time.sleep(0.5 * TIME_FACTOR)
+        left = _leftovers(marker)
+        assert not os.path.exists(stolen), open(stolen, "rb").read()
+        assert not left, left
+    finally:
+        for pid in _leftovers(marker):
+            os.kill(pid, 9)
+        shell.kill()
+        shell.wait()
+        os.close(master)
+        os.close(slave)

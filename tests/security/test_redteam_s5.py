@@ -498,3 +498,48 @@ def test_a_background_process_does_not_outlive_the_run_and_read_the_terminal(nob
         shell.wait()
         os.close(master)
         os.close(slave)
+
+
+# ---- two AF_UNIX rules on one canonical path: the file's order decides ---------------------
+#
+# "/var/run/docker.sock" = "none" and "/run/docker.sock" = "allow" name one socket where
+# /var/run is a symlink to /run (every current distribution). The loader keeps whichever
+# comes last, so a "none" the user wrote is dropped without a word when an allow for the
+# other spelling follows it (or comes from --allow-unix-socket). Filesystem rules keep the
+# more restrictive of two on one path, and network domains let deny win a tie: the AF_UNIX
+# table should do the same (or refuse the contradiction, naming both lines).
+TIE = """default_permissions = "t"
+[permissions.t]
+extends = ":workspace"
+[permissions.t.network.unix_sockets]
+{first}
+{second}
+"""
+
+
+_LAST_WINS = pytest.mark.xfail(strict=True, reason="policy._loader keeps the last of two AF_UNIX rules on "
+                               "one canonical path (helper clidiet's file)")
+
+
+@pytest.mark.parametrize("order", [pytest.param("none-first", marks=_LAST_WINS), "allow-first",
+                                   pytest.param("allow-flag", marks=_LAST_WINS)])
+def test_a_none_rule_is_never_dropped_for_an_allow_on_another_spelling(order, tmp):
+    import lsandbox
+    from lsandbox.policy._model import SocketAccess
+
+    real = os.path.join(tmp, "real")
+    os.mkdir(real)
+    os.symlink(real, os.path.join(tmp, "alias"))
+    none = f'"{tmp}/alias/tie.sock" = "none"'
+    allow = f'"{real}/tie.sock" = "allow"'
+    first, second = {"none-first": (none, allow), "allow-first": (allow, none), "allow-flag": (none, "")}[order]
+    cfg = os.path.join(tmp, "tie.toml")
+    with open(cfg, "w") as f:
+        f.write(TIE.format(first=first, second=second))
+    flags = [f"{real}/tie.sock"] if order == "allow-flag" else []
+    try:
+        pol = lsandbox.load_policy(cfg, search=False, cwd=tmp, allow_unix_sockets=flags)
+    except lsandbox.PolicyError:
+        return  # refused, naming the contradiction: as good as none winning
+    rules = {r.path: r.access for r in pol.network.unix_sockets}
+    assert rules[f"{real}/tie.sock"] is SocketAccess.NONE, rules

@@ -152,6 +152,32 @@ print("@@", os.getuid(), out[0])
     assert got.split(" ", 1)[1] in ("65534",) or got.split(" ", 1)[1].startswith("refused"), got
 
 
+@pytest.mark.xfail(strict=True, reason="_prefork._state reads /proc/self (the leader thread), not "
+                   "/proc/thread-self (helper warm's file)")
+def test_a_thread_that_changed_only_its_group_gets_sandboxes_of_that_group(tmp):
+    """Still root (and CAP_SYS_PTRACE): the /proc/<launcher>/mem check passes, the caller-state
+    check compares the leader's Gid/Groups, and the sandbox ran as gid 0."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root")
+    nr = SYSCALLS.get(os.uname().machine)
+    if nr is None:
+        pytest.skip("syscall numbers for x86_64 and aarch64 only")
+    code = f"""
+warm()
+NR = {nr!r}
+out = []
+def worker():
+    assert libc.syscall(NR["setgroups"], 0, None) == 0
+    assert libc.syscall(NR["setresgid"], 65534, 65534, 65534) == 0
+    r = lsandbox.run(["id", "-g"], policy=pol, capture_output=True, text=True)
+    out.append(r.stdout.strip() or r.stderr.strip()[-200:])
+t = threading.Thread(target=worker)
+t.start(); t.join()
+print("@@", os.getgid(), out[0])
+"""
+    assert _script(code, tmp) == "0 65534"
+
+
 @USERS
 @pytest.mark.xfail(strict=True, reason="_prefork._state reads /proc/self (the leader thread), not "
                    "/proc/thread-self (helper warm's file)")

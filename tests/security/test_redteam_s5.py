@@ -583,3 +583,44 @@ def test_a_none_rule_is_never_dropped_for_an_allow_on_another_spelling(order, tm
         return  # refused, naming the contradiction: as good as none winning
     rules = {r.path: r.access for r in pol.network.unix_sockets}
     assert rules[f"{real}/tie.sock"] is SocketAccess.NONE, rules
+
+
+# ---- without Landlock, the mount view leaves the host's device nodes usable ---------------
+#
+# ARCHITECTURE: "Without Landlock (Linux 5.10...): the mount view carries writes, deny masks
+# and devices". The view makes the writable trees nodev, but the read-only /dev keeps its
+# device nodes (a read-only mount refuses writes to files, not I/O on devices): as root
+# (LANDLOCK_MAX_ABI=0, as on 5.10), the command read the consoles' screens (/dev/vcs), got a
+# userfaultfd from /dev/userfaultfd (which filter A's userfaultfd refusal means to close),
+# and opened /dev/kvm and /dev/tty1. With Landlock (ABI >= 1) all four are refused
+# (tests/security/test_redteam.py); bubblewrap and Codex give a minimal /dev.
+DEVICES = r"""
+import fcntl
+def rd(p):
+    fd = os.open(p, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        os.read(fd, 16)
+    finally:
+        os.close(fd)
+t("vcs", lambda: rd("/dev/vcs"))
+t("uffd_ioctl", lambda: fcntl.ioctl(os.open("/dev/userfaultfd", os.O_RDONLY), 0xAA00, 0))
+t("kvm", lambda: os.close(os.open("/dev/kvm", os.O_RDWR)))
+t("tty1", lambda: os.close(os.open("/dev/tty1", os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)))
+t("null", lambda: os.close(os.open("/dev/null", os.O_RDWR)))
+"""
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="root: the device nodes are root's")
+@pytest.mark.xfail(strict=True, reason="without Landlock the mount view keeps /dev's device nodes "
+                   "(helper warm's _mount_view.py)")
+def test_without_landlock_root_cannot_use_host_devices():
+    from tests.security._hardening import probe
+
+    present = [n for n, p in (("vcs", "/dev/vcs"), ("uffd_ioctl", "/dev/userfaultfd"), ("kvm", "/dev/kvm"),
+                              ("tty1", "/dev/tty1")) if os.path.exists(p)]
+    if not present:
+        pytest.skip("none of /dev/vcs, /dev/userfaultfd, /dev/kvm, /dev/tty1 here")
+    got = probe(DEVICES, [], nobody=False, env={"LANDLOCK_MAX_ABI": "0"})
+    if got.get("null") != "ok":
+        pytest.skip(f"no sandbox without Landlock here: {got}")
+    assert not [n for n in present if got[n] == "ok"], got

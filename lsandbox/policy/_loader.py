@@ -718,7 +718,11 @@ def materialize(
     sockets: dict[str, UnixSocketRule] = {}
     for raw, entry in [*spec.unix_sockets.items(), *((r, Entry(SocketAccess.ALLOW, o)) for r, o in extra_sockets)]:
         path = canon(raw, entry.origin, "socket")
-        sockets[path] = UnixSocketRule(path, entry.value, entry.origin)
+        old = sockets.get(path)
+        # Two spellings of one socket (/var/run -> /run): "none" wins the tie, whichever
+        # comes last, as the more restrictive filesystem rule and a denied domain do.
+        if old is None or (old.access is SocketAccess.ALLOW and entry.value is not SocketAccess.ALLOW):
+            sockets[path] = UnixSocketRule(path, entry.value, entry.origin)
 
     domains = {pat: DomainRule(pat, e.value, e.origin) for pat, e in spec.domains.items()}
     for pat, origin in extra_domains:

@@ -557,12 +557,7 @@ extends = ":workspace"
 """
 
 
-_LAST_WINS = pytest.mark.xfail(strict=True, reason="policy._loader keeps the last of two AF_UNIX rules on "
-                               "one canonical path (helper clidiet's file)")
-
-
-@pytest.mark.parametrize("order", [pytest.param("none-first", marks=_LAST_WINS), "allow-first",
-                                   pytest.param("allow-flag", marks=_LAST_WINS)])
+@pytest.mark.parametrize("order", ["none-first", "allow-first", "allow-flag"])
 def test_a_none_rule_is_never_dropped_for_an_allow_on_another_spelling(order, tmp):
     import lsandbox
     from lsandbox.policy._model import SocketAccess

@@ -416,6 +416,10 @@ def source_commit() -> str:
     return head + ("+changes" if dirty else "")
 
 
+# Boots of one kernel that panic before the guest script runs are tried again, this often.
+BOOT_ATTEMPTS = 3
+
+
 def run_kernel(k: Kernel, initrd: str, args: argparse.Namespace, keep: str, snap: str,
                commit: str) -> Result:
     out = os.path.join(keep, k.series)
@@ -448,14 +452,23 @@ def run_kernel(k: Kernel, initrd: str, args: argparse.Namespace, keep: str, snap
     if args.nice:
         qemu = ["nice", "-n", str(args.nice), *qemu]
     start = time.monotonic()
-    log(f"{k.series}: booting {k.release} ({' '.join(_accel()[:2])})")
     error = ""
-    with open(os.path.join(out, "console.log"), "wb") as console:
-        try:
-            subprocess.run(qemu, stdin=subprocess.DEVNULL, stdout=console, stderr=subprocess.STDOUT,
-                           timeout=args.timeout * 2 + 300, check=False)
-        except subprocess.TimeoutExpired:
-            error = "qemu timed out"
+    for attempt in range(1, BOOT_ATTEMPTS + 1):
+        log(f"{k.series}: booting {k.release} ({' '.join(_accel()[:2])})")
+        console_log = os.path.join(out, "console.log")
+        with open(console_log, "wb") as console:
+            try:
+                subprocess.run(qemu, stdin=subprocess.DEVNULL, stdout=console, stderr=subprocess.STDOUT,
+                               timeout=args.timeout * 2 + 300, check=False)
+            except subprocess.TimeoutExpired:
+                error = "qemu timed out"
+        if error or os.path.exists(os.path.join(out, "uname")) or attempt == BOOT_ATTEMPTS \
+                or b"Kernel panic" not in open(console_log, "rb").read():
+            break
+        # The kernel died before the guest script ran (nothing of the suites ran): a boot-time
+        # oops of emulation, e.g. multi-threaded TCG and the kernel patching its own text.
+        os.replace(console_log, os.path.join(out, f"console-panic-{attempt}.log"))
+        log(f"{k.series}: the kernel panicked while booting (console-panic-{attempt}.log): booting again")
     with open(os.path.join(out, "wall"), "w") as f:
         f.write(f"{time.monotonic() - start:.0f}\n")
     os.unlink(disk)

@@ -254,7 +254,9 @@ def _brokers_likely(plan: LinuxPlan) -> bool:
 def _ns_flags(plan: LinuxPlan, feats: Features) -> int:
     if not plan.namespaces:
         return 0
-    return (_sys.CLONE_NEWPID | _sys.CLONE_NEWNS | (0 if feats.root else _sys.CLONE_NEWUSER)
+    # IPC: System V objects and POSIX message queues are found by key or name, with no path
+    # for Landlock to check; a fresh IPC namespace leaves the host's out of reach.
+    return (_sys.CLONE_NEWPID | _sys.CLONE_NEWNS | _sys.CLONE_NEWIPC | (0 if feats.root else _sys.CLONE_NEWUSER)
             | (CLONE_NEWNET if plan.netns else 0))
 
 

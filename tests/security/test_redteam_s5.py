@@ -417,8 +417,6 @@ IPC_MODES = [("root", False, {}), ("nobody", True, {}),
 
 
 @pytest.mark.parametrize("mode", [m[0] for m in IPC_MODES])
-@pytest.mark.xfail(strict=True, reason="no IPC namespace: _launcher._ns_flags lacks CLONE_NEWIPC "
-                   "(helper warm's file)")
 def test_the_hosts_system_v_ipc_is_out_of_reach(mode):
     from tests._util import run_in_child
     from tests.security._hardening import probe

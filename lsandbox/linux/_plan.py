@@ -108,6 +108,22 @@ def _no_host_devices(policy: Policy, rules: dict[str, int], read: int) -> None:
     rules["/dev"] = read & ~ll.FS_READ_FILE
 
 
+def _devices_kept(policy: Policy) -> tuple[str, ...] | None:
+    """Without Landlock, what :func:`_no_host_devices` leaves out falls to the mount view: /dev
+    becomes ``nodev`` but for these device files (a read-only mount alone does not stop
+    opening a device node). None: /dev stays as it is (a policy rule names /dev or a path
+    below it, or /dev does not inherit plain read access)."""
+    rule = policy.filesystem.rule_for("/dev")
+    if rule is None or rule.access is not FsAccess.READ or rule.path == "/dev" or not os.path.isdir("/dev"):
+        return None
+    if any(r.path.startswith("/dev/") for r in policy.filesystem.rules):
+        return None
+    devpts = os.path.isdir("/dev/pts")  # then the private devpts provides /dev/ptmx
+    return tuple(d for d in DEVICE_FILES_RW
+                 if d != "/dev/pts" and not (devpts and d == "/dev/ptmx") and os.path.exists(d)
+                 and not os.path.islink(d))
+
+
 def filter_a_bytes(plan: LinuxPlan) -> bytes:
     """Filter A of ``plan``, encoded (precompiled: ``_filters``)."""
     return _filter_a(sb.native_arch(), network=plan.policy.network.enabled, unix_dgram=plan.datagrams,
@@ -170,7 +186,8 @@ def build_plan(policy: Policy, socket_dir: str, feats: Features, *, filter_a: bo
         from ._split import split_dirs
 
         split = split_dirs(rules)
-    view = plan_view(policy, socket_dir, ro_binds, private_tmpfs) if feats.namespaces else None
+    view = plan_view(policy, socket_dir, ro_binds, private_tmpfs,
+                     devices=_devices_kept(policy) if abi == 0 else None) if feats.namespaces else None
     if view is not None:
         notes.extend(view.notes)
     handled_fs = ll.fs_all(abi)  # RESOLVE_UNIX included from ABI 9

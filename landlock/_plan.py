@@ -27,9 +27,14 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Mapping
 
-from ._access import AccessFs
+from ._rights import FS_READ_DIR
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from ._access import AccessFs
 
 
 class PlanError(ValueError):
@@ -44,17 +49,24 @@ def plan_path_rules(
     rules: Mapping[str, AccessFs], *, max_entries: int = 20_000
 ) -> list[tuple[str, AccessFs]]:
     """Landlock path-beneath rules equivalent to longest-match ``rules`` (canonical paths)."""
-    out: list[tuple[str, AccessFs]] = []
+    from ._access import AccessFs
+
+    return [(p, AccessFs(r)) for p, r in plan_raw_path_rules(rules, max_entries=max_entries)]
+
+
+def plan_raw_path_rules(rules: Mapping[str, int], *, max_entries: int = 20_000) -> list[tuple[str, int]]:
+    """:func:`plan_path_rules` on plain int rights (``_rights``), giving plain ints."""
+    out: list[tuple[str, int]] = []
     budget = [max_entries]
     paths = sorted(rules)
     tops = [p for p in paths if not any(q != p and _within(p, q) for q in paths)]
     for top in tops:
-        below = {p: rules[p] for p in paths if p != top and _within(p, top)}
-        _emit(top, AccessFs(rules[top]), below, out, budget)
+        below = {p: int(rules[p]) for p in paths if p != top and _within(p, top)}
+        _emit(top, int(rules[top]), below, out, budget)
     return out
 
 
-def _emit(path: str, rights: AccessFs, below: dict[str, AccessFs], out: list, budget: list[int]) -> None:
+def _emit(path: str, rights: int, below: dict[str, int], out: list, budget: list[int]) -> None:
     if all((r & rights) == rights for r in below.values()):
         if rights:
             out.append((path, rights))
@@ -65,7 +77,7 @@ def _emit(path: str, rights: AccessFs, below: dict[str, AccessFs], out: list, bu
     inter = rights
     for r in below.values():
         inter &= r
-    own = inter | (rights & AccessFs.READ_DIR)
+    own = inter | (rights & FS_READ_DIR)
     try:
         st = os.lstat(path)
     except FileNotFoundError:
@@ -101,6 +113,8 @@ def _emit(path: str, rights: AccessFs, below: dict[str, AccessFs], out: list, bu
 
 def readonly_except(writable: list[str], abi: int) -> list[tuple[str, AccessFs]]:
     """Read (and execute) everything, write only below ``writable``."""
+    from ._access import AccessFs
+
     rules = {"/": AccessFs.from_read(abi)}
     rules.update({w: AccessFs.from_read(abi) | AccessFs.from_write(abi) for w in writable})
     return plan_path_rules(rules)
@@ -108,6 +122,8 @@ def readonly_except(writable: list[str], abi: int) -> list[tuple[str, AccessFs]]
 
 def readable_except(denied: list[str], abi: int) -> list[tuple[str, AccessFs]]:
     """Read everything except ``denied`` paths (neither read nor execute)."""
+    from ._access import AccessFs
+
     rules = {"/": AccessFs.from_read(abi)}
     rules.update({d: AccessFs(0) for d in denied})
     return plan_path_rules(rules)

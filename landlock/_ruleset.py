@@ -15,14 +15,13 @@ root) cannot be honoured: renames across directories fail (stricter, reported).
 from __future__ import annotations
 
 import enum
-import os
-import stat
 
 from lsandbox_records import Record, field
 
-from . import _bindings
 from ._abi import abi_version
 from ._access import AccessFs, AccessNet, RestrictFlags, Scope, since_abi
+from ._raw import RawRuleset
+from ._raw import attr_size as attr_size
 
 
 class CompatLevel(enum.Enum):
@@ -55,11 +54,6 @@ def _names(flags: enum.IntFlag) -> str:
     return ", ".join(f.name or str(f.value) for f in type(flags) if f & flags)
 
 
-def attr_size(abi: int) -> int:
-    """How many bytes of ``landlock_ruleset_attr`` an ABI knows."""
-    return 24 if abi >= 6 else 16 if abi >= 4 else 8
-
-
 class Ruleset:
     """Build, then :meth:`restrict_self` (irreversible, for this thread and its children)."""
 
@@ -87,12 +81,11 @@ class Ruleset:
             self.notes.append("REFER: on ABI 1 reparenting (rename/link across directories) is "
                               "always denied, which is stricter than requested")
         self._check_missing()
-        # (path, rights for a directory, rights for a file) as plain ints, masked here: a
-        # Ruleset may be built in one process and applied in a forked child, which then does
-        # no IntFlag arithmetic (each new flag combination allocates a pseudo-member: in a
-        # child of a large process, copy-on-write faults on the enum's caches).
-        self._rules: list[tuple[str, int, int]] = []
-        self._ports: list[tuple[int, AccessNet]] = []
+        # The rules as plain ints, masked here: a Ruleset may be built in one process and
+        # applied in a forked child, which then does no IntFlag arithmetic (each new flag
+        # combination allocates a pseudo-member: in a child of a large process, copy-on-write
+        # faults on the enum's caches).
+        self._raw = RawRuleset(self.abi, int(self.handled_fs), int(self.handled_net), int(self.scoped))
 
     def _check_missing(self) -> None:
         if self.compat is not CompatLevel.HARD_REQUIREMENT:
@@ -108,19 +101,16 @@ class Ruleset:
 
     def attr(self) -> tuple[int, int, int, int]:
         """(handled_access_fs, handled_access_net, scoped, size) as they would be passed."""
-        return int(self.handled_fs), int(self.handled_net), int(self.scoped), attr_size(self.abi)
+        return self._raw.attr()
 
     def add_path(self, path: str, access: AccessFs) -> Ruleset:
         """Allow ``access`` on ``path`` and beneath (masked to what is handled; a file gets
         only the rights that apply to files)."""
-        acc = access & self.handled_fs
-        self._rules.append((path, int(acc), int(acc & AccessFs.file_rights())))
+        self._raw.add_path(path, access)
         return self
 
     def add_net_port(self, port: int, access: AccessNet) -> Ruleset:
-        if not 0 <= port <= 65535:
-            raise ValueError(f"port {port} out of range")
-        self._ports.append((port, access))
+        self._raw.add_net_port(port, access)
         return self
 
     def restrict_self(self, flags: RestrictFlags = RestrictFlags(0), *, no_new_privs: bool = True) -> RestrictStatus:
@@ -133,44 +123,9 @@ class Ruleset:
                                                f"{since_abi(dropped_flags)}; this kernel provides ABI {self.abi}")
         status = RestrictStatus(Enforcement.FULLY_ENFORCED, self.abi, self.dropped_fs, self.dropped_net,
                                 self.dropped_scopes, dropped_flags, list(self.notes))
-        if self.abi == 0 or not (self.handled_fs or self.handled_net or self.scoped):
+        if not self._raw.restrict_self(int(supported_flags), no_new_privs=no_new_privs, notes=status.notes):
             status.ruleset = Enforcement.NOT_ENFORCED
             return status
-        fd = _bindings.create_ruleset_raw(*self.attr())
-        try:
-            for path, dir_access, file_access in self._rules:
-                self._add_path_rule(fd, path, dir_access, file_access, status)
-            for port, access in self._ports:
-                acc = access & self.handled_net
-                if acc:
-                    _bindings.add_net_port(fd, port, int(acc))
-            if no_new_privs:
-                _bindings.set_no_new_privs()
-            _bindings.restrict_self(fd, int(supported_flags))
-        finally:
-            os.close(fd)
         if status.dropped_fs or status.dropped_net or status.dropped_scopes or status.dropped_flags:
             status.ruleset = Enforcement.PARTIALLY_ENFORCED
         return status
-
-    def _add_path_rule(self, fd: int, path: str, dir_access: int, file_access: int,
-                       status: RestrictStatus) -> None:
-        """Rules name canonical paths, so the last component is opened with O_NOFOLLOW: a
-        symlink planted there after the policy was resolved gets no rule (its target keeps
-        its own rights) instead of silently granting the target. A missing path is skipped
-        and noted (nothing to grant)."""
-        try:
-            pfd = os.open(path, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC)
-        except FileNotFoundError:
-            status.notes.append(f"{path}: does not exist, no rule added")
-            return
-        try:
-            st = os.fstat(pfd)
-            if stat.S_ISLNK(st.st_mode):
-                status.notes.append(f"{path}: is a symlink, no rule added")
-                return
-            acc = dir_access if stat.S_ISDIR(st.st_mode) else file_access
-            if acc:
-                _bindings.add_path_beneath(fd, pfd, acc)
-        finally:
-            os.close(pfd)

@@ -5,9 +5,11 @@ Shared by the API and the CLI; kept out of ``_api`` so that ``lsandbox run`` doe
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from ._errors import SandboxError
+
+TYPE_CHECKING = False  # the launch path does not import collections.abc; type checkers see True
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 
 def check_pass_fds(fds: Sequence[int]) -> tuple[int, ...]:

@@ -7,7 +7,6 @@ config key go through exactly the same code and produce equal policies.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
 
 from ._errors import PolicyError
 from .policy._environment import EnvironmentPolicy
@@ -20,6 +19,10 @@ from .policy._requirements import (
     find_requirements,
     load_requirements,
 )
+
+TYPE_CHECKING = False  # the launch path does not import collections.abc; type checkers see True
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
 
 DEFAULT_PROFILE = ":workspace"
 
@@ -166,6 +169,8 @@ def _environment(cfg: Config, setenv: Sequence[str] | Mapping[str, str], unseten
     if not (setenv or unsetenv or clearenv):
         return base
     pairs = dict(base.set)
+    from collections.abc import Mapping  # only with --setenv or setenv=
+
     items = setenv.items() if isinstance(setenv, Mapping) else (_split_setenv(a) for a in setenv)
     for k, v in items:
         problem = env_name_problem(k, pattern=False) or ("a value cannot contain a NUL" if "\0" in v else None)

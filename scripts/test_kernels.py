@@ -346,6 +346,8 @@ class Result:
     failures: list[str] = field(default_factory=list)
     skips: dict[str, int] = field(default_factory=dict)
     error: str = ""
+    commit: str = ""
+    tests: str = ""
 
     @property
     def ok(self) -> bool:
@@ -392,11 +394,34 @@ def snapshot(cache: str) -> str:
                                   ".hypothesis", ".bench", "build")
     shutil.copytree(REPO, snap, ignore=skip, symlinks=True)
     os.makedirs(os.path.join(snap, ".venv"))
+    # Bytecode for the copy, compiled by the guest's own interpreter and naming the paths the
+    # guest sees: the guest writes none (PYTHONDONTWRITEBYTECODE), and without it every
+    # sandboxed launch under emulation would compile lsandbox from source again.
+    py = os.path.join(REPO, ".venv", "bin", "python")
+    if os.path.exists(py):
+        subprocess.run([py, "-m", "compileall", "-q", "-s", snap, "-p", REPO, snap],
+                       check=True, stdout=subprocess.DEVNULL)
     return snap
 
 
-def run_kernel(k: Kernel, initrd: str, args: argparse.Namespace, keep: str, snap: str) -> Result:
-    res = Result(k.series, k.release)
+def source_commit() -> str:
+    """The commit the snapshot was taken from, marked ``+changes`` when the tree differed."""
+    try:
+        head = subprocess.run(["git", "-C", REPO, "rev-parse", "--short=12", "HEAD"],
+                              capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", REPO, "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + ("+changes" if dirty else "")
+
+
+# Boots of one kernel that panic before the guest script runs are tried again, this often.
+BOOT_ATTEMPTS = 3
+
+
+def run_kernel(k: Kernel, initrd: str, args: argparse.Namespace, keep: str, snap: str,
+               commit: str) -> Result:
     out = os.path.join(keep, k.series)
     shutil.rmtree(out, ignore_errors=True)
     os.makedirs(out)
@@ -405,6 +430,8 @@ def run_kernel(k: Kernel, initrd: str, args: argparse.Namespace, keep: str, snap
     py = os.path.join(REPO, ".venv", "bin", "python")
     with open(os.path.join(out, "pytest-args"), "w") as f:
         f.write("".join(a + "\n" for a in shlex.split(args.tests)))
+    with open(os.path.join(out, "commit"), "w") as f:
+        f.write(commit + "\n")
     with open(os.path.join(out, "params.sh"), "w") as f:
         f.write(f"REPO='{REPO}'\nSNAPSHOT='{snap}'\nPY='{py}'\n"
                 f"TIMEOUT={args.timeout}\nUNPRIVILEGED={0 if args.root_only else 1}\n")
@@ -425,32 +452,61 @@ def run_kernel(k: Kernel, initrd: str, args: argparse.Namespace, keep: str, snap
     if args.nice:
         qemu = ["nice", "-n", str(args.nice), *qemu]
     start = time.monotonic()
-    log(f"{k.series}: booting {k.release} ({' '.join(_accel()[:2])})")
-    with open(os.path.join(out, "console.log"), "wb") as console:
-        try:
-            subprocess.run(qemu, stdin=subprocess.DEVNULL, stdout=console, stderr=subprocess.STDOUT,
-                           timeout=args.timeout * 2 + 300, check=False)
-        except subprocess.TimeoutExpired:
-            res.error = "qemu timed out"
-    res.seconds = time.monotonic() - start
+    error = ""
+    for attempt in range(1, BOOT_ATTEMPTS + 1):
+        log(f"{k.series}: booting {k.release} ({' '.join(_accel()[:2])})")
+        console_log = os.path.join(out, "console.log")
+        with open(console_log, "wb") as console:
+            try:
+                subprocess.run(qemu, stdin=subprocess.DEVNULL, stdout=console, stderr=subprocess.STDOUT,
+                               timeout=args.timeout * 2 + 300, check=False)
+            except subprocess.TimeoutExpired:
+                error = "qemu timed out"
+        if error or os.path.exists(os.path.join(out, "uname")) or attempt == BOOT_ATTEMPTS \
+                or b"Kernel panic" not in open(console_log, "rb").read():
+            break
+        # The kernel died before the guest script ran (nothing of the suites ran): a boot-time
+        # oops of emulation, e.g. multi-threaded TCG and the kernel patching its own text.
+        os.replace(console_log, os.path.join(out, f"console-panic-{attempt}.log"))
+        log(f"{k.series}: the kernel panicked while booting (console-panic-{attempt}.log): booting again")
+    with open(os.path.join(out, "wall"), "w") as f:
+        f.write(f"{time.monotonic() - start:.0f}\n")
     os.unlink(disk)
+    if error:
+        with open(os.path.join(out, "error"), "w") as f:
+            f.write(error + "\n")
+    return stored_result(k.series, keep)
+
+
+def stored_result(series: str, keep: str) -> Result:
+    """One kernel's result as its last run left it in ``keep/<series>/`` (``--report`` prints
+    the table from these files without booting anything)."""
+    out = os.path.join(keep, series)
+    if not os.path.isdir(out):
+        return Result(series, error="never run", tests="-", commit="-")
+    res = Result(series, _read(os.path.join(out, "uname")), error=_read(os.path.join(out, "error")))
     res.abi = _read(os.path.join(out, "abi"), "?") or "?"
+    res.seconds = float(_read(os.path.join(out, "wall"), "0") or 0)
+    res.commit = _read(os.path.join(out, "commit"), "unknown")
+    args = _read(os.path.join(out, "pytest-args")).split("\n")
+    res.tests = "suites" if args == shlex.split(DEFAULT_TESTS) else "subset"
     if not os.path.exists(os.path.join(out, "finished")) and not res.error:
         res.error = "the guest did not finish (see console.log)"
     _collect(res, out, "root")
-    if not args.root_only:
+    if "UNPRIVILEGED=1" in _read(os.path.join(out, "params.sh")):
         _collect(res, out, "user")
     return res
 
 
 def print_table(results: list[Result], keep: str) -> None:
     print()
-    print(f"{'kernel':<8} {'release':<22} {'landlock':>8} {'passed':>7} {'failed':>7} {'skipped':>8} {'wall':>7}")
+    print(f"{'kernel':<8} {'release':<22} {'landlock':>8} {'passed':>7} {'failed':>7} {'skipped':>8} "
+          f"{'wall':>7}  {'tests':<7} commit")
     for r in results:
         abi = "none" if r.abi == "0" else r.abi
         status = "" if r.ok else "  FAIL" + (f" ({r.error})" if r.error else "")
         print(f"{r.series:<8} {r.release:<22} {abi:>8} {r.passed:>7} {r.failed:>7} {r.skipped:>8} "
-              f"{r.seconds / 60:>5.1f}m{status}")
+              f"{f'{r.seconds / 60:.1f}m' if r.seconds else '-':>7}  {r.tests:<7} {r.commit}{status}")
     for r in results:
         if r.failures:
             print(f"\n{r.series}: failed")
@@ -471,6 +527,9 @@ def main() -> int:
     p.add_argument("--timeout", type=int, default=int(os.environ.get("LSANDBOX_KERNEL_TIMEOUT", "2400")),
                    help="seconds per pytest run in the guest")
     p.add_argument("--root-only", action="store_true", help="skip the unprivileged run")
+    p.add_argument("--report", action="store_true",
+                   help="boot nothing: print the table from each kernel's last stored results "
+                        "(with the commit and the tests each ran)")
     p.add_argument("--smp", type=int, default=min(os.cpu_count() or 1, 2))
     p.add_argument("--memory", default="2048")
     p.add_argument("--nice", type=int, default=10, help="nice level of qemu (0: none)")
@@ -478,10 +537,14 @@ def main() -> int:
                                                       os.path.expanduser("~/.cache/lsandbox-kernels")))
     args = p.parse_args()
     kernels = args.kernels or DEFAULT_KERNELS
+    keep = os.path.join(args.cache, "results")
+    if args.report:
+        results = [stored_result(s, keep) for s in kernels]
+        print_table(results, keep)
+        return 0 if all(r.ok for r in results) else 1
     if not os.path.exists(os.path.join(REPO, ".venv", "bin", "python")):
         log("no .venv: run `make setup` first")
         return 2
-    keep = os.path.join(args.cache, "results")
     try:
         with locked(os.path.join(args.cache, "prepare.lock"), "fetching kernels"):
             apt = Apt(os.path.join(args.cache, "apt"))
@@ -494,11 +557,12 @@ def main() -> int:
         log(f"error: {e}")
         return 2
     results = []
+    commit = source_commit()
     snap = snapshot(args.cache)
     try:
         for k, initrd in prepared:
             with locked(os.path.join(keep, f"{k.series}.lock"), f"{k.series}'s results"):
-                r = run_kernel(k, initrd, args, keep, snap)
+                r = run_kernel(k, initrd, args, keep, snap, commit)
             log(f"{k.series}: {r.passed} passed, {r.failed} failed, {r.skipped} skipped in {r.seconds:.0f}s"
                 + (f" ({r.error})" if r.error else ""))
             results.append(r)

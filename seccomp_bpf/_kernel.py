@@ -23,12 +23,12 @@ from _thread import _local  # threading.local itself, without importing threadin
 from lsandbox_records import Record
 
 from ._ffi import ffi, lib
-from ._rules import Action
 from ._tables import native_arch, syscall_number
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from ._compiler import Program
+    from ._rules import Action
 
 SECCOMP_SET_MODE_FILTER = 1
 SECCOMP_GET_ACTION_AVAIL = 2
@@ -112,7 +112,7 @@ def install_filter(program: Program | bytes, *, flags: int = 0) -> int | None:
 
 def action_available(action: Action | int) -> bool:
     """``SECCOMP_GET_ACTION_AVAIL``: does this kernel know the action?"""
-    raw = action.raw if isinstance(action, Action) else action
+    raw = action if isinstance(action, int) else action.raw
     val = ffi.new("uint32_t *", raw & 0xFFFF0000)  # lives until the call returns
     try:
         _syscall_seccomp(SECCOMP_GET_ACTION_AVAIL, 0, val)

@@ -1,7 +1,8 @@
 """Syscall name <-> number tables per architecture.
 
-The numbers are the generated module ``_syscalls`` (``tools/gen_tables.py``, from the kernel's
-UAPI tables via ``syscalls.json``; cross-checked against libseccomp in the tests).
+The numbers are the generated modules ``_syscalls_<arch>`` (``tools/gen_tables.py``, from the
+kernel's UAPI tables via ``syscalls.json``; cross-checked against libseccomp in the tests),
+one per architecture, each imported when a table of its architecture is first asked for.
 """
 
 from __future__ import annotations
@@ -10,7 +11,8 @@ import os
 from functools import cache
 
 from ._consts import ARCHES
-from ._syscalls import TABLES
+
+_TABLES: dict[str, dict[str, int]] = {}
 
 
 def native_arch() -> str:
@@ -20,10 +22,13 @@ def native_arch() -> str:
 
 
 def _table(arch: str) -> dict[str, int]:
-    try:
-        return TABLES[arch]
-    except KeyError:
-        raise ValueError(f"unsupported architecture {arch!r}; supported: {', '.join(ARCHES)}") from None
+    table = _TABLES.get(arch)
+    if table is None:
+        if arch not in ARCHES:
+            raise ValueError(f"unsupported architecture {arch!r}; supported: {', '.join(ARCHES)}")
+        module = __import__(f"{__package__}._syscalls_{arch}", fromlist=["TABLE"])
+        table = _TABLES[arch] = module.TABLE
+    return table
 
 
 def syscall_number(name: str, arch: str | None = None) -> int:

@@ -10,7 +10,6 @@ import os
 import sys
 
 from .._errors import CommandNotExecutableError, CommandNotFoundError, SandboxError, one_line
-from .._fds import check_pass_fds
 from ._common import policy_from_args
 
 TYPE_CHECKING = False  # the launch path does not import typing; type checkers see True
@@ -161,10 +160,14 @@ def run(args: argparse.Namespace) -> int:
     try:
         try:
             env = None if policy.environment.is_default else policy.environment.apply(os.environ)
+            pass_fds: tuple[int, ...] = ()
+            if args.pass_fd:
+                from .._fds import check_pass_fds
+
+                pass_fds = check_pass_fds(args.pass_fd)
             process = sandbox.spawn(policy, cmd, env=env, cwd=args.chdir,
                                     log_denials=bool(args.log_denials or args.events),
-                                    pass_fds=check_pass_fds(args.pass_fd), on_event=on_event,
-                                    forward_signals=True)
+                                    pass_fds=pass_fds, on_event=on_event, forward_signals=True)
             from . import resume_gc
 
             resume_gc()  # the sandbox runs: the supervisor may now live as long as the command

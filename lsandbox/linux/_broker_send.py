@@ -119,6 +119,7 @@ def op_sendmmsg(b: Broker, n: sb.Notification) -> Reply:
                 if sent == 0:
                     return ln
                 break
+            b.valid(n)  # the target still waits in this call: its pid is not another's yet
             sysc.write_memory(n.pid, vec + i * MMSG_SIZE + MSGHDR.size, struct.pack("=I", ln))
             sent += 1
         return sent

@@ -138,10 +138,10 @@ def _restrict(plan: LinuxPlan, sync: _socket.socket, landlock_log: bool = False,
         sb.install_filter(plan.filter_a if plan.filter_a is not None else _filter(sync, b"A", done))
 
 
-def _landlock_flags(plan: LinuxPlan, landlock_log: bool) -> ll.RestrictFlags:
+def _landlock_flags(plan: LinuxPlan, landlock_log: bool) -> int:
     # LOG_NEW_EXEC_ON: audit records for the command too (the default logs only this
     # process); asked for only when someone reads them (lsandbox.linux._audit).
-    return ll.RestrictFlags.LOG_NEW_EXEC_ON if landlock_log and plan.abi >= 7 else ll.RestrictFlags(0)
+    return ll.RESTRICT_LOG_NEW_EXEC_ON if landlock_log and plan.abi >= 7 else 0
 
 
 def _filter(sync: _socket.socket, kind: bytes, done: Any) -> bytes:
@@ -450,14 +450,10 @@ def _init_data(plan: LinuxPlan, cwd_path: str | None, landlock_log: bool, sync_f
     if rs is None:
         s.stop = min(s.stop, S_RESTRICT)
     elif plan.abi and rs.abi and (rs.handled_fs or rs.handled_net or rs.scoped):
-        flags = _landlock_flags(plan, landlock_log)
-        supported = flags & ll.RestrictFlags.from_all(rs.abi)
-        if supported != flags and rs.compat is ll.CompatLevel.HARD_REQUIREMENT:
-            s.stop = min(s.stop, S_RESTRICT)  # restrict_self raises it, in Python
         s.landlock = 1
         s.handled_fs, s.handled_net, s.scoped, s.attr_size = rs.attr()
-        s.restrict_flags = int(supported)
-        rules, ports = rs._rules, rs._ports
+        s.restrict_flags = _landlock_flags(plan, landlock_log) & ll.restrict_flags_all(rs.abi)
+        rules, ports = rs.rules, rs.ports
         paths = [ffi.new("char[]", os.fsencode(p)) for p, _d, _f in rules]
         keep += paths
         keep.append(c_paths := ffi.new("char *[]", paths))

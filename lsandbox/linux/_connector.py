@@ -54,8 +54,8 @@ from ._sockaddr import AF_UNIX, family
 _RESOLVE_UNIX = ll.AccessFs.RESOLVE_UNIX
 
 
-def connector_rules(handled_fs: ll.AccessFs,
-                    landlock_rules: Sequence[tuple[str, ll.AccessFs]]) -> list[tuple[str, ll.AccessFs]] | None:
+def connector_rules(handled_fs: int,
+                    landlock_rules: Sequence[tuple[str, int]]) -> list[tuple[str, ll.AccessFs]] | None:
     """The ``RESOLVE_UNIX`` part of a plan's Landlock rules (path, grant), or None when the
     plan does not handle ``RESOLVE_UNIX`` (then the broker needs no connector)."""
     if not handled_fs & _RESOLVE_UNIX:

@@ -130,7 +130,7 @@ def features() -> Features:
     if ns and not root:
         ns = userns_allowed()[0]
     try:
-        notif = seccomp_bpf.action_available(seccomp_bpf.USER_NOTIF)
+        notif = seccomp_bpf.action_available(seccomp_bpf.RET_USER_NOTIF)
     except OSError:
         notif = False
     return Features(landlock.abi_version(), notif, ns, root)

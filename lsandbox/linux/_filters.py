@@ -1,16 +1,27 @@
-"""Filters A and B, encoded ahead of time: the launch path looks them up, it never compiles.
+"""Filters A and B, encoded ahead of time: the launch path reads them, it never compiles.
 
 Both filters are functions of a handful of booleans (and the architecture), not of the
 policy's paths or addresses: filter A of (network, unix_dgram, truncate_guard, report,
 netlink), filter B of (network, datagrams, report, paths, meta). Every combination is
-compiled by ``scripts/generate.py`` into the committed modules ``_filters_x86_64`` and
-``_filters_aarch64``; a unit test checks that each entry is what :func:`compile_filter_a` /
+compiled by ``scripts/generate.py`` into the committed data files ``_filters_x86_64.bin`` and
+``_filters_aarch64.bin``; a unit test checks that each entry is what :func:`compile_filter_a` /
 :func:`compile_filter_b` give now, and that regenerating gives the same bytes. So a launch
 imports neither the rule compiler nor the assembler, and the filters it installs are the
 ones the tests simulate.
+
+The file is a table then the programs: ``MAGIC``, then one (offset, length) pair of
+little-endian u32 per parameter combination (filter A's first, in ``itertools.product``
+order: the first parameter is the most significant bit), then the distinct programs. A
+launch reads the table and its one program (two ``pread``), not every variant. A file that
+is not such a table, or is cut short, fails the launch (:class:`SetupError`): no program is
+guessed.
 """
 
 from __future__ import annotations
+
+import os
+
+from .._errors import SetupError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -21,30 +32,72 @@ if TYPE_CHECKING:
 #: (report), ``_split`` (paths: creating calls, meta: file metadata).
 A_PARAMS = ("network", "unix_dgram", "truncate_guard", "report", "netlink")
 B_PARAMS = ("network", "datagrams", "report", "paths", "meta")
+ARCHES = ("x86_64", "aarch64")
+MAGIC = b"lsbpf\x00\x01\x00"  # format version 1
+SLOTS = 2 ** len(A_PARAMS) + 2 ** len(B_PARAMS)
+HEADER_SIZE = len(MAGIC) + 8 * SLOTS
 
 
-def _variants(arch: str) -> tuple[dict[tuple[bool, ...], str], dict[tuple[bool, ...], str]]:
-    if arch == "x86_64":
-        from . import _filters_x86_64
+def path(arch: str) -> str:
+    """The data file of ``arch``, beside this module."""
+    if arch not in ARCHES:
+        raise ValueError(f"unsupported architecture {arch!r}")
+    return os.path.join(os.path.dirname(os.path.abspath(__file__)), f"_filters_{arch}.bin")
 
-        return _filters_x86_64.A, _filters_x86_64.B
-    if arch == "aarch64":
-        from . import _filters_aarch64
 
-        return _filters_aarch64.A, _filters_aarch64.B
-    raise ValueError(f"unsupported architecture {arch!r}")
+def _slot(base: int, key: tuple[bool, ...]) -> int:
+    index = 0
+    for bit in key:
+        index = index * 2 + bool(bit)
+    return base + index
+
+
+def _read(arch: str, slot: int) -> bytes:
+    try:
+        fd = os.open(path(arch), os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as e:
+        raise SetupError(f"{path(arch)}: cannot read the seccomp filters ({e.strerror}; run `make generate`)") from None
+    try:
+        header = os.pread(fd, HEADER_SIZE, 0)
+        if len(header) != HEADER_SIZE or not header.startswith(MAGIC):
+            raise SetupError(f"{path(arch)}: not a filter table (run `make generate`)")
+        at = len(MAGIC) + 8 * slot
+        offset = int.from_bytes(header[at:at + 4], "little")
+        length = int.from_bytes(header[at + 4:at + 8], "little")
+        code = os.pread(fd, length, offset)
+    finally:
+        os.close(fd)
+    if len(code) != length or not length or length % 8:
+        raise SetupError(f"{path(arch)}: filter {slot} is truncated (run `make generate`)")
+    return code
 
 
 def filter_a_bytes(arch: str, *, network: bool, unix_dgram: bool, truncate_guard: bool,
                    report: bool = False, netlink: bool = True) -> bytes:
     """Filter A for these parameters, encoded (``seccomp_bpf.install_filter`` takes it)."""
-    return bytes.fromhex(_variants(arch)[0][network, unix_dgram, truncate_guard, report, netlink])
+    return _read(arch, _slot(0, (network, unix_dgram, truncate_guard, report, netlink)))
 
 
 def filter_b_bytes(arch: str, *, network: bool, datagrams: bool, report: bool = False,
                    paths: bool = False, meta: bool = False) -> bytes:
     """Filter B for these parameters, encoded."""
-    return bytes.fromhex(_variants(arch)[1][network, datagrams, report, paths, meta])
+    return _read(arch, _slot(2 ** len(A_PARAMS), (network, datagrams, report, paths, meta)))
+
+
+def encode_table(a_programs: list[bytes], b_programs: list[bytes]) -> bytes:
+    """The data file for these programs (one per combination, in key order), each distinct
+    program stored once (``scripts/generate.py``)."""
+    programs = [*a_programs, *b_programs]
+    if len(programs) != SLOTS:
+        raise ValueError(f"{len(programs)} programs for {SLOTS} combinations")
+    offsets: dict[bytes, int] = {}
+    body = bytearray()
+    for code in programs:
+        if code not in offsets:
+            offsets[code] = HEADER_SIZE + len(body)
+            body += code
+    table = b"".join(offsets[c].to_bytes(4, "little") + len(c).to_bytes(4, "little") for c in programs)
+    return MAGIC + table + bytes(body)
 
 
 def compile_filter_a(arch: str, *, network: bool, unix_dgram: bool, truncate_guard: bool,

@@ -26,7 +26,6 @@ import os
 import select
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
 
 from lsandbox_records import Record, field
 
@@ -50,6 +49,7 @@ from ._unix_filter import recv_fds
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import signal
+    from collections.abc import Callable, Mapping, Sequence
 
     from ._provenance import Provenance
 else:  # the C module: the same calls, plain int signal numbers, no enum classes to create
@@ -254,7 +254,9 @@ def _brokers_likely(plan: LinuxPlan) -> bool:
 def _ns_flags(plan: LinuxPlan, feats: Features) -> int:
     if not plan.namespaces:
         return 0
-    return (_sys.CLONE_NEWPID | _sys.CLONE_NEWNS | (0 if feats.root else _sys.CLONE_NEWUSER)
+    # IPC: System V objects and POSIX message queues are found by key or name, with no path
+    # for Landlock to check; a fresh IPC namespace leaves the host's out of reach.
+    return (_sys.CLONE_NEWPID | _sys.CLONE_NEWNS | _sys.CLONE_NEWIPC | (0 if feats.root else _sys.CLONE_NEWUSER)
             | (CLONE_NEWNET if plan.netns else 0))
 
 

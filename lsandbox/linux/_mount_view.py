@@ -67,6 +67,7 @@ class MountView(Record):
     classic: bool = False
     mounts: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
+    devices: tuple[str, ...] | None = None  # /dev made nodev but for these (no Landlock)
 
 
 def _within(path: str, root: str) -> bool:
@@ -93,8 +94,11 @@ def _mount_points() -> tuple[str, ...]:
     return tuple(dict.fromkeys(out))
 
 
-def plan_view(policy: Policy, socket_dir: str, ro_binds: Sequence[str], private_tmpfs: Sequence[str]) -> MountView:
-    """The mount view of ``policy`` (canonical paths; only paths that exist are mounted)."""
+def plan_view(policy: Policy, socket_dir: str, ro_binds: Sequence[str], private_tmpfs: Sequence[str],
+              devices: Sequence[str] | None = None) -> MountView:
+    """The mount view of ``policy`` (canonical paths; only paths that exist are mounted).
+    ``devices``: /dev is made ``nodev`` but for these device files (where no Landlock rule
+    keeps the host's device nodes closed); None leaves /dev as it is."""
     from ..policy import FsAccess
 
     fs = policy.filesystem
@@ -154,7 +158,8 @@ def plan_view(policy: Policy, socket_dir: str, ro_binds: Sequence[str], private_
         readonly_root=not root_writable, devpts=os.path.isdir("/dev/pts"),
         proc=(MASK, "/proc") not in steps and os.path.isdir("/proc"), proc_masks=tuple(proc_masks),
         proc_writable=fs.access("/proc") is FsAccess.WRITE,
-        classic=classic, mounts=_mount_points() if classic else (), notes=tuple(notes))
+        classic=classic, mounts=_mount_points() if classic else (), notes=tuple(notes),
+        devices=tuple(devices) if devices is not None and not holds_dev and not root_writable else None)
 
 
 # --- in the child: syscalls only -------------------------------------------------------------
@@ -243,10 +248,39 @@ def _mask(view: MountView, path: str, stage: _Stage) -> None:
         _remount(path, _sys.MS_RDONLY | _sys.MS_NOSUID | _sys.MS_NODEV | _sys.MS_NOEXEC)
 
 
+def _hide_devices(view: MountView, keep: Sequence[str]) -> None:
+    """/dev as a ``nodev`` mount of its own (its submounts keep their flags), with the device
+    files in ``keep`` bound back from clones taken before: opening any other device node
+    answers EACCES. Where Landlock runs, its rules do this; without it a read-only mount
+    does not stop a device from being opened for reading or writing."""
+    kept: dict[str, int] = {}
+    try:
+        for node in keep:
+            kept[node] = _sys.open_tree(node, _sys.OPEN_TREE_CLONE)
+        fd = _sys.open_tree("/dev", _sys.OPEN_TREE_CLONE | _sys.AT_RECURSIVE)
+        try:
+            if not view.classic:
+                _sys.mount_setattr(fd, _sys.MOUNT_ATTR_NODEV, recursive=False)
+            _sys.move_mount(fd, "/dev")
+        finally:
+            os.close(fd)
+        if view.classic:
+            _remount("/dev", _sys.MS_NODEV)
+        for node, fd in kept.items():
+            _sys.move_mount(fd, node)
+            if view.classic:  # not among view.mounts: made read-only here (the host's inode)
+                _remount(node, _sys.MS_RDONLY)
+    finally:
+        for fd in kept.values():
+            os.close(fd)
+
+
 def apply_view(view: MountView, *, root: bool, userns: bool) -> None:
     """Build the view in this (new) mount namespace. Raises OSError naming the path."""
     clones = {}
     try:
+        if view.devices is not None:
+            _hide_devices(view, view.devices)
         for path in view.clones:
             fd = clones[path] = _sys.open_tree(path, _sys.OPEN_TREE_CLONE | _sys.AT_RECURSIVE)
             if view.nodev:

@@ -135,7 +135,7 @@ class _Target:
             raise Fail(errno.ESRCH)
 
 
-def _rights_tree(rules: list[tuple[str, ll.AccessFs]]) -> dict[str, tuple[int, tuple[int, int] | None]]:
+def _rights_tree(rules: list[tuple[str, int]]) -> dict[str, tuple[int, tuple[int, int] | None]]:
     out: dict[str, tuple[int, tuple[int, int] | None]] = {}
     for path, rights in rules:
         try:
@@ -154,7 +154,7 @@ class PathOps:
     ``landlock_rules``: the Landlock rules the command runs under (to know where Landlock
     grants creation itself); ``on_event``: one dict per refusal the broker decides."""
 
-    def __init__(self, listener: int, policy: Policy, landlock_rules: list[tuple[str, ll.AccessFs]], abi: int,
+    def __init__(self, listener: int, policy: Policy, landlock_rules: list[tuple[str, int]], abi: int,
                  on_event: Callable[[dict], None]) -> None:
         self._fd = listener
         self._fs = policy.filesystem

@@ -25,10 +25,11 @@ from ._filters import filter_a_bytes as _filter_a
 from ._filters import filter_b_bytes as _filter_b
 from ._mount_view import MountView, plan_view
 from ._netns import wanted as netns_wanted
-from ._split import split_dirs
 from ._unix_rules import resolve_unix_rules
 
-_DEV_RW = ll.AccessFs.READ_FILE | ll.AccessFs.WRITE_FILE | ll.AccessFs.TRUNCATE | ll.AccessFs.IOCTL_DEV
+# Landlock rights are plain ints here (``landlock``'s FS_*/NET_*/SCOPE_* bits, equal to its IntFlag
+# members): the launch path creates no enum class and the child does no flag arithmetic.
+_DEV_RW = ll.FS_READ_FILE | ll.FS_WRITE_FILE | ll.FS_TRUNCATE | ll.FS_IOCTL_DEV
 
 
 class LinuxPlan(Record):
@@ -37,10 +38,10 @@ class LinuxPlan(Record):
     policy: Policy
     socket_dir: str
     abi: int
-    handled_fs: ll.AccessFs
-    handled_net: ll.AccessNet
-    scoped: ll.Scope
-    landlock_rules: tuple[tuple[str, ll.AccessFs], ...]
+    handled_fs: int
+    handled_net: int
+    scoped: int
+    landlock_rules: tuple[tuple[str, int], ...]
     ro_binds: tuple[str, ...]
     private_tmpfs: tuple[str, ...]
     filter_a: bytes | None  # encoded; None: sent by the supervisor after fork (filter_a_bytes)
@@ -55,18 +56,17 @@ class LinuxPlan(Record):
     # The proxied network (network.domains): the port of the proxy's listener in the
     # sandbox's network namespace (0: no proxy), and Landlock's TCP port rules.
     proxy_port: int = 0
-    net_ports: tuple[tuple[int, ll.AccessNet], ...] = ()
+    net_ports: tuple[tuple[int, int], ...] = ()
     # Without namespaces: directories Landlock had to split (_split); creation there is
     # brokered (_pathops), filter B trapping the creating calls.
     split: tuple[str, ...] = ()
     # The Landlock ruleset of the above, built here (no syscall: those happen in the child's
     # restrict_self), so that the child does no flag arithmetic between fork and exec.
-    ruleset: ll.Ruleset | None = field(default=None, compare=False)
+    ruleset: ll.RawRuleset | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         if self.ruleset is None:
-            rs = ll.Ruleset(handled_fs=self.handled_fs, handled_net=self.handled_net,
-                            scoped=self.scoped, max_abi=self.abi)
+            rs = ll.RawRuleset(ll.abi_version(self.abi), self.handled_fs, self.handled_net, self.scoped)
             for path, access in self.landlock_rules:
                 rs.add_path(path, access)
             for port, net_access in self.net_ports:
@@ -74,28 +74,27 @@ class LinuxPlan(Record):
             object.__setattr__(self, "ruleset", rs)
 
 
-def _merge_trees(a: dict[str, ll.AccessFs], b: dict[str, ll.AccessFs]) -> dict[str, ll.AccessFs]:
+def _merge_trees(a: dict[str, int], b: dict[str, int]) -> dict[str, int]:
     """Two longest-match trees over different rights as one: at every key of either, the
     union of what each tree grants there (exact, since no key of either lies in between)."""
-    ta, tb, none = PathTable(a), PathTable(b), ll.AccessFs(0)
-    return {k: (ta.get(k) or none) | (tb.get(k) or none) for k in {*a, *b}}
+    ta, tb = PathTable(a), PathTable(b)
+    return {k: (ta.get(k) or 0) | (tb.get(k) or 0) for k in {*a, *b}}
 
 
 #: Handled (so denied) but granted nowhere: no device node is made anywhere, on any ABI (also
 #: refused by filter A and by the missing CAP_MKNOD; a block node of a disk is the disk).
-NEVER_GRANTED = ll.AccessFs.MAKE_CHAR | ll.AccessFs.MAKE_BLOCK
+NEVER_GRANTED = ll.FS_MAKE_CHAR | ll.FS_MAKE_BLOCK
 
 
-def fs_rights(access: FsAccess, abi: int) -> ll.AccessFs:
-    read = ll.AccessFs.from_read(abi)
+def fs_rights(access: FsAccess, abi: int) -> int:
     if access is FsAccess.WRITE:
-        return read | ll.AccessFs(ll.AccessFs.from_write(abi) & ~NEVER_GRANTED)
+        return ll.FS_READ | (ll.fs_write(abi) & ~NEVER_GRANTED)
     if access is FsAccess.READ:
-        return read
-    return ll.AccessFs(0)
+        return ll.FS_READ
+    return 0
 
 
-def _no_host_devices(policy: Policy, rules: dict[str, ll.AccessFs], read: ll.AccessFs) -> None:
+def _no_host_devices(policy: Policy, rules: dict[str, int], read: int) -> None:
     """Reading "everything" means files, not the machine's device nodes: read rights inherited
     from an ancestor of /dev (``:workspace`` reads ``/``) would let a root command (no
     capability needed for a 0600 root node) read /dev/vcs* (the consoles' screens) and
@@ -106,7 +105,23 @@ def _no_host_devices(policy: Policy, rules: dict[str, ll.AccessFs], read: ll.Acc
     rule = policy.filesystem.rule_for("/dev")
     if rule is None or rule.access is not FsAccess.READ or rule.path == "/dev" or not os.path.isdir("/dev"):
         return
-    rules["/dev"] = ll.AccessFs(read & ~ll.AccessFs.READ_FILE)
+    rules["/dev"] = read & ~ll.FS_READ_FILE
+
+
+def _devices_kept(policy: Policy) -> tuple[str, ...] | None:
+    """Without Landlock, what :func:`_no_host_devices` leaves out falls to the mount view: /dev
+    becomes ``nodev`` but for these device files (a read-only mount alone does not stop
+    opening a device node). None: /dev stays as it is (a policy rule names /dev or a path
+    below it, or /dev does not inherit plain read access)."""
+    rule = policy.filesystem.rule_for("/dev")
+    if rule is None or rule.access is not FsAccess.READ or rule.path == "/dev" or not os.path.isdir("/dev"):
+        return None
+    if any(r.path.startswith("/dev/") for r in policy.filesystem.rules):
+        return None
+    devpts = os.path.isdir("/dev/pts")  # then the private devpts provides /dev/ptmx
+    return tuple(d for d in DEVICE_FILES_RW
+                 if d != "/dev/pts" and not (devpts and d == "/dev/ptmx") and os.path.exists(d)
+                 and not os.path.islink(d))
 
 
 def filter_a_bytes(plan: LinuxPlan) -> bytes:
@@ -137,7 +152,7 @@ def build_plan(policy: Policy, socket_dir: str, feats: Features, *, filter_a: bo
     through the broker (``_refusals``), when denials are asked for."""
     abi = feats.landlock_abi
     arch = sb.native_arch()
-    rules: dict[str, ll.AccessFs] = {}
+    rules: dict[str, int] = {}
     ro_binds: list[str] = []
     notes: list[str] = []
     carve = set(policy.filesystem.read_only)
@@ -152,10 +167,10 @@ def build_plan(policy: Policy, socket_dir: str, feats: Features, *, filter_a: bo
                 parent = policy.filesystem.rule_for(os.path.dirname(r.path) or "/")
                 rights = fs_rights(parent.access if parent else FsAccess.READ, abi)
         rules[r.path] = rights
-    read = ll.AccessFs.from_read(abi)
+    read = ll.FS_READ
     for dev in DEVICE_FILES_RW:
         if os.path.exists(dev):
-            rules[dev] = rules.get(dev, ll.AccessFs(0)) | read | _DEV_RW
+            rules[dev] = rules.get(dev, 0) | read | _DEV_RW
     _no_host_devices(policy, rules, read)
     rules[socket_dir] = fs_rights(FsAccess.WRITE, abi)
     # POSIX shared memory and semaphores (Python multiprocessing, Chromium) need a writable
@@ -166,11 +181,16 @@ def build_plan(policy: Policy, socket_dir: str, feats: Features, *, filter_a: bo
         rules[path] = fs_rights(FsAccess.WRITE, abi)
     if not feats.namespaces and os.path.isdir("/dev/shm"):
         rules[os.path.realpath("/dev/shm")] = fs_rights(FsAccess.WRITE, abi)
-    split = split_dirs(rules) if not feats.namespaces else ()
-    view = plan_view(policy, socket_dir, ro_binds, private_tmpfs) if feats.namespaces else None
+    split: tuple[str, ...] = ()
+    if not feats.namespaces:  # (a mount namespace carries carve-outs: nothing is split)
+        from ._split import split_dirs
+
+        split = split_dirs(rules)
+    view = plan_view(policy, socket_dir, ro_binds, private_tmpfs,
+                     devices=_devices_kept(policy) if abi == 0 else None) if feats.namespaces else None
     if view is not None:
         notes.extend(view.notes)
-    handled_fs = ll.AccessFs.from_all(abi)  # RESOLVE_UNIX included from ABI 9
+    handled_fs = ll.fs_all(abi)  # RESOLVE_UNIX included from ABI 9
     unix = resolve_unix_rules(policy, socket_dir, abi)
     if unix:  # ABI >= 9: the kernel checks pathname AF_UNIX too, under the broker
         rules = _merge_trees(rules, unix)
@@ -181,24 +201,24 @@ def build_plan(policy: Policy, socket_dir: str, feats: Features, *, filter_a: bo
     net = policy.network
     datagrams = net.dangerously_allow_all_unix_sockets or any(
         r.access is SocketAccess.ALLOW for r in net.unix_sockets)
-    handled_net = ll.AccessNet(0) if policy.network.enabled else ll.AccessNet.from_all(abi)
+    handled_net = 0 if policy.network.enabled else ll.net_all(abi)
     proxied = net.proxied
-    net_ports: list[tuple[int, ll.AccessNet]] = []
+    net_ports: list[tuple[int, int]] = []
     if proxied and not net.allow_local_binding:
         # TCP only to the proxy's port (the broker performs connects, and checks the same; the
         # network namespace has nothing but loopback anyway). allow_local_binding lets the
         # command listen and connect on its own loopback: the namespace alone confines that.
-        handled_net = ll.AccessNet.from_all(abi)
+        handled_net = ll.net_all(abi)
         if handled_net:
-            net_ports.append((net.proxy_port, ll.AccessNet.CONNECT_TCP))
+            net_ports.append((net.proxy_port, ll.NET_CONNECT_TCP))
     return LinuxPlan(
         policy=policy,
         socket_dir=socket_dir,
         abi=abi,
         handled_fs=handled_fs,
         handled_net=handled_net,
-        scoped=ll.Scope.from_all(abi),
-        landlock_rules=tuple(ll.plan_path_rules(rules)),
+        scoped=ll.scope_all(abi),
+        landlock_rules=tuple(ll.plan_raw_path_rules(rules)),
         ro_binds=tuple(ro_binds),
         private_tmpfs=tuple(private_tmpfs),
         filter_a=(_filter_a(arch, network=policy.network.enabled, unix_dgram=datagrams,

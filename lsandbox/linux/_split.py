@@ -28,15 +28,15 @@ CALLS = ("open", "creat", "openat", "mkdir", "mkdirat", "mknod", "mknodat", "sym
 O_CREAT = 0o100
 
 #: The rights a writable root grants whose loss makes a directory "split" (creation refused).
-_MAKE = (ll.AccessFs.MAKE_REG | ll.AccessFs.MAKE_DIR | ll.AccessFs.MAKE_SYM | ll.AccessFs.MAKE_FIFO
-         | ll.AccessFs.MAKE_SOCK | ll.AccessFs.REMOVE_FILE | ll.AccessFs.REMOVE_DIR)
+_MAKE = (ll.FS_MAKE_REG | ll.FS_MAKE_DIR | ll.FS_MAKE_SYM | ll.FS_MAKE_FIFO | ll.FS_MAKE_SOCK
+         | ll.FS_REMOVE_FILE | ll.FS_REMOVE_DIR)
 
 
 def _within(p: str, root: str) -> bool:
     return p == root or root == "/" or p.startswith(root.rstrip("/") + "/")
 
 
-def split_dirs(rules: dict[str, ll.AccessFs]) -> tuple[str, ...]:
+def split_dirs(rules: dict[str, int]) -> tuple[str, ...]:
     """Directories (canonical, existing) where Landlock grants less creation than the
     longest-match ``rules`` say: each rule path that grants creation and has a rule below it
     granting less, and every directory between the two."""

@@ -17,6 +17,7 @@ _NR = {name: seccomp_bpf.syscall_number(name, ARCH)
                     "mount_setattr")}
 
 CLONE_NEWNS = 0x00020000
+CLONE_NEWIPC = 0x08000000
 CLONE_NEWUSER = 0x10000000
 CLONE_NEWPID = 0x20000000
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8

@@ -58,8 +58,10 @@ def send_fd(sock: _socket.socket, fd: int) -> None:
 def recv_fds(sock: _socket.socket, maxfds: int) -> tuple[bytes, list[int]]:
     """Receive a message and the fds it carries (``socket.recv_fds``); a truncated control
     message loses nothing silently: the fds that did arrive are returned (and must be closed
-    by the caller)."""
-    msg, ancdata, _flags, _addr = sock.recvmsg(16, _socket.CMSG_SPACE(maxfds * 4))
+    by the caller). They arrive close-on-exec (not inheritable, as every descriptor Python
+    makes): the seccomp listener held by a program the caller runs (``os.system``,
+    ``close_fds=False``) would let it answer the sandbox's notified calls with CONTINUE."""
+    msg, ancdata, _flags, _addr = sock.recvmsg(16, _socket.CMSG_SPACE(maxfds * 4), _socket.MSG_CMSG_CLOEXEC)
     fds: list[int] = []
     for level, kind, data in ancdata:
         if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:

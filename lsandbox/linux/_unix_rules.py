@@ -15,13 +15,13 @@ from ..policy._model import Policy, SocketAccess
 RESOLVE_UNIX_ABI = 9
 
 
-def resolve_unix_rules(policy: Policy, socket_dir: str, abi: int) -> dict[str, ll.AccessFs]:
+def resolve_unix_rules(policy: Policy, socket_dir: str, abi: int) -> dict[str, int]:
     """path -> rights for ``RESOLVE_UNIX`` (empty below ABI 9: the broker alone enforces)."""
     if abi < RESOLVE_UNIX_ABI:
         return {}
     net = policy.network
-    grant, none = ll.AccessFs.RESOLVE_UNIX, ll.AccessFs(0)
-    rules: dict[str, ll.AccessFs] = {}
+    grant, none = ll.FS_RESOLVE_UNIX, 0
+    rules: dict[str, int] = {}
     if net.dangerously_allow_all_unix_sockets:
         rules["/"] = grant
     for r in net.unix_sockets:

@@ -13,7 +13,8 @@ notes say so rather than run silently weaker than the policy reads.
 (``sem_open``, ``shm_open``) cannot be redirected per sandbox, so the container's own is made
 writable (Python ``multiprocessing.Lock()`` needs it). What is shared is what the container's
 processes of the same user already share with each other (file permissions still apply);
-the container is the isolation boundary for it.
+the container is the isolation boundary for it. The same holds for System V IPC and POSIX
+message queues, which belong to the IPC namespace.
 """
 
 from __future__ import annotations
@@ -27,6 +28,10 @@ OPEN: tuple[tuple[str, str], ...] = (
     ("POSIX shared memory and semaphores",
      "/dev/shm is writable and shared with the container's other processes: their objects there "
      "that the command's user may open can be read and changed"),
+    ("System V IPC and POSIX message queues",
+     "the container's shared memory segments, message queues and semaphore sets that the "
+     "command's user may open (by key or name) can be read and changed: there is no IPC "
+     "namespace to give, and Landlock has no right for them"),
 )
 
 #: (what, how and at what cost): what the path-operation broker (``_pathops``) performs in this

@@ -18,9 +18,11 @@ adds ``K`` to ``exclude`` and ``--setenv K=V`` adds ``K = V`` to ``set``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 from lsandbox_records import Record
+
+TYPE_CHECKING = False  # the launch path does not import collections.abc; type checkers see True
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 INHERIT = ("all", "core", "none")
 CORE_VARS = ("HOME", "LANG", "LC_ALL", "LC_CTYPE", "LOGNAME", "PATH", "SHELL", "TEMP", "TMP",

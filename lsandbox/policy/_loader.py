@@ -46,7 +46,6 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterable, Mapping, Sequence
 
 from lsandbox_records import Record, field
 
@@ -72,11 +71,13 @@ from ._model import (
     UnixSocketRule,
 )
 from ._paths import canonicalize, expand, length_problem, path_problem
-from ._toml_lines import KeyPath, LineIndex
 
 TYPE_CHECKING = False  # ``typing`` stays off the launch path; type checkers see True
 if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping, Sequence
     from typing import Any
+
+    from ._toml_lines import KeyPath, LineIndex
 
 
 def _tomllib() -> Any:
@@ -145,11 +146,19 @@ def _type_name(value: Any) -> str:
     return type(value).__name__
 
 
+class _NoLines:
+    """The line index of a document without text (the built-in profiles): every key is on
+    line 1, as ``LineIndex("")`` says, without importing the TOML line scanner."""
+
+    def line(self, path: KeyPath) -> int:
+        return 1
+
+
 class Source(Record, frozen=False):
     """One loaded TOML document (for error positions)."""
 
     file: str
-    lines: LineIndex
+    lines: LineIndex | _NoLines
 
     def error(self, path: KeyPath, message: str, cls: type[PolicyError] = PolicyError) -> PolicyError:
         return cls(message, file=self.file, line=self.lines.line(path), key=_fmt_key(path))
@@ -158,7 +167,7 @@ class Source(Record, frozen=False):
         return f"{self.file}:{self.lines.line(path)}"
 
 
-_BUILTIN_SOURCE = Source("<built-in>", LineIndex(""))
+_BUILTIN_SOURCE = Source("<built-in>", _NoLines())
 MAX_CONFIG_BYTES = 4 << 20
 
 
@@ -181,6 +190,8 @@ def read_toml(path: str) -> tuple[dict[str, Any], Source]:
 
 
 def parse_toml(text: str, filename: str) -> tuple[dict[str, Any], Source]:
+    from ._toml_lines import LineIndex
+
     tomllib = _tomllib()
     try:
         data = tomllib.loads(text)
@@ -707,7 +718,11 @@ def materialize(
     sockets: dict[str, UnixSocketRule] = {}
     for raw, entry in [*spec.unix_sockets.items(), *((r, Entry(SocketAccess.ALLOW, o)) for r, o in extra_sockets)]:
         path = canon(raw, entry.origin, "socket")
-        sockets[path] = UnixSocketRule(path, entry.value, entry.origin)
+        old = sockets.get(path)
+        # Two spellings of one socket (/var/run -> /run): "none" wins the tie, whichever
+        # comes last, as the more restrictive filesystem rule and a denied domain do.
+        if old is None or (old.access is SocketAccess.ALLOW and entry.value is not SocketAccess.ALLOW):
+            sockets[path] = UnixSocketRule(path, entry.value, entry.origin)
 
     domains = {pat: DomainRule(pat, e.value, e.origin) for pat, e in spec.domains.items()}
     for pat, origin in extra_domains:

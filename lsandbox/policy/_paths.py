@@ -8,11 +8,11 @@ through :func:`canonicalize` when the policy was built, so the backends never re
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
 
 TYPE_CHECKING = False  # ``typing`` stays off the launch path; type checkers see True
 if TYPE_CHECKING:
     import re
+    from collections.abc import Mapping
 
 # compiled only for a path naming a variable, so ``lsandbox run`` does not import ``re``
 VAR_PATTERN = r"\$(\w+)|\$\{(\w+)\}"

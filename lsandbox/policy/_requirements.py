@@ -21,7 +21,6 @@ not a silent override: the user learns why their command will not get what they 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
 
 from lsandbox_records import Record, field
 
@@ -40,6 +39,7 @@ from ._paths import canonicalize, expand, is_within
 
 TYPE_CHECKING = False  # ``typing`` stays off the launch path; type checkers see True
 if TYPE_CHECKING:
+    from collections.abc import Mapping
     from typing import Any
 
 DEFAULT_REQUIREMENTS = "/etc/lsandbox/requirements.toml"

@@ -12,7 +12,7 @@ import pytest
 
 import lsandbox
 from tests._sandbox import LSANDBOX, PY, cli, policy, probe, rmtree, world_dir
-from tests._util import run_in_child
+from tests._util import TIME_FACTOR, run_in_child
 
 pytestmark = pytest.mark.kernel
 
@@ -175,24 +175,26 @@ def test_supervisor_killed_kills_tree(ws):
                            cwd=d, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def sleepers() -> list[int]:
+        """The two sandboxed ``sleep``s (the supervisor's and sh's command lines name the
+        marker too, but are not ``sleep MARKER``)."""
         out = []
         for p in os.listdir("/proc"):
             if p.isdigit():
                 try:
                     with open(f"/proc/{p}/cmdline", "rb") as f:
-                        if marker.encode() in f.read():
+                        if f.read().split(b"\0")[:2] == [b"sleep", marker.encode()]:
                             out.append(int(p))
                 except OSError:
                     pass
         return out
 
-    deadline = time.time() + 10
+    deadline = time.time() + 10 * TIME_FACTOR
     while len(sleepers()) < 2 and time.time() < deadline:
         time.sleep(0.05)
     assert len(sleepers()) >= 2, "the sandboxed tree did not start"
     sup.kill()
     sup.wait()
-    deadline = time.time() + 5
+    deadline = time.time() + 5 * TIME_FACTOR
     while sleepers() and time.time() < deadline:
         time.sleep(0.05)
     assert sleepers() == []

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -199,3 +201,15 @@ def test_conditions_compile_to_their_meaning(cs, args):
     for probe in (tuple(args), tuple(cs[0].value if i == cs[0].arg else a for i, a in enumerate(args))):
         want = C.RET_ERRNO | 7 if all(c.holds(probe) for c in cs) else C.RET_ALLOW
         assert sb.simulate(prog, sb.SeccompData(110, X86, 0, probe)) == want
+
+
+def test_raw_return_words_are_the_actions():
+    """``seccomp_bpf.RET_*`` (what a launcher probes with, without the rule model) are the
+    actions' words, and ``action_available`` answers alike for both (a query, no filter)."""
+    import seccomp_bpf as sb
+
+    for name in ("ALLOW", "KILL_PROCESS", "KILL_THREAD", "TRAP", "LOG", "USER_NOTIF"):
+        assert getattr(sb, f"RET_{name}") == getattr(sb, name).raw
+    assert sb.errno(5).raw == sb.RET_ERRNO | 5
+    if sys.platform == "linux":
+        assert sb.action_available(sb.RET_USER_NOTIF) == sb.action_available(sb.USER_NOTIF)

@@ -378,3 +378,14 @@ def test_requirements_deny_read_cannot_be_loosened(tmp_path):
     cfg = write(tmp_path, f'[permissions.p.filesystem]\n":root" = "read"\n"{secret}/pub" = "read"\n')
     with pytest.raises(PolicyError, match="inside"):
         load_policy(cfg, "p", requirements=req)
+
+
+def test_the_built_in_profiles_line_index_is_an_empty_documents():
+    """The built-in profiles are parsed without the TOML line scanner; their positions are
+    what ``LineIndex("")`` gives (line 1 for every key)."""
+    from lsandbox.policy._loader import _BUILTIN_SOURCE
+    from lsandbox.policy._toml_lines import LineIndex
+
+    empty = LineIndex("")
+    for path in [(), ("permissions",), ("permissions", ":workspace", "filesystem", "/")]:
+        assert _BUILTIN_SOURCE.lines.line(path) == empty.line(path)

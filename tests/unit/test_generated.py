@@ -29,7 +29,7 @@ GEN = _generator()
 
 @pytest.mark.parametrize("rel", sorted(GEN.generated()))  # type: ignore[attr-defined]
 def test_regenerating_gives_the_same_bytes(rel):
-    with open(os.path.join(ROOT, rel)) as f:
+    with open(os.path.join(ROOT, rel), "rb" if rel.endswith(".bin") else "r") as f:
         committed = f.read()
     assert GEN.generated()[rel]() == committed, f"{rel}: run `make generate`"  # type: ignore[attr-defined]
 
@@ -46,6 +46,38 @@ def test_every_precompiled_filter_is_what_the_compiler_gives(arch):
         assert f.filter_b_bytes(arch, **kw) == f.compile_filter_b(arch, **kw).to_bytes(), kw
     with pytest.raises(ValueError):
         f.filter_a_bytes("mips", network=False, unix_dgram=False, truncate_guard=False)
+
+
+def test_a_damaged_filter_table_is_refused(tmp_path, monkeypatch):
+    """A launch never installs a program read from a table that is not one (wrong magic),
+    was cut short or is missing: the read fails with SetupError (``lsandbox: error: ...``),
+    naming ``make generate``; a program the damage did not reach reads back whole."""
+    from lsandbox import SetupError
+    from lsandbox.linux import _filters as f
+
+    calls = [(f.filter_a_bytes, dict(zip(f.A_PARAMS, key, strict=True)))
+             for key in itertools.product((False, True), repeat=len(f.A_PARAMS))]
+    calls += [(f.filter_b_bytes, dict(zip(f.B_PARAMS, key, strict=True)))
+              for key in itertools.product((False, True), repeat=len(f.B_PARAMS))]
+    good = [read("x86_64", **kw) for read, kw in calls]
+    with open(f.path("x86_64"), "rb") as src:
+        table = src.read()
+    for damaged, all_refused in ((b"x" + table[1:], True), (table[:f.HEADER_SIZE - 1], True),
+                                 (table[:-8], False), (None, True)):
+        bad = tmp_path / "table.bin"
+        if damaged is None:
+            bad.unlink()
+        else:
+            bad.write_bytes(damaged)
+        monkeypatch.setattr(f, "path", lambda arch, bad=bad: str(bad))
+        refused = 0
+        for (read, kw), want in zip(calls, good, strict=True):
+            try:
+                assert read("x86_64", **kw) == want, kw
+            except SetupError as e:
+                assert "make generate" in str(e)
+                refused += 1
+        assert refused == len(calls) if all_refused else refused >= 1
 
 
 def test_the_committed_ffi_modules_declare_the_uapi_layouts():

@@ -72,3 +72,63 @@ def test_plan_refuses_huge_dirs(tmp_path):
     else:
         raise AssertionError("no PlanError")
     assert os.path.isdir(tmp_path)
+
+
+def test_the_uapi_bits():
+    """The numbers both layers share (``_rights``), as ``include/uapi/linux/landlock.h`` has them."""
+    fs = ["EXECUTE", "WRITE_FILE", "READ_FILE", "READ_DIR", "REMOVE_DIR", "REMOVE_FILE", "MAKE_CHAR",
+          "MAKE_DIR", "MAKE_REG", "MAKE_SOCK", "MAKE_FIFO", "MAKE_BLOCK", "MAKE_SYM", "REFER", "TRUNCATE",
+          "IOCTL_DEV", "RESOLVE_UNIX"]
+    assert [(m.name, m.value) for m in ll.AccessFs] == [(n, 1 << i) for i, n in enumerate(fs)]
+    assert [getattr(ll, f"FS_{n}") for n in fs] == [1 << i for i in range(len(fs))]
+    net = ["BIND_TCP", "CONNECT_TCP", "BIND_UDP", "CONNECT_SEND_UDP"]
+    assert [(m.name, m.value) for m in ll.AccessNet] == [(n, 1 << i) for i, n in enumerate(net)]
+    assert [(m.name, m.value) for m in ll.Scope] == [("ABSTRACT_UNIX_SOCKET", 1), ("SIGNAL", 2)]
+    flags = ["LOG_SAME_EXEC_OFF", "LOG_NEW_EXEC_ON", "LOG_SUBDOMAINS_OFF", "TSYNC"]
+    assert [(m.name, m.value) for m in ll.RestrictFlags] == [(n, 1 << i) for i, n in enumerate(flags)]
+    assert [ll.since_abi(m) for m in ll.AccessFs] == [1] * 13 + [2, 3, 5, 9]
+    assert [ll.since_abi(m) for m in ll.AccessNet] == [4, 4, 10, 10]
+
+
+def test_the_int_layer_is_the_flag_layer():
+    for abi in range(ll.LATEST_ABI + 2):
+        assert ll.fs_all(abi) == ll.AccessFs.from_all(abi)
+        assert ll.fs_write(abi) == ll.AccessFs.from_write(abi)
+        assert ll.net_all(abi) == ll.AccessNet.from_all(abi)
+        assert ll.scope_all(abi) == ll.Scope.from_all(abi)
+        assert ll.restrict_flags_all(abi) == ll.RestrictFlags.from_all(abi)
+    assert ll.FS_READ == ll.AccessFs.from_read(7) and ll.FS_FILE_RIGHTS == ll.AccessFs.file_rights()
+
+
+def test_raw_ruleset_is_what_ruleset_applies(monkeypatch, tmp_path):
+    """The plan's RawRuleset (ints) holds what a Ruleset of the same rights would pass."""
+    monkeypatch.setattr(ll._abi, "_cached", 9)
+    for abi in (1, 3, 5, 6, 9):
+        rs = ll.Ruleset(handled_fs=ll.AccessFs.from_all(9), handled_net=ll.AccessNet.from_all(9),
+                        scoped=ll.Scope.from_all(9), max_abi=abi)
+        raw = ll.RawRuleset(abi, ll.fs_all(9), ll.net_all(9), ll.scope_all(9))
+        assert rs.attr() == raw.attr()
+        write = ll.AccessFs.from_read(9) | ll.AccessFs.from_write(9)
+        rs.add_path(str(tmp_path), write).add_net_port(443, ll.AccessNet.CONNECT_TCP)
+        raw.add_path(str(tmp_path), int(write)).add_net_port(443, ll.NET_CONNECT_TCP)
+        assert rs._raw.rules == raw.rules and rs._raw.ports == raw.ports
+        assert raw.rules[0][2] == int(write) & ll.FS_FILE_RIGHTS & raw.handled_fs
+    assert ll.plan_raw_path_rules({str(tmp_path): 13}) == [(str(tmp_path), 13)]
+
+
+def test_the_int_layer_creates_no_enum():
+    """A launcher builds and applies its ruleset from ints: importing the package, asking the
+    ABI, planning rules and building a RawRuleset create no enum class (``enum`` is not even
+    imported), and seccomp_bpf's kernel interface and tables do not load its rule model."""
+    import subprocess
+    import sys
+
+    code = ("import sys, landlock as ll, seccomp_bpf as sb\n"
+            "ll.abi_version(); ll.plan_raw_path_rules({'/': ll.FS_READ})\n"
+            "ll.RawRuleset(ll.abi_version(), ll.fs_all(7)).add_path('/', ll.FS_READ)\n"
+            "sb.install_filter; sb.syscall_number('read'); sb.FLAG_NEW_LISTENER; sb.RET_USER_NOTIF\n"
+            "print(sorted(m for m in sys.modules if m == 'enum' or m.startswith(('landlock.', 'seccomp_bpf.'))))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    loaded = eval(out)  # noqa: S307 - a list of str printed by our own child
+    assert "enum" not in loaded, loaded
+    assert not {"landlock._access", "landlock._ruleset", "seccomp_bpf._rules", "seccomp_bpf._insn"} & set(loaded)

@@ -344,6 +344,8 @@ def _start_preforked(launch: Launch, child: ChildSpec) -> int:
         return 0
     finally:
         os.close(cwd_fd)
+    if pid <= 0:  # the launcher could not fork (the process limit): this process tries
+        return 0
     launch.prefork = pre
     return pid
 

@@ -58,6 +58,9 @@ class Prefork:
     def __init__(self) -> None:
         self.owner = os.getpid()
         self.lock = _thread.allocate_lock()
+        # what the launcher is forked with (before the exec: the same); first, so that a
+        # thread refused part of it starts no launcher
+        self.state = _state()
         self.sock, theirs = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_SEQPACKET | _socket.SOCK_CLOEXEC)
         code = _launcher_code()
         pid = os.fork()
@@ -75,13 +78,15 @@ class Prefork:
                 os._exit(127)
         theirs.close()
         self.pid = pid
-        self.state = _state()  # what the launcher was forked with (before the exec: the same)
         self.ready = False
         self.dead = False
 
     def same_caller(self) -> bool:
         """Would a sandbox forked by the launcher inherit what one forked here would?"""
-        if _state() != self.state:
+        try:
+            if _state() != self.state:
+                return False
+        except OSError:  # some of it refused to this thread (a seccomp filter of its own): fork here
             return False
         try:
             os.close(os.open(f"/proc/{self.pid}/mem", os.O_RDONLY | os.O_CLOEXEC))
@@ -119,7 +124,8 @@ class Prefork:
         return int(_INT.unpack(reply)[0])
 
     def start(self, spec: ChildSpec, cwd_fd: int) -> int:
-        """Have the launcher fork the relay of ``spec``; its pid."""
+        """Have the launcher fork the relay of ``spec``; its pid (0: it could not, the caller
+        forks)."""
         import pickle
 
         fields = {"plan": spec.plan, "argv": spec.argv, "executable": spec.executable, "env": spec.env,
@@ -148,34 +154,41 @@ class Prefork:
 
 
 def _umask() -> int:
-    """This process's umask, read without setting it (``os.umask`` would change it for the
+    """This thread's umask, read without setting it (``os.umask`` would change it for the
     caller's other threads meanwhile)."""
-    with open("/proc/self/status", "rb") as f:
+    with open("/proc/thread-self/status", "rb") as f:
         for line in f:
             if line.startswith(b"Umask:"):
                 return int(line.split()[1], 8)
-    raise OSError(0, "no Umask in /proc/self/status")
+    raise OSError(0, "no Umask in /proc/thread-self/status")
 
 
-_STATE_FIELDS = (b"Cap", b"NoNewPrivs:", b"Seccomp", b"Groups:", b"Uid:", b"Gid:")
+_STATE_FIELDS = (b"Cap", b"NoNewPrivs:", b"Seccomp", b"Groups:", b"Uid:", b"Gid:", b"Cpus_allowed", b"Mems_allowed")
 _NAMESPACES = ("mnt", "net", "pid", "pid_for_children", "user", "ipc", "uts", "cgroup", "time")
 
 
 def _state() -> tuple:
-    """The process state a forked sandbox inherits and the launch does not send."""
-    with open("/proc/self/status", "rb") as f:
+    """The process state a sandbox forked by this thread inherits and the launch does not
+    send. Of the calling *thread* (/proc/thread-self): credentials, seccomp filters,
+    namespaces, the root, the CPU affinity and the niceness are per thread, and a fork copies
+    the forking thread's; then what bounds its claim on the machine (rlimits, cgroup, the
+    scheduling policy, oom_score_adj)."""
+    with open("/proc/thread-self/status", "rb") as f:
         status = [ln for ln in f if ln.startswith(_STATE_FIELDS)]
-    with open("/proc/self/limits", "rb") as f:
+    with open("/proc/thread-self/limits", "rb") as f:
         limits = f.read()
-    with open("/proc/self/cgroup", "rb") as f:
+    with open("/proc/thread-self/cgroup", "rb") as f:
         cgroup = f.read()
+    with open("/proc/thread-self/oom_score_adj", "rb") as f:
+        oom = f.read()
     links = []
     for name in (*(f"ns/{n}" for n in _NAMESPACES), "root"):
         try:
-            links.append(os.readlink(f"/proc/self/{name}"))
+            links.append(os.readlink(f"/proc/thread-self/{name}"))
         except OSError:
             links.append("")
-    return (tuple(status), limits, cgroup, tuple(links))
+    sched = (os.getpriority(os.PRIO_PROCESS, 0), os.sched_getscheduler(0), os.sched_getparam(0).sched_priority)
+    return (tuple(status), limits, cgroup, oom, tuple(links), sched)
 
 
 def _launcher_code() -> str:
@@ -235,7 +248,8 @@ def serve() -> None:
             for fd, _ev in poll.poll():
                 if fd == owner:
                     return
-                msg, anc, _fl, _ad = sock.recvmsg(1 << 20, _socket.CMSG_SPACE(_MAX_FDS * 4))
+                # CLOEXEC: the report pipe must not reach the command (as made by the caller)
+                msg, anc, _fl, _ad = sock.recvmsg(1 << 20, _socket.CMSG_SPACE(_MAX_FDS * 4), _socket.MSG_CMSG_CLOEXEC)
                 fds: list[int] = []
                 for level, kind, data in anc:
                     if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
@@ -248,10 +262,13 @@ def serve() -> None:
                         spare = None
                         if not pid:
                             pid = _fork_relay(pickle.loads(msg[1:]), fds, sock, child_main, gc)
+                    except OSError:  # a failed fork (the process limit): the caller forks, or says why
+                        pid = 0
                     finally:
                         for n in fds:
                             os.close(n)
-                    relays.add(pid)
+                    if pid:
+                        relays.add(pid)
                     sock.send(_INT.pack(pid))
                     last = msg
                 elif msg[:1] == b"W" and len(msg) == 1 + _INT.size:
@@ -313,7 +330,8 @@ class _Spare:
                     prepare(fields["plan"], fields["argv"], fields["executable"], fields["env"], fields["cwd"],
                             fields["landlock_log"], 0)
                     del fields
-                msg, anc, _fl, _ad = theirs.recvmsg(1 << 20, _socket.CMSG_SPACE(_MAX_FDS * 4))
+                msg, anc, _fl, _ad = theirs.recvmsg(1 << 20, _socket.CMSG_SPACE(_MAX_FDS * 4),
+                                                    _socket.MSG_CMSG_CLOEXEC)
                 fds: list[int] = []
                 for level, kind, data in anc:
                     if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:

@@ -28,11 +28,12 @@ from ._mount_view import apply_view, fresh_proc
 from ._netns import CLONE_NEWNET, hand_over_proxy_listener, loopback_up
 from ._plan import LinuxPlan
 from ._reports import Kind, Step, send
-from ._unix_filter import install_and_hand_over
+from ._unix_filter import install_and_hand_over, send_fd
 
 TYPE_CHECKING = False  # the launch path does not import typing; type checkers see True
 if TYPE_CHECKING:
     import signal
+    from typing import Any
 else:  # the C module: the same calls, plain int signal numbers, no enum classes to create
     import _signal as signal
 
@@ -58,6 +59,7 @@ class ChildSpec(Record):
     std_fds: tuple[int, int, int]
     landlock_log: bool = False  # Landlock audit records for the command too (LOG_NEW_EXEC_ON)
     pass_fds: tuple[int, ...] = ()
+    prepared: Any = None  # prepare()'s C data, made before the fork (the pre-forked launcher)
 
 
 def _fail(report_fd: int, step: int, e: BaseException) -> None:
@@ -110,27 +112,54 @@ def _drop_capabilities(report_fd: int) -> None:
         send(report_fd, Kind.NOTE, step=Step.CAPABILITIES, text=_caps.describe_kept(kept))
 
 
-def _restrict(plan: LinuxPlan, sync: _socket.socket, landlock_log: bool = False) -> None:
-    _prctl.prctl(_prctl.PR_SET_NO_NEW_PRIVS, 1)
-    rs = plan.ruleset  # built by the supervisor: only syscalls from here
-    assert rs is not None
-    if plan.abi:
-        # LOG_NEW_EXEC_ON: audit records for the command too (the default logs only this
-        # process); asked for only when someone reads them (lsandbox.linux._audit).
-        flags = ll.RESTRICT_LOG_NEW_EXEC_ON if landlock_log and plan.abi >= 7 else 0
-        rs.restrict_self(flags, no_new_privs=False)
-    # the target keeps no copy of the listener
-    filter_b = plan.filter_b if plan.filter_b is not None else _receive_filter(sync, b"B")
-    install_and_hand_over(filter_b, sync,
-                          flags=sb.FLAG_WAIT_KILLABLE_RECV if plan.wait_killable else 0,
-                          brokers_sendmsg=plan.datagrams)
-    sb.install_filter(plan.filter_a if plan.filter_a is not None else _receive_filter(sync, b"A"))
+def _restrict(plan: LinuxPlan, sync: _socket.socket, landlock_log: bool = False, at: int = 0,
+              done: Any = None) -> None:
+    """no_new_privs, Landlock, filter B (its listener handed over), filter A; from stage ``at``
+    on, where C (``done``, :func:`_init_steps`) stopped: with the filter messages it received
+    and the listener it could not send."""
+    if at <= S_RESTRICT:
+        _prctl.prctl(_prctl.PR_SET_NO_NEW_PRIVS, 1)
+        rs = plan.ruleset  # built by the supervisor: only syscalls from here
+        assert rs is not None
+        if plan.abi:
+            rs.restrict_self(_landlock_flags(plan, landlock_log), no_new_privs=False)
+    if at <= S_FILTER_B:
+        # the target keeps no copy of the listener
+        filter_b = plan.filter_b if plan.filter_b is not None else _filter(sync, b"B", done)
+        install_and_hand_over(filter_b, sync,
+                              flags=sb.FLAG_WAIT_KILLABLE_RECV if plan.wait_killable else 0,
+                              brokers_sendmsg=plan.datagrams)
+    elif at == S_HANDOVER:  # installed by C, not sent
+        try:
+            send_fd(sync, done.listener)
+        finally:
+            os.close(done.listener)
+    if at <= S_FILTER_A:
+        sb.install_filter(plan.filter_a if plan.filter_a is not None else _filter(sync, b"A", done))
+
+
+def _landlock_flags(plan: LinuxPlan, landlock_log: bool) -> int:
+    # LOG_NEW_EXEC_ON: audit records for the command too (the default logs only this
+    # process); asked for only when someone reads them (lsandbox.linux._audit).
+    return ll.RESTRICT_LOG_NEW_EXEC_ON if landlock_log and plan.abi >= 7 else 0
+
+
+def _filter(sync: _socket.socket, kind: bytes, done: Any) -> bytes:
+    """Filter ``kind``: as C received it (``done``), else received now."""
+    if done is not None:
+        got, size = (done.b_msg, done.b_len) if kind == b"B" else (done.a_msg, done.a_len)
+        if size >= 0:
+            return _check_filter(bytes(got[0:size]), kind)
+    return _receive_filter(sync, kind)
 
 
 def _receive_filter(sync: _socket.socket, kind: bytes) -> bytes:
     """Filter ``kind`` (``b"A"`` or ``b"B"``) as the supervisor sent it after the fork
     (``_launcher._start``: B first, when the plan leaves it out, then A)."""
-    msg = sync.recv(1 << 16)
+    return _check_filter(sync.recv(1 << 16), kind)
+
+
+def _check_filter(msg: bytes, kind: bytes) -> bytes:
     if not msg.startswith(kind) or len(msg) < 9 or (len(msg) - 1) % 8:
         raise OSError(0, f"seccomp filter {kind.decode()} was not received from the supervisor")
     return msg[1:]
@@ -138,6 +167,10 @@ def _receive_filter(sync: _socket.socket, kind: bytes) -> bytes:
 
 def _receive_filter_a(sync: _socket.socket) -> bytes:
     return _receive_filter(sync, b"A")
+
+
+# Stages of init's setup (_fastpath_child.h): where C stopped, Python goes on.
+S_PDEATHSIG, S_PROCFS, S_CHDIR, S_CAPS, S_RESTRICT, S_FILTER_B, S_HANDOVER, S_FILTER_A, S_DONE = range(9)
 
 
 # Python ignores SIGPIPE and SIGXFSZ; an ignored signal stays ignored across execve, so the
@@ -222,14 +255,23 @@ def child_main(spec: ChildSpec) -> None:
             # init keeps these blocked from here to its sigwait: a thread it starts meanwhile
             # (the listener hand-over) inherits the mask, so no SIGCHLD can be delivered to
             # a thread that leaves it unblocked (and be lost: init would wait forever).
-            _prctl.prctl(_prctl.PR_SET_PDEATHSIG, signal.SIGKILL)
-            if plan.view is not None:  # PID 1 of the new namespace: its own procfs
+            # From C where the launcher loaded it, up to the first step that fails (or that
+            # it does not do): that step and the rest in Python, which reports any failure.
+            done = _init_steps(spec) if _executor is not None else None
+            at = done.stage if done is not None else S_PDEATHSIG
+            if at <= S_PDEATHSIG:
+                _prctl.prctl(_prctl.PR_SET_PDEATHSIG, signal.SIGKILL)
+            if plan.view is not None and at <= S_PROCFS:  # PID 1 of the new namespace: its own procfs
                 step = Step.PROCFS
                 note = fresh_proc(plan.view)
                 if note:
                     send(report_fd, Kind.NOTE, step=step, text=note)
+        else:
+            done, at = None, S_PDEATHSIG
         step = Step.CHDIR
-        if spec.cwd:
+        if at > S_CHDIR:
+            pass
+        elif spec.cwd:
             os.chdir(spec.cwd)
         elif pidns and plan.view is not None:
             # The inherited cwd is the directory *under* the view's mounts (a writable
@@ -239,9 +281,10 @@ def child_main(spec: ChildSpec) -> None:
             except OSError:
                 pass
         step = Step.CAPABILITIES
-        _drop_capabilities(report_fd)
+        if at <= S_CAPS:
+            _drop_capabilities(report_fd)
         step = Step.RESTRICT
-        _restrict(plan, sync, spec.landlock_log)
+        _restrict(plan, sync, spec.landlock_log, at, done)
         sync.close()
     except BaseException as e:  # noqa: BLE001
         _fail(report_fd, step, e)
@@ -286,14 +329,47 @@ def _init(spec: ChildSpec) -> None:
     _prctl.prctl(_prctl.PR_SET_DUMPABLE, 0)
     mask = set(FORWARDED) | {signal.SIGCHLD}
     signal.pthread_sigmask(signal.SIG_BLOCK, mask)
+    args = _command_args(spec)
+    if args is not None:  # the same in C (lsb_serve_init), which never returns
+        _executor.lib.lsb_serve_init(args[0], args[1], args[2], _mask_bits(mask),
+                                     -1 if spec.tty is None else spec.tty, spec.report_fd, *_exec_prefix(spec))
     pid = _fork_command(spec, mask)
     _serve_as_init(pid, mask, spec.report_fd)
+
+
+def _command_args(spec: ChildSpec) -> tuple | None:
+    """The command's path, argv and envp as C data for the compiled module, or None (not
+    loaded, or what os.execve would refuse: the Python path reports it)."""
+    if spec.prepared is not None:
+        return spec.prepared[1]
+    if _executor is not None:
+        return _exec_args(spec.executable, spec.argv, spec.env)
+    return None
+
+
+def _mask_bits(mask: set[signal.Signals]) -> int:
+    return sum(1 << (s - 1) for s in mask)
+
+
+def _exec_prefix(spec: ChildSpec) -> tuple[bytes, int]:
+    """The EXEC report's text before the error, encoded as _reports.encode does it."""
+    prefix = f"{spec.argv[0]}: ".replace("\n", " ").encode(errors="replace")
+    return prefix, len(prefix)
 
 
 def _fork_command(spec: ChildSpec, mask: set[signal.Signals]) -> int:
     """The command. Forked, not posix_spawn'ed: glibc's posix_spawn leaves its internal
     signals 32 and 33 ignored in the new program, and a command that has a terminal must
-    take the foreground before it runs."""
+    take the foreground before it runs. Forked by C where the launcher loaded it
+    (:func:`use_executor`): the same steps, reports and exit codes, without a Python fork."""
+    args = _command_args(spec)
+    if args is not None:
+        pid = _executor.lib.lsb_fork_exec(args[0], args[1], args[2], _mask_bits(mask),
+                                          -1 if spec.tty is None else spec.tty, spec.report_fd,
+                                          *_exec_prefix(spec))
+        if pid < 0:
+            raise OSError(-pid, os.strerror(-pid))
+        return pid
     pid = os.fork()
     if pid == 0:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, mask)
@@ -305,6 +381,137 @@ def _fork_command(spec: ChildSpec, mask: set[signal.Signals]) -> int:
             os._exit(125)
         _exec(spec)
     return pid
+
+
+_executor: Any = None  # the compiled module (_fastpath_c), where use_executor() loaded it
+
+
+def use_executor() -> None:
+    """Fork the command from C in the processes forked from here (the pre-forked launcher
+    calls this once; ``lsandbox run`` does not load the module for its one launch)."""
+    global _executor
+    from ._fastpath import child_module
+
+    _executor = child_module()
+
+
+class _Done:
+    """Where init's C setup stopped (``stage``), what it received and holds; ``keep`` holds
+    the C data it read until the call returned."""
+
+    def __init__(self, stage: int, struct: Any, keep: list) -> None:
+        self.stage, self.listener = stage, struct.listener
+        self.b_msg, self.b_len, self.a_msg, self.a_len = struct.b_msg, struct.b_len, struct.a_msg, struct.a_len
+        self.keep = keep
+
+
+def prepare(plan: LinuxPlan, argv: tuple[str, ...], executable: str, env: dict[str, str], cwd: str | None,
+            landlock_log: bool, sync_fd: int) -> Any:
+    """The C data of init's setup and of the command's execve, made here (in the pre-forked
+    launcher, before it forks the relay: a warm process) rather than in init (a fresh copy
+    of it, where every page the allocations touch is copied first). None without the module."""
+    if _executor is None:
+        return None
+    try:
+        return _init_data(plan, cwd, landlock_log, sync_fd), _exec_args(executable, argv, env)
+    except Exception:  # noqa: BLE001 - made again in init, which reports what fails
+        return None
+
+
+def _init_steps(spec: ChildSpec) -> _Done:
+    """Init's steps from PDEATHSIG to filter A in C (``lsb_init_steps``), as far as they go
+    there: a step C is not given (masks inside /proc, filter B's hand-over thread, Landlock
+    flags the ruleset refuses) is where it stops, like a step that fails."""
+    data = spec.prepared[0] if spec.prepared is not None else None
+    if data is None:
+        data = _init_data(spec.plan, spec.cwd, spec.landlock_log, spec.sync.fileno())
+    s, keep = data
+    return _Done(_executor.lib.lsb_init_steps(s), s, keep)
+
+
+def _init_data(plan: LinuxPlan, cwd_path: str | None, landlock_log: bool, sync_fd: int) -> tuple[Any, list]:
+    """``struct lsb_init`` for ``plan`` and what it points to."""
+    ffi = _executor.ffi
+    s = ffi.new("struct lsb_init *")
+    keep: list = [s]
+    s.stop = S_DONE
+    s.sync_fd = sync_fd
+    view = plan.view
+    s.proc_attrs = 0xFFFFFFFFFFFFFFFF
+    if view is not None and view.proc:
+        if view.proc_masks:
+            s.stop = S_PROCFS
+        s.proc_attrs = _PROC_ATTRS | (0 if view.proc_writable else _sys.MOUNT_ATTR_RDONLY)
+    if cwd_path:
+        keep.append(cwd := ffi.new("char[]", os.fsencode(cwd_path)))
+        s.cwd = cwd
+    s.reenter_cwd = view is not None
+    rs = plan.ruleset
+    if rs is None:
+        s.stop = min(s.stop, S_RESTRICT)
+    elif plan.abi and rs.abi and (rs.handled_fs or rs.handled_net or rs.scoped):
+        s.landlock = 1
+        s.handled_fs, s.handled_net, s.scoped, s.attr_size = rs.attr()
+        s.restrict_flags = _landlock_flags(plan, landlock_log) & ll.restrict_flags_all(rs.abi)
+        rules, ports = rs.rules, rs.ports
+        paths = [ffi.new("char[]", os.fsencode(p)) for p, _d, _f in rules]
+        keep += paths
+        keep.append(c_paths := ffi.new("char *[]", paths))
+        keep.append(c_dir := ffi.new("uint64_t[]", [d for _p, d, _f in rules]))
+        keep.append(c_file := ffi.new("uint64_t[]", [f for _p, _d, f in rules]))
+        keep.append(c_ports := ffi.new("uint64_t[]", [p for p, _a in ports]))
+        keep.append(c_access := ffi.new("uint64_t[]", [int(a & rs.handled_net) for _p, a in ports]))
+        s.n_rules, s.rule_paths, s.rule_dir, s.rule_file = len(rules), c_paths, c_dir, c_file
+        s.n_ports, s.ports, s.port_access = len(ports), c_ports, c_access
+    if plan.datagrams:
+        s.stop = min(s.stop, S_FILTER_B)  # the hand-over needs a thread of its own (Python)
+    s.b_flags = sb.FLAG_NEW_LISTENER | (sb.FLAG_WAIT_KILLABLE_RECV if plan.wait_killable else 0)
+    for kind, code in (("b", plan.filter_b), ("a", plan.filter_a)):
+        if code is not None:
+            keep.append(buf := ffi.new("unsigned char[]", code))
+            setattr(s, f"filter_{kind}", buf)
+            setattr(s, f"filter_{kind}_len", len(code))
+        else:
+            keep.append(buf := _new_uncleared("unsigned char[]", 1 << 16))  # recv writes what it reads
+            setattr(s, f"{kind}_msg", buf)
+    return s, keep
+
+
+def _new_uncleared(ctype: str, size: int) -> Any:
+    global _uncleared
+    if _uncleared is None:
+        _uncleared = _executor.ffi.new_allocator(should_clear_after_alloc=False)
+    return _uncleared(ctype, size)
+
+
+_uncleared: Any = None
+
+
+_PROC_ATTRS = _sys.MOUNT_ATTR_NOSUID | _sys.MOUNT_ATTR_NODEV | _sys.MOUNT_ATTR_NOEXEC
+
+
+def _exec_args(executable: str, argv_s: tuple[str, ...], env_s: dict[str, str]) -> tuple | None:
+    """The executable, argv and envp as C data (then the strings they point to), or None
+    where ``os.execve`` itself would refuse them (an embedded NUL, an empty argv[0], an
+    environment name that is empty or holds "="): the Python path then reports exactly that."""
+    try:
+        path = os.fsencode(executable)
+        argv = [os.fsencode(a) for a in argv_s]
+        env = []
+        for k, v in env_s.items():
+            kb, vb = os.fsencode(k), os.fsencode(v)
+            if not kb or b"=" in kb[1:] or b"\0" in kb or b"\0" in vb:
+                return None
+            env.append(kb + b"=" + vb)
+    except Exception:  # noqa: BLE001 - not encodable: os.execve raises it, in Python
+        return None
+    if not argv or not argv[0] or b"\0" in path or any(b"\0" in a for a in argv):
+        return None
+    ffi = _executor.ffi
+    strings = [ffi.new("char[]", b) for b in (path, *argv, *env)]
+    c_argv = ffi.new("char *[]", [*strings[1:1 + len(argv)], ffi.NULL])
+    c_env = ffi.new("char *[]", [*strings[1 + len(argv):], ffi.NULL])
+    return strings[0], c_argv, c_env, strings
 
 
 def _serve_as_init(pid: int, mask: set[signal.Signals], report_fd: int) -> None:

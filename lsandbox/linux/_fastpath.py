@@ -1,7 +1,8 @@
 """The broker's compiled fast path, when it is built and current (else ``lib is None``).
 
 ``LSANDBOX_BROKER_NO_FASTPATH=1`` turns it off (the pure-Python broker then serves
-everything), which is how the tests run the security suite against both.
+everything), which is how the tests run the security suite against both. The same module
+holds the sandbox init's fork of the command (:func:`child_module`).
 """
 
 from __future__ import annotations
@@ -45,6 +46,18 @@ def _load() -> None:
 
 
 _load()
+
+
+def child_module() -> Any:
+    """The compiled module (its ``ffi`` and ``lib``) for ``_child``'s fork of the command,
+    whatever the broker's switch says; None where it is not built or stale."""
+    try:
+        from . import _fastpath_c  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    from ._fastpath_build import stamp
+
+    return _fastpath_c if _fastpath_c.lib.lsb_fast_stamp() == stamp() else None
 
 
 def export_rules(rules: UnixRules, rename_roots: tuple[str, ...]) -> Any:

@@ -1,10 +1,12 @@
-"""Build the broker's C fast path (``_fastpath.h``) into ``_fastpath_c`` with cffi's API mode.
+"""Build the broker's C fast path (``_fastpath.h``) and the sandbox init's fork of the command
+(``_fastpath_child.h``) into ``_fastpath_c`` with cffi's API mode.
 
 Run by ``make speedups`` (``scripts/generate.py``), or ``python -m
 lsandbox.linux._fastpath_build``; needs a C compiler and the Python headers. The module is a
 build product (gitignored). Its stamp is a CRC of the C source and declarations: a stale
 module (source changed since it was built) is ignored at import, so a forgotten rebuild
-costs speed, never correctness. Without the module the broker runs in pure Python.
+costs speed, never correctness. Without the module the broker runs in pure Python, and init
+forks the command in Python.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import zlib
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 HEADER = os.path.join(HERE, "_fastpath.h")
+CHILD_HEADER = os.path.join(HERE, "_fastpath_child.h")
 
 CDEF = """
     struct lsb_fast {
@@ -41,13 +44,42 @@ CDEF = """
     int lsb_fast_connect(int listener, struct lsb_fast *r, const unsigned int *caps);
     int lsb_fast_answer(int listener, uint64_t id, int64_t val, int32_t error);
     int lsb_fast_stamp(void);
+    struct lsb_init {
+        int stop;
+        int sync_fd;
+        uint64_t proc_attrs;
+        const char *cwd;
+        int reenter_cwd;
+        int landlock;
+        uint64_t handled_fs, handled_net, scoped;
+        uint32_t attr_size, restrict_flags;
+        int n_rules;
+        const char *const *rule_paths;
+        const uint64_t *rule_dir, *rule_file;
+        int n_ports;
+        const uint64_t *ports, *port_access;
+        const unsigned char *filter_b; int filter_b_len;
+        uint32_t b_flags;
+        const unsigned char *filter_a; int filter_a_len;
+        int listener;
+        unsigned char *b_msg; int b_len;
+        unsigned char *a_msg; int a_len;
+    };
+    int lsb_init_steps(struct lsb_init *s);
+    void lsb_serve_init(const char *path, char *const argv[], char *const envp[], uint64_t mask, int tty,
+                        int report_fd, const char *prefix, int prefix_len);
+    int lsb_fork_exec(const char *path, char *const argv[], char *const envp[], uint64_t unblock, int tty,
+                      int report_fd, const char *prefix, int prefix_len);
 """
 
 
 def stamp() -> int:
     """CRC of what the module is built from (31 bits: fits a C int)."""
-    with open(HEADER, "rb") as f:
-        return zlib.crc32(f.read() + CDEF.encode()) & 0x7FFFFFFF
+    data = b""
+    for path in (HEADER, CHILD_HEADER):
+        with open(path, "rb") as f:
+            data += f.read()
+    return zlib.crc32(data + CDEF.encode()) & 0x7FFFFFFF
 
 
 def build(dest: str = HERE) -> str:
@@ -59,7 +91,8 @@ def build(dest: str = HERE) -> str:
 
     ffi = FFI()
     ffi.cdef(CDEF)
-    ffi.set_source("_fastpath_c", f'#include "_fastpath.h"\nint lsb_fast_stamp(void) {{ return {stamp()}; }}\n',
+    ffi.set_source("_fastpath_c", '#include "_fastpath.h"\n#include "_fastpath_child.h"\n'
+                   f'int lsb_fast_stamp(void) {{ return {stamp()}; }}\n',
                    include_dirs=[HERE], extra_compile_args=["-O2"])
     with tempfile.TemporaryDirectory(prefix="lsandbox-fastpath-") as tmp:
         built = ffi.compile(tmpdir=tmp)

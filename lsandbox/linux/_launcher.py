@@ -344,6 +344,8 @@ def _start_preforked(launch: Launch, child: ChildSpec) -> int:
         return 0
     finally:
         os.close(cwd_fd)
+    if pid <= 0:  # the launcher could not fork (the process limit): this process tries
+        return 0
     launch.prefork = pre
     return pid
 
@@ -425,7 +427,8 @@ class LazyBroker:
     first notification; notified calls wait in the kernel meanwhile (nothing is answered,
     nothing is allowed). If the broker cannot be started, the listener is closed: the notified calls
     fail (ENOSYS), the sandbox fails closed, and a note says why. The same thread removes the
-    socket directories of killed supervisors (``_socket_dir.remove_stale``), off the launch path."""
+    socket directories of killed supervisors (``_socket_dir.remove_stale_now_and_then``), off
+    the launch path."""
 
     def __init__(self, fd: int, policy: Policy, socket_dir: SocketDir, record: Callable[[dict], None],
                  provenance: Provenance, *, preload: bool = True, plan: LinuxPlan | None = None) -> None:
@@ -448,7 +451,7 @@ class LazyBroker:
             except BaseException:  # noqa: BLE001 - _start imports it again and fails closed, saying why
                 pass
         try:  # also in the background: socket directories of killed supervisors (a scan of $TMPDIR)
-            _socket_dir.remove_stale(os.path.dirname(self._args[1].path))
+            _socket_dir.remove_stale_now_and_then(os.path.dirname(self._args[1].path))
         except OSError:
             pass
         p = select.poll()

@@ -7,12 +7,15 @@ sandbox. From its second launch on, a process starts this launcher: a fresh inte
 (``python -c ...``, its own small address space) that imports the launch path once and then
 forks the relay for each launch it is asked for. The supervisor stays the caller: it plans
 (every decision is made there, as before), serves the broker and receives the listener; the
-launcher only forks and runs the frozen :class:`~lsandbox.linux._child.ChildSpec` it is sent.
+launcher only forks and runs the frozen :class:`~lsandbox.linux._child.ChildSpec` it is sent
+(its init forks the command from C where the compiled module is built: ``_fastpath_child.h``).
 
 Protocol (one private SEQPACKET socket pair, each request and its answer under a lock):
 ``S`` + the pickled spec fields, with the descriptors the child needs by SCM_RIGHTS (sync
 socket, report pipe, the three std descriptors, the working directory), answered with the
-relay's pid; ``W`` + a pid, answered with its wait status. The launcher reaps a relay only
+relay's pid; ``W`` + a pid, answered with its wait status. The relay is forked ahead of its
+request (:class:`_Spare`, after the previous launch was reaped), which receives the request
+from the launcher; without a spare (gone, or the first request) the launcher forks it then. The launcher reaps a relay only
 when asked, so until the caller has waited for it the pid stays what it was (a zombie at
 worst, as a child of the caller's would): ``pidfd_open`` and ``kill`` on it stay safe. The
 caller asks after the relay's pidfd said it ended, so the launcher never blocks.
@@ -36,14 +39,14 @@ rlimit or restricted itself after its second launch would get sandboxes that esc
 from __future__ import annotations
 
 import _socket
+import _thread  # not threading: the launcher then has no Python work to do after each fork
 import os
 import select
 import signal
 import struct
 import sys
-import threading
 
-from ._child import ChildSpec
+from ._child import ChildSpec, prepare
 
 _INT = struct.Struct("=i")
 _MAX_FDS = 8
@@ -54,9 +57,12 @@ class Prefork:
 
     def __init__(self) -> None:
         self.owner = os.getpid()
-        self.lock = threading.Lock()
+        self.lock = _thread.allocate_lock()
+        # what the launcher is forked with (before the exec: the same); first, so that a
+        # thread refused part of it starts no launcher
+        self.state = _state()
         self.sock, theirs = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_SEQPACKET | _socket.SOCK_CLOEXEC)
-        code = f"import sys; sys.path[:0] = {_paths()!r}; from lsandbox.linux._prefork import serve; serve()"
+        code = _launcher_code()
         pid = os.fork()
         if pid == 0:  # pragma: no cover - replaced by exec at once
             try:
@@ -72,13 +78,15 @@ class Prefork:
                 os._exit(127)
         theirs.close()
         self.pid = pid
-        self.state = _state()  # what the launcher was forked with (before the exec: the same)
         self.ready = False
         self.dead = False
 
     def same_caller(self) -> bool:
         """Would a sandbox forked by the launcher inherit what one forked here would?"""
-        if _state() != self.state:
+        try:
+            if _state() != self.state:
+                return False
+        except OSError:  # some of it refused to this thread (a seccomp filter of its own): fork here
             return False
         try:
             os.close(os.open(f"/proc/{self.pid}/mem", os.O_RDONLY | os.O_CLOEXEC))
@@ -116,7 +124,8 @@ class Prefork:
         return int(_INT.unpack(reply)[0])
 
     def start(self, spec: ChildSpec, cwd_fd: int) -> int:
-        """Have the launcher fork the relay of ``spec``; its pid."""
+        """Have the launcher fork the relay of ``spec``; its pid (0: it could not, the caller
+        forks)."""
         import pickle
 
         fields = {"plan": spec.plan, "argv": spec.argv, "executable": spec.executable, "env": spec.env,
@@ -145,34 +154,46 @@ class Prefork:
 
 
 def _umask() -> int:
-    """This process's umask, read without setting it (``os.umask`` would change it for the
+    """This thread's umask, read without setting it (``os.umask`` would change it for the
     caller's other threads meanwhile)."""
-    with open("/proc/self/status", "rb") as f:
+    with open("/proc/thread-self/status", "rb") as f:
         for line in f:
             if line.startswith(b"Umask:"):
                 return int(line.split()[1], 8)
-    raise OSError(0, "no Umask in /proc/self/status")
+    raise OSError(0, "no Umask in /proc/thread-self/status")
 
 
-_STATE_FIELDS = (b"Cap", b"NoNewPrivs:", b"Seccomp", b"Groups:", b"Uid:", b"Gid:")
+_STATE_FIELDS = (b"Cap", b"NoNewPrivs:", b"Seccomp", b"Groups:", b"Uid:", b"Gid:", b"Cpus_allowed", b"Mems_allowed")
 _NAMESPACES = ("mnt", "net", "pid", "pid_for_children", "user", "ipc", "uts", "cgroup", "time")
 
 
 def _state() -> tuple:
-    """The process state a forked sandbox inherits and the launch does not send."""
-    with open("/proc/self/status", "rb") as f:
+    """The process state a sandbox forked by this thread inherits and the launch does not
+    send. Of the calling *thread* (/proc/thread-self): credentials, seccomp filters,
+    namespaces, the root, the CPU affinity and the niceness are per thread, and a fork copies
+    the forking thread's; then what bounds its claim on the machine (rlimits, cgroup, the
+    scheduling policy, oom_score_adj)."""
+    with open("/proc/thread-self/status", "rb") as f:
         status = [ln for ln in f if ln.startswith(_STATE_FIELDS)]
-    with open("/proc/self/limits", "rb") as f:
+    with open("/proc/thread-self/limits", "rb") as f:
         limits = f.read()
-    with open("/proc/self/cgroup", "rb") as f:
+    with open("/proc/thread-self/cgroup", "rb") as f:
         cgroup = f.read()
+    with open("/proc/thread-self/oom_score_adj", "rb") as f:
+        oom = f.read()
     links = []
     for name in (*(f"ns/{n}" for n in _NAMESPACES), "root"):
         try:
-            links.append(os.readlink(f"/proc/self/{name}"))
+            links.append(os.readlink(f"/proc/thread-self/{name}"))
         except OSError:
             links.append("")
-    return (tuple(status), limits, cgroup, tuple(links))
+    sched = (os.getpriority(os.PRIO_PROCESS, 0), os.sched_getscheduler(0), os.sched_getparam(0).sched_priority)
+    return (tuple(status), limits, cgroup, oom, tuple(links), sched)
+
+
+def _launcher_code() -> str:
+    """The launcher's program (``python -I -c``)."""
+    return f"import sys; sys.path[:0] = {_paths()!r}; from lsandbox.linux._prefork import serve; serve()"
 
 
 def _paths() -> list[str]:
@@ -181,7 +202,7 @@ def _paths() -> list[str]:
 
 
 _instance: Prefork | None = None
-_instance_lock = threading.Lock()
+_instance_lock = _thread.allocate_lock()
 
 
 def launcher() -> Prefork | None:
@@ -206,8 +227,10 @@ def serve() -> None:
     import gc
     import pickle
 
-    from ._child import child_main
+    from ._child import child_main, use_executor
     from ._launcher import filter_a_bytes  # noqa: F401 - the launch path, imported once
+
+    use_executor()  # init forks the command from C where the module is built
 
     sock = _socket.socket(fileno=3)
     owner = os.pidfd_open(int(sys.argv[1]))
@@ -217,13 +240,16 @@ def serve() -> None:
     poll = select.poll()
     poll.register(sock.fileno(), select.POLLIN)
     poll.register(owner, select.POLLIN)
+    spare = _Spare.make(sock, owner, child_main, gc, pickle, None)
     sock.send(b"R")
+    last = None  # the last request: the next spare warms up with it
     try:
         while True:
             for fd, _ev in poll.poll():
                 if fd == owner:
                     return
-                msg, anc, _fl, _ad = sock.recvmsg(1 << 20, _socket.CMSG_SPACE(_MAX_FDS * 4))
+                # CLOEXEC: the report pipe must not reach the command (as made by the caller)
+                msg, anc, _fl, _ad = sock.recvmsg(1 << 20, _socket.CMSG_SPACE(_MAX_FDS * 4), _socket.MSG_CMSG_CLOEXEC)
                 fds: list[int] = []
                 for level, kind, data in anc:
                     if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
@@ -232,12 +258,19 @@ def serve() -> None:
                     return
                 if msg[:1] == b"S" and len(fds) == 6:
                     try:
-                        pid = _fork_relay(pickle.loads(msg[1:]), fds, sock, child_main, gc)
+                        pid = spare.hand(msg, fds) if spare is not None else 0
+                        spare = None
+                        if not pid:
+                            pid = _fork_relay(pickle.loads(msg[1:]), fds, sock, child_main, gc)
+                    except OSError:  # a failed fork (the process limit): the caller forks, or says why
+                        pid = 0
                     finally:
                         for n in fds:
                             os.close(n)
-                    relays.add(pid)
+                    if pid:
+                        relays.add(pid)
                     sock.send(_INT.pack(pid))
+                    last = msg
                 elif msg[:1] == b"W" and len(msg) == 1 + _INT.size:
                     (pid,) = _INT.unpack(msg[1:])
                     status = 0
@@ -245,12 +278,14 @@ def serve() -> None:
                         relays.discard(pid)
                         status = os.waitpid(pid, 0)[1]
                     sock.send(_INT.pack(status))
+                    if spare is None:  # the next launch's relay, forked while the caller goes on
+                        spare = _Spare.make(sock, owner, child_main, gc, pickle, last)
                 else:
                     for n in fds:
                         os.close(n)
                     return
     finally:
-        for pid in relays:  # fail closed: the caller is gone
+        for pid in (*relays, *((spare.pid,) if spare is not None else ())):  # fail closed: the caller is gone
             try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
@@ -258,16 +293,104 @@ def serve() -> None:
         os._exit(0)
 
 
+class _Spare:
+    """The next relay, forked ahead of its request: the fork and the interpreter's work after
+    it are off the launch path. It is a copy of the launcher like any relay (whose state does
+    not change), dies with it (PDEATHSIG; killed too when the caller goes), and waits for one
+    request on a socket of its own; the launcher forwards the request with its descriptors and
+    answers with the spare's pid. If the spare is gone, the launcher forks the relay itself."""
+
+    def __init__(self, pid: int, sock: _socket.socket) -> None:
+        self.pid, self.sock = pid, sock
+
+    @classmethod
+    def make(cls, launcher_sock: _socket.socket, owner: int, child_main: object, gc: object, pickle: object,
+             last: bytes | None) -> _Spare | None:
+        try:
+            mine, theirs = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_SEQPACKET | _socket.SOCK_CLOEXEC)
+        except OSError:
+            return None
+        try:
+            pid = os.fork()
+        except OSError:
+            mine.close()
+            theirs.close()
+            return None
+        if pid == 0:
+            try:
+                mine.close()
+                launcher_sock.close()
+                os.close(owner)
+                gc.disable()  # type: ignore[attr-defined]
+                _prctl_pdeathsig()
+                if os.getppid() == 1:
+                    os._exit(0)  # the launcher is gone already
+                if last is not None:  # the pages a request's decoding and C data touch: copied now
+                    fields = pickle.loads(last[1:])  # type: ignore[attr-defined]
+                    prepare(fields["plan"], fields["argv"], fields["executable"], fields["env"], fields["cwd"],
+                            fields["landlock_log"], 0)
+                    del fields
+                msg, anc, _fl, _ad = theirs.recvmsg(1 << 20, _socket.CMSG_SPACE(_MAX_FDS * 4),
+                                                    _socket.MSG_CMSG_CLOEXEC)
+                fds: list[int] = []
+                for level, kind, data in anc:
+                    if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
+                        fds.extend(struct.unpack(f"={len(data) // 4}i", data[:len(data) // 4 * 4]))
+                theirs.close()
+                if msg[:1] != b"S" or len(fds) != 6:
+                    os._exit(0)
+                fields = pickle.loads(msg[1:])  # type: ignore[attr-defined]
+            except BaseException:  # noqa: BLE001 - never back into the launcher's loop
+                os._exit(125)
+            _relay_child(fields, fds, prepare(fields["plan"], fields["argv"], fields["executable"], fields["env"],
+                                              fields["cwd"], fields["landlock_log"], fds[0]), child_main)
+        theirs.close()
+        return cls(pid, mine)
+
+    def hand(self, msg: bytes, fds: list[int]) -> int:
+        """Forward a start request: the spare's pid, or 0 (gone: reaped here)."""
+        try:
+            self.sock.sendmsg([msg], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, struct.pack(f"={len(fds)}i", *fds))])
+            return self.pid
+        except OSError:
+            try:
+                os.kill(self.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            os.waitpid(self.pid, 0)
+            return 0
+        finally:
+            self.sock.close()
+
+
+def _prctl_pdeathsig() -> None:
+    import _prctl
+
+    _prctl.prctl(_prctl.PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
 def _fork_relay(fields: dict, fds: list[int], sock: _socket.socket, child_main: object, gc: object) -> int:
-    sync, report, std0, std1, std2, cwd_fd = fds
+    sync = fds[0]
+    prepared = prepare(fields["plan"], fields["argv"], fields["executable"], fields["env"], fields["cwd"],
+                       fields["landlock_log"], sync)
     pid = os.fork()
     if pid != 0:
         return pid
     try:
         gc.disable()  # type: ignore[attr-defined]
+        sock.close()
+    except BaseException:  # noqa: BLE001 - never back into the launcher's loop
+        os._exit(125)
+    _relay_child(fields, fds, prepared, child_main)
+    return 0  # pragma: no cover - _relay_child never returns
+
+
+def _relay_child(fields: dict, fds: list[int], prepared: object, child_main: object) -> None:
+    """In the relay (a fork of the launcher, or its spare): the request's spec, then the child."""
+    sync, report, std0, std1, std2, cwd_fd = fds
+    try:
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
             signal.signal(sig, signal.SIG_DFL)
-        sock.close()
         os.umask(fields["umask"])
         if fields["cwd"] is None:
             os.fchdir(cwd_fd)
@@ -275,7 +398,7 @@ def _fork_relay(fields: dict, fds: list[int], sock: _socket.socket, child_main: 
         spec = ChildSpec(fields["plan"], fields["argv"], fields["executable"], fields["env"], fields["cwd"],
                          _socket.socket(fileno=sync), report, fields["ns_flags"], fields["userns"],
                          fields["uid"], fields["gid"], 0 if fields["tty"] else None, (std0, std1, std2),
-                         landlock_log=fields["landlock_log"])
+                         landlock_log=fields["landlock_log"], prepared=prepared)
     except BaseException:  # noqa: BLE001 - never back into the launcher's loop
         os._exit(125)
     child_main(spec)  # type: ignore[operator]

@@ -19,7 +19,11 @@ exclusive ``flock`` for the whole run (released by the kernel when its owner die
 PID namespace the owner was in), and each run removes the unlocked ones it owns
 (:func:`remove_stale`): only names of this form, only directories owned by the caller's
 euid, only while holding their lock, only relative to descriptors. (Directories of versions
-that did not lock them are never removed: nothing says whether their owner is alive.)
+that did not lock them are never removed: nothing says whether their owner is alive.) A
+process that launches again and again scans its ``$TMPDIR`` once per :data:`STALE_INTERVAL`
+(:func:`remove_stale_now_and_then`), not on every launch: a large ``/tmp`` is thousands of
+entries, and a leftover directory is only litter (empty of anything but what its own sandbox
+wrote, and never trusted by a later run).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from __future__ import annotations
 import fcntl
 import os
 import stat
+import time
 
 from .._errors import SetupError
 
@@ -36,6 +41,7 @@ _NAME_LEN = len(PREFIX) + 12 + len(SUFFIX)
 _O_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _O_UP = os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC
 MAX_DEPTH = 64  # subdirectories removed below the socket directory (deeper ones are left)
+STALE_INTERVAL = 60.0  # seconds between two scans of one base directory by one process
 
 
 class SocketDir:
@@ -241,3 +247,17 @@ def remove_stale(base: str | None = None) -> int:
     finally:
         os.close(bfd)
     return removed
+
+
+_scanned: dict[tuple[int, str], float] = {}  # (pid, base) -> when this process last scanned it
+
+
+def remove_stale_now_and_then(base: str) -> int:
+    """:func:`remove_stale` on this process's first launch in ``base``, then at most once per
+    :data:`STALE_INTERVAL` (a forked child of the caller counts as a new process)."""
+    key, now = (os.getpid(), base), time.monotonic()
+    last = _scanned.get(key)
+    if last is not None and now - last < STALE_INTERVAL:
+        return 0
+    _scanned[key] = now  # claimed first: concurrent launches do not scan twice
+    return remove_stale(base)

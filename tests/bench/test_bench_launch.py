@@ -9,9 +9,10 @@ Landlock, filters B and A), the command and the teardown. ``test_bench_api_launc
 does the same for a warm ``lsandbox.run(["true"])`` against ``bwrap --ro-bind / / true``.
 
 What bounds this design: a Python supervisor imports its policy model and bindings, and the
-child side runs in forked copies of it (relay, PID-1 init, command), each copying the
-caller's page tables; the hardening layers (read-only view, fresh procfs) are part of every
-number here. The measurements themselves belong in the bench output and commit messages.
+child side runs in forked copies of a Python process (relay, PID-1 init; for a warm caller
+those of the small pre-forked launcher, whose init does its setup and starts the command in
+C, ``_fastpath_child.h``); the hardening layers (read-only view, fresh procfs) are part of
+every number here. The measurements themselves belong in the bench output and commit messages.
 """
 
 from __future__ import annotations

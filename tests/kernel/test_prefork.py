@@ -220,3 +220,49 @@ except lsandbox.SandboxError as e:  # a Landlock domain may not mount: no sandbo
     r = _run(code, nobody, tmp)
     assert "@@ refused" in r.stdout, (r.stdout, r.stderr)
     assert not os.path.exists(os.path.join(tmp, "written"))
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return [int(c) for c in f.read().split()]
+    except OSError:
+        return []
+
+
+@USERS
+def test_the_spare_relay_dies_with_the_caller_and_a_killed_spare_is_replaced(nobody, tmp):
+    """The launcher keeps the next relay forked ahead (its spare): killed, the next launch is
+    forked by the launcher itself and the sandbox is the same; when the caller dies, no spare
+    (nor anything else the launcher forked) outlives it."""
+    code = """
+launcher = warm()
+lsandbox.run(["true"], policy=pol)  # a launch reaped: a spare waits now
+deadline = time.monotonic() + 30
+while not (kids := open(f"/proc/{launcher}/task/{launcher}/children").read().split()):
+    assert time.monotonic() < deadline, "no spare relay"
+    time.sleep(0.02)
+(spare,) = map(int, kids)
+os.kill(spare, signal.SIGKILL)
+time.sleep(0.2)
+r = lsandbox.run(["sh", "-c", "echo $$; exit 3"], policy=pol, capture_output=True, text=True)
+after = lsandbox.run(["sh", "-c", "echo $$; exit 4"], policy=pol, capture_output=True, text=True)
+lsandbox.run(["true"], policy=pol)
+deadline = time.monotonic() + 30
+while not (kids := open(f"/proc/{launcher}/task/{launcher}/children").read().split()):
+    assert time.monotonic() < deadline, "no new spare relay"
+    time.sleep(0.02)
+print("@@", r.returncode, r.stdout.split(), after.returncode, after.stdout.split(), launcher, kids[0], flush=True)
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+    r = _run(code, nobody, tmp)
+    line = next((ln for ln in r.stdout.splitlines() if ln.startswith("@@")), None)
+    assert line is not None, r.stderr
+    _, rc, out, rc2, out2, launcher, spare = line.split(" ", 6)
+    assert (rc, out, rc2, out2) == ("3", "['2']", "4", "['2']"), line  # the command is PID 2 either way
+    import time
+
+    deadline = time.monotonic() + 20
+    while not (_gone(int(launcher)) and _gone(int(spare))):
+        assert time.monotonic() < deadline, line
+        time.sleep(0.05)

@@ -92,8 +92,6 @@ sys.exit(3)
 
 @NAMESPACES
 @USERS
-@pytest.mark.xfail(strict=True, reason="_prefork.serve receives the launch's descriptors without "
-                   "MSG_CMSG_CLOEXEC: the report pipe reaches the command (helper warm's file)")
 def test_a_preforked_command_inherits_only_its_std_descriptors(nobody, ns, tmp):
     code = f"""
 warm()
@@ -152,8 +150,6 @@ print("@@", os.getuid(), out[0])
     assert got.split(" ", 1)[1] in ("65534",) or got.split(" ", 1)[1].startswith("refused"), got
 
 
-@pytest.mark.xfail(strict=True, reason="_prefork._state reads /proc/self (the leader thread), not "
-                   "/proc/thread-self (helper warm's file)")
 def test_a_thread_that_changed_only_its_group_gets_sandboxes_of_that_group(tmp):
     """Still root (and CAP_SYS_PTRACE): the /proc/<launcher>/mem check passes, the caller-state
     check compares the leader's Gid/Groups, and the sandbox ran as gid 0."""
@@ -179,8 +175,6 @@ print("@@", os.getgid(), out[0])
 
 
 @USERS
-@pytest.mark.xfail(strict=True, reason="_prefork._state reads /proc/self (the leader thread), not "
-                   "/proc/thread-self (helper warm's file)")
 def test_a_thread_confined_by_seccomp_keeps_its_sandboxes_confined(nobody, tmp):
     code = """
 import seccomp_bpf as sb
@@ -200,8 +194,6 @@ print("@@", out[0])
     assert _script(code, tmp, nobody=nobody) == "refused"
 
 
-@pytest.mark.xfail(strict=True, reason="_prefork._state reads /proc/self (the leader thread), not "
-                   "/proc/thread-self (helper warm's file)")
 def test_a_thread_in_another_network_namespace_keeps_its_sandboxes_there(tmp):
     if os.geteuid() != 0:
         pytest.skip("needs root for a network namespace of the thread's own")
@@ -268,8 +260,6 @@ print("@@", json.dumps([r.stdout.split(), cpus[:1]]))
 
 
 @USERS
-@pytest.mark.xfail(strict=True, reason="_prefork._state compares neither the niceness, the CPU affinity "
-                   "nor oom_score_adj (helper warm's file)")
 def test_a_caller_that_lowered_its_claim_on_the_machine_gets_sandboxes_that_did_too(nobody, tmp):
     import json
 
@@ -339,8 +329,6 @@ print("@@", json.dumps([alive, third, forked.decode() if isinstance(forked, byte
 """
 
 
-@pytest.mark.xfail(strict=True, reason="_prefork.serve ends (and SIGKILLs every relay) on any "
-                   "exception of one launch, a failed fork included (helper warm's file)")
 def test_a_sandbox_that_exhausts_the_process_limit_does_not_kill_its_siblings(tmp):
     import json
 

@@ -228,3 +228,33 @@ def test_cleanup_removes_everything_inside_and_follows_no_symlink(nobody, ns):
     finally:
         rmtree(tmp)
         rmtree(out)
+
+
+def _stale_scans(base: str) -> list[int]:
+    """Three stale directories, one before each of three scans: the first scan of this
+    process, one within the interval, one after it (the clock moved by the bookkeeping)."""
+    from lsandbox.linux import _socket_dir
+
+    out = []
+    for i, age in enumerate((None, 0.0, _socket_dir.STALE_INTERVAL + 1)):
+        os.mkdir(f"{base}/{_socket_dir.PREFIX}{i:012x}{_socket_dir.SUFFIX}", 0o700)  # nobody locks it
+        key = (os.getpid(), base)
+        if age:
+            _socket_dir._scanned[key] -= age
+        out.append(_socket_dir.remove_stale_now_and_then(base))
+    out.append(len(_ours(base)))
+    return out
+
+
+@USERS
+def test_a_process_launching_again_and_again_scans_for_stale_directories_now_and_then(nobody):
+    """The first launch of a process removes what killed supervisors left; later ones within
+    STALE_INTERVAL do not scan $TMPDIR again (it may hold thousands of entries); the next
+    one after it does."""
+    from tests._util import run_in_child
+
+    base = world_dir("lsb-sd-scan-", "/tmp")
+    try:
+        assert run_in_child(_stale_scans, base, as_nobody=nobody).unwrap() == [1, 0, 2, 0]
+    finally:
+        rmtree(base)

@@ -268,6 +268,9 @@ def child_main(spec: ChildSpec) -> None:
                     send(report_fd, Kind.NOTE, step=step, text=note)
         else:
             done, at = None, S_PDEATHSIG
+            # No PID namespace to end with the command: this process stays as its parent and
+            # every orphan of the tree comes back to it, to be killed when the command ends.
+            _prctl.prctl(_prctl.PR_SET_CHILD_SUBREAPER, 1)
         step = Step.CHDIR
         if at > S_CHDIR:
             pass
@@ -290,10 +293,7 @@ def child_main(spec: ChildSpec) -> None:
         _fail(report_fd, step, e)
         os._exit(125)
     try:  # neither returns; an exception must end this process, not unwind into the caller
-        if not pidns:
-            _foreground(spec.tty)
-            _exec(spec)
-        _init(spec)
+        _init(spec, pidns)
     except BaseException as e:  # noqa: BLE001
         _fail(report_fd, Step.INIT, e)
         os._exit(125)
@@ -318,8 +318,12 @@ def _relay(init: int, mask: set[signal.Signals]) -> None:
         os._exit(125)
 
 
-def _init(spec: ChildSpec) -> None:
+def _init(spec: ChildSpec, pidns: bool = True) -> None:
     """PID 1: fork the command, forward signals to it, report its status, exit.
+
+    Without a PID namespace (``pidns`` False) the same, as the tree's subreaper: when the
+    command ends, whatever it left running (a ``setsid`` daemon still reading the user's
+    terminal) is killed before the status goes out, as the end of a PID namespace would.
 
     Not dumpable: init is in the command's Landlock domain and has its uid, so the command
     could otherwise open ``/proc/1/fd/N`` (the report pipe to the supervisor: forge a setup
@@ -329,12 +333,52 @@ def _init(spec: ChildSpec) -> None:
     _prctl.prctl(_prctl.PR_SET_DUMPABLE, 0)
     mask = set(FORWARDED) | {signal.SIGCHLD}
     signal.pthread_sigmask(signal.SIG_BLOCK, mask)
-    args = _command_args(spec)
+    args = _command_args(spec) if pidns else None
     if args is not None:  # the same in C (lsb_serve_init), which never returns
         _executor.lib.lsb_serve_init(args[0], args[1], args[2], _mask_bits(mask),
                                      -1 if spec.tty is None else spec.tty, spec.report_fd, *_exec_prefix(spec))
     pid = _fork_command(spec, mask)
-    _serve_as_init(pid, mask, spec.report_fd)
+    _serve_as_init(pid, mask, spec.report_fd, reap_tree=not pidns)
+
+
+def _children() -> list[int]:
+    """This process's children: /proc/self/task/*/children, else a scan of every PPid."""
+    me, out = os.getpid(), []
+    try:
+        for tid in os.listdir("/proc/self/task"):
+            with open(f"/proc/self/task/{tid}/children", "rb") as f:
+                out.extend(int(p) for p in f.read().split())
+        return out
+    except OSError:
+        pass
+    for p in os.listdir("/proc"):
+        if p.isdigit():
+            try:
+                with open(f"/proc/{p}/stat", "rb") as f:
+                    if int(f.read().rsplit(b")", 1)[1].split()[1]) == me:
+                        out.append(int(p))
+            except (OSError, IndexError, ValueError):
+                pass
+    return out
+
+
+def _kill_descendants() -> None:
+    """SIGKILL every child until none is left: as a subreaper this process gets each orphan
+    of the tree back (a grandchild whose parent was killed, a daemon that double-forked), so
+    the loop ends only when the whole tree is gone. Never ``kill(-1)``: without a PID
+    namespace (and below Landlock ABI 6) that reaches every process of the uid."""
+    while True:
+        for child in _children():
+            try:
+                os.kill(child, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        try:
+            os.waitpid(-1, 0)
+        except ChildProcessError:
+            return
+        except InterruptedError:  # pragma: no cover - PEP 475 retries
+            continue
 
 
 def _command_args(spec: ChildSpec) -> tuple | None:
@@ -514,8 +558,9 @@ def _exec_args(executable: str, argv_s: tuple[str, ...], env_s: dict[str, str]) 
     return strings[0], c_argv, c_env, strings
 
 
-def _serve_as_init(pid: int, mask: set[signal.Signals], report_fd: int) -> None:
-    """PID 1's loop: reap everything, forward signals to the command, report its status."""
+def _serve_as_init(pid: int, mask: set[signal.Signals], report_fd: int, reap_tree: bool = False) -> None:
+    """PID 1's loop: reap everything, forward signals to the command, report its status
+    (``reap_tree``: after killing every process left below this one)."""
     try:
         while True:
             # A timeout, so that even a lost SIGCHLD only delays the reaping by a second.
@@ -530,6 +575,8 @@ def _serve_as_init(pid: int, mask: set[signal.Signals], report_fd: int) -> None:
                     if got == 0:
                         break
                     if got == pid:
+                        if reap_tree:
+                            _kill_descendants()
                         send(report_fd, Kind.STATUS, value=status)
                         os._exit(0)
             else:

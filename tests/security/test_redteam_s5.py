@@ -492,10 +492,6 @@ def test_a_background_process_does_not_outlive_the_run_and_read_the_terminal(nob
 
     if nobody and os.geteuid() != 0:
         pytest.skip("needs root to become nobody")
-    if not ns:
-        request.applymarker(pytest.mark.xfail(strict=True, reason=(
-            "without namespaces the command is exec'd by the forked child itself: nothing kills its "
-            "orphans when it ends (helper warm's _child.py)")))
     stolen = os.path.join(tmp, "stolen")
     marker = f"lsb-thief-{os.getpid()}-{ns}-{nobody}"
     master, slave = pty.openpty()

@@ -16,6 +16,7 @@ import pytest
 
 from tests._sandbox import PY, rmtree, world_dir
 from tests._util import TIME_FACTOR, setpriv_nobody
+from tests.security import test_redteam
 
 pytestmark = [pytest.mark.kernel, pytest.mark.security]
 
@@ -571,16 +572,7 @@ def test_a_none_rule_is_never_dropped_for_an_allow_on_another_spelling(order, tm
 # userfaultfd from /dev/userfaultfd (which filter A's userfaultfd refusal means to close),
 # and opened /dev/kvm and /dev/tty1. With Landlock (ABI >= 1) all four are refused
 # (tests/security/test_redteam.py); bubblewrap and Codex give a minimal /dev.
-DEVICES = r"""
-import fcntl
-def rd(p):
-    fd = os.open(p, os.O_RDONLY | os.O_NONBLOCK)
-    try:
-        os.read(fd, 16)
-    finally:
-        os.close(fd)
-t("vcs", lambda: rd("/dev/vcs"))
-t("uffd_ioctl", lambda: fcntl.ioctl(os.open("/dev/userfaultfd", os.O_RDONLY), 0xAA00, 0))
+DEVICES = test_redteam.DEVICES + r"""
 t("kvm", lambda: os.close(os.open("/dev/kvm", os.O_RDWR)))
 t("tty1", lambda: os.close(os.open("/dev/tty1", os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)))
 t("null", lambda: os.close(os.open("/dev/null", os.O_RDWR)))

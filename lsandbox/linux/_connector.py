@@ -63,6 +63,36 @@ def connector_rules(handled_fs: int,
     return [(path, _RESOLVE_UNIX) for path, access in landlock_rules if access & _RESOLVE_UNIX]
 
 
+class PinnedRules:
+    """The connector's rule paths (:func:`connector_rules`), opened ``O_PATH`` by the launcher
+    before the sandbox runs. The connector starts with the broker, on the first brokered
+    call, after the command has run: by then a path the sandbox can write (its socket
+    directory, a workspace) may have been renamed or replaced by a symlink, and opening the
+    rules by name would grant on whatever the command put there. ``rules`` names each
+    pinned inode as ``/proc/self/fd/N`` (the connector is a thread of this process). A path
+    that cannot be opened gets no rule: the connector then refuses more, never less."""
+
+    def __init__(self, rules: Sequence[tuple[str, int]]) -> None:
+        import os
+
+        self._fds: list[int] = []
+        self.rules: list[tuple[str, ll.AccessFs]] = []
+        for path, access in rules:
+            try:
+                fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
+            except OSError:
+                continue
+            self._fds.append(fd)
+            self.rules.append((f"/proc/self/fd/{fd}", ll.AccessFs(access)))
+
+    def close(self) -> None:
+        import os
+
+        fds, self._fds = self._fds, []
+        for fd in fds:
+            os.close(fd)
+
+
 def _pathname(addr: bytes | None) -> bool:
     """Is ``addr`` a pathname AF_UNIX address (what Landlock's ``RESOLVE_UNIX`` checks)?"""
     return addr is not None and len(addr) > 2 and addr[2] != 0 and family(addr) == AF_UNIX

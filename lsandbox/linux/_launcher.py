@@ -51,6 +51,7 @@ if TYPE_CHECKING:
     import signal
     from collections.abc import Callable, Mapping, Sequence
 
+    from ._connector import PinnedRules
     from ._provenance import Provenance
 else:  # the C module: the same calls, plain int signal numbers, no enum classes to create
     import _signal as signal
@@ -220,6 +221,7 @@ def spawn(
                          userns and plan.namespaces, uid, gid, tty, stdio, landlock_log=landlock_log,
                          pass_fds=tuple(pass_fds))
 
+    pins = _pin_unix_rules(plan)
     try:
         fds = _start(launch, spec, policy, record)
     except _Refused as refused:
@@ -233,14 +235,41 @@ def spawn(
             launch.plan = _fallback_plan(policy, socket_dir, feats, log_denials)
         except BaseException:
             _release(launch)
+            if pins is not None:
+                pins.close()
             raise
         launch.pidns = False
         record({"kind": "note", "text": f"namespaces unavailable ({r.text}); running without"})
         _note_without_namespaces(record)
-        fds = _start(launch, spec, policy, record)
+        if pins is not None:
+            pins.close()
+        pins = _pin_unix_rules(launch.plan)
+        try:
+            fds = _start(launch, spec, policy, record)
+        except BaseException:
+            if pins is not None:
+                pins.close()
+            raise
+    except BaseException:
+        if pins is not None:
+            pins.close()
+        raise
     launch.broker = LazyBroker(fds[0], policy, pin, record, provenance, preload=_brokers_likely(launch.plan),
-                               plan=launch.plan)
+                               unix_pins=pins)
     return launch
+
+
+def _pin_unix_rules(plan: LinuxPlan) -> PinnedRules | None:
+    """Where the plan handles ``RESOLVE_UNIX`` (ABI >= 9), the connector's rule paths opened
+    now, before the command can rename anything (``_connector.PinnedRules``)."""
+    import landlock as ll
+
+    if not plan.handled_fs & ll.FS_RESOLVE_UNIX:
+        return None
+    from ._connector import PinnedRules, connector_rules
+
+    rules = connector_rules(ll.AccessFs(plan.handled_fs), [(p, ll.AccessFs(a)) for p, a in plan.landlock_rules])
+    return PinnedRules(rules or [])
 
 
 def _brokers_likely(plan: LinuxPlan) -> bool:
@@ -431,10 +460,11 @@ class LazyBroker:
     the launch path."""
 
     def __init__(self, fd: int, policy: Policy, socket_dir: SocketDir, record: Callable[[dict], None],
-                 provenance: Provenance, *, preload: bool = True, plan: LinuxPlan | None = None) -> None:
+                 provenance: Provenance, *, preload: bool = True, unix_pins: PinnedRules | None = None) -> None:
         self._fd = fd
         self._preload = preload
-        self._args = (policy, socket_dir, record, provenance, plan)
+        self._pins = unix_pins
+        self._args = (policy, socket_dir, record, provenance)
         self._broker: object | None = None
         self._closing = False
         import threading  # after the fork: the child's setup overlaps the import
@@ -470,13 +500,12 @@ class LazyBroker:
             return
 
     def _start(self) -> None:
-        policy, socket_dir, record, provenance, plan = self._args
+        policy, socket_dir, record, provenance = self._args
         try:
             from ._broker import Broker
-            from ._connector import connector_rules
 
             # RESOLVE_UNIX handled: the broker's final connects/sends under the plan's rules
-            unix = connector_rules(plan.handled_fs, plan.landlock_rules) if plan is not None else None
+            unix = self._pins.rules if self._pins is not None else None
             broker = Broker(self._fd, policy, socket_dir, record, provenance=provenance, resolve_unix=unix)
             broker.start()
         except BaseException as e:  # noqa: BLE001 - fail closed, and say why
@@ -497,6 +526,8 @@ class LazyBroker:
             self._broker.close()  # type: ignore[attr-defined]  # closes the listener
         elif self._fd >= 0:
             os.close(self._fd)
+        if self._pins is not None:
+            self._pins.close()  # after the broker: its connector is gone
         os.close(self._wake_r)
         os.close(self._wake_w)
 

@@ -32,6 +32,7 @@ class RawRuleset:
         self.scoped = scoped & scope_all(abi)
         # (path, rights for a directory, rights for a file), masked to what is handled
         self.rules: list[tuple[str, int, int]] = []
+        self.fd_rules: list[tuple[int, int, int]] = []  # add_path_fd
         self.ports: list[tuple[int, int]] = []
 
     def attr(self) -> tuple[int, int, int, int]:
@@ -43,6 +44,14 @@ class RawRuleset:
         only the rights that apply to files)."""
         acc = int(access) & self.handled_fs
         self.rules.append((path, acc, acc & FS_FILE_RIGHTS))
+        return self
+
+    def add_path_fd(self, fd: int, access: int) -> RawRuleset:
+        """As :meth:`add_path`, beneath what ``fd`` (an ``O_PATH`` descriptor, kept open by
+        the caller until :meth:`restrict_self`) refers to: for paths opened earlier, before
+        anything could rename or replace them."""
+        acc = int(access) & self.handled_fs
+        self.fd_rules.append((fd, acc, acc & FS_FILE_RIGHTS))
         return self
 
     def add_net_port(self, port: int, access: int) -> RawRuleset:
@@ -64,6 +73,8 @@ class RawRuleset:
         try:
             for path, dir_access, file_access in self.rules:
                 _add_path_rule(fd, path, dir_access, file_access, notes)
+            for pfd, dir_access, file_access in self.fd_rules:
+                _add_path_rule(fd, pfd, dir_access, file_access, notes)
             for port, access in self.ports:
                 acc = access & self.handled_net
                 if acc:
@@ -76,16 +87,19 @@ class RawRuleset:
         return True
 
 
-def _add_path_rule(fd: int, path: str, dir_access: int, file_access: int, notes: list[str]) -> None:
+def _add_path_rule(fd: int, path: str | int, dir_access: int, file_access: int, notes: list[str]) -> None:
     """Rules name canonical paths, so the last component is opened with O_NOFOLLOW: a
     symlink planted there after the policy was resolved gets no rule (its target keeps
     its own rights) instead of silently granting the target. A missing path is skipped
-    and noted (nothing to grant)."""
-    try:
-        pfd = os.open(path, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC)
-    except FileNotFoundError:
-        notes.append(f"{path}: does not exist, no rule added")
-        return
+    and noted (nothing to grant). An int ``path`` is a descriptor the caller opened."""
+    if isinstance(path, int):
+        pfd = path
+    else:
+        try:
+            pfd = os.open(path, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except FileNotFoundError:
+            notes.append(f"{path}: does not exist, no rule added")
+            return
     try:
         st = os.fstat(pfd)
         if stat.S_ISLNK(st.st_mode):
@@ -95,4 +109,5 @@ def _add_path_rule(fd: int, path: str, dir_access: int, file_access: int, notes:
         if acc:
             _bindings.add_path_beneath(fd, pfd, acc)
     finally:
-        os.close(pfd)
+        if pfd is not path:
+            os.close(pfd)

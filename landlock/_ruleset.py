@@ -109,6 +109,12 @@ class Ruleset:
         self._raw.add_path(path, access)
         return self
 
+    def add_path_fd(self, fd: int, access: AccessFs) -> Ruleset:
+        """As :meth:`add_path`, beneath what ``fd`` (``O_PATH``, open until
+        :meth:`restrict_self`) refers to: a path opened before it could be replaced."""
+        self._raw.add_path_fd(fd, access)
+        return self
+
     def add_net_port(self, port: int, access: AccessNet) -> Ruleset:
         self._raw.add_net_port(port, access)
         return self

@@ -105,7 +105,7 @@ class Broker:
     def __init__(self, listener_fd: int, policy: Policy, socket_dir: SocketDir | str,
                  on_event: Callable[[dict], None], *, threads: int = 4,
                  provenance: Provenance | None = None,
-                 resolve_unix: Sequence[tuple[str, ll.AccessFs]] | None = None) -> None:
+                 resolve_unix: Sequence[tuple[str | int, ll.AccessFs]] | None = None) -> None:
         self._fd = listener_fd
         self._policy = policy
         sd_ident: tuple[int, int] | None = None

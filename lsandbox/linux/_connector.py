@@ -68,22 +68,22 @@ class PinnedRules:
     before the sandbox runs. The connector starts with the broker, on the first brokered
     call, after the command has run: by then a path the sandbox can write (its socket
     directory, a workspace) may have been renamed or replaced by a symlink, and opening the
-    rules by name would grant on whatever the command put there. ``rules`` names each
-    pinned inode as ``/proc/self/fd/N`` (the connector is a thread of this process). A path
+    rules by name would grant on whatever the command put there. ``rules`` holds each
+    pinned descriptor (the connector is a thread of this process) with its rights. A path
     that cannot be opened gets no rule: the connector then refuses more, never less."""
 
     def __init__(self, rules: Sequence[tuple[str, int]]) -> None:
         import os
 
         self._fds: list[int] = []
-        self.rules: list[tuple[str, ll.AccessFs]] = []
+        self.rules: list[tuple[str | int, ll.AccessFs]] = []
         for path, access in rules:
-            try:
-                fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
+            try:  # O_NOFOLLOW as landlock's own add_path: a symlink there gets no rule
+                fd = os.open(path, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC)
             except OSError:
                 continue
             self._fds.append(fd)
-            self.rules.append((f"/proc/self/fd/{fd}", ll.AccessFs(access)))
+            self.rules.append((fd, ll.AccessFs(access)))
 
     def close(self) -> None:
         import os
@@ -116,7 +116,7 @@ class Connector:
     (``local.creds``: the calling broker thread's :class:`ThreadCreds`); ``on_event``: where a
     note goes if the thread cannot restrict itself. Started on the first handed-over call."""
 
-    def __init__(self, rules: Sequence[tuple[str, ll.AccessFs]], local: threading.local,
+    def __init__(self, rules: Sequence[tuple[str | int, ll.AccessFs]], local: threading.local,
                  on_event: Callable[[dict], None], *, abi: int | None = None) -> None:
         self._rules = list(rules)
         self._abi = abi
@@ -190,8 +190,8 @@ class Connector:
         """This thread only: the sandbox's ``RESOLVE_UNIX`` rules, then the command's kind of
         credentials (rule paths are opened first, with the supervisor's)."""
         rs = ll.Ruleset(handled_fs=_RESOLVE_UNIX, compat=ll.CompatLevel.HARD_REQUIREMENT, max_abi=self._abi)
-        for path, access in self._rules:
-            rs.add_path(path, access)
+        for path, access in self._rules:  # descriptors pinned by the launcher (PinnedRules)
+            rs.add_path_fd(path, access) if isinstance(path, int) else rs.add_path(path, access)
         status = rs.restrict_self(no_new_privs=True)
         if status.ruleset is not ll.Enforcement.FULLY_ENFORCED:
             raise OSError(errno.EACCES, f"RESOLVE_UNIX not enforced ({status.ruleset.name})")

@@ -198,3 +198,36 @@ def test_best_effort_reports_partial():
         lacking &= ~ll.AccessFs.REFER
     assert dropped_fs == int(lacking)
     assert dropped_scopes == int(ll.Scope.from_all(6) & ~ll.Scope.from_all(have))
+
+
+@pytest.mark.skipif(ll.abi_version() < 1, reason="needs Landlock")
+def test_a_rule_by_descriptor_grants_the_inode_opened_before_a_rename():
+    """``add_path_fd``: the rule follows the inode pinned earlier, not what the path names
+    when the ruleset is built (the connector's rules are opened before the sandbox runs)."""
+    base = tempfile.mkdtemp(prefix="lsb-llfd-")
+    try:
+        os.mkdir(f"{base}/pinned")
+        with open(f"{base}/pinned/f", "w") as f:
+            f.write("pinned")
+        os.mkdir(f"{base}/other")
+        with open(f"{base}/other/f", "w") as f:
+            f.write("other")
+        fd = os.open(f"{base}/pinned", os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC)
+        os.rename(f"{base}/pinned", f"{base}/moved")  # then the old name leads elsewhere
+        os.symlink(f"{base}/other", f"{base}/pinned")
+
+        def probe() -> list[str]:
+            ll.Ruleset(handled_fs=ll.AccessFs.READ_FILE).add_path_fd(fd, ll.AccessFs.READ_FILE).restrict_self()
+            out = []
+            for p in (f"{base}/moved/f", f"{base}/pinned/f"):
+                try:
+                    with open(p) as f:
+                        out.append(f.read())
+                except PermissionError:
+                    out.append("EACCES")
+            return out
+
+        assert run_in_child(probe).unwrap() == ["pinned", "EACCES"]
+        os.close(fd)
+    finally:
+        shutil.rmtree(base)

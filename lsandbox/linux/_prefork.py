@@ -188,7 +188,16 @@ def _state() -> tuple:
         except OSError:
             links.append("")
     sched = (os.getpriority(os.PRIO_PROCESS, 0), os.sched_getscheduler(0), os.sched_getparam(0).sched_priority)
-    return (tuple(status), limits, cgroup, oom, tuple(links), sched)
+    return (tuple(status), limits, cgroup, oom, tuple(links), sched, _dumpable())
+
+
+def _dumpable() -> int:
+    """PR_GET_DUMPABLE of this process. A caller that made itself non-dumpable (to keep its
+    memory and environment from other processes of its uid) gets no launcher: the launcher
+    is a fresh, dumpable process that would hold every launch's environment."""
+    import _prctl
+
+    return int(_prctl.prctl(_prctl.PR_GET_DUMPABLE))
 
 
 def _launcher_code() -> str:
@@ -209,7 +218,7 @@ def launcher() -> Prefork | None:
     """This process's launcher if it is ready; started (in the background) when missing.
     ``_launcher`` asks from a process's second launch on (``lsandbox run`` launches once)."""
     global _instance
-    if os.environ.get("LSANDBOX_NO_PREFORK", "") in ("1", "true", "yes"):
+    if os.environ.get("LSANDBOX_NO_PREFORK", "") in ("1", "true", "yes") or not _dumpable():
         return None
     with _instance_lock:
         inst = _instance

@@ -266,3 +266,36 @@ os.kill(os.getpid(), signal.SIGKILL)
     while not (_gone(int(launcher)) and _gone(int(spare))):
         assert time.monotonic() < deadline, line
         time.sleep(0.05)
+
+
+@pytest.mark.parametrize("when", ["before", "after"])
+def test_a_non_dumpable_caller_gets_no_launcher_holding_its_launches(tmp, when):
+    """A caller that made itself non-dumpable keeps its memory and environment from other
+    processes of its uid; the launcher is a fresh, dumpable process that receives every
+    launch's environment. Non-dumpable before the launches: no launcher is started; after
+    the launcher started: it is no longer used (the caller forks itself). Root only: an
+    unprivileged non-dumpable caller cannot write its child's user-namespace maps (its
+    /proc files are root's), so it gets SetupError on every launch, launcher or not."""
+    nobody = False
+    code = f"""
+import _prctl
+if {when == "before"!r}:
+    _prctl.prctl(_prctl.PR_SET_DUMPABLE, 0)
+    for _ in range(4):
+        lsandbox.run(["true"], policy=pol)
+    time.sleep(0.2)
+    print("@@", _prefork._instance is None)
+else:
+    launcher = warm()
+    _prctl.prctl(_prctl.PR_SET_DUMPABLE, 0)
+    served = []
+    real = _prefork.Prefork.start
+    def start(self, *a, **k):
+        served.append(1)
+        return real(self, *a, **k)
+    _prefork.Prefork.start = start
+    r = lsandbox.run(["true"], policy=pol, env={{"SECRET": "s3cret"}})
+    print("@@", r.returncode == 0 and not served)
+"""
+    r = _run(code, nobody, tmp)
+    assert "@@ True" in r.stdout, (r.stdout, r.stderr)

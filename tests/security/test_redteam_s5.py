@@ -122,38 +122,10 @@ SYSCALLS = {"x86_64": {"setgroups": 116, "setresuid": 117, "setresgid": 119},
             "aarch64": {"setgroups": 159, "setresuid": 147, "setresgid": 149}}
 
 
-def test_a_thread_that_dropped_root_alone_gets_unprivileged_sandboxes(tmp):
-    if os.geteuid() != 0:
-        pytest.skip("needs root to drop it")
-    nr = SYSCALLS.get(os.uname().machine)
-    if nr is None:
-        pytest.skip("syscall numbers for x86_64 and aarch64 only")
-    code = f"""
-warm()
-NR = {nr!r}
-out = []
-def worker():
-    # raw syscalls: glibc's setresuid() would change every thread (setxid broadcast)
-    assert libc.syscall(NR["setgroups"], 0, None) == 0
-    assert libc.syscall(NR["setresgid"], 65534, 65534, 65534) == 0
-    assert libc.syscall(NR["setresuid"], 65534, 65534, 65534) == 0
-    try:
-        r = lsandbox.run(["id", "-u"], policy=pol, capture_output=True, text=True)
-        out.append(r.stdout.strip() or r.stderr.strip()[-200:])
-    except Exception as e:
-        out.append("refused: " + repr(e)[:200])
-t = threading.Thread(target=worker)
-t.start(); t.join()
-print("@@", os.getuid(), out[0])
-"""
-    got = _script(code, tmp)
-    assert got.split(" ", 1)[0] == "0", got  # the main thread is still root
-    assert got.split(" ", 1)[1] in ("65534",) or got.split(" ", 1)[1].startswith("refused"), got
-
-
-def test_a_thread_that_changed_only_its_group_gets_sandboxes_of_that_group(tmp):
-    """Still root (and CAP_SYS_PTRACE): the /proc/<launcher>/mem check passes, the caller-state
-    check compares the leader's Gid/Groups, and the sandbox ran as gid 0."""
+def _thread_with_raw_ids(tmp: str, drop_uid: bool, argv: list[str], main_id: str) -> str:
+    """Root only: a thread takes gid (and uid) 65534 by raw syscalls (glibc's set*id() would
+    change every thread: the setxid broadcast) and launches ``argv`` from the warm caller.
+    Returns "<the main thread's ``main_id``> <the sandbox's output, or refused: ...>"."""
     if os.geteuid() != 0:
         pytest.skip("needs root")
     nr = SYSCALLS.get(os.uname().machine)
@@ -166,13 +138,30 @@ out = []
 def worker():
     assert libc.syscall(NR["setgroups"], 0, None) == 0
     assert libc.syscall(NR["setresgid"], 65534, 65534, 65534) == 0
-    r = lsandbox.run(["id", "-g"], policy=pol, capture_output=True, text=True)
-    out.append(r.stdout.strip() or r.stderr.strip()[-200:])
+    if {drop_uid!r}:
+        assert libc.syscall(NR["setresuid"], 65534, 65534, 65534) == 0
+    try:
+        r = lsandbox.run({argv!r}, policy=pol, capture_output=True, text=True)
+        out.append(r.stdout.strip() or r.stderr.strip()[-200:])
+    except Exception as e:
+        out.append("refused: " + repr(e)[:200])
 t = threading.Thread(target=worker)
 t.start(); t.join()
-print("@@", os.getgid(), out[0])
+print("@@", os.{main_id}(), out[0])
 """
-    assert _script(code, tmp) == "0 65534"
+    return _script(code, tmp)
+
+
+def test_a_thread_that_dropped_root_alone_gets_unprivileged_sandboxes(tmp):
+    got = _thread_with_raw_ids(tmp, True, ["id", "-u"], "getuid")
+    assert got.split(" ", 1)[0] == "0", got  # the main thread is still root
+    assert got.split(" ", 1)[1] in ("65534",) or got.split(" ", 1)[1].startswith("refused"), got
+
+
+def test_a_thread_that_changed_only_its_group_gets_sandboxes_of_that_group(tmp):
+    """Still root (and CAP_SYS_PTRACE): the /proc/<launcher>/mem check passes, the caller-state
+    check compared the leader's Gid/Groups, and the sandbox ran as gid 0."""
+    assert _thread_with_raw_ids(tmp, False, ["id", "-g"], "getgid") == "0 65534"
 
 
 @USERS

@@ -276,6 +276,8 @@ def test_a_non_dumpable_caller_gets_no_launcher_holding_its_launches(tmp, when):
     the launcher started: it is no longer used (the caller forks itself). Root only: an
     unprivileged non-dumpable caller cannot write its child's user-namespace maps (its
     /proc files are root's), so it gets SetupError on every launch, launcher or not."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root: an unprivileged non-dumpable caller cannot launch at all")
     nobody = False
     code = f"""
 import _prctl

@@ -17,8 +17,10 @@ from tests._util import run_in_child
 
 pytestmark = pytest.mark.kernel
 
-WAITER = ("import signal, sys, time\n"
-          "signal.signal(signal.SIGTERM, lambda *a: (print('got TERM', flush=True), sys.exit(7)))\n"
+# os.write in the handler: the signal may arrive while print('ready') is still returning
+# (seen under emulation), and print from the handler then fails as a reentrant call.
+WAITER = ("import os, signal, sys, time\n"
+          "signal.signal(signal.SIGTERM, lambda *a: (os.write(1, b'got TERM\\n'), sys.exit(7)))\n"
           "print('ready', flush=True)\ntime.sleep(30)")
 
 

@@ -343,7 +343,8 @@ def _init(spec: ChildSpec, pidns: bool = True) -> None:
 
 def _children() -> list[int]:
     """This process's children: /proc/self/task/*/children, else a scan of every PPid."""
-    me, out = os.getpid(), list[int]()
+    me = os.getpid()
+    out: list[int] = []
     try:
         for tid in os.listdir("/proc/self/task"):
             with open(f"/proc/self/task/{tid}/children", "rb") as f:

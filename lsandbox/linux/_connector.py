@@ -42,6 +42,7 @@ note says why): fail closed.
 from __future__ import annotations
 
 import errno
+import os
 import threading
 from collections.abc import Callable, Sequence
 
@@ -73,8 +74,6 @@ class PinnedRules:
     that cannot be opened gets no rule: the connector then refuses more, never less."""
 
     def __init__(self, rules: Sequence[tuple[str, int]]) -> None:
-        import os
-
         self._fds: list[int] = []
         self.rules: list[tuple[str | int, ll.AccessFs]] = []
         for path, access in rules:
@@ -86,8 +85,6 @@ class PinnedRules:
             self.rules.append((fd, ll.AccessFs(access)))
 
     def close(self) -> None:
-        import os
-
         fds, self._fds = self._fds, []
         for fd in fds:
             os.close(fd)

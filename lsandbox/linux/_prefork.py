@@ -11,11 +11,12 @@ launcher only forks and runs the frozen :class:`~lsandbox.linux._child.ChildSpec
 (its init forks the command from C where the compiled module is built: ``_fastpath_child.h``).
 
 Protocol (one private SEQPACKET socket pair, each request and its answer under a lock):
-``S`` + the pickled spec fields, with the descriptors the child needs by SCM_RIGHTS (sync
+``S`` + the namespace key + the pickled spec fields, with the descriptors the child needs by SCM_RIGHTS (sync
 socket, report pipe, the three std descriptors, the working directory), answered with the
 relay's pid; ``W`` + a pid, answered with its wait status. The relay is forked ahead of its
 request (:class:`_Spare`, after the previous launch was reaped), which receives the request
-from the launcher; without a spare (gone, or the first request) the launcher forks it then. The launcher reaps a relay only
+from the launcher; without a spare (gone, the first request, or one whose namespaces differ)
+the launcher forks it then. The launcher reaps a relay only
 when asked, so until the caller has waited for it the pid stays what it was (a zombie at
 worst, as a child of the caller's would): ``pidfd_open`` and ``kill`` on it stay safe. The
 caller asks after the relay's pidfd said it ended, so the launcher never blocks.
@@ -307,11 +308,14 @@ def serve() -> None:
 
 
 class _Spare:
-    """The next relay, forked ahead of its request: the fork and the interpreter's work after
-    it are off the launch path. It is a copy of the launcher like any relay (whose state does
-    not change), dies with it (PDEATHSIG; killed too when the caller goes), and waits for one
-    request on a socket of its own; the launcher forwards the request with its descriptors and
-    answers with the spare's pid. If the spare is gone, the launcher forks the relay itself."""
+    """The next relay, forked ahead of its request: the fork, the interpreter's work after it
+    and the namespaces of the last request (``enter_namespaces``: a caller usually launches
+    the same kind of sandbox again) are off the launch path. It is a copy of the launcher like
+    any relay (whose state does not change), dies with it (PDEATHSIG; killed too when the
+    caller goes), and waits for one request on a socket of its own; the launcher forwards the
+    request with its descriptors and answers with the spare's pid. If the spare is gone, or
+    made namespaces other than the request's (its key differs), the launcher kills it and
+    forks the relay itself; the spare refuses such a request too (exit 125)."""
 
     def __init__(self, pid: int, sock: _socket.socket, key: bytes | None) -> None:
         self.pid, self.sock, self.key = pid, sock, key

@@ -44,9 +44,10 @@ test-fast: $(STAMP)
 
 # The kernel and security suites on real Debian kernels under qemu (see README, "Test boxes").
 KERNELS ?= 5.10 6.1 6.12 6.18 7.3
+JOBS ?= 1
 test-kernels: setup
 	./scripts/install-system-deps.sh --kernels
-	python3 scripts/test_kernels.py $(KERNELS)
+	python3 scripts/test_kernels.py --jobs $(JOBS) $(KERNELS)
 
 bench: setup
 	./scripts/install-system-deps.sh --bench

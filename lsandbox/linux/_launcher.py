@@ -20,6 +20,7 @@ supervisor (``doctor`` reports this).
 from __future__ import annotations
 
 import _socket  # not ``socket``: its Python wrapper is a noticeable part of every launch
+import _thread  # not ``threading``: see LazyBroker
 import errno
 import gc
 import os
@@ -467,12 +468,20 @@ class LazyBroker:
         self._args = (policy, socket_dir, record, provenance)
         self._broker: object | None = None
         self._closing = False
-        import threading  # after the fork: the child's setup overlaps the import
-
-        self._lock = threading.Lock()
+        # ``_thread``, not ``threading``: a command that never connects (most) then imports no
+        # threading module at all. The thread ends by itself (close() wakes it) and releases
+        # ``_done``, which close() waits for, as a join would.
+        self._lock = _thread.allocate_lock()
+        self._done = _thread.allocate_lock()
+        self._done.acquire()
         self._wake_r, self._wake_w = os.pipe2(os.O_CLOEXEC)
-        self._thread = threading.Thread(target=self._watch, name="lsandbox-broker-wait", daemon=True)
-        self._thread.start()
+        _thread.start_new_thread(self._run, ())
+
+    def _run(self) -> None:
+        try:
+            self._watch()
+        finally:
+            self._done.release()
 
     def _watch(self) -> None:
         if self._preload:
@@ -521,7 +530,8 @@ class LazyBroker:
         with self._lock:
             self._closing = True
         os.write(self._wake_w, b"x")
-        self._thread.join()
+        with self._done:  # the thread has ended
+            pass
         if self._broker is not None:
             self._broker.close()  # type: ignore[attr-defined]  # closes the listener
         elif self._fd >= 0:

@@ -30,13 +30,16 @@ def _run(code: str, tmp_path) -> list[str]:
 
 
 def test_no_broker_started_without_a_notification(tmp_path):
-    code = ("import threading, lsandbox\n"
+    """One thread besides the caller's: the lazy broker's watcher (a ``_thread``, which
+    ``threading.enumerate`` does not list); no broker thread, no broker module."""
+    code = ("import os, sys, threading, lsandbox\n"
             "with lsandbox.Sandbox(['sleep', '0.5'], policy=lsandbox.load_policy(search=False)) as s:\n"
             "    import time; time.sleep(0.2)\n"
             "    names = sorted(t.name for t in threading.enumerate() if t.name.startswith('lsandbox-'))\n"
+            "    tasks = len(os.listdir('/proc/self/task'))\n"
             "    rc = s.wait()\n"
-            "print(rc, names)\n")
-    assert _run(code, tmp_path)[-2] == "0 ['lsandbox-broker-wait']"
+            "print(rc, names, tasks, 'lsandbox.linux._broker' in sys.modules)\n")
+    assert _run(code, tmp_path)[-2] == "0 [] 2 False"
 
 
 def test_first_notification_starts_the_broker(tmp_path):

@@ -19,12 +19,12 @@ pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="the Linux launc
 
 #: Standard library modules not needed to launch (``signal``: the launcher uses ``_signal``,
 #: the same functions without the enum wrappers; ``collections.abc``: its names are only
-#: annotations on the launch path).
+#: annotations on the launch path; ``threading``: the lazy broker's thread is a ``_thread``).
 HEAVY_STDLIB = ("argparse", "re", "typing", "dataclasses", "ctypes", "pickle", "subprocess", "socket",
                 "json", "inspect", "shutil", "tempfile", "logging", "importlib.util", "signal",
                 "gettext", "locale", "weakref", "copy", "ipaddress", "difflib", "selectors",
                 "asyncio", "contextlib", "textwrap", "string", "datetime", "warnings", "tomllib",
-                "collections.abc")
+                "collections.abc", "threading")
 #: Parts of lsandbox (and its dependencies) that serve other commands, the API, or a command
 #: that actually connects (the broker is imported on the first notification). The launch
 #: builds and applies Landlock rules as ints (``landlock._rights``, ``RawRuleset``) and
@@ -66,14 +66,6 @@ def test_a_cli_launch_imports_only_what_it_needs(tmp_path, args):
     imported = _launch_imports(tmp_path, *args)
     assert "lsandbox.linux._child" in imported  # the launch went through the console script's path
     assert not _unwanted(imported), _unwanted(imported)
-
-
-def test_threading_waits_for_the_fork(tmp_path):
-    """The supervisor's only thread (the lazy broker's) starts once the child has handed over
-    its listener: ``threading`` is not among the modules imported before the launch."""
-    imported = _launch_imports(tmp_path)
-    if "threading" in imported:
-        assert imported.index("threading") > imported.index("lsandbox.linux._launcher"), imported
 
 
 def test_the_supervisor_collects_garbage_again_once_the_sandbox_runs(tmp_path):

@@ -13,7 +13,7 @@ import time
 import pytest
 
 from tests._sandbox import PY
-from tests._util import run_in_child
+from tests._util import TIME_FACTOR, run_in_child
 
 pytestmark = pytest.mark.kernel
 
@@ -40,12 +40,12 @@ def _early_signal_is_delivered() -> tuple[int, str]:
         p = subprocess.Popen([PY, "-c", WAITER], stdout=subprocess.PIPE, text=True)
         assert p.stdout.readline().strip() == "ready"
         fwd.attach(_Launch(p.pid))  # type: ignore[arg-type]
-        out, _ = p.communicate(timeout=20)
+        out, _ = p.communicate(timeout=20 * TIME_FACTOR)
         return p.returncode, out
     finally:
         fwd.restore()
 
 
 def test_a_signal_during_the_launch_reaches_the_sandbox():
-    code, out = run_in_child(_early_signal_is_delivered, timeout=30).unwrap()
+    code, out = run_in_child(_early_signal_is_delivered, timeout=40).unwrap()  # scaled by run_in_child
     assert code == 7 and "got TERM" in out, (code, out)

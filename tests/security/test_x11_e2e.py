@@ -16,6 +16,7 @@ import sys
 import pytest
 
 from tests._sandbox import LSANDBOX
+from tests._util import TIME_FACTOR
 from tests.security._docker_run import docker_run
 
 pytestmark = [pytest.mark.kernel, pytest.mark.security, pytest.mark.skipif(sys.platform != "linux", reason="Linux")]
@@ -34,8 +35,8 @@ def display():
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     os.close(w)
     try:
-        if not select.select([r], [], [], 30)[0]:
-            pytest.fail("Xvfb did not start within 30 s")
+        if not select.select([r], [], [], 30 * TIME_FACTOR)[0]:  # scaled: under emulation too
+            pytest.fail(f"Xvfb did not start within {30 * TIME_FACTOR:g} s")
         num = os.read(r, 64).decode().strip()
         assert num.isdigit(), f"Xvfb: {num!r}"
         yield f":{num}", client

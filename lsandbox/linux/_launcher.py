@@ -624,12 +624,17 @@ class SignalForwarder:
     made is kept and delivered once it exists (``attach``), instead of killing lsandbox by
     its default action in the window between the fork and the handlers (the sandbox would
     then die of PDEATHSIG, not of the signal sent, and leave its socket directory behind).
-    The forked child restores the default dispositions at once (``child_main``)."""
+    The forked child restores the default dispositions at once (``child_main``).
+
+    A signal the caller's environment ignores (``nohup``: SIGHUP; a background job of a
+    shell without job control: SIGINT and SIGQUIT) stays ignored: not forwarded, and the
+    command inherits the ignore, as it would run directly (``nohup lsandbox run -- job``
+    must leave the job immune to hangups)."""
 
     def __init__(self) -> None:
         self.pid: int | None = None
         self.pending: list[int] = []
-        self._old = {s: signal.signal(s, self._handler) for s in FORWARDED}
+        self._old = {s: signal.signal(s, self._handler) for s in FORWARDED if signal.getsignal(s) != signal.SIG_IGN}
 
     def _handler(self, sig: int, _frame: object) -> None:
         if self.pid is None:

@@ -135,7 +135,7 @@ class Prefork:
         fields = {"plan": spec.plan, "argv": spec.argv, "executable": spec.executable, "env": spec.env,
                   "cwd": spec.cwd, "ns_flags": spec.ns_flags, "userns": spec.userns, "uid": spec.uid,
                   "gid": spec.gid, "tty": spec.tty is not None, "landlock_log": spec.landlock_log,
-                  "umask": _umask()}
+                  "umask": _umask(), "ignored": _ignored()}
         key = _KEY.pack(spec.ns_flags, spec.userns, spec.uid, spec.gid)
         return self._ask(b"S" + key + pickle.dumps(fields, pickle.HIGHEST_PROTOCOL),
                          [spec.sync.fileno(), spec.report_fd, *spec.std_fds, cwd_fd])
@@ -156,6 +156,16 @@ class Prefork:
             return self._ask(b"W" + _INT.pack(pid))
         except OSError:
             return signal.SIGKILL
+
+
+#: Signals the launcher ignores; each relay takes the caller's disposition of them back.
+_TERMINAL = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
+
+
+def _ignored() -> tuple[int, ...]:
+    """Which of them the calling process ignores now (``nohup``, a background job): the
+    sandbox inherits the ignore, as a relay forked by the caller itself would."""
+    return tuple(int(sig) for sig in _TERMINAL if signal.getsignal(sig) == signal.SIG_IGN)
 
 
 def _umask() -> int:
@@ -249,7 +259,7 @@ def serve() -> None:
     sock = _socket.socket(fileno=3)
     owner = os.pidfd_open(int(sys.argv[1]))
     relays: set[int] = set()
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
+    for sig in _TERMINAL:
         signal.signal(sig, signal.SIG_IGN)  # the caller's terminal's signals are the caller's
     poll = select.poll()
     poll.register(sock.fileno(), select.POLLIN)
@@ -418,8 +428,8 @@ def _relay_child(fields: dict, fds: list[int], prepared: object, child_main: obj
     """In the relay (a fork of the launcher, or its spare): the request's spec, then the child."""
     sync, report, std0, std1, std2, cwd_fd = fds
     try:
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
-            signal.signal(sig, signal.SIG_DFL)
+        for sig in _TERMINAL:  # ignored by the launcher; the caller's own dispositions again
+            signal.signal(sig, signal.SIG_IGN if sig in fields["ignored"] else signal.SIG_DFL)
         os.umask(fields["umask"])
         if fields["cwd"] is None:
             os.fchdir(cwd_fd)

@@ -275,6 +275,28 @@ def test_signal_dispositions_are_the_commands_own():
     assert int(r.stdout.split("SigIgn:\t")[1][:16], 16) & (1 << (signal.SIGPIPE - 1)) == 0
 
 
+@pytest.mark.parametrize("namespaces", [True, False], ids=["namespaces", "no-namespaces"])
+def test_signals_the_caller_ignores_stay_ignored(namespaces):
+    """``nohup lsandbox run -- job``: the job must stay immune to hangups, and a background
+    job of a shell without job control ignores SIGINT and SIGQUIT, sandboxed or not. (Shown
+    to fail without the check in ``SignalForwarder``: its handlers replaced the inherited
+    SIG_IGN and the child reset them to the default, so SigIgn lacked all three.)"""
+    def ignore() -> None:
+        for sig in (signal.SIGHUP, signal.SIGINT, signal.SIGQUIT):
+            signal.signal(sig, signal.SIG_IGN)
+
+    e = dict(os.environ)
+    e.pop("LSANDBOX_REQUIREMENTS", None)
+    if not namespaces:
+        e["LSANDBOX_NO_NAMESPACES"] = "1"
+    r = subprocess.run([LSANDBOX, "run", "--", "grep", "^SigIgn", "/proc/self/status"], capture_output=True,
+                       text=True, env=e, timeout=60 * TIME_FACTOR, preexec_fn=ignore)
+    assert r.returncode == 0, r.stderr
+    ignored = int(r.stdout.split("\t")[1], 16)
+    want = sum(1 << (sig - 1) for sig in (signal.SIGHUP, signal.SIGINT, signal.SIGQUIT))
+    assert ignored & want == want, r.stdout
+
+
 def test_only_std_fds_unless_passed(tmp_path):
     """An inherited descriptor is a capability the policy does not see, so the command gets
     0-2 only, plus what the caller names (API ``pass_fds``, CLI ``--pass-fd``)."""

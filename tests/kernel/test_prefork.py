@@ -325,3 +325,25 @@ print("@@", all(rc == 0 and same == net_on for net_on, same, rc in seen), seen)
     line = next((ln for ln in r.stdout.splitlines() if ln.startswith("@@")), None)
     assert line is not None, r.stderr
     assert line.startswith("@@ True"), (line, r.stderr)
+
+
+@USERS
+def test_a_preforked_sandbox_keeps_the_callers_ignored_signals(nobody, tmp):
+    """The launcher ignores the terminal's signals itself; a relay it forks takes back the
+    caller's dispositions at the time of the launch: a caller under ``nohup`` gets sandboxes
+    that ignore SIGHUP, as its own forked ones do, and one that stopped ignoring it gets
+    the default again. (Shown to fail without ``_ignored``: the relay reset all four to the
+    default, so the first launch below showed no SIGHUP ignored.)"""
+    code = """
+warm()
+def hup():
+    r = lsandbox.run(["grep", "^SigIgn", "/proc/self/status"], policy=pol, capture_output=True, text=True)
+    return bool(int(r.stdout.split()[1], 16) & (1 << (signal.SIGHUP - 1)))
+signal.signal(signal.SIGHUP, signal.SIG_IGN)
+ignored = hup()
+signal.signal(signal.SIGHUP, signal.SIG_DFL)
+print("@@", ignored, hup(), _prefork._instance is not None and _prefork._instance.usable())
+"""
+    r = _run(code, nobody, tmp)
+    line = next((ln for ln in r.stdout.splitlines() if ln.startswith("@@")), None)
+    assert line == "@@ True False True", (line, r.stderr)

@@ -234,6 +234,11 @@ def test_interactive_terminal_usable():
 
     pid, fd = pty.fork()
     if pid == 0:
+        # What a terminal's foreground job starts with, wherever this test runs (under nohup, or
+        # in the background of a shell without job control, SIGINT and SIGHUP come ignored,
+        # the sandbox keeps them ignored, and sh cannot trap a signal ignored on entry).
+        for sig in (signal.SIGINT, signal.SIGQUIT, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_DFL)
         os.execv(LSANDBOX, [LSANDBOX, "run", "--", "sh", "-c",
                             "tty; stty size; read line; echo got:$line; trap 'echo INT; exit 9' INT; "
                             "echo waiting; while :; do sleep 0.1; done"])

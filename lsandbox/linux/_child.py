@@ -60,7 +60,6 @@ class ChildSpec(Record):
     landlock_log: bool = False  # Landlock audit records for the command too (LOG_NEW_EXEC_ON)
     pass_fds: tuple[int, ...] = ()
     prepared: Any = None  # prepare()'s C data, made before the fork (the pre-forked launcher)
-    entered: bool = False  # the namespaces are made already (a pre-forked spare: enter_namespaces)
 
 
 def _fail(report_fd: int, step: int, e: BaseException) -> None:
@@ -94,9 +93,7 @@ def _unshare(spec: ChildSpec) -> bool:
         return False
 
 
-def _setup_namespaces(uid: int, gid: int, userns: bool, netns: bool) -> None:
-    """What every sandbox's namespaces need, whatever its plan: the id maps, loopback, and a
-    private mount tree (nothing the view mounts propagates back to the host)."""
+def _setup_namespaces(plan: LinuxPlan, uid: int, gid: int, userns: bool, netns: bool) -> None:
     if userns:
         _write("/proc/self/setgroups", "deny")
         _write("/proc/self/uid_map", f"{uid} {uid} 1")
@@ -104,19 +101,8 @@ def _setup_namespaces(uid: int, gid: int, userns: bool, netns: bool) -> None:
     if netns:
         loopback_up()
     _sys.mount(None, "/", None, _sys.MS_REC | _sys.MS_PRIVATE)
-
-
-def enter_namespaces(ns_flags: int, uid: int, gid: int, userns: bool) -> bool:
-    """A pre-forked spare relay makes the namespaces of the request it expects ahead of it
-    (the launch path then skips ``unshare``, the maps and loopback). All or nothing: False
-    if ``unshare`` refused any of them (nothing was made; the request's relay then unshares
-    and reports as usual). Raises OSError if a later step failed: the spare is unusable."""
-    try:
-        _sys.unshare(ns_flags)
-    except OSError:
-        return False
-    _setup_namespaces(uid, gid, userns, bool(ns_flags & CLONE_NEWNET))
-    return True
+    if plan.view is not None:
+        apply_view(plan.view, root=not userns, userns=userns)
 
 
 def _drop_capabilities(report_fd: int) -> None:
@@ -247,19 +233,14 @@ def child_main(spec: ChildSpec) -> None:
         for fd in spec.pass_fds:  # asked for: the command inherits these, at the same numbers
             os.set_inheritable(fd, True)
         if pidns:
-            if not spec.entered:
-                step = Step.UNSHARE
-                try:
-                    netns = _unshare(spec)
-                except OSError as e:  # a container refusing namespaces: the supervisor decides
-                    send(report_fd, Kind.NAMESPACES_REFUSED, step=step, errno=e.errno or 0,
-                         text=e.strerror or str(e))
-                    os._exit(125)
-                step = Step.NAMESPACES
-                _setup_namespaces(spec.uid, spec.gid, spec.userns, netns)
+            step = Step.UNSHARE
+            try:
+                netns = _unshare(spec)
+            except OSError as e:  # a container refusing namespaces: the supervisor decides
+                send(report_fd, Kind.NAMESPACES_REFUSED, step=step, errno=e.errno or 0, text=e.strerror or str(e))
+                os._exit(125)
             step = Step.NAMESPACES
-            if plan.view is not None:
-                apply_view(plan.view, root=not spec.userns, userns=spec.userns)
+            _setup_namespaces(plan, spec.uid, spec.gid, spec.userns, netns)
             if plan.proxy_port:
                 step = Step.PROXY
                 hand_over_proxy_listener(plan.proxy_port, sync)

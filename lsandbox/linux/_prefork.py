@@ -11,12 +11,11 @@ launcher only forks and runs the frozen :class:`~lsandbox.linux._child.ChildSpec
 (its init forks the command from C where the compiled module is built: ``_fastpath_child.h``).
 
 Protocol (one private SEQPACKET socket pair, each request and its answer under a lock):
-``S`` + the namespace key + the pickled spec fields, with the descriptors the child needs by SCM_RIGHTS (sync
+``S`` + the pickled spec fields, with the descriptors the child needs by SCM_RIGHTS (sync
 socket, report pipe, the three std descriptors, the working directory), answered with the
 relay's pid; ``W`` + a pid, answered with its wait status. The relay is forked ahead of its
 request (:class:`_Spare`, after the previous launch was reaped), which receives the request
-from the launcher; without a spare (gone, the first request, or one whose namespaces differ)
-the launcher forks it then. The launcher reaps a relay only
+from the launcher; without a spare (gone, or the first request) the launcher forks it then. The launcher reaps a relay only
 when asked, so until the caller has waited for it the pid stays what it was (a zombie at
 worst, as a child of the caller's would): ``pidfd_open`` and ``kill`` on it stay safe. The
 caller asks after the relay's pidfd said it ended, so the launcher never blocks.
@@ -47,12 +46,9 @@ import signal
 import struct
 import sys
 
-from ._child import ChildSpec, enter_namespaces, prepare
+from ._child import ChildSpec, prepare
 
 _INT = struct.Struct("=i")
-#: A start request's namespace key, ahead of its pickle: ns_flags, userns, uid, gid. A spare
-#: made the namespaces of its launcher's last request and serves only a request with its key.
-_KEY = struct.Struct("=I?II")
 _MAX_FDS = 8
 
 
@@ -136,8 +132,7 @@ class Prefork:
                   "cwd": spec.cwd, "ns_flags": spec.ns_flags, "userns": spec.userns, "uid": spec.uid,
                   "gid": spec.gid, "tty": spec.tty is not None, "landlock_log": spec.landlock_log,
                   "umask": _umask(), "ignored": _ignored()}
-        key = _KEY.pack(spec.ns_flags, spec.userns, spec.uid, spec.gid)
-        return self._ask(b"S" + key + pickle.dumps(fields, pickle.HIGHEST_PROTOCOL),
+        return self._ask(b"S" + pickle.dumps(fields, pickle.HIGHEST_PROTOCOL),
                          [spec.sync.fileno(), spec.report_fd, *spec.std_fds, cwd_fd])
 
     def reap(self, pid: int) -> int:
@@ -285,7 +280,7 @@ def serve() -> None:
                         pid = spare.hand(msg, fds) if spare is not None else 0
                         spare = None
                         if not pid:
-                            pid = _fork_relay(pickle.loads(msg[1 + _KEY.size:]), fds, sock, child_main, gc)
+                            pid = _fork_relay(pickle.loads(msg[1:]), fds, sock, child_main, gc)
                     except OSError:  # a failed fork (the process limit): the caller forks, or says why
                         pid = 0
                     finally:
@@ -318,17 +313,14 @@ def serve() -> None:
 
 
 class _Spare:
-    """The next relay, forked ahead of its request: the fork, the interpreter's work after it
-    and the namespaces of the last request (``enter_namespaces``: a caller usually launches
-    the same kind of sandbox again) are off the launch path. It is a copy of the launcher like
-    any relay (whose state does not change), dies with it (PDEATHSIG; killed too when the
-    caller goes), and waits for one request on a socket of its own; the launcher forwards the
-    request with its descriptors and answers with the spare's pid. If the spare is gone, or
-    made namespaces other than the request's (its key differs), the launcher kills it and
-    forks the relay itself; the spare refuses such a request too (exit 125)."""
+    """The next relay, forked ahead of its request: the fork and the interpreter's work after
+    it are off the launch path. It is a copy of the launcher like any relay (whose state does
+    not change), dies with it (PDEATHSIG; killed too when the caller goes), and waits for one
+    request on a socket of its own; the launcher forwards the request with its descriptors and
+    answers with the spare's pid. If the spare is gone, the launcher forks the relay itself."""
 
-    def __init__(self, pid: int, sock: _socket.socket, key: bytes | None) -> None:
-        self.pid, self.sock, self.key = pid, sock, key
+    def __init__(self, pid: int, sock: _socket.socket) -> None:
+        self.pid, self.sock = pid, sock
 
     @classmethod
     def make(cls, launcher_sock: _socket.socket, owner: int, child_main: object, gc: object, pickle: object,
@@ -352,16 +344,11 @@ class _Spare:
                 _prctl_pdeathsig()
                 if os.getppid() == 1:
                     os._exit(0)  # the launcher is gone already
-                entered = False
                 if last is not None:  # the pages a request's decoding and C data touch: copied now
-                    fields = pickle.loads(last[1 + _KEY.size:])  # type: ignore[attr-defined]
+                    fields = pickle.loads(last[1:])  # type: ignore[attr-defined]
                     prepare(fields["plan"], fields["argv"], fields["executable"], fields["env"], fields["cwd"],
                             fields["landlock_log"], 0)
                     del fields
-                    # and its namespaces made (all or none: else the relay unshares and reports)
-                    ns_flags, userns, uid, gid = _KEY.unpack(last[1:1 + _KEY.size])
-                    entered = bool(ns_flags) and enter_namespaces(ns_flags, uid, gid, userns)
-                theirs.send(b"E" if entered else b"N")
                 msg, anc, _fl, _ad = theirs.recvmsg(1 << 20, _socket.CMSG_SPACE(_MAX_FDS * 4),
                                                     _socket.MSG_CMSG_CLOEXEC)
                 fds: list[int] = []
@@ -371,24 +358,17 @@ class _Spare:
                 theirs.close()
                 if msg[:1] != b"S" or len(fds) != 6:
                     os._exit(0)
-                if entered and msg[1:1 + _KEY.size] != last[1:1 + _KEY.size]:  # type: ignore[index]
-                    os._exit(125)  # the launcher hands only a request of this key: never reached
-                fields = pickle.loads(msg[1 + _KEY.size:])  # type: ignore[attr-defined]
+                fields = pickle.loads(msg[1:])  # type: ignore[attr-defined]
             except BaseException:  # noqa: BLE001 - never back into the launcher's loop
                 os._exit(125)
             _relay_child(fields, fds, prepare(fields["plan"], fields["argv"], fields["executable"], fields["env"],
-                                              fields["cwd"], fields["landlock_log"], fds[0]), child_main,
-                         entered)
+                                              fields["cwd"], fields["landlock_log"], fds[0]), child_main)
         theirs.close()
-        return cls(pid, mine, None if last is None else last[1:1 + _KEY.size])
+        return cls(pid, mine)
 
     def hand(self, msg: bytes, fds: list[int]) -> int:
-        """Forward a start request: the spare's pid, or 0 (gone, or made for other namespaces:
-        killed and reaped here)."""
+        """Forward a start request: the spare's pid, or 0 (gone: reaped here)."""
         try:
-            state = self.sock.recv(1)  # E: made the namespaces of self.key; N: none; EOF: gone
-            if state not in (b"E", b"N") or (state == b"E" and msg[1:1 + _KEY.size] != self.key):
-                raise OSError(0, "spare not usable")
             self.sock.sendmsg([msg], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, struct.pack(f"={len(fds)}i", *fds))])
             return self.pid
         except OSError:
@@ -424,7 +404,7 @@ def _fork_relay(fields: dict, fds: list[int], sock: _socket.socket, child_main: 
     return 0  # pragma: no cover - _relay_child never returns
 
 
-def _relay_child(fields: dict, fds: list[int], prepared: object, child_main: object, entered: bool = False) -> None:
+def _relay_child(fields: dict, fds: list[int], prepared: object, child_main: object) -> None:
     """In the relay (a fork of the launcher, or its spare): the request's spec, then the child."""
     sync, report, std0, std1, std2, cwd_fd = fds
     try:
@@ -437,7 +417,7 @@ def _relay_child(fields: dict, fds: list[int], prepared: object, child_main: obj
         spec = ChildSpec(fields["plan"], fields["argv"], fields["executable"], fields["env"], fields["cwd"],
                          _socket.socket(fileno=sync), report, fields["ns_flags"], fields["userns"],
                          fields["uid"], fields["gid"], 0 if fields["tty"] else None, (std0, std1, std2),
-                         landlock_log=fields["landlock_log"], prepared=prepared, entered=entered)
+                         landlock_log=fields["landlock_log"], prepared=prepared)
     except BaseException:  # noqa: BLE001 - never back into the launcher's loop
         os._exit(125)
     child_main(spec)  # type: ignore[operator]

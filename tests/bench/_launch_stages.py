@@ -43,30 +43,14 @@ def wrap(obj: object, name: str, before: str | None = None, after: str | None = 
     setattr(obj, name, wrapped)
 
 
-def quiet(obj: object, name: str) -> None:
-    """No marks while this runs."""
-    f = getattr(obj, name)
-
-    def wrapped(*a: object, **k: object) -> object:
-        global ENABLED
-        was, ENABLED = ENABLED, False
-        try:
-            return f(*a, **k)
-        finally:
-            ENABLED = was
-
-    setattr(obj, name, wrapped)
-
-
 def instrument_child() -> None:
     """Marks in the child side (relay, init, command): in this process, or in the pre-forked
     launcher's (``--warm``), which forks them there."""
     from lsandbox.linux import _child, _mount_view, _prefork
 
     wrap(_child, "_close_all_but", "relay runs")
-    wrap(_child, "_setup_namespaces", "unshare", "ids, lo, mounts private")
-    wrap(_child, "apply_view", None, "namespace setup done")
-    quiet(_child, "enter_namespaces")  # a spare's, ahead of its launch: not part of one
+    wrap(_child, "_setup_namespaces", "unshare", "namespace setup done")
+    wrap(_child, "apply_view", "ids, lo, mounts private")
     wrap(_mount_view, "private_devpts", "mount view (read-only /, clones, carve-outs, masks)", "private devpts")
     wrap(_child, "fresh_proc", "fork init (PID 1)", "fresh procfs (init)")
     wrap(_child, "_restrict", "init ready", "filter A")

@@ -303,13 +303,12 @@ else:
     assert "@@ True" in r.stdout, (r.stdout, r.stderr)
 
 
+
 @USERS
 def test_a_spare_serves_only_the_namespaces_it_made(nobody, tmp):
-    """The launcher's spare relay makes the namespaces of the last request ahead of the next
-    one. A request for other namespaces (network on after off, and back) must not get the
-    spare's: with the network off the command is in a network namespace of its own, with it
-    on in the caller's. (Shown to fail without the key check in ``_Spare.hand``: the request
-    after a switch ran in the previous request's network namespace.)"""
+    """A caller switching between network off and on, through the launcher and its spare
+    relay (warmed up with the last request): with the network off the command is in a
+    network namespace of its own, with it on in the caller's, every time."""
     code = """
 on = lsandbox.load_policy(search=False, network=True)
 warm()

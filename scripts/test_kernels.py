@@ -554,6 +554,11 @@ def main() -> int:
     if not os.path.exists(os.path.join(REPO, ".venv", "bin", "python")):
         log("no .venv: run `make setup` first")
         return 2
+    for tmp in ("/tmp", "/var/tmp"):  # the guest mounts a fresh disk there: the checkout would vanish
+        if os.path.realpath(REPO) == tmp or os.path.realpath(REPO).startswith(tmp + "/"):
+            log(f"error: this checkout is under {tmp}, which each guest replaces with its own disk; "
+                "clone it elsewhere to run the kernels")
+            return 2
     try:
         with locked(os.path.join(args.cache, "prepare.lock"), "fetching kernels"):
             apt = Apt(os.path.join(args.cache, "apt"))

@@ -12,7 +12,7 @@ import pytest
 
 import lsandbox
 from tests._sandbox import LSANDBOX, PY, cli, policy, probe, rmtree, world_dir
-from tests._util import TIME_FACTOR, run_in_child
+from tests._util import TIME_FACTOR, run_in_child, setpriv_nobody
 
 pytestmark = pytest.mark.kernel
 
@@ -280,8 +280,9 @@ def test_signal_dispositions_are_the_commands_own():
     assert int(r.stdout.split("SigIgn:\t")[1][:16], 16) & (1 << (signal.SIGPIPE - 1)) == 0
 
 
+@pytest.mark.parametrize("nobody", [False, True], ids=["root", "nobody"])
 @pytest.mark.parametrize("namespaces", [True, False], ids=["namespaces", "no-namespaces"])
-def test_signals_the_caller_ignores_stay_ignored(namespaces):
+def test_signals_the_caller_ignores_stay_ignored(namespaces, nobody):
     """``nohup lsandbox run -- job``: the job must stay immune to hangups, and a background
     job of a shell without job control ignores SIGINT and SIGQUIT, sandboxed or not. (Shown
     to fail without the check in ``SignalForwarder``: its handlers replaced the inherited
@@ -294,7 +295,10 @@ def test_signals_the_caller_ignores_stay_ignored(namespaces):
     e.pop("LSANDBOX_REQUIREMENTS", None)
     if not namespaces:
         e["LSANDBOX_NO_NAMESPACES"] = "1"
-    r = subprocess.run([LSANDBOX, "run", "--", "grep", "^SigIgn", "/proc/self/status"], capture_output=True,
+    if nobody and os.geteuid() != 0:
+        pytest.skip("needs root to become nobody")
+    r = subprocess.run([*(setpriv_nobody() if nobody else []), LSANDBOX, "run", "--", "grep", "^SigIgn",
+                        "/proc/self/status"], capture_output=True, cwd="/",
                        text=True, env=e, timeout=60 * TIME_FACTOR, preexec_fn=ignore)
     assert r.returncode == 0, r.stderr
     ignored = int(r.stdout.split("\t")[1], 16)

@@ -15,8 +15,8 @@ Protocol (one private SEQPACKET socket pair, each request and its answer under a
 ``S`` + the namespace flags + the pickled spec fields, with the descriptors the child needs
 by SCM_RIGHTS (sync socket, report pipe, the three std descriptors, the working directory),
 answered with the pid of init (or of the relay); ``W`` + a pid, answered with its wait
-status. That first process is made ahead of its request (:class:`_Spare`, after the previous
-launch was reaped), which receives the request from the launcher; without a spare (gone,
+status. That first process is made ahead of its request (:class:`_Spare`, as soon as the
+previous one was handed its request), which receives the request from the launcher; without a spare (gone,
 the first request, or a spare in other namespaces) the launcher clones or forks it then.
 The launcher reaps a process only when asked, so until the caller has waited for it the pid
 stays what it was (a zombie at worst, as a child of the caller's would): ``pidfd_open`` and
@@ -296,6 +296,8 @@ def serve() -> None:
                         relays.add(pid)
                     sock.send(_INT.pack(pid))
                     last = msg
+                    if spare is None:  # the next launch's init, cloned while this one runs
+                        spare = _Spare.make(sock, owner, child_main, gc, pickle, last)
                 elif msg[:1] == b"W" and len(msg) == 1 + _INT.size:
                     (pid,) = _INT.unpack(msg[1:])
                     status = 0

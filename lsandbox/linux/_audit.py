@@ -38,7 +38,7 @@ that does not:
    auditd the records go to auditd, whose log (``/var/log/audit/audit.log``) must be readable.
 
 Matching: the parent knows the pid that called ``landlock_restrict_self`` (the child, or the
-PID-1 init the relay forked, as the supervisor's PID namespace sees it; audit needs the
+PID-1 init, as the supervisor's PID namespace sees it; audit needs the
 initial one, see :func:`audit_status`); the ``allocated`` record carrying that pid names the
 sandbox's domain, and only ``LANDLOCK_ACCESS`` records of that domain are reported (other
 sandboxes on the machine, and domains the workload nests inside ours, are not ours). The

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import _socket
 import os
+import select
 import sys
 
 import _prctl  # python-prctl's C extension, not its wrapper module
@@ -212,20 +213,25 @@ def _close_all_but(keep: set[int]) -> None:
     os.closerange(prev, os.sysconf("SC_OPEN_MAX"))
 
 
-def child_main(spec: ChildSpec) -> None:
+def child_main(spec: ChildSpec, parent: int = -1) -> None:
     """Never returns. With namespaces this process unshares them, becomes a relay (outside the
     new PID namespace, forwarding signals) and forks init (PID 1 inside), which applies the
-    sandbox to itself and forks the command."""
+    sandbox to itself and forks the command.
+
+    ``parent`` >= 0: this process was cloned straight into its namespaces but the mount
+    namespace (:func:`clone_init`) and is init already; ``parent`` is a pidfd of the
+    process that cloned it."""
     for sig in FORWARDED:  # the caller's Python handlers (lsandbox's SignalForwarder) are not
         if callable(signal.getsignal(sig)):  # ours: the default until the relay blocks them
             signal.signal(sig, signal.SIG_DFL)
     plan, report_fd, sync = spec.plan, spec.report_fd, spec.sync
     pidns = bool(spec.ns_flags)
+    cloned = parent >= 0
     step = Step.START
     try:
         _prctl.prctl(_prctl.PR_SET_PDEATHSIG, signal.SIGKILL)
-        if os.getppid() == 1:
-            os._exit(125)  # the supervisor already died
+        if parent_gone(parent):
+            os._exit(125)  # the supervisor (or the pre-forked launcher) already died
         for target, fd in enumerate(spec.std_fds):
             if fd != target:
                 os.dup2(fd, target)
@@ -235,23 +241,29 @@ def child_main(spec: ChildSpec) -> None:
         if pidns:
             step = Step.UNSHARE
             try:
-                netns = _unshare(spec)
+                if cloned:  # the rest made by clone (the network's included: else clone failed)
+                    _sys.unshare(_sys.CLONE_NEWNS)
+                    netns = bool(spec.ns_flags & CLONE_NEWNET)
+                else:
+                    netns = _unshare(spec)
             except OSError as e:  # a container refusing namespaces: the supervisor decides
-                send(report_fd, Kind.NAMESPACES_REFUSED, step=step, errno=e.errno or 0, text=e.strerror or str(e))
+                send(report_fd, Kind.NAMESPACES_REFUSED, step=step, errno=e.errno or 0,
+                     text=e.strerror or str(e))
                 os._exit(125)
             step = Step.NAMESPACES
             _setup_namespaces(plan, spec.uid, spec.gid, spec.userns, netns)
             if plan.proxy_port:
                 step = Step.PROXY
                 hand_over_proxy_listener(plan.proxy_port, sync)
-            mask = set(FORWARDED) | {signal.SIGCHLD}
-            signal.pthread_sigmask(signal.SIG_BLOCK, mask)
-            step = Step.INIT
-            init = os.fork()
-            if init != 0:
-                send(report_fd, Kind.RESTRICTED, value=init)  # who restricts itself: audit matching
-                sync.close()
-                _relay(init, mask)
+            if not cloned:
+                mask = set(FORWARDED) | {signal.SIGCHLD}
+                signal.pthread_sigmask(signal.SIG_BLOCK, mask)  # a cloned init has them blocked from birth
+                step = Step.INIT
+                init = os.fork()
+                if init != 0:
+                    send(report_fd, Kind.RESTRICTED, value=init)  # who restricts itself: audit matching
+                    sync.close()
+                    _relay(init, mask)
             # init keeps these blocked from here to its sigwait: a thread it starts meanwhile
             # (the listener hand-over) inherits the mask, so no SIGCHLD can be delivered to
             # a thread that leaves it unblocked (and be lost: init would wait forever).
@@ -297,6 +309,61 @@ def child_main(spec: ChildSpec) -> None:
     except BaseException as e:  # noqa: BLE001
         _fail(report_fd, Step.INIT, e)
         os._exit(125)
+
+
+#: What init keeps blocked until its ``sigwait`` (the command gets them unblocked).
+INIT_MASK = (*FORWARDED, signal.SIGCHLD)
+
+
+def clone_init(ns_flags: int) -> tuple[int, int]:
+    """Clone init straight into new namespaces, with no relay: ``(pid, -1)`` in the parent;
+    ``(0, pidfd of the parent)`` in the child, which goes on with ``child_main(spec, pidfd)``;
+    ``(-1, -1)`` where this process has other threads (glibc's fork must run then), has no
+    pidfds (Linux < 5.3) or clone refuses the namespaces: then the caller forks a relay, which
+    unshares them itself and reports what is refused.
+
+    All of ``ns_flags`` but the mount namespace: the child unshares that one when it runs
+    the launch (:func:`child_main`), so a child cloned ahead of its launch (the pre-forked
+    launcher's spare) copies the mount table of the moment it runs, not one that may have
+    changed since (mounts gone from the host, or not yet remounted read-only by the view).
+
+    The signals init forwards are blocked across the clone and stay blocked in the child:
+    the kernel drops a signal that PID 1 of a namespace neither handles nor blocks, so a
+    SIGINT arriving before init blocked them would be lost; blocked, it waits for init's
+    ``sigwait``."""
+    if not ns_flags or not one_thread():
+        return -1, -1
+    try:
+        parent = os.pidfd_open(os.getpid())
+    except (AttributeError, OSError):
+        return -1, -1
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, INIT_MASK)
+    try:
+        pid = _sys.clone_into_namespaces(ns_flags & ~_sys.CLONE_NEWNS)
+    except OSError:
+        pid = -1
+    if pid == 0:
+        return 0, parent
+    signal.pthread_sigmask(signal.SIG_SETMASK, old)
+    os.close(parent)
+    return pid, -1
+
+
+def one_thread() -> bool:
+    """Whether this process has a single thread (then a raw clone is as safe as a fork)."""
+    try:
+        return len(os.listdir("/proc/self/task")) == 1
+    except OSError:
+        return False
+
+
+def parent_gone(parent: int) -> bool:
+    """Whether the process that forked this one has died (before PDEATHSIG was set, which
+    would otherwise never fire). A child cloned into a new PID namespace sees a parent pid
+    of 0 whatever happens: it asks its parent's pidfd instead."""
+    if parent < 0:
+        return os.getppid() == 1
+    return bool(select.select([parent], [], [], 0)[0])
 
 
 def _relay(init: int, mask: set[signal.Signals]) -> None:

@@ -3,16 +3,20 @@
 Process shape with namespaces (root, or unprivileged user namespaces allowed)::
 
     supervisor (lsandbox, unconfined; runs the broker threads)
-      `-- relay (unshared the user/mount/PID namespaces; forwards signals; not sandboxed,
-            |     runs no untrusted code)
-            `-- init  (PID 1 of the new PID namespace; sandboxed; forwards signals)
-                  `-- command (PID 2; sandboxed; foreground process group of the terminal)
+      `-- init  (cloned into the new user/PID/IPC/network namespaces, PID 1 there; makes
+            |     its mount namespace and view, then sandboxes itself; forwards signals)
+            `-- command (PID 2; sandboxed; foreground process group of the terminal)
 
-If the supervisor dies, the relay and then init get SIGKILL (PDEATHSIG) and the kernel kills
-every process of the namespace: the sandbox fails closed. From a process's third launch on,
-the relay is forked by a small pre-forked launcher process instead (``_prefork``: the
-caller's address space is not copied three times per launch), which kills its relays when
-the supervisor dies. Without namespaces (some containers) the command is
+as bubblewrap's. A supervisor with other threads cannot clone (glibc must run its fork
+handlers), and a clone can be refused where ``unshare`` is partly allowed: then it forks a
+*relay* (outside the new PID namespace, not sandboxed, running no untrusted code), which
+unshares the namespaces, reports what is refused, forks init and forwards signals to it.
+
+If the supervisor dies, init (or the relay, then init) gets SIGKILL (PDEATHSIG) and the
+kernel kills every process of the namespace: the sandbox fails closed. From a process's
+third launch on, init is cloned by a small pre-forked launcher process instead
+(``_prefork``: the caller's address space is not copied per launch), which kills its
+sandboxes when the supervisor dies. Without namespaces (some containers) the command is
 the direct child: PDEATHSIG still kills it, but its descendants may outlive a killed
 supervisor (``doctor`` reports this).
 """
@@ -39,7 +43,7 @@ from .._errors import (
 )
 from ..policy import Policy
 from . import _socket_dir, _sys
-from ._child import FORWARDED, ChildSpec, child_main
+from ._child import FORWARDED, ChildSpec, child_main, clone_init
 from ._features import Features, features, filesystem_unenforced
 from ._netns import CLONE_NEWNET
 from ._plan import LinuxPlan, build_plan, filter_a_bytes, filter_b_bytes
@@ -300,16 +304,19 @@ def _start(launch: Launch, spec: Callable[[LinuxPlan, _socket.socket, int], Chil
     child = spec(launch.plan, child_sock, report_w)
     pid = _start_preforked(launch, child)
     if pid == 0:
-        # A plain glibc fork (never a raw clone: glibc must reset its locks, as other threads
-        # of this process may hold them); the child unshares the namespaces itself.
-        pid = os.fork()
+        # init cloned into its namespaces where this process has one thread; else a plain
+        # glibc fork (glibc must reset its locks, as other threads may hold them), a relay
+        # that unshares the namespaces itself.
+        pid, parent = clone_init(child.ns_flags)
+        if pid < 0:
+            pid = os.fork()
         if pid == 0:
             # No garbage collection in the short-lived setup processes: a collection walks
             # every object the caller owns and copies the pages it touches (copy-on-write).
             gc.disable()
             parent_sock.close()
             os.close(report_r)
-            child_main(child)
+            child_main(child, parent)
     child_sock.close()
     os.close(report_w)
     launch.pid, launch.report_r = pid, report_r

@@ -56,7 +56,7 @@ def wanted(network_enabled: bool, allow_all_unix: bool) -> bool:
 
 def hand_over_proxy_listener(port: int, sync: _socket.socket) -> None:
     """The proxied network's entrance: a TCP listener on ``127.0.0.1:port`` *inside* the
-    sandbox's network namespace, made here (the relay, before anything is restricted) and
+    sandbox's network namespace, made here (by init or the relay, before anything is restricted) and
     sent to the supervisor, which serves it with the filtering proxy; no copy stays here.
     A socket belongs to the namespace it was created in, so the sandbox reaches the proxy at
     its own loopback while the proxy's upstream connections leave from the host's."""

@@ -1,29 +1,32 @@
 """A small pre-forked launcher process for callers that launch sandboxes again and again.
 
-Every launch forks the caller three times (relay, init, command). Each fork copies the
-caller's page tables and every page the child then writes, and each exit frees them: an
-agent host or a test runner of a few hundred megabytes pays for its own size on every
-sandbox. From its second launch on, a process starts this launcher: a fresh interpreter
-(``python -c ...``, its own small address space) that imports the launch path once and then
-forks the relay for each launch it is asked for. The supervisor stays the caller: it plans
-(every decision is made there, as before), serves the broker and receives the listener; the
-launcher only forks and runs the frozen :class:`~lsandbox.linux._child.ChildSpec` it is sent
-(its init forks the command from C where the compiled module is built: ``_fastpath_child.h``).
+Every launch forks the caller twice (init, command; three times where a relay is needed).
+Each fork copies the caller's page tables and every page the child then writes, and each
+exit frees them: an agent host or a test runner of a few hundred megabytes pays for its own
+size on every sandbox. From its second launch on, a process starts this launcher: a fresh
+interpreter (``python -c ...``, its own small address space) that imports the launch path
+once and then clones init (``_child.clone_init``; a relay where the clone is refused) for
+each launch it is asked for. The supervisor stays the caller: it plans (every decision is
+made there, as before), serves the broker and receives the listener; the launcher only
+forks and runs the frozen :class:`~lsandbox.linux._child.ChildSpec` it is sent (its init
+forks the command from C where the compiled module is built: ``_fastpath_child.h``).
 
 Protocol (one private SEQPACKET socket pair, each request and its answer under a lock):
-``S`` + the pickled spec fields, with the descriptors the child needs by SCM_RIGHTS (sync
-socket, report pipe, the three std descriptors, the working directory), answered with the
-relay's pid; ``W`` + a pid, answered with its wait status. The relay is forked ahead of its
-request (:class:`_Spare`, after the previous launch was reaped), which receives the request
-from the launcher; without a spare (gone, or the first request) the launcher forks it then. The launcher reaps a relay only
-when asked, so until the caller has waited for it the pid stays what it was (a zombie at
-worst, as a child of the caller's would): ``pidfd_open`` and ``kill`` on it stay safe. The
-caller asks after the relay's pidfd said it ended, so the launcher never blocks.
+``S`` + the namespace flags + the pickled spec fields, with the descriptors the child needs
+by SCM_RIGHTS (sync socket, report pipe, the three std descriptors, the working directory),
+answered with the pid of init (or of the relay); ``W`` + a pid, answered with its wait
+status. That first process is made ahead of its request (:class:`_Spare`, as soon as the
+previous one was handed its request), which receives the request from the launcher; without a spare (gone,
+the first request, or a spare in other namespaces) the launcher clones or forks it then.
+The launcher reaps a process only when asked, so until the caller has waited for it the pid
+stays what it was (a zombie at worst, as a child of the caller's would): ``pidfd_open`` and
+``kill`` on it stay safe. The caller asks after the process's pidfd said it ended, so the
+launcher never blocks.
 
 Failing closed: the launcher watches the caller through a pidfd; when the caller is gone
-(or closes the socket) it kills every relay it started (SIGKILL; each init then dies of its
-PDEATHSIG and the kernel ends its PID namespace) and exits. If the launcher itself dies, its
-relays die of their PDEATHSIG. The caller falls back to forking itself whenever the launcher
+(or closes the socket) it kills every init (or relay) it started (SIGKILL; the kernel then
+ends each PID namespace; a relay's init dies of its PDEATHSIG) and exits. If the launcher
+itself dies, they die of their PDEATHSIG. The caller falls back to forking itself whenever the launcher
 is not ready, and always for launches that pass extra descriptors.
 ``LSANDBOX_NO_PREFORK=1`` disables it.
 
@@ -46,7 +49,7 @@ import signal
 import struct
 import sys
 
-from ._child import ChildSpec, prepare
+from ._child import ChildSpec, clone_init, parent_gone, prepare
 
 _INT = struct.Struct("=i")
 _MAX_FDS = 8
@@ -132,7 +135,7 @@ class Prefork:
                   "cwd": spec.cwd, "ns_flags": spec.ns_flags, "userns": spec.userns, "uid": spec.uid,
                   "gid": spec.gid, "tty": spec.tty is not None, "landlock_log": spec.landlock_log,
                   "umask": _umask(), "ignored": _ignored()}
-        return self._ask(b"S" + pickle.dumps(fields, pickle.HIGHEST_PROTOCOL),
+        return self._ask(b"S" + _INT.pack(spec.ns_flags) + pickle.dumps(fields, pickle.HIGHEST_PROTOCOL),
                          [spec.sync.fileno(), spec.report_fd, *spec.std_fds, cwd_fd])
 
     def reap(self, pid: int) -> int:
@@ -277,10 +280,13 @@ def serve() -> None:
                     return
                 if msg[:1] == b"S" and len(fds) == 6:
                     try:
+                        if spare is not None and not spare.fits(msg):
+                            spare.discard()
+                            spare = None
                         pid = spare.hand(msg, fds) if spare is not None else 0
                         spare = None
                         if not pid:
-                            pid = _fork_relay(pickle.loads(msg[1:]), fds, sock, child_main, gc)
+                            pid = _fork_relay(_fields(msg, pickle), fds, sock, child_main, gc)
                     except OSError:  # a failed fork (the process limit): the caller forks, or says why
                         pid = 0
                     finally:
@@ -290,6 +296,8 @@ def serve() -> None:
                         relays.add(pid)
                     sock.send(_INT.pack(pid))
                     last = msg
+                    if spare is None:  # the next launch's init, cloned while this one runs
+                        spare = _Spare.make(sock, owner, child_main, gc, pickle, last)
                 elif msg[:1] == b"W" and len(msg) == 1 + _INT.size:
                     (pid,) = _INT.unpack(msg[1:])
                     status = 0
@@ -313,14 +321,19 @@ def serve() -> None:
 
 
 class _Spare:
-    """The next relay, forked ahead of its request: the fork and the interpreter's work after
-    it are off the launch path. It is a copy of the launcher like any relay (whose state does
-    not change), dies with it (PDEATHSIG; killed too when the caller goes), and waits for one
-    request on a socket of its own; the launcher forwards the request with its descriptors and
-    answers with the spare's pid. If the spare is gone, the launcher forks the relay itself."""
+    """The next launch's first process, forked ahead of its request: the fork and the
+    interpreter's work after it are off the launch path. After a first request it is init
+    itself, cloned into new namespaces like the last request's (``_child.clone_init``: all but
+    the mount namespace, which it makes when its request comes), and serves only a request for
+    the same namespaces (else the launcher kills it and clones init then); before that, a
+    relay that unshares them itself. It is a copy of the launcher like any relay (whose state
+    does not change), dies with it (PDEATHSIG; killed too when the caller goes), and waits for
+    one request on a socket of its own; the launcher forwards the request with its
+    descriptors and answers with the spare's pid. If the spare is gone, the launcher forks
+    the relay itself."""
 
-    def __init__(self, pid: int, sock: _socket.socket) -> None:
-        self.pid, self.sock = pid, sock
+    def __init__(self, pid: int, sock: _socket.socket, flags: int = 0) -> None:
+        self.pid, self.sock, self.flags = pid, sock, flags
 
     @classmethod
     def make(cls, launcher_sock: _socket.socket, owner: int, child_main: object, gc: object, pickle: object,
@@ -329,12 +342,16 @@ class _Spare:
             mine, theirs = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_SEQPACKET | _socket.SOCK_CLOEXEC)
         except OSError:
             return None
-        try:
-            pid = os.fork()
-        except OSError:
-            mine.close()
-            theirs.close()
-            return None
+        flags = _flags(last) if last is not None else 0
+        pid, parent = clone_init(flags)
+        if pid < 0:
+            flags = 0
+            try:
+                pid = os.fork()
+            except OSError:
+                mine.close()
+                theirs.close()
+                return None
         if pid == 0:
             try:
                 mine.close()
@@ -342,10 +359,10 @@ class _Spare:
                 os.close(owner)
                 gc.disable()  # type: ignore[attr-defined]
                 _prctl_pdeathsig()
-                if os.getppid() == 1:
+                if parent_gone(parent):
                     os._exit(0)  # the launcher is gone already
                 if last is not None:  # the pages a request's decoding and C data touch: copied now
-                    fields = pickle.loads(last[1:])  # type: ignore[attr-defined]
+                    fields = _fields(last, pickle)
                     prepare(fields["plan"], fields["argv"], fields["executable"], fields["env"], fields["cwd"],
                             fields["landlock_log"], 0)
                     del fields
@@ -358,13 +375,28 @@ class _Spare:
                 theirs.close()
                 if msg[:1] != b"S" or len(fds) != 6:
                     os._exit(0)
-                fields = pickle.loads(msg[1:])  # type: ignore[attr-defined]
+                fields = _fields(msg, pickle)
             except BaseException:  # noqa: BLE001 - never back into the launcher's loop
                 os._exit(125)
-            _relay_child(fields, fds, prepare(fields["plan"], fields["argv"], fields["executable"], fields["env"],
-                                              fields["cwd"], fields["landlock_log"], fds[0]), child_main)
+            prepared = prepare(fields["plan"], fields["argv"], fields["executable"], fields["env"],
+                               fields["cwd"], fields["landlock_log"], fds[0])
+            _relay_child(fields, fds, prepared, child_main, parent)
         theirs.close()
-        return cls(pid, mine)
+        return cls(pid, mine, flags)
+
+    def fits(self, msg: bytes) -> bool:
+        """Whether this spare can serve the request ``msg``: a relay serves any, a cloned
+        init only a request for the namespaces it is in."""
+        return not self.flags or _flags(msg) == self.flags
+
+    def discard(self) -> None:
+        """Kill and reap it (it waits for a request it will not get)."""
+        self.sock.close()
+        try:
+            os.kill(self.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        os.waitpid(self.pid, 0)
 
     def hand(self, msg: bytes, fds: list[int]) -> int:
         """Forward a start request: the spare's pid, or 0 (gone: reaped here)."""
@@ -382,6 +414,15 @@ class _Spare:
             self.sock.close()
 
 
+def _fields(msg: bytes, pickle: object) -> dict:
+    """The spec fields of a start request (``S``, the namespace flags, the pickle)."""
+    return pickle.loads(msg[1 + _INT.size:])  # type: ignore[attr-defined]
+
+
+def _flags(msg: bytes) -> int:
+    return int(_INT.unpack_from(msg, 1)[0])
+
+
 def _prctl_pdeathsig() -> None:
     import _prctl
 
@@ -392,7 +433,9 @@ def _fork_relay(fields: dict, fds: list[int], sock: _socket.socket, child_main: 
     sync = fds[0]
     prepared = prepare(fields["plan"], fields["argv"], fields["executable"], fields["env"], fields["cwd"],
                        fields["landlock_log"], sync)
-    pid = os.fork()
+    pid, parent = clone_init(fields["ns_flags"])  # init itself (the launcher has one thread)
+    if pid < 0:
+        pid = os.fork()  # a relay: clone refused the namespaces (it reports which)
     if pid != 0:
         return pid
     try:
@@ -400,18 +443,19 @@ def _fork_relay(fields: dict, fds: list[int], sock: _socket.socket, child_main: 
         sock.close()
     except BaseException:  # noqa: BLE001 - never back into the launcher's loop
         os._exit(125)
-    _relay_child(fields, fds, prepared, child_main)
+    _relay_child(fields, fds, prepared, child_main, parent)
     return 0  # pragma: no cover - _relay_child never returns
 
 
-def _relay_child(fields: dict, fds: list[int], prepared: object, child_main: object) -> None:
-    """In the relay (a fork of the launcher, or its spare): the request's spec, then the child."""
+def _relay_child(fields: dict, fds: list[int], prepared: object, child_main: object, parent: int = -1) -> None:
+    """In the relay (a fork of the launcher, or its spare): the request's spec, then the child.
+    ``parent`` >= 0 (the launcher's pidfd): cloned into its namespaces, it is init."""
     sync, report, std0, std1, std2, cwd_fd = fds
     try:
         for sig in _TERMINAL:  # ignored by the launcher; the caller's own dispositions again
             signal.signal(sig, signal.SIG_IGN if sig in fields["ignored"] else signal.SIG_DFL)
         os.umask(fields["umask"])
-        if fields["cwd"] is None:
+        if fields["cwd"] is None:  # before the mount namespace is made: it takes it along
             os.fchdir(cwd_fd)
         os.close(cwd_fd)
         spec = ChildSpec(fields["plan"], fields["argv"], fields["executable"], fields["env"], fields["cwd"],
@@ -420,5 +464,5 @@ def _relay_child(fields: dict, fds: list[int], prepared: object, child_main: obj
                          landlock_log=fields["landlock_log"], prepared=prepared)
     except BaseException:  # noqa: BLE001 - never back into the launcher's loop
         os._exit(125)
-    child_main(spec)  # type: ignore[operator]
+    child_main(spec, parent)  # type: ignore[operator]
     os._exit(125)  # pragma: no cover - child_main never returns

@@ -1,7 +1,7 @@
 """The child's reports to the supervisor: small typed records over the CLOEXEC report pipe.
 
-Every process between the fork and the command (relay, init, the command before its
-``execve``) writes whole records with one ``write`` each: a fixed header (kind, step, errno,
+Every process between the fork and the command (the relay where there is one, init, the
+command before its ``execve``) writes whole records with one ``write`` each: a fixed header (kind, step, errno,
 value, text length) and UTF-8 text. A record is at most ``PIPE_BUF`` bytes, so records of
 different processes never interleave. The supervisor decodes them into :class:`Report`s and
 acts on the kind and step, never on the text: the text is only ever shown to the user.

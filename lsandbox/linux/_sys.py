@@ -13,7 +13,7 @@ from ._ffi import ffi, lib
 
 ARCH = seccomp_bpf.native_arch()
 _NR = {name: seccomp_bpf.syscall_number(name, ARCH)
-       for name in ("unshare", "umount2", "open_tree", "move_mount", "fsopen", "fsconfig", "fsmount",
+       for name in ("clone", "unshare", "umount2", "open_tree", "move_mount", "fsopen", "fsconfig", "fsmount",
                     "mount_setattr")}
 
 CLONE_NEWNS = 0x00020000
@@ -36,6 +36,24 @@ def unshare(flags: int) -> None:
     """unshare(2) (``os.unshare`` exists only from Python 3.12)."""
     ffi.errno = 0
     _check(lib.syscall(ffi.cast("long", _NR["unshare"]), ffi.cast("unsigned long", flags)), "unshare")
+
+
+def clone_into_namespaces(flags: int) -> int:
+    """A fork straight into new namespaces (``clone(2)`` with ``flags``, CLONE_NEW*, and
+    SIGCHLD): with CLONE_NEWPID the child is PID 1 of its namespace at once, with no relay
+    process to fork first. Returns the child's pid in the parent, 0 in the child.
+
+    The raw syscall, not glibc's ``fork``: glibc's fork handlers (its malloc locks, the
+    thread's cached TID) do not run, so it is only for a process that has one thread (no
+    other thread can hold a lock the child would need); Python's at-fork hooks do not run
+    either (the child runs only the launch's own code, then ``execve`` or ``_exit``)."""
+    ffi.errno = 0
+    zero = ffi.cast("unsigned long", 0)
+    return _check(lib.syscall(ffi.cast("long", _NR["clone"]), ffi.cast("unsigned long", flags | _SIGCHLD),
+                              zero, zero, zero, zero), "clone")
+
+
+_SIGCHLD = 17  # the same number on every architecture lsandbox supports
 
 
 def mount(source: str | None, target: str, fstype: str | None, flags: int) -> None:

@@ -142,14 +142,18 @@ def test_core_with_capabilities_dropped(setup):
 
 
 def _under_no_netns_runtime(ws: str) -> tuple[int, str, str, str]:
-    """A runtime whose seccomp profile refuses only network namespaces (built with our
-    seccomp_bpf, installed in this forked child; lsandbox inherits it)."""
+    """A runtime whose seccomp profile refuses only network namespaces, through ``unshare``
+    and ``clone`` both (``clone3`` answers ENOSYS), as Docker's default profile filters them
+    (built with our seccomp_bpf, installed in this forked child; lsandbox inherits it)."""
+    import errno
+
     import seccomp_bpf as sb
 
     newnet = 0x40000000
-    rule = sb.Rule("unshare", sb.errno(1), (sb.Arg(0).masked_eq(newnet, newnet),))
+    rules = [sb.Rule(name, sb.errno(1), (sb.Arg(0).masked_eq(newnet, newnet),)) for name in ("unshare", "clone")]
+    rules.append(sb.Rule("clone3", sb.errno(errno.ENOSYS)))
     sb.set_no_new_privs()
-    sb.install_filter(sb.compile_filter(sb.Filter(sb.native_arch(), [rule], sb.ALLOW)))
+    sb.install_filter(sb.compile_filter(sb.Filter(sb.native_arch(), rules, sb.ALLOW)))
     r = cli("run", "--log-denials", "--", "sh", "-c", "readlink /proc/self/ns/net /proc/self/ns/pid", cwd=ws)
     return r.returncode, r.stdout, r.stderr, os.readlink("/proc/self/ns/net") + " " + os.readlink("/proc/self/ns/pid")
 

@@ -4,9 +4,11 @@ serves it with a real :class:`Broker`. Plus socket servers that count what reach
 
 from __future__ import annotations
 
+import atexit
 import os
 import pickle
 import select
+import shutil
 import socket
 import tempfile
 import threading
@@ -41,10 +43,23 @@ def policy(sockets: dict[str, str] | None = None, *, writable: tuple[str, ...] =
     return Policy(fs, NetworkPolicy(network, rules, allow_all))
 
 
+_made: list[tuple[int, str]] = []  # (the pid that made it, its path)
+
+
+@atexit.register
+def _remove_made() -> None:
+    """The shared dirs this process made, removed when it exits (a test's forked children
+    leave through ``os._exit`` and remove nothing)."""
+    for pid, d in _made:
+        if pid == os.getpid():
+            shutil.rmtree(d, ignore_errors=True)
+
+
 def shared_dir() -> str:
-    """A canonical temp dir that nobody can use too."""
+    """A canonical temp dir that nobody can use too (removed at exit)."""
     d = os.path.realpath(tempfile.mkdtemp(prefix="lsb-unix-", dir="/tmp"))
     os.chmod(d, 0o777)
+    _made.append((os.getpid(), d))
     return d
 
 

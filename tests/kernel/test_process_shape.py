@@ -312,3 +312,24 @@ os.kill(init, signal.SIGKILL)
 print("@@", sb.wait(timeout=30))
 """, nobody, tmp)
     assert got == "-9", got
+
+
+def test_a_caller_that_dropped_root_after_a_launch_gets_a_user_namespace(tmp):
+    """Root launches once, then becomes uid 65534: its next sandboxes run in a user
+    namespace of their own (features are probed per effective uid), not without namespaces.
+    (Shown to fail with features probed once per process: the second launch had one PID
+    namespace level and the "namespaces unavailable" note.)"""
+    if os.geteuid() != 0:
+        pytest.skip("drops from root to nobody: needs root")
+    got = _run("""
+import json
+first = shape()
+os.setgroups([])
+os.setresgid(65534, 65534, 65534)
+os.setresuid(65534, 65534, 65534)
+import prctl
+prctl.set_dumpable(True)
+second = shape()
+print("@@", json.dumps([first[0], second[0], second[2]]))
+""", False, tmp)
+    assert json.loads(got) == [2, 2, -9], got

@@ -187,6 +187,10 @@ def spawn(
         why = filesystem_unenforced(plan.abi, plan.namespaces, plan.view) or _view_alone_short(plan)
         if why:  # never silently weaker: no Landlock and nothing else to carry the policy
             raise SetupError(why)
+        if plan.namespaces and not feats.root and not _dumpable():
+            raise SetupError("this process is not dumpable (PR_SET_DUMPABLE is 0, as after a setuid): "
+                             "its sandbox's user-namespace maps are root's to write; make it dumpable "
+                             "(prctl PR_SET_DUMPABLE 1) or run as root")
         if policy.network.proxied:
             if not plan.netns:
                 raise SetupError("network.domains needs a network namespace of the sandbox's own "
@@ -262,6 +266,12 @@ def spawn(
     launch.broker = LazyBroker(fds[0], policy, pin, record, provenance, preload=_brokers_likely(launch.plan),
                                unix_pins=pins)
     return launch
+
+
+def _dumpable() -> bool:
+    import _prctl
+
+    return bool(_prctl.prctl(_prctl.PR_GET_DUMPABLE))
 
 
 def _pin_unix_rules(plan: LinuxPlan) -> PinnedRules | None:

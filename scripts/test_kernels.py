@@ -32,6 +32,7 @@ import concurrent.futures
 import contextlib
 import fcntl
 import glob
+import hashlib
 import os
 import re
 import shlex
@@ -423,6 +424,26 @@ def source_commit() -> str:
     return head + ("+changes" if dirty else "")
 
 
+#: What a run tests: the package, its tests and the guest's scripts. Commits that differ only
+#: elsewhere (documentation, this host-side runner) test the same code.
+CODE_PATHS = ("lsandbox", "lsandbox_records", "seccomp_bpf", "landlock", "macos", "tests", "scripts/kernels",
+              "pyproject.toml")
+
+
+def code_id(commit: str) -> str:
+    """A short hash of the trees of :data:`CODE_PATHS` at ``commit`` (``-`` where unknown,
+    or for a snapshot with uncommitted changes): results of one code state, though run on
+    different commits (in different sessions: the five kernels take more than one), show one id."""
+    if not re.fullmatch(r"[0-9a-f]{7,40}", commit):
+        return "-"
+    try:
+        out = subprocess.run(["git", "-C", REPO, "ls-tree", commit, "--", *CODE_PATHS],
+                             capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return "-"
+    return hashlib.sha1(out.encode()).hexdigest()[:8] if out else "-"
+
+
 # Boots of one kernel that panic before the guest script runs are tried again, this often.
 BOOT_ATTEMPTS = 3
 
@@ -508,12 +529,17 @@ def stored_result(series: str, keep: str) -> Result:
 def print_table(results: list[Result], keep: str) -> None:
     print()
     print(f"{'kernel':<8} {'release':<22} {'landlock':>8} {'passed':>7} {'failed':>7} {'skipped':>8} "
-          f"{'wall':>7}  {'tests':<7} commit")
+          f"{'wall':>7}  {'tests':<7} {'commit':<14} code")
+    codes = {r.series: code_id(r.commit) for r in results}
     for r in results:
         abi = "none" if r.abi == "0" else r.abi
         status = "" if r.ok else "  FAIL" + (f" ({r.error})" if r.error else "")
         print(f"{r.series:<8} {r.release:<22} {abi:>8} {r.passed:>7} {r.failed:>7} {r.skipped:>8} "
-              f"{f'{r.seconds / 60:.1f}m' if r.seconds else '-':>7}  {r.tests:<7} {r.commit}{status}")
+              f"{f'{r.seconds / 60:.1f}m' if r.seconds else '-':>7}  {r.tests:<7} {r.commit:<14} "
+              f"{codes[r.series]}{status}")
+    same = set(codes.values())
+    if results and all(r.ok and r.tests == "suites" for r in results) and len(same) == 1 and "-" not in same:
+        print(f"\nall {len(results)} kernels green on one code state ({same.pop()})")
     for r in results:
         if r.failures:
             print(f"\n{r.series}: failed")

@@ -220,10 +220,30 @@ def child_main(spec: ChildSpec, parent: int = -1) -> None:
 
     ``parent`` >= 0: this process was cloned straight into its namespaces but the mount
     namespace (:func:`clone_init`) and is init already; ``parent`` is a pidfd of the
-    process that cloned it."""
-    for sig in FORWARDED:  # the caller's Python handlers (lsandbox's SignalForwarder) are not
-        if callable(signal.getsignal(sig)):  # ours: the default until the relay blocks them
-            signal.signal(sig, signal.SIG_DFL)
+    process that cloned it.
+
+    Whatever happens here (a report that cannot be written, anything raised while handling
+    a failure) ends this process: nothing may unwind into the caller's code, which this
+    process is a copy of."""
+    try:
+        _reset_handlers()
+        _child_main(spec, parent)
+    finally:
+        os._exit(125)
+
+
+def _reset_handlers() -> None:
+    """The caller's Python signal handlers (lsandbox's SignalForwarder, a timeout's SIGALRM
+    handler...) are not ours: the default in this copy of it, before any can run here."""
+    for sig in range(1, signal.NSIG):
+        try:
+            if callable(signal.getsignal(sig)):
+                signal.signal(sig, signal.SIG_DFL)
+        except (OSError, ValueError):
+            pass
+
+
+def _child_main(spec: ChildSpec, parent: int) -> None:
     plan, report_fd, sync = spec.plan, spec.report_fd, spec.sync
     pidns = bool(spec.ns_flags)
     cloned = parent >= 0
@@ -313,6 +333,8 @@ def child_main(spec: ChildSpec, parent: int = -1) -> None:
 
 #: What init keeps blocked until its ``sigwait`` (the command gets them unblocked).
 INIT_MASK = (*FORWARDED, signal.SIGCHLD)
+_INIT_BITS = sum(1 << (int(sig) - 1) for sig in INIT_MASK)
+_ALL_BITS = (1 << 64) - 1
 
 
 def clone_init(ns_flags: int) -> tuple[int, int]:
@@ -327,26 +349,48 @@ def clone_init(ns_flags: int) -> tuple[int, int]:
     launcher's spare) copies the mount table of the moment it runs, not one that may have
     changed since (mounts gone from the host, or not yet remounted read-only by the view).
 
-    The signals init forwards are blocked across the clone and stay blocked in the child:
-    the kernel drops a signal that PID 1 of a namespace neither handles nor blocks, so a
-    SIGINT arriving before init blocked them would be lost; blocked, it waits for init's
-    ``sigwait``."""
+    Signals: every signal is blocked across the clone (with ``rt_sigprocmask``, which runs
+    no Python handler), and the handlers of signals that arrived before run first, here in
+    the caller: a raw clone, unlike ``os.fork``, does not clear the interpreter's pending
+    handler calls, and one run in the child would be the caller's code running in init. In
+    the child the caller's handlers are reset and the caller's mask comes back with
+    :data:`INIT_MASK` blocked (the kernel drops a signal that PID 1 of a namespace neither
+    handles nor blocks: blocked, it waits for init's ``sigwait``). In the parent the mask
+    comes back whatever is raised meanwhile; a handler that raises once it is back (a
+    KeyboardInterrupt) ends the launch, so the cloned child is killed and reaped first."""
     if not ns_flags or not one_thread():
         return -1, -1
+    prev = _sys.sigprocmask(_sys.SIG_BLOCK, 0)  # a handler raising here has changed nothing
+    pid, parent = -1, -1
     try:
+        _sys.sigprocmask(_sys.SIG_BLOCK, _ALL_BITS)
+        signal.pthread_sigmask(signal.SIG_BLOCK, ())  # runs the pending handlers, here
         parent = os.pidfd_open(os.getpid())
-    except (AttributeError, OSError):
-        return -1, -1
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, INIT_MASK)
-    try:
         pid = _sys.clone_into_namespaces(ns_flags & ~_sys.CLONE_NEWNS)
     except OSError:
         pid = -1
+    finally:
+        if pid != 0:
+            if parent >= 0:
+                os.close(parent)
+            _unblock(prev, pid)
     if pid == 0:
+        _reset_handlers()  # none pending: the parent ran them before the clone
+        _sys.sigprocmask(_sys.SIG_SETMASK, prev | _INIT_BITS)
         return 0, parent
-    signal.pthread_sigmask(signal.SIG_SETMASK, old)
-    os.close(parent)
     return pid, -1
+
+
+def _unblock(prev: int, pid: int) -> None:
+    """The caller's mask back after a clone; if one of its handlers raises now, the launch
+    is over: the child (waiting for the supervisor) is killed and reaped before it goes on."""
+    try:
+        _sys.sigprocmask(_sys.SIG_SETMASK, prev)
+    except BaseException:
+        if pid > 0:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        raise
 
 
 def one_thread() -> bool:
@@ -374,6 +418,8 @@ def _relay(init: int, mask: set[signal.Signals]) -> None:
             if sig == signal.SIGCHLD:
                 got, status = os.waitpid(init, os.WNOHANG)
                 if got == init:
+                    if os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL:
+                        os.kill(os.getpid(), signal.SIGKILL)  # as init's own parent would see it
                     code = os.waitstatus_to_exitcode(status)
                     os._exit(128 - code if code < 0 else code)
             else:

@@ -123,9 +123,15 @@ def mount_view_built() -> bool:
     return importlib.util.find_spec("lsandbox.linux._mount_view") is not None
 
 
-@cache
 def features() -> Features:
-    root = os.geteuid() == 0
+    """What this kernel and this process can do, probed once per effective uid: a caller
+    that dropped root after a launch needs a user namespace for the next one."""
+    return _features(os.geteuid())
+
+
+@cache
+def _features(euid: int) -> Features:
+    root = euid == 0
     ns = not _clamped("LSANDBOX_NO_NAMESPACES")
     if ns and not root:
         ns = userns_allowed()[0]
@@ -134,3 +140,6 @@ def features() -> Features:
     except OSError:
         notif = False
     return Features(landlock.abi_version(), notif, ns, root)
+
+
+features.cache_clear = _features.cache_clear  # type: ignore[attr-defined]  # probed afresh (tests)

@@ -187,6 +187,10 @@ def spawn(
         why = filesystem_unenforced(plan.abi, plan.namespaces, plan.view) or _view_alone_short(plan)
         if why:  # never silently weaker: no Landlock and nothing else to carry the policy
             raise SetupError(why)
+        if plan.namespaces and not feats.root and not _dumpable():
+            raise SetupError("this process is not dumpable (PR_SET_DUMPABLE is 0, as after a setuid): "
+                             "its sandbox's user-namespace maps are root's to write; make it dumpable "
+                             "(prctl PR_SET_DUMPABLE 1) or run as root")
         if policy.network.proxied:
             if not plan.netns:
                 raise SetupError("network.domains needs a network namespace of the sandbox's own "
@@ -264,6 +268,12 @@ def spawn(
     return launch
 
 
+def _dumpable() -> bool:
+    import _prctl
+
+    return bool(_prctl.prctl(_prctl.PR_GET_DUMPABLE))
+
+
 def _pin_unix_rules(plan: LinuxPlan) -> PinnedRules | None:
     """Where the plan handles ``RESOLVE_UNIX`` (ABI >= 9), the connector's rule paths opened
     now, before the command can rename anything (``_connector.PinnedRules``)."""
@@ -301,25 +311,34 @@ def _start(launch: Launch, spec: Callable[[LinuxPlan, _socket.socket, int], Chil
     ``SetupError`` (everything released) when it fails otherwise."""
     parent_sock, child_sock = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_SEQPACKET)
     report_r, report_w = os.pipe2(os.O_CLOEXEC)
-    child = spec(launch.plan, child_sock, report_w)
-    pid = _start_preforked(launch, child)
-    if pid == 0:
-        # init cloned into its namespaces where this process has one thread; else a plain
-        # glibc fork (glibc must reset its locks, as other threads may hold them), a relay
-        # that unshares the namespaces itself.
-        pid, parent = clone_init(child.ns_flags)
-        if pid < 0:
-            pid = os.fork()
-        if pid == 0:
-            # No garbage collection in the short-lived setup processes: a collection walks
-            # every object the caller owns and copies the pages it touches (copy-on-write).
-            gc.disable()
-            parent_sock.close()
-            os.close(report_r)
-            child_main(child, parent)
+    try:
+        child = spec(launch.plan, child_sock, report_w)
+        launch.pid = _start_preforked(launch, child)
+        if launch.pid == 0:
+            # init cloned into its namespaces where this process has one thread; else a plain
+            # glibc fork (glibc must reset its locks, as other threads may hold them), a relay
+            # that unshares the namespaces itself.
+            pid, parent = clone_init(child.ns_flags)
+            if pid < 0:
+                pid = os.fork()
+            if pid == 0:
+                _become_child(child, parent, parent_sock, report_r)
+            launch.pid = pid
+    except BaseException:  # a KeyboardInterrupt, a failed fork: nothing left behind
+        if launch.pid > 0:
+            os.kill(launch.pid, signal.SIGKILL)
+            _reap(launch)
+        launch.pid = 0
+        parent_sock.close()
+        child_sock.close()
+        os.close(report_r)
+        os.close(report_w)
+        _release(launch)
+        raise
+    pid = launch.pid
     child_sock.close()
     os.close(report_w)
-    launch.pid, launch.report_r = pid, report_r
+    launch.report_r = report_r
     try:  # while the child unshares, mounts and applies Landlock (2 cores: in parallel)
         filters = [b"A" + filter_a_bytes(launch.plan)]
         if launch.plan.filter_b is None:  # B first: the child installs it before A
@@ -356,6 +375,19 @@ def _start(launch: Launch, spec: Callable[[LinuxPlan, _socket.socket, int], Chil
 
 
 _launches = 0  # in this process: the first never asks for the pre-forked launcher
+
+
+def _become_child(child: ChildSpec, parent: int, parent_sock: _socket.socket, report_r: int) -> None:
+    """In the forked or cloned child: never returns (nothing may unwind into the caller's
+    code). No garbage collection in the short-lived setup processes: a collection walks
+    every object the caller owns and copies the pages it touches (copy-on-write)."""
+    try:
+        gc.disable()
+        parent_sock.close()
+        os.close(report_r)
+        child_main(child, parent)
+    finally:
+        os._exit(125)
 
 
 def _start_preforked(launch: Launch, child: ChildSpec) -> int:
@@ -407,8 +439,8 @@ def _abandon(launch: Launch) -> BaseException:
     except ProcessLookupError:
         pass
     status = _reap(launch)
-    reports = read_all(launch.report_r)
-    launch.report_r = -1
+    fd, launch.report_r = launch.report_r, -1  # read_all closes it, whatever it raises
+    reports = read_all(fd)
     if launch.proxy is not None:
         launch.proxy.close()  # type: ignore[attr-defined]
         launch.proxy = None
@@ -482,9 +514,11 @@ class LazyBroker:
         self._done = _thread.allocate_lock()
         self._done.acquire()
         self._wake_r, self._wake_w = os.pipe2(os.O_CLOEXEC)
+        self._tid = 0
         _thread.start_new_thread(self._run, ())
 
     def _run(self) -> None:
+        self._tid = _thread.get_native_id()
         try:
             self._watch()
         finally:
@@ -537,8 +571,9 @@ class LazyBroker:
         with self._lock:
             self._closing = True
         os.write(self._wake_w, b"x")
-        with self._done:  # the thread has ended
+        with self._done:  # the thread has ended its work
             pass
+        _gone(self._tid)
         if self._broker is not None:
             self._broker.close()  # type: ignore[attr-defined]  # closes the listener
         elif self._fd >= 0:
@@ -549,11 +584,21 @@ class LazyBroker:
         os.close(self._wake_w)
 
 
+def _gone(tid: int) -> None:
+    """Wait (a few milliseconds at most) until the thread ``tid`` has exited, not only
+    released its lock: the next launch clones init only in a process with one thread (a
+    thread still exiting may hold a lock of the C library that the clone would copy held)."""
+    for _ in range(200):
+        if not tid or not os.path.exists(f"/proc/self/task/{tid}"):
+            return
+        time.sleep(0.00002)
+
+
 def wait(launch: Launch) -> Launch:
     """Wait for the sandbox to end; fill in ``returncode``/``exit_status``/``error``."""
     status = _reap(launch)
-    reports = read_all(launch.report_r)
-    launch.report_r = -1
+    fd, launch.report_r = launch.report_r, -1  # read_all closes it, whatever it raises
+    reports = read_all(fd)
     if launch.broker is not None:
         launch.broker.close()
     if launch.proxy is not None:

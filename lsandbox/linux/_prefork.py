@@ -372,15 +372,18 @@ class _Spare:
                 for level, kind, data in anc:
                     if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
                         fds.extend(struct.unpack(f"={len(data) // 4}i", data[:len(data) // 4 * 4]))
-                theirs.close()
                 if msg[:1] != b"S" or len(fds) != 6:
                     os._exit(0)
+                if parent >= 0:
+                    _discard_pending()
+                theirs.send(b"k")  # from here on a signal is for this launch: the launcher answers
+                theirs.close()
                 fields = _fields(msg, pickle)
-            except BaseException:  # noqa: BLE001 - never back into the launcher's loop
+                prepared = prepare(fields["plan"], fields["argv"], fields["executable"], fields["env"],
+                                   fields["cwd"], fields["landlock_log"], fds[0])
+                _relay_child(fields, fds, prepared, child_main, parent)
+            finally:  # never back into the launcher's loop
                 os._exit(125)
-            prepared = prepare(fields["plan"], fields["argv"], fields["executable"], fields["env"],
-                               fields["cwd"], fields["landlock_log"], fds[0])
-            _relay_child(fields, fds, prepared, child_main, parent)
         theirs.close()
         return cls(pid, mine, flags)
 
@@ -399,9 +402,13 @@ class _Spare:
         os.waitpid(self.pid, 0)
 
     def hand(self, msg: bytes, fds: list[int]) -> int:
-        """Forward a start request: the spare's pid, or 0 (gone: reaped here)."""
+        """Forward a start request: the spare's pid once it has taken the request (see
+        :func:`_discard_pending`), or 0 (gone: reaped here)."""
         try:
             self.sock.sendmsg([msg], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, struct.pack(f"={len(fds)}i", *fds))])
+            self.sock.settimeout(30)
+            if self.sock.recv(1) != b"k":
+                raise OSError(0, "the spare ended before it took the request")
             return self.pid
         except OSError:
             try:
@@ -412,6 +419,20 @@ class _Spare:
             return 0
         finally:
             self.sock.close()
+
+
+def _discard_pending() -> None:
+    """In a spare cloned as init: drop the forwarded signals that became pending while it
+    waited. It blocks them from birth (as init must) and is in the caller's process group,
+    so a Ctrl-C or a ``killpg`` meant for the caller between two launches would otherwise
+    wait in it and reach the next launch's command at once. Setting a signal to SIG_IGN
+    discards it even while blocked; its disposition is put back at once. The spare answers
+    the launcher only after this, and the caller learns its pid only then: no signal meant
+    for this launch can be dropped."""
+    from ._child import FORWARDED
+
+    for sig in FORWARDED:
+        signal.signal(sig, signal.signal(sig, signal.SIG_IGN))
 
 
 def _fields(msg: bytes, pickle: object) -> dict:

@@ -13,7 +13,7 @@ from ._ffi import ffi, lib
 
 ARCH = seccomp_bpf.native_arch()
 _NR = {name: seccomp_bpf.syscall_number(name, ARCH)
-       for name in ("clone", "unshare", "umount2", "open_tree", "move_mount", "fsopen", "fsconfig", "fsmount",
+       for name in ("clone", "rt_sigprocmask", "unshare", "umount2", "open_tree", "move_mount", "fsopen", "fsconfig", "fsmount",
                     "mount_setattr")}
 
 CLONE_NEWNS = 0x00020000
@@ -54,6 +54,19 @@ def clone_into_namespaces(flags: int) -> int:
 
 
 _SIGCHLD = 17  # the same number on every architecture lsandbox supports
+
+SIG_BLOCK, SIG_SETMASK = 0, 2
+
+
+def sigprocmask(how: int, mask: int) -> int:
+    """``rt_sigprocmask(2)`` of this thread with a 64-bit mask (bit ``n - 1`` for signal
+    ``n``); returns the previous mask. Unlike ``signal.pthread_sigmask`` it runs no Python
+    signal handler, so none of the caller's can raise between two steps of a launch."""
+    new, old = ffi.new("uint64_t *", mask), ffi.new("uint64_t *")
+    ffi.errno = 0
+    _check(lib.syscall(ffi.cast("long", _NR["rt_sigprocmask"]), ffi.cast("int", how), new, old,
+                       ffi.cast("size_t", 8)), "rt_sigprocmask")
+    return int(old[0])
 
 
 def mount(source: str | None, target: str, fstype: str | None, flags: int) -> None:

@@ -183,17 +183,29 @@ print("@@", r.stdout.strip())
 
 
 def test_a_caller_that_dropped_root_gets_unprivileged_sandboxes(tmp):
+    """After the launcher started, root becomes uid 65534: its sandboxes are uid 65534's (in a
+    user namespace of their own). setuid made it non-dumpable, and a non-dumpable
+    unprivileged caller cannot write its child's user-namespace maps: that launch fails with
+    a clear error; once dumpable again, it runs."""
     if os.geteuid() != 0:
         pytest.skip("needs root to drop it")
     code = """
+import _prctl
 warm()
 os.setgroups([]); os.setgid(65534); os.setuid(65534)
-r = lsandbox.run(["id", "-u"], policy=pol, capture_output=True, text=True)
-print("@@", r.returncode, r.stdout.strip(), r.stderr.strip()[-200:])
+try:
+    lsandbox.run(["true"], policy=pol)
+    refused = ""
+except lsandbox.SetupError as e:
+    refused = str(e)
+_prctl.prctl(_prctl.PR_SET_DUMPABLE, 1)
+r = lsandbox.run(["sh", "-c", "id -u; readlink /proc/self/ns/user"], policy=pol, capture_output=True, text=True)
+print("@@", "not dumpable" in refused, r.returncode, r.stdout.split()[0] if r.stdout else "",
+      r.stdout.split()[-1] != os.readlink("/proc/self/ns/user") if r.stdout else "", r.stderr.strip()[-200:])
 """
     r = _run(code, False, tmp)
     line = next((ln for ln in r.stdout.splitlines() if ln.startswith("@@")), None)
-    assert line is not None and line.split()[1:3] == ["0", "65534"], (r.stdout, r.stderr)
+    assert line is not None and line.split()[1:5] == ["True", "0", "65534", "True"], (r.stdout, r.stderr)
 
 
 @USERS

@@ -22,12 +22,11 @@ def _links_of(pid: int) -> list[tuple[str, bool]]:
 
 
 def _netns_of_sandbox(pol: lsandbox.Policy) -> str:
-    sbx = lsandbox.Sandbox(["sleep", "30"], policy=pol)
-    try:
-        return os.readlink(f"/proc/{sbx.pid}/ns/net")
-    finally:
-        sbx.kill()
-        sbx.wait()
+    """The command's own answer: the process the caller holds is init, which makes itself
+    non-dumpable (its /proc/<pid>/ns is then root's to read, not an unprivileged caller's)."""
+    r = lsandbox.run(["readlink", "/proc/self/ns/net"], policy=pol, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    return r.stdout.strip()
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="pyroute2 enters the sandbox's network namespace: "

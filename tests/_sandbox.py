@@ -103,5 +103,24 @@ def as_nobody_setup() -> None:
     features.cache_clear()
 
 
+def run_script(source: str, nobody: bool, tmp: str, timeout: float = 120,
+               new_session: bool = False) -> subprocess.CompletedProcess[str]:
+    """Python ``source`` as a fresh interpreter (its own launch count, launcher and threads),
+    in ``tmp`` (its cwd, HOME and TMPDIR), as nobody if asked (skipped unless root)."""
+    import pytest
+
+    if nobody and os.geteuid() != 0:
+        pytest.skip("needs root to become nobody")
+    from tests._util import setpriv_nobody
+
+    script = os.path.join(tmp, "s.py")
+    with open(script, "w") as f:
+        f.write(source)
+    os.chmod(script, 0o644)
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": tmp, "LSANDBOX_REQUIREMENTS": "", "TMPDIR": tmp}
+    return subprocess.run([*(setpriv_nobody() if nobody else []), sys.executable, script], capture_output=True,
+                          text=True, cwd=tmp, env=env, timeout=timeout, start_new_session=new_session)
+
+
 def rmtree(d: str) -> None:
     shutil.rmtree(d, ignore_errors=True)

@@ -12,8 +12,7 @@ import sys
 
 import pytest
 
-from tests._sandbox import rmtree, world_dir
-from tests._util import setpriv_nobody
+from tests._sandbox import rmtree, run_script, world_dir
 
 pytestmark = pytest.mark.kernel
 USERS = pytest.mark.parametrize("nobody", [False, True], ids=["root", "nobody"])
@@ -35,15 +34,7 @@ def warm():
 
 
 def _run(code: str, nobody: bool, tmp: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    if nobody and os.geteuid() != 0:
-        pytest.skip("needs root to become nobody")
-    script = os.path.join(tmp, "s.py")
-    with open(script, "w") as f:
-        f.write(PRELUDE + code)
-    os.chmod(script, 0o644)
-    env = {"PATH": os.environ.get("PATH", ""), "HOME": tmp, "LSANDBOX_REQUIREMENTS": "", "TMPDIR": tmp}
-    return subprocess.run([*(setpriv_nobody() if nobody else []), sys.executable, script], capture_output=True,
-                          text=True, cwd=tmp, env=env, timeout=timeout)
+    return run_script(PRELUDE + code, nobody, tmp, timeout)
 
 
 @pytest.fixture

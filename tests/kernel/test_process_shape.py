@@ -15,8 +15,8 @@ import sys
 
 import pytest
 
-from tests._sandbox import rmtree, world_dir
-from tests._util import run_in_child, setpriv_nobody
+from tests._sandbox import rmtree, run_script, world_dir
+from tests._util import run_in_child
 
 pytestmark = pytest.mark.kernel
 USERS = pytest.mark.parametrize("nobody", [False, True], ids=["root", "nobody"])
@@ -50,15 +50,7 @@ def ready():
 
 
 def _run(code: str, nobody: bool, tmp: str, timeout: float = 120, new_session: bool = False) -> str:
-    if nobody and os.geteuid() != 0:
-        pytest.skip("needs root to become nobody")
-    script = os.path.join(tmp, "s.py")
-    with open(script, "w") as f:
-        f.write(PRELUDE + code)
-    os.chmod(script, 0o644)
-    env = {"PATH": os.environ.get("PATH", ""), "HOME": tmp, "LSANDBOX_REQUIREMENTS": "", "TMPDIR": tmp}
-    r = subprocess.run([*(setpriv_nobody() if nobody else []), sys.executable, script], capture_output=True,
-                       text=True, cwd=tmp, env=env, timeout=timeout, start_new_session=new_session)
+    r = run_script(PRELUDE + code, nobody, tmp, timeout, new_session)
     line = next((ln for ln in r.stdout.splitlines() if ln.startswith("@@")), None)
     assert line is not None, r.stderr
     return line[2:].strip()

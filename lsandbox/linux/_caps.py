@@ -71,6 +71,11 @@ def _prctl(option: int, arg: int = 0) -> int:
     return r if r >= 0 else -ffi.errno
 
 
+def dumpable() -> bool:
+    """PR_GET_DUMPABLE of this process (its /proc files are root's when it is not)."""
+    return bool(_prctl(_prctl_c.PR_GET_DUMPABLE))
+
+
 def _capcall(name: str, data: object) -> None:
     """capget/capset of this thread: ``data`` is two {effective, permitted, inheritable}."""
     header = ffi.new("uint32_t[2]", [_LINUX_CAPABILITY_VERSION_3, 0])

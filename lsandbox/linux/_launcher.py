@@ -42,7 +42,7 @@ from .._errors import (
     SetupError,
 )
 from ..policy import Policy
-from . import _socket_dir, _sys
+from . import _caps, _socket_dir, _sys
 from ._child import FORWARDED, ChildSpec, child_main, clone_init
 from ._features import Features, features, filesystem_unenforced
 from ._netns import CLONE_NEWNET
@@ -187,7 +187,7 @@ def spawn(
         why = filesystem_unenforced(plan.abi, plan.namespaces, plan.view) or _view_alone_short(plan)
         if why:  # never silently weaker: no Landlock and nothing else to carry the policy
             raise SetupError(why)
-        if plan.namespaces and not feats.root and not _dumpable():
+        if plan.namespaces and not feats.root and not _caps.dumpable():
             raise SetupError("this process is not dumpable (PR_SET_DUMPABLE is 0, as after a setuid): "
                              "its sandbox's user-namespace maps are root's to write; make it dumpable "
                              "(prctl PR_SET_DUMPABLE 1) or run as root")
@@ -266,12 +266,6 @@ def spawn(
     launch.broker = LazyBroker(fds[0], policy, pin, record, provenance, preload=_brokers_likely(launch.plan),
                                unix_pins=pins)
     return launch
-
-
-def _dumpable() -> bool:
-    import _prctl
-
-    return bool(_prctl.prctl(_prctl.PR_GET_DUMPABLE))
 
 
 def _pin_unix_rules(plan: LinuxPlan) -> PinnedRules | None:

@@ -208,9 +208,9 @@ def _dumpable() -> int:
     """PR_GET_DUMPABLE of this process. A caller that made itself non-dumpable (to keep its
     memory and environment from other processes of its uid) gets no launcher: the launcher
     is a fresh, dumpable process that would hold every launch's environment."""
-    import _prctl
+    from ._caps import dumpable
 
-    return int(_prctl.prctl(_prctl.PR_GET_DUMPABLE))
+    return int(dumpable())
 
 
 def _launcher_code() -> str:

@@ -58,11 +58,26 @@ def plan_raw_path_rules(rules: Mapping[str, int], *, max_entries: int = 20_000) 
     """:func:`plan_path_rules` on plain int rights (``_rights``), giving plain ints."""
     out: list[tuple[str, int]] = []
     budget = [max_entries]
-    paths = sorted(rules)
-    tops = [p for p in paths if not any(q != p and _within(p, q) for q in paths)]
-    for top in tops:
-        below = {p: int(rules[p]) for p in paths if p != top and _within(p, top)}
-        _emit(top, int(rules[top]), below, out, budget)
+    below = {p: int(r) for p, r in rules.items()}
+    for top, sub in _nearest(below):
+        _emit(top, below[top], sub, out, budget)
+    return out
+
+
+def _order(path: str) -> str:
+    """Sort key putting every path right before its descendants (``/a``, ``/a/b``, ``/a-b``)."""
+    return path.replace("/", "\0")
+
+
+def _nearest(below: dict[str, int]) -> list[tuple[str, dict[str, int]]]:
+    """The paths of ``below`` under none of the others, each with the rules below it: one
+    pass in :func:`_order`, where a path's descendants follow it."""
+    out: list[tuple[str, dict[str, int]]] = []
+    for p in sorted(below, key=_order):
+        if out and _within(p, out[-1][0]):
+            out[-1][1][p] = below[p]
+        else:
+            out.append((p, {}))
     return out
 
 
@@ -70,9 +85,8 @@ def _emit(path: str, rights: int, below: dict[str, int], out: list, budget: list
     if all((r & rights) == rights for r in below.values()):
         if rights:
             out.append((path, rights))
-        nearest = [p for p in below if not any(q != p and _within(p, q) for q in below)]
-        for n in nearest:
-            _emit(n, below[n], {p: r for p, r in below.items() if p != n and _within(p, n)}, out, budget)
+        for n, sub in _nearest(below):
+            _emit(n, below[n], sub, out, budget)
         return
     inter = rights
     for r in below.values():
@@ -95,9 +109,13 @@ def _emit(path: str, rights: int, below: dict[str, int], out: list, budget: list
     budget[0] -= len(entries)
     if budget[0] < 0:
         raise PlanError(f"too many directory entries to enumerate while splitting rights at {path}")
+    base = path.rstrip("/") + "/"
+    by_name: dict[str, dict[str, int]] = {}  # the rules below, by the entry they are under
+    for p, r in below.items():
+        by_name.setdefault(p[len(base):].split("/", 1)[0], {})[p] = r
     for name in sorted(entries):
-        child = path.rstrip("/") + "/" + name
-        sub = {p: r for p, r in below.items() if _within(p, child)}
+        child = base + name
+        sub = by_name.get(name)
         if not sub:
             try:
                 if stat.S_ISLNK(os.lstat(child).st_mode):

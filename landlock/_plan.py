@@ -115,8 +115,8 @@ def _emit(path: str, rights: int, below: dict[str, int], out: list, budget: list
         by_name.setdefault(p[len(base):].split("/", 1)[0], {})[p] = r
     for name in sorted(entries):
         child = base + name
-        sub = by_name.get(name)
-        if not sub:
+        group = by_name.get(name)
+        if not group:
             try:
                 if stat.S_ISLNK(os.lstat(child).st_mode):
                     continue
@@ -125,8 +125,8 @@ def _emit(path: str, rights: int, below: dict[str, int], out: list, budget: list
             if rights & ~own:
                 out.append((child, rights))
             continue
-        child_rights = sub.pop(child, rights)
-        _emit(child, child_rights, sub, out, budget)
+        child_rights = group.pop(child, rights)
+        _emit(child, child_rights, group, out, budget)
 
 
 def readonly_except(writable: list[str], abi: int) -> list[tuple[str, AccessFs]]:

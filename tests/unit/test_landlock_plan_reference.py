@@ -89,4 +89,13 @@ def test_planner_matches_the_reference(tree, rules):
             else:
                 os.symlink(root, path)
         full = {(os.path.join(root, r) if r else root): v for r, v in rules.items()}
-        assert sorted(ll.plan_raw_path_rules(full)) == sorted(reference(full))
+        assert _outcome(ll.plan_raw_path_rules, full) == _outcome(reference, full)
+
+
+def _outcome(plan, rules):
+    """The sorted rules, or the error (a rule below a file: lsandbox's policy refuses those
+    paths before planning, with one clear error)."""
+    try:
+        return sorted(plan(rules))
+    except OSError as e:
+        return type(e)

@@ -73,8 +73,6 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
     from typing import Any
 
-    import landlock as ll
-
     from ._broker_decide import Verdict
     from ._broker_ops import Reply
     from ._connector import Connector
@@ -105,7 +103,7 @@ class Broker:
     def __init__(self, listener_fd: int, policy: Policy, socket_dir: SocketDir | str,
                  on_event: Callable[[dict], None], *, threads: int = 4,
                  provenance: Provenance | None = None,
-                 resolve_unix: Sequence[tuple[str | int, ll.AccessFs]] | None = None) -> None:
+                 connector: tuple[int, Sequence[tuple[str | int, int]]] | None = None) -> None:
         self._fd = listener_fd
         self._policy = policy
         sd_ident: tuple[int, int] | None = None
@@ -132,16 +130,26 @@ class Broker:
         self.stats = {"fast": 0, "slow": 0}  # notifications served by the C fast path / Python
         self._pidfd_thread = pidfd_thread_available()  # else the fast path would only ever defer
         self._ctable: Any = None
-        # The final connect/sendmsg of a pathname destination: where the sandbox's ruleset
-        # handles RESOLVE_UNIX, performed by a thread restricted by its rules (_connector).
+        # The final connect/sendmsg of a pathname destination and a pathname bind: where the
+        # sandbox's ruleset handles RESOLVE_UNIX (connects, sends) and MAKE_SOCK (binds),
+        # performed by a thread restricted by its rules (_connector; ``connector``: the
+        # handled rights and the grants, _unix_pins).
         self._connector: Connector | None = None
         self.sys_connect: Callable[[int, bytes], None] = sysc.connect
         self.sys_sendmsg: Callable[[int, bytes, bytes | None, bytes, int], int] = sysc.sendmsg
-        if resolve_unix is not None:
+        self.sys_bind_at: Callable[[int, int, bytes, int], None] | None = None
+        if connector is not None:
             from ._connector import Connector
 
-            self._connector = Connector(resolve_unix, self.pool.local, on_event)
-            self.sys_connect, self.sys_sendmsg = self._connector.connect, self._connector.sendmsg
+            self._connector = c = Connector(connector[0], connector[1], self.pool.local, on_event)
+            if c.connects:
+                self.sys_connect, self.sys_sendmsg = c.connect, c.sendmsg
+            if c.binds:
+                self.sys_bind_at = c.bind_at
+
+    @property
+    def _connects_via_connector(self) -> bool:
+        return self._connector is not None and self._connector.connects
 
     @property
     def listener(self) -> int:
@@ -158,8 +166,8 @@ class Broker:
             self.sync_wake_up = True
         except OSError:
             self.sync_wake_up = False  # kernel < 6.6: slower wake-ups, same semantics
-        if _fp.lib is not None and self._pidfd_thread and self._connector is None:
-            # (with a connector, C pins and Python connects: no connect from C's own table)
+        if _fp.lib is not None and self._pidfd_thread and not self._connects_via_connector:
+            # (with a connector for connects, C pins and Python connects: no connect from C's own table)
             self._ctable = _fp.export_rules(self.targets.rules, self.prov.rename_roots())
         self.pool.start()
 
@@ -285,7 +293,7 @@ class Broker:
                 self._emit(_notification(r), "connect", v.path, v.rule)
             _fp.lib.lsb_fast_answer(self._fd, r.id, 0, v.err)
             return
-        if self._connector is not None or _fp.lib.lsb_fast_connect(self._fd, r, caps) == -errno.EAGAIN:
+        if self._connects_via_connector or _fp.lib.lsb_fast_connect(self._fd, r, caps) == -errno.EAGAIN:
             self._fast_blocked(r)
 
     def _fast_blocked(self, r: Any) -> None:

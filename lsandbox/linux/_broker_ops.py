@@ -226,11 +226,13 @@ def op_bind(b: Broker, n: sb.Notification) -> Reply:
 
 
 def bind_path(b: Broker, n: sb.Notification, sock: int, path: str) -> Reply:
-    """Bind from this thread's private cwd and umask (``unshare(CLONE_FS)``): take the
-    target's umask, ``fchdir`` into the pinned parent directory and bind the base name, so
-    the directory decided on is the directory bound in, the mode is what the command would
-    have got, and the kernel's errors come back as they are (``getsockname`` then shows
-    the base name only)."""
+    """Bind from a private cwd and umask (``unshare(CLONE_FS)``): take the target's umask,
+    ``fchdir`` into the pinned parent directory and bind the base name, so the directory
+    decided on is the directory bound in, the mode is what the command would have got, and
+    the kernel's errors come back as they are (``getsockname`` then shows the base name
+    only). Where the plan handles Landlock's ``MAKE_SOCK`` the connector thread does that
+    under the sandbox's grants (``_connector``: the kernel's own check after the broker's),
+    else this thread."""
     path = proc_rewrite(path, n.pid)
     head, name = os.path.split(path)
     if name in ("", ".", ".."):
@@ -253,15 +255,19 @@ def bind_path(b: Broker, n: sb.Notification, sock: int, path: str) -> Reply:
         v = b.targets.decide(real, "bind", lambda: b.targets.dir_inside(dfd))
         if not isinstance(v, Allowed):
             return v
-        os.umask(umask(n.pid))  # this thread's own fs_struct (unshare(CLONE_FS)), like its cwd
-        os.fchdir(dfd)
-        try:
-            since = time.time_ns()
-            b.bare(sysc.bind, sock, unix_sockaddr(os.fsencode(name)))
-            if b.prov.exposed(real):
-                b.prov.note_bound(dfd, name, since)
-        finally:
-            os.chdir("/")
+        mask = umask(n.pid)
+        since = time.time_ns()
+        if b.sys_bind_at is not None:  # under the sandbox's MAKE_SOCK rules (_connector)
+            b.sys_bind_at(sock, dfd, os.fsencode(name), mask)
+        else:
+            os.umask(mask)  # this thread's own fs_struct (unshare(CLONE_FS)), like its cwd
+            os.fchdir(dfd)
+            try:
+                b.bare(sysc.bind, sock, unix_sockaddr(os.fsencode(name)))
+            finally:
+                os.chdir("/")
+        if b.prov.exposed(real):
+            b.prov.note_bound(dfd, name, since)
         return 0
 
 

@@ -1,7 +1,8 @@
 """The restricted connector: brokered pathname AF_UNIX calls performed under the sandbox's
-Landlock ``RESOLVE_UNIX`` rules.
+Landlock ``MAKE_SOCK`` and ``RESOLVE_UNIX`` rules.
 
-Landlock (ABI >= 9) checks a pathname AF_UNIX ``connect``/``sendmsg`` against the domain of
+Landlock checks a ``bind`` that creates a socket file against ``MAKE_SOCK`` (ABI >= 1), and
+(ABI >= 9) checks a pathname AF_UNIX ``connect``/``sendmsg`` against the domain of
 the task that *performs* it. The broker performs every such call of the sandbox, so without
 this module the kernel checks it against the supervisor's (empty) domain, and a path the
 broker wrongly allowed would go through. Restricting the broker's own threads is no way out:
@@ -11,11 +12,15 @@ a Landlock domain on a thread takes away its ptrace-mode access to the sandbox
 So the work is split. A broker thread keeps everything that needs the target: reading its
 memory, ``pidfd_getfd``, resolving and pinning the path as the target, the policy decision,
 waiting, signals, timeouts. Only the final system call, on the descriptors it prepared (the
-target's socket, the destination as ``/proc/self/fd/<pin>``), is handed to the connector
-thread, which has restricted *itself* (``landlock_restrict_self`` applies to the calling
-thread only; ``no_new_privs`` is set on that thread alone, which never executes anything)
-with a ruleset handling ``RESOLVE_UNIX`` and carrying the sandbox's ``RESOLVE_UNIX`` grants.
-The kernel then refuses (EACCES) what the sandbox's rules refuse, whatever the broker decided.
+target's socket, the destination as ``/proc/self/fd/<pin>``, or a bind's pinned parent
+directory and base name), is handed to the connector thread, which has restricted *itself*
+(``landlock_restrict_self`` applies to the calling thread only; ``no_new_privs`` is set on
+that thread alone, which never executes anything) with a ruleset handling what the plan
+handles of ``MAKE_SOCK`` and ``RESOLVE_UNIX`` and carrying the sandbox's grants of them
+(``_unix_pins``). The kernel then refuses (EACCES) what those rules refuse, whatever the
+broker decided. A bind is made from the connector's own cwd and umask (``unshare(CLONE_FS)``
+on its thread): ``fchdir`` into the pinned parent, the target's umask, ``bind`` of the base
+name, back to ``/``.
 
 Every handed-over call is non-blocking (the broker sets ``O_NONBLOCK`` for a connect and
 passes ``MSG_DONTWAIT`` to a send, and retries on EAGAIN itself), so the connector never
@@ -27,16 +32,18 @@ Identity: the connector performs each call with the identity the handing broker 
 broker thread would have: ``SO_PEERCRED``, ``SCM_CREDENTIALS`` and DAC see the command.
 It never escalates (it touches nothing of the target's), so its effective set stays empty.
 
-The ruleset is the plan's own ``RESOLVE_UNIX`` part (each rule's ``RESOLVE_UNIX`` bit), its
-paths opened here, in the supervisor's mount namespace. The sandbox's mount view keeps the
+The rules' paths are opened by the launcher (``_unix_pins.PinnedRules``), in the supervisor's
+mount namespace. The sandbox's mount view keeps the
 host's inodes at the same paths except where it puts a fresh tmpfs (``/dev/shm``, masked
 deny paths): a rule there grants the connector nothing, so it refuses more, never less.
 
 Only pathname destinations are handed over; abstract names, unnamed and non-AF_UNIX
-addresses, and sends without an address go on as before. Where the plan does not handle
-``RESOLVE_UNIX`` (ABI < 9) no connector exists and the broker calls the kernel directly.
-If the connector cannot restrict itself, every handed-over call fails with EACCES (and a
-note says why): fail closed.
+addresses, and sends without an address go on as before. Connects and sends are handed over
+only where the plan handles ``RESOLVE_UNIX`` (ABI >= 9), binds where it handles
+``MAKE_SOCK`` (any Landlock); without Landlock no connector exists and the broker calls the
+kernel directly (binds then still go through the sandbox's read-only mount view: the parent
+is opened through ``/proc/<pid>/root``). If the connector cannot restrict itself, every
+handed-over call fails with EACCES (and a note says why): fail closed.
 """
 
 from __future__ import annotations
@@ -50,44 +57,10 @@ import landlock as ll
 
 from . import _broker_sys as sysc
 from ._identity import Identity, ThreadCreds
-from ._sockaddr import AF_UNIX, family
+from ._sockaddr import AF_UNIX, family, unix_sockaddr
 
-_RESOLVE_UNIX = ll.AccessFs.RESOLVE_UNIX
-
-
-def connector_rules(handled_fs: int,
-                    landlock_rules: Sequence[tuple[str, int]]) -> list[tuple[str, ll.AccessFs]] | None:
-    """The ``RESOLVE_UNIX`` part of a plan's Landlock rules (path, grant), or None when the
-    plan does not handle ``RESOLVE_UNIX`` (then the broker needs no connector)."""
-    if not handled_fs & _RESOLVE_UNIX:
-        return None
-    return [(path, _RESOLVE_UNIX) for path, access in landlock_rules if access & _RESOLVE_UNIX]
-
-
-class PinnedRules:
-    """The connector's rule paths (:func:`connector_rules`), opened ``O_PATH`` by the launcher
-    before the sandbox runs. The connector starts with the broker, on the first brokered
-    call, after the command has run: by then a path the sandbox can write (its socket
-    directory, a workspace) may have been renamed or replaced by a symlink, and opening the
-    rules by name would grant on whatever the command put there. ``rules`` holds each
-    pinned descriptor (the connector is a thread of this process) with its rights. A path
-    that cannot be opened gets no rule: the connector then refuses more, never less."""
-
-    def __init__(self, rules: Sequence[tuple[str, int]]) -> None:
-        self._fds: list[int] = []
-        self.rules: list[tuple[str | int, ll.AccessFs]] = []
-        for path, access in rules:
-            try:  # O_NOFOLLOW as landlock's own add_path: a symlink there gets no rule
-                fd = os.open(path, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC)
-            except OSError:
-                continue
-            self._fds.append(fd)
-            self.rules.append((fd, ll.AccessFs(access)))
-
-    def close(self) -> None:
-        fds, self._fds = self._fds, []
-        for fd in fds:
-            os.close(fd)
+_RESOLVE_UNIX = ll.FS_RESOLVE_UNIX
+_MAKE_SOCK = ll.FS_MAKE_SOCK
 
 
 def _pathname(addr: bytes | None) -> bool:
@@ -107,14 +80,20 @@ class _Call:
 
 
 class Connector:
-    """One restricted thread performing the final ``connect``/``sendmsg`` of brokered calls.
+    """One restricted thread performing the final ``connect``/``sendmsg``/``bind`` of brokered
+    calls.
 
-    ``rules``: :func:`connector_rules` of the plan; ``local``: the broker's thread-local state
-    (``local.creds``: the calling broker thread's :class:`ThreadCreds`); ``on_event``: where a
-    note goes if the thread cannot restrict itself. Started on the first handed-over call."""
+    ``handled``, ``rules``: the rights the connector handles and its grants (paths or pinned
+    descriptors, with plain int rights: ``_unix_pins``); ``local``: the broker's thread-local
+    state (``local.creds``: the calling broker thread's :class:`ThreadCreds`); ``on_event``:
+    where a note goes if the thread cannot restrict itself. Started on the first handed-over
+    call. ``connects``/``binds``: which calls are handed over."""
 
-    def __init__(self, rules: Sequence[tuple[str | int, ll.AccessFs]], local: threading.local,
+    def __init__(self, handled: int, rules: Sequence[tuple[str | int, int]], local: threading.local,
                  on_event: Callable[[dict], None], *, abi: int | None = None) -> None:
+        self._handled = handled
+        self.connects = bool(handled & _RESOLVE_UNIX)
+        self.binds = bool(handled & _MAKE_SOCK)
         self._rules = list(rules)
         self._abi = abi
         self._local = local
@@ -141,6 +120,11 @@ class Connector:
         if not _pathname(name):
             return sysc.sendmsg(fd, data, name, control, flags)
         return int(self._call(sysc.sendmsg, (fd, data, name, control, flags)) or 0)
+
+    def bind_at(self, fd: int, dirfd: int, name: bytes, mask: int) -> None:
+        """Bind ``fd`` to the base name ``name`` in the directory ``dirfd``, with umask
+        ``mask`` (a pathname bind: the broker pinned and decided the parent)."""
+        self._call(_bind_at, (fd, dirfd, name, mask))
 
     def _call(self, fn: Callable[..., int | None], args: tuple) -> int | None:
         creds = getattr(self._local, "creds", None)
@@ -184,14 +168,18 @@ class Connector:
             t.join(timeout=5)
 
     def _restrict(self) -> ThreadCreds:
-        """This thread only: the sandbox's ``RESOLVE_UNIX`` rules, then the command's kind of
-        credentials (rule paths are opened first, with the supervisor's)."""
-        rs = ll.Ruleset(handled_fs=_RESOLVE_UNIX, compat=ll.CompatLevel.HARD_REQUIREMENT, max_abi=self._abi)
+        """This thread only: its own cwd and umask (binds ``fchdir``), the sandbox's rules,
+        then the command's kind of credentials (rule paths are opened first, with the
+        supervisor's)."""
+        sysc.unshare_fs()  # else a bind's fchdir would move the whole supervisor
+        handled = ll.AccessFs(self._handled)
+        rs = ll.Ruleset(handled_fs=handled, compat=ll.CompatLevel.HARD_REQUIREMENT, max_abi=self._abi)
         for path, access in self._rules:  # descriptors pinned by the launcher (PinnedRules)
-            rs.add_path_fd(path, access) if isinstance(path, int) else rs.add_path(path, access)
+            grant = ll.AccessFs(access)
+            rs.add_path_fd(path, grant) if isinstance(path, int) else rs.add_path(path, grant)
         status = rs.restrict_self(no_new_privs=True)
         if status.ruleset is not ll.Enforcement.FULLY_ENFORCED:
-            raise OSError(errno.EACCES, f"RESOLVE_UNIX not enforced ({status.ruleset.name})")
+            raise OSError(errno.EACCES, f"{handled!r} not enforced ({status.ruleset.name})")
         return ThreadCreds()
 
     def _main(self) -> None:
@@ -199,7 +187,8 @@ class Connector:
             creds = self._restrict()
         except BaseException as e:  # noqa: BLE001 - fail closed, and say why
             self._failed = f"the AF_UNIX connector could not restrict itself ({e!r}): brokered " \
-                           "pathname connects and sends fail"
+                           "pathname " + ("connects, sends and binds" if self.connects and self.binds
+                                          else "connects and sends" if self.connects else "binds") + " fail"
             self._ready.set()
             try:
                 self._on_event({"kind": "note", "text": self._failed})
@@ -230,3 +219,13 @@ class Connector:
                 return
             call.error = OSError(errno.EACCES, self._failed or "connector failure")
             call.done.release()
+
+
+def _bind_at(fd: int, dirfd: int, name: bytes, mask: int) -> None:
+    """In the connector's thread (its own cwd and umask): bind ``name`` in ``dirfd``."""
+    os.umask(mask)
+    os.fchdir(dirfd)
+    try:
+        sysc.bind(fd, unix_sockaddr(name))
+    finally:
+        os.chdir("/")

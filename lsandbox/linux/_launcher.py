@@ -56,8 +56,8 @@ if TYPE_CHECKING:
     import signal
     from collections.abc import Callable, Mapping, Sequence
 
-    from ._connector import PinnedRules
     from ._provenance import Provenance
+    from ._unix_pins import PinnedRules
 else:  # the C module: the same calls, plain int signal numbers, no enum classes to create
     import _signal as signal
 
@@ -269,16 +269,13 @@ def spawn(
 
 
 def _pin_unix_rules(plan: LinuxPlan) -> PinnedRules | None:
-    """Where the plan handles ``RESOLVE_UNIX`` (ABI >= 9), the connector's rule paths opened
-    now, before the command can rename anything (``_connector.PinnedRules``)."""
-    import landlock as ll
+    """Where the plan handles ``MAKE_SOCK`` or ``RESOLVE_UNIX`` (any Landlock), the
+    connector's rule paths opened now, before the command can rename anything
+    (``_unix_pins``)."""
+    from ._unix_pins import PinnedRules, connector_rules
 
-    if not plan.handled_fs & ll.FS_RESOLVE_UNIX:
-        return None
-    from ._connector import PinnedRules, connector_rules
-
-    rules = connector_rules(ll.AccessFs(plan.handled_fs), [(p, ll.AccessFs(a)) for p, a in plan.landlock_rules])
-    return PinnedRules(rules or [])
+    rules = connector_rules(plan.handled_fs, plan.landlock_rules, plan.split)
+    return PinnedRules(*rules) if rules is not None else None
 
 
 def _brokers_likely(plan: LinuxPlan) -> bool:
@@ -548,9 +545,11 @@ class LazyBroker:
         try:
             from ._broker import Broker
 
-            # RESOLVE_UNIX handled: the broker's final connects/sends under the plan's rules
-            unix = self._pins.rules if self._pins is not None else None
-            broker = Broker(self._fd, policy, socket_dir, record, provenance=provenance, resolve_unix=unix)
+            # MAKE_SOCK / RESOLVE_UNIX handled: the broker's final binds, connects and sends
+            # under the plan's rules
+            pins = self._pins
+            broker = Broker(self._fd, policy, socket_dir, record, provenance=provenance,
+                            connector=(pins.handled, pins.rules) if pins is not None else None)
             broker.start()
         except BaseException as e:  # noqa: BLE001 - fail closed, and say why
             fd, self._fd = self._fd, -1

@@ -1,7 +1,8 @@
 """The restricted connector (``lsandbox.linux._connector``), at the broker's level.
 
-- ``connector_rules``: a plan that does not handle ``RESOLVE_UNIX`` gets no connector; one
-  that does gives the connector exactly its rules' ``RESOLVE_UNIX`` grants.
+- ``connector_rules``: a plan that handles neither ``MAKE_SOCK`` nor ``RESOLVE_UNIX`` (no
+  Landlock) gets no connector; one that does gives the connector exactly its rules' grants
+  of them (and ``MAKE_SOCK`` on the directories Landlock split).
 - Below ABI 9 (a broker told to use a connector where the kernel has no ``RESOLVE_UNIX``,
   which the launcher never does): the connector cannot restrict itself, so every pathname
   connect and send fails with EACCES and a note says why; nothing is performed unrestricted.
@@ -24,24 +25,27 @@ import pytest
 
 import landlock as ll
 from lsandbox.linux import _broker
-from lsandbox.linux._connector import connector_rules
+from lsandbox.linux._unix_pins import connector_rules
 from tests.security import _unix_helpers as H
 from tests.security._unix_helpers import Server, brokered, policy, shared_dir
 from tests.security.test_broker_signals import _interrupted, _timeouts
 from tests.security.test_broker_stalls import BLOCKED, _blocked_connects_then_other
 
 pytestmark = [pytest.mark.kernel, pytest.mark.security]
-RU = ll.AccessFs.RESOLVE_UNIX
+RU = ll.FS_RESOLVE_UNIX
+MS = ll.FS_MAKE_SOCK
 ABI = ll.abi_version()
 NEEDS_9 = pytest.mark.skipif(ABI < 9, reason=f"Landlock RESOLVE_UNIX needs ABI 9; this kernel provides ABI {ABI}")
 
 
-def test_connector_rules_are_the_plans_resolve_unix_grants():
-    read = ll.AccessFs.READ_FILE | ll.AccessFs.READ_DIR
-    rules = [("/", read), ("/run/a.sock", read | RU), ("/tmp/sd", RU | ll.AccessFs.MAKE_SOCK)]
-    assert connector_rules(ll.AccessFs.from_all(8), rules) is None
-    assert connector_rules(read | RU, rules) == [("/run/a.sock", RU), ("/tmp/sd", RU)]
-    assert connector_rules(read | RU, [("/", read)]) == []  # handled, granted nowhere: all refused
+def test_connector_rules_are_the_plans_make_sock_and_resolve_unix_grants():
+    read = ll.FS_READ_FILE | ll.FS_READ_DIR
+    rules = [("/", read), ("/run/a.sock", read | RU), ("/tmp/sd", RU | MS), ("/w", read | MS)]
+    assert connector_rules(read, rules) is None  # no Landlock right of AF_UNIX handled
+    assert connector_rules(read | RU, rules) == (RU, [("/run/a.sock", RU), ("/tmp/sd", RU)])
+    assert connector_rules(read | MS, rules, ("/w/split",)) == (MS, [("/tmp/sd", MS), ("/w", MS), ("/w/split", MS)])
+    assert connector_rules(read | MS | RU, rules) == (MS | RU, [("/run/a.sock", RU), ("/tmp/sd", RU | MS), ("/w", MS)])
+    assert connector_rules(read | RU, [("/", read)]) == (RU, [])  # handled, granted nowhere: all refused
 
 
 def _reach(path: str) -> list[str]:
@@ -64,11 +68,11 @@ def _reach(path: str) -> list[str]:
     return out
 
 
-def _serve(monkeypatch: pytest.MonkeyPatch, rules: list[tuple[str, ll.AccessFs]], nobody: bool
+def _serve(monkeypatch: pytest.MonkeyPatch, rules: list[tuple[str, int]], nobody: bool
            ) -> tuple[list[str], list[dict], list[int], int]:
     """The workload under a broker that uses a connector with ``rules``; returns (results,
     events, uids the stream server saw, datagrams received)."""
-    monkeypatch.setattr(H, "Broker", functools.partial(_broker.Broker, resolve_unix=rules))
+    monkeypatch.setattr(H, "Broker", functools.partial(_broker.Broker, connector=(RU, rules)))
     d = shared_dir()
     srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     dg = Server(f"{d}/s.d", socket.SOCK_DGRAM)
@@ -132,7 +136,7 @@ def connected(monkeypatch):
     """A directory with a server whose backlog one connect fills, and one that accepts; the
     broker uses a connector granting the directory."""
     d = shared_dir()
-    monkeypatch.setattr(H, "Broker", functools.partial(_broker.Broker, resolve_unix=[(d, RU)]))
+    monkeypatch.setattr(H, "Broker", functools.partial(_broker.Broker, connector=(RU, [(d, RU)])))
     full = socket.socket(socket.AF_UNIX)
     full.bind(f"{d}/full")
     os.chmod(f"{d}/full", 0o777)

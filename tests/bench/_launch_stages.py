@@ -4,8 +4,8 @@ Run by ``test_bench_launch.py`` in a fresh interpreter (``python tests/bench/_la
 CMD...``), like the console script; with ``--warm`` first, one launch is recorded once the
 process's pre-forked launcher serves it (what a warm API caller pays, in a small process; the
 launcher is instrumented too). The stages are marked by wrapping the launcher's own functions
-(nothing in lsandbox knows about this); every process (supervisor, launcher, relay, init,
-command) appends ``ns name`` lines to one file, as the child closes inherited fds.
+(nothing in lsandbox knows about this); every process (supervisor, launcher, init (a relay where
+init cannot be cloned straight into its namespaces), command) appends ``ns name`` lines to one file, as the child closes inherited fds.
 """
 
 from __future__ import annotations
@@ -44,21 +44,21 @@ def wrap(obj: object, name: str, before: str | None = None, after: str | None = 
 
 
 def instrument_child() -> None:
-    """Marks in the child side (relay, init, command): in this process, or in the pre-forked
+    """Marks in the child side (init, or a relay, and the command): in this process, or in the pre-forked
     launcher's (``--warm``), which forks them there."""
     from lsandbox.linux import _child, _mount_view, _prefork
 
-    wrap(_child, "_close_all_but", "relay runs")
-    wrap(_child, "_setup_namespaces", "unshare", "namespace setup done")
+    wrap(_child, "_close_all_but", "child runs (init cloned into its namespaces)")
+    wrap(_child, "_setup_namespaces", "mount namespace made", "namespace setup done")
     wrap(_child, "apply_view", "ids, lo, mounts private")
     wrap(_mount_view, "private_devpts", "mount view (read-only /, clones, carve-outs, masks)", "private devpts")
-    wrap(_child, "fresh_proc", "fork init (PID 1)", "fresh procfs (init)")
+    wrap(_child, "fresh_proc", "init (PID 1) set up", "fresh procfs (init)")
     wrap(_child, "_restrict", "init ready", "filter A")
     wrap(_child, "_init", "(init: fork command)")
     wrap(_child, "_fork_command", None, "(init: command forked)")
     wrap(_child, "install_and_hand_over", "Landlock", "filter B (listener handed over)")
     wrap(_child, "_exec", "command forked, execve")
-    wrap(_child, "_init_steps", "fork init (PID 1)", "init's setup in C (procfs, caps, Landlock, filters)")
+    wrap(_child, "_init_steps", "init (PID 1) set up", "init's setup in C (procfs, caps, Landlock, filters)")
     wrap(_prefork, "_fork_relay", "(launcher: request received)")
     wrap(_prefork._Spare, "hand", "(launcher: request received)")
 
@@ -87,10 +87,10 @@ def main() -> None:
     wrap(launcher, "build_plan", "socket dir, executable", "plan")
     wrap(_provenance, "Provenance", "pipes", "provenance snapshot")
     wrap(launcher, "filter_a_bytes", "(supervisor: forked; compiles filter A)", "(supervisor: filter A compiled)")
-    wrap(_prefork.Prefork, "start", "(supervisor: asks the pre-forked launcher)", "(supervisor: relay forked)")
-    wrap(launcher, "_reap", None, "(supervisor: relay reaped)")
+    wrap(_prefork.Prefork, "start", "(supervisor: asks the pre-forked launcher)", "(supervisor: the launcher answered)")
+    wrap(launcher, "_reap", None, "(supervisor: init reaped)")
     wrap(launcher.LazyBroker, "close", None, "(supervisor: broker thread stopped)")
-    wrap(launcher, "_cleanup_socket_dir", "command ran and exited; init, relay reaped", "socket dir removed")
+    wrap(launcher, "_cleanup_socket_dir", "command ran and exited; init reaped", "socket dir removed")
     instrument_child()
     if warm:  # the pre-forked launcher forks the child side there: instrumented too
         code = _prefork._launcher_code
@@ -123,16 +123,16 @@ CATEGORY = {
     "policy": "policy",
     "features": "plan", "socket dir, executable": "plan", "plan": "plan",
     "pipes": "supervisor before fork", "provenance snapshot": "supervisor before fork",
-    "relay runs": "child setup",  # includes the supervisor's fork
-    "unshare": "child setup",
+    "child runs (init cloned into its namespaces)": "child setup",  # includes the clone
+    "mount namespace made": "child setup",
     "ids, lo, mounts private": "child setup", "namespace setup done": "child setup",
     "mount view (read-only /, clones, carve-outs, masks)": "mount view, procfs, devpts",
     "private devpts": "mount view, procfs, devpts", "fresh procfs (init)": "mount view, procfs, devpts",
-    "fork init (PID 1)": "child setup", "init ready": "child setup",
+    "init (PID 1) set up": "child setup", "init ready": "child setup",
     "Landlock": "child setup", "filter B (listener handed over)": "child setup",
     "filter A": "child setup",
     "(supervisor: asks the pre-forked launcher)": "supervisor before fork",
-    "(supervisor: relay forked)": "child setup",  # the launcher's fork of the relay, its reply
+    "(supervisor: the launcher answered)": "child setup",  # the spare took the request
     "(launcher: request received)": "child setup",
     "init's setup in C (procfs, caps, Landlock, filters)": "child setup",
 }

@@ -3,15 +3,15 @@
 ``test_bench_cli_launch_vs_python`` times ``lsandbox run -- true`` against ``python -c pass``
 (the interpreter start is the floor of a Python CLI) and Codex's ``codex sandbox -- true``,
 then prints where the time goes from instrumented runs (``_launch_stages.py``): interpreter
-start, imports, policy, plan, the supervisor before the fork, the child's setup (forks of the
-relay, init and the command, unshare, the read-only mount view, fresh procfs, private devpts,
-Landlock, filters B and A), the command and the teardown. ``test_bench_api_launch_vs_bwrap``
+start, imports, policy, plan, the supervisor before the fork, the child's setup (init cloned
+into its namespaces, the mount namespace, the read-only mount view, fresh procfs, private
+devpts, Landlock, filters B and A), the command and the teardown. ``test_bench_api_launch_vs_bwrap``
 does the same for a warm ``lsandbox.run(["true"])`` against ``bwrap --ro-bind / / true``.
 
 What bounds this design: a Python supervisor imports its policy model and bindings, and the
-child side runs in forked copies of a Python process (relay, PID-1 init; for a warm caller
-those of the small pre-forked launcher, whose init does its setup and starts the command in
-C, ``_fastpath_child.h``); the hardening layers (read-only view, fresh procfs) are part of
+child side runs in a cloned copy of a Python process (PID-1 init; for a warm caller one of
+the small pre-forked launcher, cloned ahead, whose init does its setup and starts the
+command in C, ``_fastpath_child.h``); the hardening layers (read-only view, fresh procfs) are part of
 every number here. The measurements themselves belong in the bench output and commit messages.
 """
 

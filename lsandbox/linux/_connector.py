@@ -48,6 +48,7 @@ handed-over call fails with EACCES (and a note says why): fail closed.
 
 from __future__ import annotations
 
+import collections
 import errno
 import os
 import threading
@@ -79,6 +80,24 @@ class _Call:
         self.done.acquire()
 
 
+class _Channel:
+    """The calls handed to the connector, in order (``queue.SimpleQueue``'s put/get, from
+    modules the broker has loaded already: a broker started after its caller changed uid may
+    find the standard library out of reach)."""
+
+    def __init__(self) -> None:
+        self._items: collections.deque[_Call | None] = collections.deque()
+        self._count = threading.Semaphore(0)
+
+    def put(self, item: _Call | None) -> None:
+        self._items.append(item)
+        self._count.release()
+
+    def get(self) -> _Call | None:
+        self._count.acquire()
+        return self._items.popleft()
+
+
 class Connector:
     """One restricted thread performing the final ``connect``/``sendmsg``/``bind`` of brokered
     calls.
@@ -98,9 +117,7 @@ class Connector:
         self._abi = abi
         self._local = local
         self._on_event = on_event
-        import queue  # here: the launcher imports this module for connector_rules alone
-
-        self._queue: queue.SimpleQueue[_Call | None] = queue.SimpleQueue()
+        self._queue = _Channel()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()

@@ -116,6 +116,7 @@ def render_bpf(policy: Policy) -> str:
     import landlock
     import seccomp_bpf as sb
 
+    from ._features import features
     from ._filter_a import build_filter_a
     from ._plan import truncate_guard
     from ._unix_filter import build_notify_filter
@@ -123,7 +124,8 @@ def render_bpf(policy: Policy) -> str:
     arch = sb.native_arch()
     net = policy.network
     a = build_filter_a(arch, network=net.enabled, unix_dgram=net.dangerously_allow_all_unix_sockets,
-                       truncate_guard=truncate_guard(landlock.abi_version()), netlink=not net.proxied)
+                       truncate_guard=truncate_guard(landlock.abi_version()), netlink=not net.proxied,
+                       pidns=features().namespaces)
     datagrams = net.dangerously_allow_all_unix_sockets or any(r.access.value == "allow" for r in net.unix_sockets)
     b = build_notify_filter(arch, datagrams=datagrams)
     return (f"; filter A: deny list, argument checks, socket() domains ({len(a)} instructions)\n"

@@ -46,6 +46,19 @@ for them and a filter cannot tell a file inside the writable roots from one outs
 without namespaces (no read-only mount view) they would change files anywhere the command's
 user owns; no build or agent workload sets inode flags, ``lsattr`` (the GET calls) works.
 
+Other processes by pid (``pidns=False``: no PID namespace of the sandbox's own, as in a
+container that refuses namespaces): ``prlimit64``, ``setpriority``, ``ioprio_set`` and the
+``sched_set*`` calls act on any process of the command's uid, checked by uid alone (no
+ptrace check, which Landlock scopes, and no signal, which Landlock's signal scope covers):
+another process's ``RLIMIT_CPU``, ``RLIMIT_FSIZE`` or ``RLIMIT_NOFILE`` set to zero kills or
+cripples it, the supervisor and the agent that started the sandbox included. Without a PID
+namespace these calls are allowed only on the caller itself (pid 0, ``PRIO_PROCESS``/
+``IOPRIO_WHO_PROCESS`` with who 0) and refused (EPERM) on any other pid, the caller's own
+threads by tid included (``pthread_setaffinity_np``, thread priorities: advisory calls whose
+failure programs tolerate): a filter cannot tell a tid of the sandbox from one outside it.
+``setrlimit``, ``nice``, ``taskset CMD`` and ``ionice CMD`` use pid 0. With a PID namespace
+the kernel finds no pid outside the sandbox (ESRCH) and nothing is refused.
+
 Reviewed against Docker's default profile (what it refuses a process without capabilities)
 and Codex's Linux filter (ptrace, process_vm_*, io_uring; AF_VSOCK, which the ``socket()``
 filter refuses here as every family but AF_UNIX/INET/INET6/NETLINK): added ``quotactl_fd``
@@ -127,17 +140,23 @@ S_IFMT, S_IFCHR, S_IFBLK = 0o170000, 0o020000, 0o060000
 
 
 SOCK_STREAM, SOCK_DGRAM, SOCK_SEQPACKET = 1, 2, 5
+#: Calls that act on a process named by its pid in the first argument (``pidns=False``).
+BY_PID = ("prlimit64", "sched_setaffinity", "sched_setscheduler", "sched_setparam", "sched_setattr")
+#: ... and by (which, who): PRIO_PROCESS and IOPRIO_WHO_PROCESS name one process.
+BY_WHICH_WHO = (("setpriority", 0), ("ioprio_set", 1))
 
 
 def filter_a_rules(arch: str, *, network: bool, unix_dgram: bool = False,
-                   truncate_guard: bool = False, netlink: bool = True) -> list[sb.Rule]:
+                   truncate_guard: bool = False, netlink: bool = True, pidns: bool = True) -> list[sb.Rule]:
     """The rules for ``arch``. ``unix_dgram``: allow AF_UNIX datagram sockets. They are refused
     otherwise because every datagram may name its own destination (sendto/sendmsg/sendmmsg,
     even on a connected socket), in user memory a filter cannot read and the broker could
     only re-check racily; stream and seqpacket sockets ignore a destination once connected,
     so brokering ``connect`` covers them completely. ``truncate_guard``: Landlock below ABI 3
     (see the module docstring). ``netlink=False`` (the proxied network of
-    ``network.domains``): TCP/IP sockets, which can only reach the proxy, but no netlink."""
+    ``network.domains``): TCP/IP sockets, which can only reach the proxy, but no netlink.
+    ``pidns=False``: no PID namespace; calls on other processes by pid refused (see the
+    module docstring)."""
     eperm = sb.errno(errno.EPERM)
     rules = [sb.Rule(name, eperm) for name in DENIED if on(arch, name)]
     if not unix_dgram:
@@ -167,7 +186,22 @@ def filter_a_rules(arch: str, *, network: bool, unix_dgram: bool = False,
         rules += [sb.Rule("socket", sb.errno(errno.EACCES), (sb.Arg(0).masked_eq(LOW32, d),))
                   for d in (AF_INET, AF_INET6)]
         rules.append(sb.Rule("socket", sb.errno(errno.EAFNOSUPPORT)))
+    if not pidns:
+        rules += _process_rules()
     return rules + _file_rules(arch, truncate_guard)
+
+
+def _process_rules() -> list[sb.Rule]:
+    """Without a PID namespace: the calls of :data:`BY_PID` and :data:`BY_WHICH_WHO` on the
+    caller itself only (the pid and who arguments are ``pid_t``/``int``: low 32 bits)."""
+    eperm = sb.errno(errno.EPERM)
+    rules = []
+    for call in BY_PID:
+        rules += [sb.Rule(call, sb.ALLOW, (sb.Arg(0).masked_eq(LOW32, 0),)), sb.Rule(call, eperm)]
+    for call, which in BY_WHICH_WHO:
+        rules += [sb.Rule(call, sb.ALLOW, (sb.Arg(0).masked_eq(LOW32, which), sb.Arg(1).masked_eq(LOW32, 0))),
+                  sb.Rule(call, eperm)]
+    return rules
 
 
 def _file_rules(arch: str, truncate_guard: bool) -> list[sb.Rule]:
@@ -205,8 +239,8 @@ def _file_rules(arch: str, truncate_guard: bool) -> list[sb.Rule]:
 
 @functools.cache  # pure: the generator, explain and the tests ask for the same variants often
 def build_filter_a(arch: str, *, network: bool, unix_dgram: bool = False,
-                   truncate_guard: bool = False, netlink: bool = True) -> sb.Program:
+                   truncate_guard: bool = False, netlink: bool = True, pidns: bool = True) -> sb.Program:
     """Compiled with unknown names refused (``skip_unknown`` off): see the module docstring."""
     rules = filter_a_rules(arch, network=network, unix_dgram=unix_dgram, truncate_guard=truncate_guard,
-                           netlink=netlink)
+                           netlink=netlink, pidns=pidns)
     return sb.compile_filter(sb.Filter(arch, tuple(rules), sb.ALLOW))

@@ -2,7 +2,7 @@
 
 Both filters are functions of a handful of booleans (and the architecture), not of the
 policy's paths or addresses: filter A of (network, unix_dgram, truncate_guard, report,
-netlink), filter B of (network, datagrams, report, paths, meta). Every combination is
+netlink, pidns), filter B of (network, datagrams, report, paths, meta). Every combination is
 compiled by ``scripts/generate.py`` into the committed data files ``_filters_x86_64.bin`` and
 ``_filters_aarch64.bin``; a unit test checks that each entry is what :func:`compile_filter_a` /
 :func:`compile_filter_b` give now, and that regenerating gives the same bytes. So a launch
@@ -30,10 +30,10 @@ if TYPE_CHECKING:
 #: The parameters, in key order. Filter A: see ``_filter_a.filter_a_rules`` and
 #: ``_refusals`` (report). Filter B: see ``_unix_filter.build_notify_filter``, ``_refusals``
 #: (report), ``_split`` (paths: creating calls, meta: file metadata).
-A_PARAMS = ("network", "unix_dgram", "truncate_guard", "report", "netlink")
+A_PARAMS = ("network", "unix_dgram", "truncate_guard", "report", "netlink", "pidns")
 B_PARAMS = ("network", "datagrams", "report", "paths", "meta")
 ARCHES = ("x86_64", "aarch64")
-MAGIC = b"lsbpf\x00\x01\x00"  # format version 1
+MAGIC = b"lsbpf\x00\x02\x00"  # format version 2 (filter A of six parameters)
 SLOTS = 2 ** len(A_PARAMS) + 2 ** len(B_PARAMS)
 HEADER_SIZE = len(MAGIC) + 8 * SLOTS
 
@@ -73,9 +73,9 @@ def _read(arch: str, slot: int) -> bytes:
 
 
 def filter_a_bytes(arch: str, *, network: bool, unix_dgram: bool, truncate_guard: bool,
-                   report: bool = False, netlink: bool = True) -> bytes:
+                   report: bool = False, netlink: bool = True, pidns: bool = True) -> bytes:
     """Filter A for these parameters, encoded (``seccomp_bpf.install_filter`` takes it)."""
-    return _read(arch, _slot(0, (network, unix_dgram, truncate_guard, report, netlink)))
+    return _read(arch, _slot(0, (network, unix_dgram, truncate_guard, report, netlink, pidns)))
 
 
 def filter_b_bytes(arch: str, *, network: bool, datagrams: bool, report: bool = False,
@@ -101,7 +101,7 @@ def encode_table(a_programs: list[bytes], b_programs: list[bytes]) -> bytes:
 
 
 def compile_filter_a(arch: str, *, network: bool, unix_dgram: bool, truncate_guard: bool,
-                     report: bool = False, netlink: bool = True) -> sb.Program:
+                     report: bool = False, netlink: bool = True, pidns: bool = True) -> sb.Program:
     """Filter A compiled from its rules (the generator, the tests, ``explain --format bpf``).
     ``report``: the variant that lets refused ``socket()`` calls through to filter B, which
     notifies them so that the broker can report them (``_refusals``)."""
@@ -109,11 +109,11 @@ def compile_filter_a(arch: str, *, network: bool, unix_dgram: bool, truncate_gua
         from ._refusals import build_filter_a_reporting
 
         return build_filter_a_reporting(arch, network=network, unix_dgram=unix_dgram,
-                                        truncate_guard=truncate_guard, netlink=netlink)
+                                        truncate_guard=truncate_guard, netlink=netlink, pidns=pidns)
     from ._filter_a import build_filter_a
 
     return build_filter_a(arch, network=network, unix_dgram=unix_dgram, truncate_guard=truncate_guard,
-                          netlink=netlink)
+                          netlink=netlink, pidns=pidns)
 
 
 def compile_filter_b(arch: str, *, network: bool, datagrams: bool, report: bool = False,

@@ -128,7 +128,7 @@ def filter_a_bytes(plan: LinuxPlan) -> bytes:
     """Filter A of ``plan``, encoded (precompiled: ``_filters``)."""
     return _filter_a(sb.native_arch(), network=plan.policy.network.enabled, unix_dgram=plan.datagrams,
                      truncate_guard=truncate_guard(plan.abi), report=plan.report_refusals,
-                     netlink=not plan.proxy_port)
+                     netlink=not plan.proxy_port, pidns=plan.namespaces)
 
 
 def filter_b_bytes(plan: LinuxPlan) -> bytes:
@@ -222,7 +222,8 @@ def build_plan(policy: Policy, socket_dir: str, feats: Features, *, filter_a: bo
         ro_binds=tuple(ro_binds),
         private_tmpfs=tuple(private_tmpfs),
         filter_a=(_filter_a(arch, network=policy.network.enabled, unix_dgram=datagrams,
-                            truncate_guard=truncate_guard(abi), report=report_refusals, netlink=not proxied)
+                            truncate_guard=truncate_guard(abi), report=report_refusals, netlink=not proxied,
+                            pidns=feats.namespaces)
                   if filter_a else None),
         filter_b=(_filter_b(arch, network=policy.network.enabled, datagrams=datagrams,
                             report=report_refusals, paths=bool(split), meta=not feats.namespaces)

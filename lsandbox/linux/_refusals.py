@@ -71,10 +71,10 @@ def _passed_through(*, network: bool, unix_dgram: bool) -> list[sb.Rule]:
 
 @functools.cache
 def build_filter_a_reporting(arch: str, *, network: bool, unix_dgram: bool,
-                             truncate_guard: bool = False, netlink: bool = True) -> sb.Program:
+                             truncate_guard: bool = False, netlink: bool = True, pidns: bool = True) -> sb.Program:
     rules = [*_passed_through(network=network, unix_dgram=unix_dgram),
              *filter_a_rules(arch, network=network, unix_dgram=unix_dgram, truncate_guard=truncate_guard,
-                             netlink=netlink)]
+                             netlink=netlink, pidns=pidns)]
     return sb.compile_filter(sb.Filter(arch, tuple(rules), sb.ALLOW))
 
 

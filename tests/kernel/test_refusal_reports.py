@@ -152,7 +152,8 @@ def test_plain_filters_when_not_asked():
     assert not plan.report_refusals
     assert plan.filter_b == build_notify_filter(arch, datagrams=plan.datagrams).to_bytes()
     # Before Landlock ABI 3 (Linux 6.2) filter A also refuses truncation: part of the plain filter
-    plain_a = build_filter_a(arch, network=False, unix_dgram=plan.datagrams, truncate_guard=truncate_guard(plan.abi))
+    plain_a = build_filter_a(arch, network=False, unix_dgram=plan.datagrams, truncate_guard=truncate_guard(plan.abi),
+                             pidns=plan.namespaces)
     assert filter_a_bytes(plan) == plain_a.to_bytes()
     asked = build_plan(pol, "/tmp/x", feats, filter_a=False, report_refusals=True)
     assert filter_a_bytes(asked) != filter_a_bytes(plan)

@@ -40,6 +40,10 @@ else:  # the C module: the same calls, plain int signal numbers, no enum classes
 
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGWINCH,
              signal.SIGUSR1, signal.SIGUSR2, signal.SIGCONT)
+#: Without a PID namespace, the signal the child gets when the supervisor dies (its parent
+#: death signal): it kills the command's whole tree first, where SIGKILL would leave the
+#: tree's daemons (``setsid``) running without anything to end them.
+PARENT_GONE: signal.Signals = signal.SIGRTMIN + 1  # type: ignore[assignment]  # (an int at run time)
 
 
 class ChildSpec(Record):
@@ -301,8 +305,13 @@ def _child_main(spec: ChildSpec, parent: int) -> None:
         else:
             done, at = None, S_PDEATHSIG
             # No PID namespace to end with the command: this process stays as its parent and
-            # every orphan of the tree comes back to it, to be killed when the command ends.
+            # every orphan of the tree comes back to it, to be killed when the command ends,
+            # or when the supervisor dies (PARENT_GONE instead of SIGKILL: _serve_as_init).
             _prctl.prctl(_prctl.PR_SET_CHILD_SUBREAPER, 1)
+            signal.pthread_sigmask(signal.SIG_BLOCK, {PARENT_GONE})
+            _prctl.prctl(_prctl.PR_SET_PDEATHSIG, PARENT_GONE)
+            if parent_gone(parent):
+                os._exit(125)
         step = Step.CHDIR
         if at > S_CHDIR:
             pass
@@ -444,7 +453,7 @@ def _init(spec: ChildSpec, pidns: bool = True) -> None:
     ``/proc/1/mem``. A non-dumpable process's /proc entries need CAP_SYS_PTRACE, which the
     command lacks. The command inherits the flag until its ``execve``, which resets it."""
     _prctl.prctl(_prctl.PR_SET_DUMPABLE, 0)
-    mask = set(FORWARDED) | {signal.SIGCHLD}
+    mask = set(FORWARDED) | {signal.SIGCHLD} | (set() if pidns else {PARENT_GONE})
     signal.pthread_sigmask(signal.SIG_BLOCK, mask)
     args = _command_args(spec) if pidns else None
     if args is not None:  # the same in C (lsb_serve_init), which never returns
@@ -674,12 +683,17 @@ def _exec_args(executable: str, argv_s: tuple[str, ...], env_s: dict[str, str]) 
 
 def _serve_as_init(pid: int, mask: set[signal.Signals], report_fd: int, reap_tree: bool = False) -> None:
     """PID 1's loop: reap everything, forward signals to the command, report its status
-    (``reap_tree``: after killing every process left below this one)."""
+    (``reap_tree``, without a PID namespace: after killing every process left below this
+    one; and the same at once, with no status, when :data:`PARENT_GONE` says the supervisor
+    died)."""
     try:
         while True:
             # A timeout, so that even a lost SIGCHLD only delays the reaping by a second.
             info = signal.sigtimedwait(mask, 1.0)
             sig = info.si_signo if info is not None else signal.SIGCHLD
+            if sig == PARENT_GONE and reap_tree:  # the supervisor died: nothing may outlive it
+                _kill_descendants()
+                os._exit(125)
             if sig == signal.SIGCHLD:
                 while True:
                     try:

@@ -25,7 +25,8 @@ launcher never blocks.
 
 Failing closed: the launcher watches the caller through a pidfd; when the caller is gone
 (or closes the socket) it kills every init (or relay) it started (SIGKILL; the kernel then
-ends each PID namespace; a relay's init dies of its PDEATHSIG) and exits. If the launcher
+ends each PID namespace; a relay's init dies of its PDEATHSIG; a child without namespaces
+gets ``_child.PARENT_GONE`` and kills the command's whole tree first) and exits. If the launcher
 itself dies, they die of their PDEATHSIG. The caller falls back to forking itself whenever the launcher
 is not ready, and always for launches that pass extra descriptors.
 ``LSANDBOX_NO_PREFORK=1`` disables it.
@@ -49,7 +50,7 @@ import signal
 import struct
 import sys
 
-from ._child import ChildSpec, clone_init, parent_gone, prepare
+from ._child import PARENT_GONE, ChildSpec, clone_init, parent_gone, prepare
 
 _INT = struct.Struct("=i")
 _MAX_FDS = 8
@@ -257,6 +258,7 @@ def serve() -> None:
     sock = _socket.socket(fileno=3)
     owner = os.pidfd_open(int(sys.argv[1]))
     relays: set[int] = set()
+    flat: set[int] = set()  # of those, the children without namespaces (PARENT_GONE)
     for sig in _TERMINAL:
         signal.signal(sig, signal.SIG_IGN)  # the caller's terminal's signals are the caller's
     poll = select.poll()
@@ -294,6 +296,8 @@ def serve() -> None:
                             os.close(n)
                     if pid:
                         relays.add(pid)
+                        if not _flags(msg):
+                            flat.add(pid)
                     sock.send(_INT.pack(pid))
                     last = msg
                     if spare is None:  # the next launch's init, cloned while this one runs
@@ -303,6 +307,7 @@ def serve() -> None:
                     status = 0
                     if pid in relays:
                         relays.discard(pid)
+                        flat.discard(pid)
                         status = os.waitpid(pid, 0)[1]
                     sock.send(_INT.pack(status))
                     if spare is None:  # the next launch's relay, forked while the caller goes on
@@ -312,9 +317,13 @@ def serve() -> None:
                         os.close(n)
                     return
     finally:
-        for pid in (*relays, *((spare.pid,) if spare is not None else ())):  # fail closed: the caller is gone
+        # Fail closed: the caller is gone. A child without a PID namespace gets PARENT_GONE,
+        # its parent death signal, and kills the command's whole tree first
+        # (_child._serve_as_init); the others SIGKILL (init of a PID namespace ignores any
+        # other signal from outside it).
+        for pid in (*relays, *((spare.pid,) if spare is not None else ())):
             try:
-                os.kill(pid, signal.SIGKILL)
+                os.kill(pid, PARENT_GONE if pid in flat else signal.SIGKILL)
             except ProcessLookupError:
                 pass
         os._exit(0)

@@ -1,0 +1,86 @@
+"""Without namespaces, a SIGKILLed supervisor leaves nothing of the sandbox running.
+
+With a PID namespace, init's death ends every process in it. Without one (a container that
+refuses namespaces; ``LSANDBOX_NO_NAMESPACES=1``) the supervisor's forked child is the tree's
+subreaper, and its parent death signal is :data:`lsandbox.linux._child.PARENT_GONE`, not
+SIGKILL: when the supervisor dies it kills the command's whole tree, a ``setsid`` daemon
+included, before it exits. Root and nobody; the CLI and the API's pre-forked launcher (the
+supervisor is then the API caller, and the launcher's child serves the launch), killed, or
+ending without waiting for its sandbox (the launcher then kills its children: the child
+without namespaces with PARENT_GONE).
+Shown to fail without the fix (PDEATHSIG SIGKILL): the daemon kept running."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests._sandbox import LSANDBOX, PY
+from tests._util import TIME_FACTOR
+from tests.conftest import NO_LANDLOCK, REFUSAL
+from tests.security._hardening import NOBODY
+
+pytestmark = [pytest.mark.kernel, pytest.mark.security,
+              pytest.mark.skipif(NO_LANDLOCK, reason=f"lsandbox run refuses to start here: {REFUSAL} (and no namespaces)")]
+
+DAEMON = "setsid {py} -c 'import time; time.sleep(300)' {marker} </dev/null >/dev/null 2>&1 & echo started; sleep 300"
+API = r"""
+import os, sys, lsandbox
+lsandbox.run(["true"])  # the next launch goes through the pre-forked launcher
+p = lsandbox.Sandbox(["sh", "-c", sys.argv[1]])
+if sys.argv[2] == "api-exit":  # the caller ends without waiting for it: the launcher sees it go
+    import time
+    time.sleep(1.5)
+    os._exit(0)
+p.wait()
+"""
+
+
+def _pids(marker: str) -> list[int]:
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if marker.encode() in f.read().split(b"\0"):
+                    found.append(int(pid))
+        except OSError:
+            pass
+    return found
+
+
+@pytest.mark.parametrize("nobody", [False, True], ids=["root", "nobody"])
+@pytest.mark.parametrize("via", ["cli", "api", "api-exit"])
+def test_a_killed_supervisor_takes_the_whole_tree_with_it(nobody, via):
+    if nobody and os.geteuid() != 0:
+        pytest.skip("needs root to become nobody")
+    marker = f"lsb-orphan-{os.getpid()}-{nobody}-{via}"
+    cmd = DAEMON.format(py=PY, marker=marker)
+    env = dict(os.environ, LSANDBOX_NO_NAMESPACES="1", LSANDBOX_REQUIREMENTS="")
+    prefix = NOBODY if nobody else []
+    argv = [LSANDBOX, "run", "--", "sh", "-c", cmd] if via == "cli" else [sys.executable, "-c", API, cmd, via]
+    sup = subprocess.Popen([*prefix, *argv], env=env, cwd="/tmp", stdout=subprocess.PIPE, text=True)
+    try:
+        assert sup.stdout is not None and sup.stdout.readline().strip() == "started"
+        deadline = time.monotonic() + 10 * TIME_FACTOR
+        while not _pids(marker) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _pids(marker), "the daemon did not start"
+        if via != "api-exit":
+            sup.send_signal(signal.SIGKILL)
+        sup.wait()
+        deadline = time.monotonic() + 5 * TIME_FACTOR
+        while _pids(marker) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        left = _pids(marker)
+    finally:
+        for pid in _pids(marker):
+            os.kill(pid, signal.SIGKILL)
+        if sup.poll() is None:
+            sup.kill()
+            sup.wait()
+    assert left == [], "the sandbox's daemon outlived its supervisor"

@@ -40,6 +40,7 @@ else:  # the C module: the same calls, plain int signal numbers, no enum classes
 
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGWINCH,
              signal.SIGUSR1, signal.SIGUSR2, signal.SIGCONT)
+_RawRuleset = ll.RawRuleset  # loaded with this module (landlock loads names on first use)
 #: Without a PID namespace, the signal the child gets when the supervisor dies (its parent
 #: death signal): it kills the command's whole tree first, where SIGKILL would leave the
 #: tree's daemons (``setsid``) running without anything to end them.
@@ -451,7 +452,12 @@ def _init(spec: ChildSpec, pidns: bool = True) -> None:
     could otherwise open ``/proc/1/fd/N`` (the report pipe to the supervisor: forge a setup
     error or a status, or fill the pipe so that init blocks and the run never ends) and
     ``/proc/1/mem``. A non-dumpable process's /proc entries need CAP_SYS_PTRACE, which the
-    command lacks. The command inherits the flag until its ``execve``, which resets it."""
+    command lacks. The command inherits the flag until its ``execve``, which resets it.
+
+    Without a PID namespace nothing shields this process from the command's signals (PID 1
+    of a namespace ignores those it does not handle): the command gets a Landlock layer of
+    its own that scopes signals (ABI >= 6), so that it cannot kill the process that ends its
+    tree (and leave its daemons running)."""
     _prctl.prctl(_prctl.PR_SET_DUMPABLE, 0)
     mask = set(FORWARDED) | {signal.SIGCHLD} | (set() if pidns else {PARENT_GONE})
     signal.pthread_sigmask(signal.SIG_BLOCK, mask)
@@ -459,7 +465,8 @@ def _init(spec: ChildSpec, pidns: bool = True) -> None:
     if args is not None:  # the same in C (lsb_serve_init), which never returns
         _executor.lib.lsb_serve_init(args[0], args[1], args[2], _mask_bits(mask),
                                      -1 if spec.tty is None else spec.tty, spec.report_fd, *_exec_prefix(spec))
-    pid = _fork_command(spec, mask)
+    scope = 0 if pidns else ll.SCOPE_SIGNAL & ll.scope_all(spec.plan.abi)
+    pid = _fork_command(spec, mask, scope)
     _serve_as_init(pid, mask, spec.report_fd, reap_tree=not pidns)
 
 
@@ -524,12 +531,13 @@ def _exec_prefix(spec: ChildSpec) -> tuple[bytes, int]:
     return prefix, len(prefix)
 
 
-def _fork_command(spec: ChildSpec, mask: set[signal.Signals]) -> int:
+def _fork_command(spec: ChildSpec, mask: set[signal.Signals], scope: int = 0) -> int:
     """The command. Forked, not posix_spawn'ed: glibc's posix_spawn leaves its internal
     signals 32 and 33 ignored in the new program, and a command that has a terminal must
     take the foreground before it runs. Forked by C where the launcher loaded it
-    (:func:`use_executor`): the same steps, reports and exit codes, without a Python fork."""
-    args = _command_args(spec)
+    (:func:`use_executor`): the same steps, reports and exit codes, without a Python fork.
+    ``scope``: Landlock scopes of a layer of the command's own (:func:`_init`; forked here)."""
+    args = _command_args(spec) if not scope else None
     if args is not None:
         pid = _executor.lib.lsb_fork_exec(args[0], args[1], args[2], _mask_bits(mask),
                                           -1 if spec.tty is None else spec.tty, spec.report_fd,
@@ -543,6 +551,8 @@ def _fork_command(spec: ChildSpec, mask: set[signal.Signals]) -> int:
         try:
             _prctl.prctl(_prctl.PR_SET_PDEATHSIG, signal.SIGKILL)
             _foreground(spec.tty)
+            if scope:  # no_new_privs is set (init's _restrict)
+                _RawRuleset(spec.plan.abi, scoped=scope).restrict_self(no_new_privs=False)
         except BaseException as e:  # noqa: BLE001
             _fail(spec.report_fd, Step.INIT, e)
             os._exit(125)

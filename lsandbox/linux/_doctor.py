@@ -204,8 +204,16 @@ def field_report(policy: Policy, m: dict[str, Any]) -> list[FieldState]:
     else:
         row("abstract sockets, signals", "degraded",
             "broker refuses abstract names; signals to same-user processes outside are NOT confined")
-    row("sandbox dies with its supervisor", "enforced" if ns else "degraded",
-        "PID namespace" if ns else "PDEATHSIG on the direct child only")
+    if ns:
+        row("sandbox dies with its supervisor", "enforced", "PID namespace")
+    elif abi >= 6:
+        row("sandbox dies with its supervisor", "enforced",
+            "the first process kills the command's tree when the supervisor dies; Landlock "
+            "scopes the command's signals away from it")
+    else:
+        row("sandbox dies with its supervisor", "degraded",
+            "the first process kills the command's tree when the supervisor dies; below "
+            "Landlock ABI 6 the command can kill it first")
     _hardening_rows(row, abi, ns, m)
     return rows
 

@@ -16,9 +16,9 @@ If the supervisor dies, init (or the relay, then init) gets SIGKILL (PDEATHSIG) 
 kernel kills every process of the namespace: the sandbox fails closed. From a process's
 third launch on, init is cloned by a small pre-forked launcher process instead
 (``_prefork``: the caller's address space is not copied per launch), which kills its
-sandboxes when the supervisor dies. Without namespaces (some containers) the command is
-the direct child: PDEATHSIG still kills it, but its descendants may outlive a killed
-supervisor (``doctor`` reports this).
+sandboxes when the supervisor dies. Without namespaces (some containers) the supervisor's
+child stays as the command's parent and the tree's subreaper, and kills the whole tree when
+the command ends or the supervisor dies (``_child.PARENT_GONE``).
 """
 
 from __future__ import annotations

@@ -84,3 +84,33 @@ def test_a_killed_supervisor_takes_the_whole_tree_with_it(nobody, via):
             sup.kill()
             sup.wait()
     assert left == [], "the sandbox's daemon outlived its supervisor"
+
+
+KILLER = ("setsid {py} -c 'import time; time.sleep(300)' {marker} </dev/null >/dev/null 2>&1 & "
+          "sleep 0.5; kill -9 $PPID; echo kill=$?")
+
+
+@pytest.mark.parametrize("nobody", [False, True], ids=["root", "nobody"])
+def test_the_command_cannot_kill_the_process_that_ends_its_tree(nobody):
+    """From Landlock ABI 6 the command has a layer of its own that scopes signals: its
+    parent (the tree's subreaper) is out of its reach, so the run ends as usual and its
+    daemon with it. Without that layer the parent died and the daemon kept running."""
+    import landlock
+
+    if landlock.abi_version() < 6:
+        pytest.skip("Landlock signal scoping needs ABI 6: below it the command can kill its parent")
+    if nobody and os.geteuid() != 0:
+        pytest.skip("needs root to become nobody")
+    marker = f"lsb-parent-killer-{os.getpid()}-{nobody}"
+    env = dict(os.environ, LSANDBOX_NO_NAMESPACES="1", LSANDBOX_REQUIREMENTS="")
+    try:
+        r = subprocess.run([*(NOBODY if nobody else []), LSANDBOX, "run", "--", "sh", "-c",
+                            KILLER.format(py=PY, marker=marker)], env=env, cwd="/tmp", capture_output=True,
+                           text=True, timeout=60 * TIME_FACTOR)
+        time.sleep(0.5)
+        left = _pids(marker)
+    finally:
+        for pid in _pids(marker):
+            os.kill(pid, signal.SIGKILL)
+    assert r.returncode == 0 and r.stdout.split() == ["kill=1"], r
+    assert left == [], "the daemon outlived the run"

@@ -35,7 +35,7 @@ lsandbox.run(["true"])  # the next launch goes through the pre-forked launcher
 p = lsandbox.Sandbox(["sh", "-c", sys.argv[1]])
 if sys.argv[2] == "api-exit":  # the caller ends without waiting for it: the launcher sees it go
     import time
-    time.sleep(1.5)
+    time.sleep(1.5 * float(os.environ.get("LSANDBOX_TEST_TIME_FACTOR", "1")))  # the daemon starts first
     os._exit(0)
 p.wait()
 """

@@ -466,8 +466,26 @@ def _init(spec: ChildSpec, pidns: bool = True) -> None:
         _executor.lib.lsb_serve_init(args[0], args[1], args[2], _mask_bits(mask),
                                      -1 if spec.tty is None else spec.tty, spec.report_fd, *_exec_prefix(spec))
     scope = 0 if pidns else ll.SCOPE_SIGNAL & ll.scope_all(spec.plan.abi)
-    pid = _fork_command(spec, mask, scope)
+    kept = () if pidns else _ignore_job_control()
+    pid = _fork_command(spec, mask, scope, kept)
     _serve_as_init(pid, mask, spec.report_fd, reap_tree=not pidns)
+
+
+#: Signals the terminal driver sends to a whole process group (a background read or write, ^Z).
+JOB_CONTROL = (signal.SIGTTIN, signal.SIGTTOU, signal.SIGTSTP)
+
+
+def _ignore_job_control() -> tuple[tuple[int, object], ...]:
+    """Without a PID namespace this process shares the supervisor's process group, in the
+    user's terminal session: a command that moves one of its processes into that group and
+    reads the terminal in the background has the kernel stop the whole group (SIGTTIN, which
+    Landlock's signal scope does not see), this process included, which would then neither
+    reap nor end the tree when the supervisor dies. It ignores the job-control stops; the
+    command gets the dispositions back (returned: signal, previous disposition)."""
+    kept = tuple((sig, signal.getsignal(sig)) for sig in JOB_CONTROL)
+    for sig in JOB_CONTROL:
+        signal.signal(sig, signal.SIG_IGN)
+    return kept
 
 
 def _children() -> list[int]:
@@ -531,13 +549,15 @@ def _exec_prefix(spec: ChildSpec) -> tuple[bytes, int]:
     return prefix, len(prefix)
 
 
-def _fork_command(spec: ChildSpec, mask: set[signal.Signals], scope: int = 0) -> int:
+def _fork_command(spec: ChildSpec, mask: set[signal.Signals], scope: int = 0,
+                  restore: tuple[tuple[int, object], ...] = ()) -> int:
     """The command. Forked, not posix_spawn'ed: glibc's posix_spawn leaves its internal
     signals 32 and 33 ignored in the new program, and a command that has a terminal must
     take the foreground before it runs. Forked by C where the launcher loaded it
     (:func:`use_executor`): the same steps, reports and exit codes, without a Python fork.
-    ``scope``: Landlock scopes of a layer of the command's own (:func:`_init`; forked here)."""
-    args = _command_args(spec) if not scope else None
+    ``scope``: Landlock scopes of a layer of the command's own; ``restore``: signal
+    dispositions the command gets back (:func:`_init`; both forked here)."""
+    args = _command_args(spec) if not (scope or restore) else None
     if args is not None:
         pid = _executor.lib.lsb_fork_exec(args[0], args[1], args[2], _mask_bits(mask),
                                           -1 if spec.tty is None else spec.tty, spec.report_fd,
@@ -549,6 +569,8 @@ def _fork_command(spec: ChildSpec, mask: set[signal.Signals], scope: int = 0) ->
     if pid == 0:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, mask)
         try:
+            for sig, disposition in restore:
+                signal.signal(sig, disposition)  # type: ignore[arg-type]
             _prctl.prctl(_prctl.PR_SET_PDEATHSIG, signal.SIGKILL)
             _foreground(spec.tty)
             if scope:  # no_new_privs is set (init's _restrict)
@@ -701,6 +723,8 @@ def _serve_as_init(pid: int, mask: set[signal.Signals], report_fd: int, reap_tre
             # A timeout, so that even a lost SIGCHLD only delays the reaping by a second.
             info = signal.sigtimedwait(mask, 1.0)
             sig = info.si_signo if info is not None else signal.SIGCHLD
+            if sig not in mask:  # CPython returns an unfilled siginfo when the wait is resumed
+                sig = signal.SIGCHLD  # past its deadline (a stop, then SIGCONT): a timeout
             if sig == PARENT_GONE and reap_tree:  # the supervisor died: nothing may outlive it
                 _kill_descendants()
                 os._exit(125)
@@ -720,8 +744,13 @@ def _serve_as_init(pid: int, mask: set[signal.Signals], report_fd: int, reap_tre
             else:
                 try:
                     os.kill(pid, sig)
-                except ProcessLookupError:
+                except OSError:
                     pass
     except BaseException:  # noqa: BLE001
+        if reap_tree:  # whatever failed, nothing of the tree outlives this process
+            try:
+                _kill_descendants()
+            except BaseException:  # noqa: BLE001
+                pass
         os._exit(125)
     sys.exit(125)  # pragma: no cover

@@ -23,6 +23,10 @@ from __future__ import annotations
 OPEN: tuple[tuple[str, str], ...] = (
     ("other terminals",
      "other sessions' terminals of the same user under /dev/pts can be read and written"),
+    ("the other jobs of its terminal session",
+     "a process of the command can join another process group of the user's terminal session and, "
+     "reading or writing the terminal in the background, have the kernel stop that group "
+     "(job-control signals, which Landlock's signal scope does not see)"),
     ("the host's /proc",
      "every process of the machine and its command line are visible"),
     ("POSIX shared memory and semaphores",

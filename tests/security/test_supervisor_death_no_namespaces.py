@@ -114,3 +114,98 @@ def test_the_command_cannot_kill_the_process_that_ends_its_tree(nobody):
             os.kill(pid, signal.SIGKILL)
     assert r.returncode == 0 and r.stdout.split() == ["kill=1"], r
     assert left == [], "the daemon outlived the run"
+
+
+def _supervisor_child(sup: int) -> int:
+    """The supervisor's forked child (the tree's subreaper, without namespaces)."""
+    with open(f"/proc/{sup}/task/{sup}/children") as f:
+        return int(f.read().split()[0])
+
+
+@pytest.mark.parametrize("nobody", [False, True], ids=["root", "nobody"])
+def test_a_stopped_and_continued_child_still_reaps_and_ends_the_tree(nobody):
+    """A stop longer than the child's one-second wait, then SIGCONT (``docker pause`` and
+    ``unpause``, a terminal's job control): CPython's ``sigtimedwait`` then returns a
+    signal number that was never filled in. The child took it for a signal to forward,
+    failed, and exited 125 without ending the tree: the run failed and the daemon stayed.
+    Now the run ends with the command's status and takes the daemon with it."""
+    if nobody and os.geteuid() != 0:
+        pytest.skip("needs root to become nobody")
+    marker = f"lsb-stopcont-{os.getpid()}-{nobody}"
+    cmd = DAEMON.format(py=PY, marker=marker).replace("sleep 300", f"sleep {3 * TIME_FACTOR}; exit 7")
+    env = dict(os.environ, LSANDBOX_NO_NAMESPACES="1", LSANDBOX_REQUIREMENTS="")
+    sup = subprocess.Popen([*(NOBODY if nobody else []), LSANDBOX, "run", "--", "sh", "-c", cmd], env=env,
+                           cwd="/tmp", stdout=subprocess.PIPE, text=True)
+    try:
+        assert sup.stdout is not None and sup.stdout.readline().strip() == "started"
+        child = _supervisor_child(sup.pid)
+        os.kill(child, signal.SIGSTOP)
+        time.sleep(1.5)
+        os.kill(child, signal.SIGCONT)
+        rc = sup.wait(timeout=60 * TIME_FACTOR)
+        time.sleep(0.5)
+        left = _pids(marker)
+    finally:
+        for pid in _pids(marker):
+            os.kill(pid, signal.SIGKILL)
+        if sup.poll() is None:
+            sup.kill()
+            sup.wait()
+    assert rc == 7 and left == [], (rc, left)
+
+
+# The command moves a process of its own into the supervisor's process group and reads the
+# terminal from there, in the background: the kernel stops that whole group (SIGTTIN).
+STOPPER = r"""
+import os, signal, sys, time
+group = os.getpgid(os.getppid())  # its parent's: the supervisor's group
+d = os.fork()
+if d == 0:
+    os.setpgid(0, group)
+    try:
+        os.read(os.open("/dev/tty", os.O_RDONLY), 1)
+    except OSError:
+        pass
+    os._exit(0)
+time.sleep(1.0)
+with open(f"/proc/{os.getppid()}/stat") as f:
+    print("parent state", f.read().rsplit(")", 1)[1].split()[0], flush=True)
+os.kill(d, signal.SIGKILL)
+"""
+
+
+@pytest.mark.parametrize("nobody", [False, True], ids=["root", "nobody"])
+def test_job_control_cannot_stop_the_process_that_ends_the_tree(nobody):
+    """In a terminal session (a pty, lsandbox in the foreground): the command's background
+    read from the supervisor's group stops the group, but not the supervisor's child, which
+    ignores the job-control stops (the command gets the dispositions back). Without that the
+    child was found stopped ('T'), and a supervisor killed meanwhile left the tree running."""
+    import pty
+
+    if nobody and os.geteuid() != 0:
+        pytest.skip("needs root to become nobody")
+    lsb = [*(NOBODY if nobody else []), LSANDBOX, "run", "--", PY, "-c", STOPPER]
+    env = dict(os.environ, LSANDBOX_NO_NAMESPACES="1", LSANDBOX_REQUIREMENTS="")
+    pid, fd = pty.fork()
+    if pid == 0:  # a session with the pty as its terminal; lsandbox in the foreground
+        try:
+            os.execvpe(lsb[0], lsb, env)
+        finally:
+            os._exit(127)
+    out = b""
+    deadline = time.monotonic() + 30 * TIME_FACTOR
+    try:
+        while b"\n" not in out.partition(b"parent state")[2] and time.monotonic() < deadline:
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            out += chunk
+    finally:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        os.close(fd)
+    line = [ln for ln in out.decode(errors="replace").splitlines() if ln.startswith("parent state")]
+    assert line and line[0].split()[-1] != "T", out

@@ -137,7 +137,7 @@ class Broker:
         self._connector: Connector | None = None
         self.sys_connect: Callable[[int, bytes], None] = sysc.connect
         self.sys_sendmsg: Callable[[int, bytes, bytes | None, bytes, int], int] = sysc.sendmsg
-        self.sys_bind_at: Callable[[int, int, bytes, int], None] | None = None
+        self.sys_bind_at: Callable[[int, int, bytes, int], bool] | None = None
         if connector is not None:
             from ._connector import Connector
 

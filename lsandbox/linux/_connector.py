@@ -123,6 +123,7 @@ class Connector:
         self._ready = threading.Event()
         self._failed: str | None = None
         self._closed = False
+        self.private_fs = False  # the thread's own cwd and umask (set when it starts)
 
     # -- what the broker calls (in place of ``_broker_sys.connect``/``sendmsg``) ----------
     # Same signatures as ``_broker_sys``'s: a pathname destination is handed over, the rest
@@ -138,10 +139,16 @@ class Connector:
             return sysc.sendmsg(fd, data, name, control, flags)
         return int(self._call(sysc.sendmsg, (fd, data, name, control, flags)) or 0)
 
-    def bind_at(self, fd: int, dirfd: int, name: bytes, mask: int) -> None:
+    def bind_at(self, fd: int, dirfd: int, name: bytes, mask: int) -> bool:
         """Bind ``fd`` to the base name ``name`` in the directory ``dirfd``, with umask
-        ``mask`` (a pathname bind: the broker pinned and decided the parent)."""
+        ``mask`` (a pathname bind: the broker pinned and decided the parent). False, doing
+        nothing, where the thread has no cwd of its own (unshare refused): the broker binds."""
+        if not self._ready.is_set():
+            self._start()
+        if self._failed is None and not self._closed and not self.private_fs:
+            return False
         self._call(_bind_at, (fd, dirfd, name, mask))
+        return True
 
     def _call(self, fn: Callable[..., int | None], args: tuple) -> int | None:
         creds = getattr(self._local, "creds", None)
@@ -188,7 +195,11 @@ class Connector:
         """This thread only: its own cwd and umask (binds ``fchdir``), the sandbox's rules,
         then the command's kind of credentials (rule paths are opened first, with the
         supervisor's)."""
-        sysc.unshare_fs()  # else a bind's fchdir would move the whole supervisor
+        try:  # else a bind's fchdir would move the whole supervisor: binds stay with the broker
+            sysc.unshare_fs()
+            self.private_fs = True
+        except OSError:  # a runtime's seccomp profile refusing unshare (Docker's)
+            self.private_fs = False
         handled = ll.AccessFs(self._handled)
         rs = ll.Ruleset(handled_fs=handled, compat=ll.CompatLevel.HARD_REQUIREMENT, max_abi=self._abi)
         for path, access in self._rules:  # descriptors pinned by the launcher (PinnedRules)

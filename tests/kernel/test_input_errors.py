@@ -18,6 +18,7 @@ import lsandbox
 from lsandbox import FilesystemPolicy, FsAccess, FsRule, Policy
 from lsandbox.linux._features import features
 from tests._sandbox import LSANDBOX
+from tests._util import TIME_FACTOR
 
 AS_NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
 LONG_NAME = "n" * 300
@@ -52,8 +53,10 @@ def cli(argv: list[str], *, nobody: bool = False, cwd: str = "/", env: dict | No
     tmp = _tmpdir() if own_tmp else tmpdir
     e = {"PATH": os.environ["PATH"], "HOME": "/", "TMPDIR": tmp, **(env or {})}
     try:
+        # stdin: not the runner's (a terminal, as in the kernel guests, would make a drawn
+        # `--config /proc/self/fd/0` wait for input until the timeout)
         r = subprocess.run([*(AS_NOBODY if nobody else []), LSANDBOX, *argv], capture_output=True,
-                           cwd=cwd, env=e, timeout=60)
+                           cwd=cwd, env=e, timeout=60 * TIME_FACTOR, stdin=subprocess.DEVNULL)
         left = [n for n in os.listdir(tmp) if n.startswith("lsandbox-sock-")] if os.path.isdir(tmp) else []
         assert not left, f"left behind in TMPDIR: {left}"
     finally:

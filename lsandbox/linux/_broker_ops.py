@@ -257,9 +257,8 @@ def bind_path(b: Broker, n: sb.Notification, sock: int, path: str) -> Reply:
             return v
         mask = umask(n.pid)
         since = time.time_ns()
-        if b.sys_bind_at is not None and b.sys_bind_at(sock, dfd, os.fsencode(name), mask):
-            pass  # made under the sandbox's MAKE_SOCK rules (_connector)
-        else:
+        # the connector binds under the sandbox's MAKE_SOCK rules where it can (_connector)
+        if b.sys_bind_at is None or not b.sys_bind_at(sock, dfd, os.fsencode(name), mask):
             os.umask(mask)  # this thread's own fs_struct (unshare(CLONE_FS)), like its cwd
             os.fchdir(dfd)
             try:

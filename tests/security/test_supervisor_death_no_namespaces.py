@@ -53,6 +53,15 @@ def _pids(marker: str) -> list[int]:
     return found
 
 
+def _clean_up(marker: str, sup: subprocess.Popen | None = None) -> None:
+    """Whatever a failed test left: the daemons it started, and its supervisor."""
+    for pid in _pids(marker):
+        os.kill(pid, signal.SIGKILL)
+    if sup is not None and sup.poll() is None:
+        sup.kill()
+        sup.wait()
+
+
 @pytest.mark.parametrize("nobody", [False, True], ids=["root", "nobody"])
 @pytest.mark.parametrize("via", ["cli", "api", "api-exit"])
 def test_a_killed_supervisor_takes_the_whole_tree_with_it(nobody, via):
@@ -78,11 +87,7 @@ def test_a_killed_supervisor_takes_the_whole_tree_with_it(nobody, via):
             time.sleep(0.05)
         left = _pids(marker)
     finally:
-        for pid in _pids(marker):
-            os.kill(pid, signal.SIGKILL)
-        if sup.poll() is None:
-            sup.kill()
-            sup.wait()
+        _clean_up(marker, sup)
     assert left == [], "the sandbox's daemon outlived its supervisor"
 
 
@@ -110,8 +115,7 @@ def test_the_command_cannot_kill_the_process_that_ends_its_tree(nobody):
         time.sleep(0.5)
         left = _pids(marker)
     finally:
-        for pid in _pids(marker):
-            os.kill(pid, signal.SIGKILL)
+        _clean_up(marker)
     assert r.returncode == 0 and r.stdout.split() == ["kill=1"], r
     assert left == [], "the daemon outlived the run"
 
@@ -146,11 +150,7 @@ def test_a_stopped_and_continued_child_still_reaps_and_ends_the_tree(nobody):
         time.sleep(0.5)
         left = _pids(marker)
     finally:
-        for pid in _pids(marker):
-            os.kill(pid, signal.SIGKILL)
-        if sup.poll() is None:
-            sup.kill()
-            sup.wait()
+        _clean_up(marker, sup)
     assert rc == 7 and left == [], (rc, left)
 
 

@@ -75,13 +75,13 @@ def docker_filter(caps: frozenset[str] = DOCKER_DEFAULT_CAPS, arch: str | None =
     return sb.compile_filter(sb.Filter(arch, rules, default))
 
 
-def run_under_docker_profile(argv: list[str], *, cwd: str | None = None,
-                             env: dict[str, str] | None = None) -> tuple[int, str]:
+def run_under_docker_profile(argv: list[str], *, cwd: str | None = None, env: dict[str, str] | None = None,
+                             caps: frozenset[str] = DOCKER_DEFAULT_CAPS) -> tuple[int, str]:
     """Run ``argv`` (PATH-searched) with Docker's default profile applied, as in a container
-    that refuses ``unshare``; returns its exit status and its output (stdout and stderr).
+    that refuses ``unshare`` (the profile selected for ``caps``); returns its exit status and its output (stdout and stderr).
     ``env`` replaces the environment. Call it from a forked child (the filter is installed
     in a grandchild, but ``run_in_child`` keeps the pytest process's state apart)."""
-    prog = docker_filter()
+    prog = docker_filter(caps)
     r, w = os.pipe()
     pid = os.fork()
     if pid == 0:

@@ -187,9 +187,9 @@ class Broker:
         local = self.pool.local
         try:
             sysc.unshare_fs()
-        except OSError:
-            pass
-        local.private_cwd = True
+            local.private_cwd = True  # this thread's own cwd and umask (binds, path operations)
+        except OSError:  # a runtime refusing unshare (Docker's profile): shared with the supervisor
+            local.private_cwd = False
         try:
             local.creds = ThreadCreds()
         except OSError:

@@ -14,6 +14,7 @@ import errno
 import fcntl
 import os
 import select
+import stat
 import time
 from contextlib import ExitStack
 
@@ -25,7 +26,8 @@ from ._broker_decide import Allowed, Denied, Quiet, decide_abstract
 from ._broker_fail import Fail, NoGetfd
 from ._broker_target import O_UPDIR, proc_rewrite, real_path, umask
 from ._features import addfd_available
-from ._sockaddr import AF_UNIX, family, parse_unix, unix_sockaddr
+from ._shared_fs import settle_at
+from ._sockaddr import AF_UNIX, SUN_PATH_MAX, family, parse_unix, unix_sockaddr
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -226,19 +228,16 @@ def op_bind(b: Broker, n: sb.Notification) -> Reply:
 
 
 def bind_path(b: Broker, n: sb.Notification, sock: int, path: str) -> Reply:
-    """Bind from a private cwd and umask (``unshare(CLONE_FS)``): take the target's umask,
-    ``fchdir`` into the pinned parent directory and bind the base name, so the directory
-    decided on is the directory bound in, the mode is what the command would have got, and
-    the kernel's errors come back as they are (``getsockname`` then shows the base name
-    only). Where the plan handles Landlock's ``MAKE_SOCK`` the connector thread does that
+    """Bind the base name in the pinned parent directory under the target's umask, so the
+    directory decided on is the directory bound in, the mode is what the command would have
+    got, and the kernel's errors come back as they are (``getsockname`` then shows the base
+    name only: ``bind_here``). Where the plan handles Landlock's ``MAKE_SOCK`` the connector thread does that
     under the sandbox's grants (``_connector``: the kernel's own check after the broker's),
     else this thread."""
     path = proc_rewrite(path, n.pid)
     head, name = os.path.split(path)
     if name in ("", ".", ".."):
         raise Fail(errno.EINVAL)
-    if not getattr(b.pool.local, "private_cwd", False):
-        return Denied(path, "broker thread has no private cwd")
     if path.startswith("/"):
         dpath = f"/proc/{n.pid}/root" + (head or "/")
     else:
@@ -259,15 +258,32 @@ def bind_path(b: Broker, n: sb.Notification, sock: int, path: str) -> Reply:
         since = time.time_ns()
         # the connector binds under the sandbox's MAKE_SOCK rules where it can (_connector)
         if b.sys_bind_at is None or not b.sys_bind_at(sock, dfd, os.fsencode(name), mask):
-            os.umask(mask)  # this thread's own fs_struct (unshare(CLONE_FS)), like its cwd
-            os.fchdir(dfd)
-            try:
-                b.bare(sysc.bind, sock, unix_sockaddr(os.fsencode(name)))
-            finally:
-                os.chdir("/")
+            bind_here(b, sock, dfd, os.fsencode(name), mask)
         if b.prov.exposed(real):
             b.prov.note_bound(dfd, name, since)
         return 0
+
+
+def bind_here(b: Broker, sock: int, dfd: int, name: bytes, mask: int) -> None:
+    """Bind ``name`` in ``dfd`` from this broker thread. With an ``fs_struct`` of its own
+    (``unshare(CLONE_FS)``): from its cwd, under the command's umask. Without one (a runtime
+    refused ``unshare``: ``_shared_fs``), leaving the supervisor's cwd and umask alone: through
+    the pinned directory's descriptor (``/proc/thread-self/fd/N/name``: the kernel walks the
+    magic link to that very directory) and then the mode the command's umask gives;
+    ``getsockname`` then shows that /proc path."""
+    if getattr(b.pool.local, "private_cwd", False):
+        os.umask(mask)  # this thread's own, like its cwd
+        os.fchdir(dfd)
+        try:
+            b.bare(sysc.bind, sock, unix_sockaddr(name))
+        finally:
+            os.chdir("/")
+        return
+    via = f"/proc/thread-self/fd/{dfd}/".encode() + name
+    if len(via) >= SUN_PATH_MAX:
+        raise Fail(errno.ENAMETOOLONG)
+    b.bare(sysc.bind, sock, unix_sockaddr(via))
+    b.bare(settle_at, dfd, name, 0o777 & ~mask, stat.S_IFSOCK, 0o777)
 
 
 def op_socket(b: Broker, n: sb.Notification, op: str = "socket") -> Reply:

@@ -23,7 +23,8 @@ here (``open``/``openat``/``creat`` only with O_CREAT, ``mkdir``, ``mknod``, ``s
    such as ``.git`` is never created, removed or renamed, even when it did not exist at
    launch). The supervisor then performs the call *relative to the pinned descriptor* with
    the target's filesystem credentials and umask and without capabilities (raw per-thread
-   ``setfsuid``/``setgroups``/``capset`` and the thread's private ``umask``), and answers
+   ``setfsuid``/``setgroups``/``capset`` and the thread's private ``umask``, or the mode
+   settled after the fact where the runtime refuses ``unshare``: ``_shared_fs``), and answers
    with the result; a created file reaches the target as its own descriptor through
    ``SECCOMP_IOCTL_NOTIF_ADDFD`` with ``SECCOMP_ADDFD_FLAG_SEND`` (O_CLOEXEC as asked).
 
@@ -55,6 +56,7 @@ from ..policy._model import FsAccess, Policy
 from ..policy._paths import is_within
 from . import _broker_sys as sysc
 from ._features import addfd_available
+from ._shared_fs import settle, settle_at
 
 _ARCH = sb.native_arch()
 
@@ -331,8 +333,6 @@ class PathOps:
         """Act as the target: the broker thread already holds its identity (checked here), so
         this takes its umask and drops any effective capability the thread holds for
         preparing; returns the function that undoes both."""
-        if not private_fs:
-            raise Fail(errno.EACCES)  # the umask would be the whole supervisor's
         t = _Target(n.pid)
         self._valid(n)  # the status read was the target's
         held = getattr(getattr(self._tl, "creds", None), "ident", None)
@@ -341,12 +341,49 @@ class PathOps:
             raise Fail(errno.EACCES)  # the broker thread must already act as the command: fail closed
         creds = self._tl.creds
         creds.drop()  # no effective capability while acting (the command has none)
+        if not private_fs:  # the umask is the whole supervisor's: the creators apply it (_shared_fs)
+            self._tl.owed = t.umask
+            return creds.undrop
+        self._tl.owed = None
         old_umask = os.umask(t.umask)
 
         def restore() -> None:
             os.umask(old_umask)
             creds.undrop()
         return restore
+
+    # Without a private fs_struct (_shared_fs) the creators apply the target's umask.
+    def _mode(self, mode: int) -> int:
+        owed = getattr(self._tl, "owed", None)
+        return mode if owed is None else mode & ~owed
+
+    def _settle(self, fd: int, want: int, kind: int) -> None:
+        if getattr(self._tl, "owed", None) is not None:
+            settle(fd, want, kind)
+
+    def _settle_at(self, dfd: int, name: bytes, want: int, kind: int) -> None:
+        if getattr(self._tl, "owed", None) is not None:
+            settle_at(dfd, name, want, kind)
+
+    def _create_open(self, pfd: int, name: bytes, flags: int, mode: int) -> int:
+        """Open with O_CREAT (or O_TMPFILE) without a private umask: create exclusively, so the
+        file this call made is known and its mode settled; else open what exists."""
+        want = self._mode(mode)
+        if flags & os.O_EXCL or flags & os.O_TMPFILE == os.O_TMPFILE:
+            fd = os.open(name, flags, want, dir_fd=pfd)
+            self._settle(fd, want, stat.S_IFREG)
+            return fd
+        for _ in range(MAX_SYMLINKS):
+            try:
+                fd = os.open(name, flags | os.O_EXCL, want, dir_fd=pfd)
+            except FileExistsError:
+                try:
+                    return os.open(name, flags & ~os.O_CREAT, dir_fd=pfd)
+                except FileNotFoundError:
+                    continue  # removed meanwhile: create it then
+            self._settle(fd, want, stat.S_IFREG)
+            return fd
+        raise Fail(errno.ELOOP)
 
     def _run(self, n: sb.Notification, private_fs: bool, places: list[tuple[int, bytes, int | None]],
              act: Callable[[list[tuple[int, bytes]]], None]) -> None:
@@ -432,7 +469,10 @@ class PathOps:
         ours = (flags | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC) & ~os.O_NOCTTY
         restore = self._as_target(n, private_fs)
         try:
-            fd = os.open(name, ours, mode, dir_fd=pfd)
+            if flags & os.O_CREAT or flags & os.O_TMPFILE == os.O_TMPFILE:
+                fd = self._create_open(pfd, name, ours, mode)
+            else:
+                fd = os.open(name, ours, mode, dir_fd=pfd)
         except OSError as e:
             if e.errno == errno.ENXIO:
                 raise Continue from None  # a FIFO without reader: the kernel (and Landlock) block or refuse
@@ -468,8 +508,11 @@ class PathOps:
 
     def _do_mkdir(self, n: sb.Notification, private_fs: bool, dfd: int, ptr: int, mode: int) -> None:
         path = self._string(n, ptr)
-        self._run(n, private_fs, [(dfd, path, None)],
-                  lambda p: os.mkdir(p[0][1], mode & 0o7777, dir_fd=p[0][0]))
+        def act(p: list[tuple[int, bytes]]) -> None:
+            want = self._mode(mode & 0o7777)
+            os.mkdir(p[0][1], want, dir_fd=p[0][0])
+            self._settle_at(p[0][0], p[0][1], want, stat.S_IFDIR)
+        self._run(n, private_fs, [(dfd, path, None)], act)
         self._done(n)
 
     def _mknod(self, n: sb.Notification, private_fs: bool) -> None:
@@ -486,8 +529,11 @@ class PathOps:
         path = self._string(n, ptr)
         if path.endswith(b"/"):
             raise Fail(errno.ENOENT)
-        self._run(n, private_fs, [(dfd, path, None)],
-                  lambda p: os.mknod(p[0][1], mode, 0, dir_fd=p[0][0]))
+        def act(p: list[tuple[int, bytes]]) -> None:
+            want = self._mode(mode & 0o7777)
+            os.mknod(p[0][1], kind | want, 0, dir_fd=p[0][0])
+            self._settle_at(p[0][0], p[0][1], want, kind or stat.S_IFREG)
+        self._run(n, private_fs, [(dfd, path, None)], act)
         self._done(n)
 
     def _symlink(self, n: sb.Notification, private_fs: bool) -> None:

@@ -28,7 +28,8 @@ DEFAULT_PROFILE = ":workspace"
 
 
 def config_search_path(cwd: str, env: Mapping[str, str]) -> list[str]:
-    """Where a config is looked for when ``-c`` is not given, in order."""
+    """Where a config is looked for when ``-c`` is not given, in order (the first, in the
+    working directory, only once trusted: ``_trust``)."""
     home = env.get("HOME") or os.path.expanduser("~")
     return [
         os.path.join(cwd, "lsandbox.toml"),
@@ -53,6 +54,12 @@ def find_config(explicit: str | None, cwd: str, env: Mapping[str, str]) -> str |
         if os.path.isfile(path):
             return path
     return None
+
+
+def needs_trust(explicit: str | None, path: str, cwd: str) -> bool:
+    """Whether ``path``, found for ``explicit``, is the working directory's config found by
+    the search (``_trust``): one named with ``-c`` is the user's choice."""
+    return explicit is None and path == os.path.join(cwd, "lsandbox.toml")
 
 
 def _workspace_cwd(cwd: str | None) -> str:
@@ -104,7 +111,12 @@ def load_policy(
     env = os.environ if env is None else env
     cwd = _workspace_cwd(cwd)
     path = find_config(config, cwd, env) if (config is not None or search) else None
-    cfg = Config.from_file(path) if path else Config.empty()
+    if path and needs_trust(config, path, cwd):
+        from ._trust import require
+
+        cfg = Config.from_file(path, require(path, env))
+    else:
+        cfg = Config.from_file(path) if path else Config.empty()
     req = load_requirements(find_requirements(requirements, env))
 
     sandbox_mode = None

@@ -118,6 +118,8 @@ def run_script(source: str, nobody: bool, tmp: str, timeout: float = 120,
         f.write(source)
     os.chmod(script, 0o644)
     env = {"PATH": os.environ.get("PATH", ""), "HOME": tmp, "LSANDBOX_REQUIREMENTS": "", "TMPDIR": tmp}
+    if "PYTHONPATH" in os.environ:  # a checkout tested without installing it
+        env["PYTHONPATH"] = os.environ["PYTHONPATH"]
     return subprocess.run([*(setpriv_nobody() if nobody else []), sys.executable, script], capture_output=True,
                           text=True, cwd=tmp, env=env, timeout=timeout, start_new_session=new_session)
 

@@ -31,7 +31,7 @@ _SCALAR_OPTIONS = ("config", "profile", "chdir", "events", "requirements")
 _OWN_PROCESS = False  # set by console(): the lsandbox command, not a caller of main()
 _GC_PAUSED = False  # console() paused the cyclic garbage collector; resume_gc() resumes it
 # each in its module ``._<name>``
-SUBCOMMANDS = ("run", "explain", "check", "doctor", "completion", "manpage")
+SUBCOMMANDS = ("run", "explain", "check", "trust", "doctor", "completion", "manpage")
 
 
 def _formatter_class() -> type[argparse.HelpFormatter]:

@@ -17,7 +17,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from .._errors import PolicyError
-    from .._load import config_search_path, find_config, load_policy
+    from .._load import config_search_path, find_config, load_policy, needs_trust
+    from .._trust import is_trusted
     from ..policy._loader import Config
 
     cwd = os.getcwd() if os.path.isdir(".") else None
@@ -29,10 +30,14 @@ def run(args: argparse.Namespace) -> int:
         print("no config file found (looked for " + ", ".join(config_search_path(cwd, os.environ))
               + "); `lsandbox run` uses the built-in :workspace profile: OK")
         return 0
-    cfg = Config.from_file(path)  # parses every profile, raising on the first error
+    raw: list[bytes] = []
+    cfg = Config.from_file(path, raw.append)  # parses every profile, raising on the first error
     names = list(cfg.profiles)
     for name in names:  # resolve extends chains and expand paths too
         load_policy(path, name, requirements=args.requirements, cwd=cwd)
     load_policy(path, requirements=args.requirements, cwd=cwd)
-    print(f"{path}: OK ({len(names)} profile{'s' if len(names) != 1 else ''})")
+    note = ""
+    if needs_trust(args.config, path, cwd) and not is_trusted(path, raw[0], os.environ):
+        note = "; not trusted yet: `lsandbox run` refuses it until `lsandbox trust`"
+    print(f"{path}: OK ({len(names)} profile{'s' if len(names) != 1 else ''}){note}")
     return 0

@@ -74,7 +74,7 @@ from ._paths import canonicalize, expand, length_problem, path_problem
 
 TYPE_CHECKING = False  # ``typing`` stays off the launch path; type checkers see True
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping, Sequence
+    from collections.abc import Callable, Iterable, Mapping, Sequence
     from typing import Any
 
     from ._toml_lines import KeyPath, LineIndex
@@ -171,8 +171,9 @@ _BUILTIN_SOURCE = Source("<built-in>", _NoLines())
 MAX_CONFIG_BYTES = 4 << 20
 
 
-def read_toml(path: str) -> tuple[dict[str, Any], Source]:
-    """Read and parse ``path``; a syntax error becomes a PolicyError with its line."""
+def read_toml(path: str, verify: Callable[[bytes], None] | None = None) -> tuple[dict[str, Any], Source]:
+    """Read and parse ``path``; a syntax error becomes a PolicyError with its line.
+    ``verify`` sees the bytes read before they are parsed (``_trust``), and may refuse them."""
     try:
         with open(path, "rb") as f:
             raw = f.read(MAX_CONFIG_BYTES + 1)  # bounded: `-c /dev/zero` must not eat memory
@@ -182,6 +183,8 @@ def read_toml(path: str) -> tuple[dict[str, Any], Source]:
         raise PolicyError(f"cannot read config: {e}", file=path) from None
     if len(raw) > MAX_CONFIG_BYTES:
         raise PolicyError(f"config is larger than {MAX_CONFIG_BYTES >> 20} MiB", file=path)
+    if verify is not None:
+        verify(raw)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
@@ -464,8 +467,8 @@ class Config(Record, frozen=False):
     src: Source
 
     @classmethod
-    def from_file(cls, path: str) -> Config:
-        data, src = read_toml(path)
+    def from_file(cls, path: str, verify: Callable[[bytes], None] | None = None) -> Config:
+        data, src = read_toml(path, verify)
         cfg = cls(data, src)
         cfg.validate_top_level()
         return cfg

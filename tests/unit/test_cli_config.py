@@ -72,6 +72,9 @@ def test_config_search_order(in_tmp, capsys):
     (in_tmp / "home" / ".codex" / "config.toml").write_text('sandbox_mode = "read-only"\n')
     assert load_policy(requirements=None).filesystem.write_roots == ()
     (in_tmp / "lsandbox.toml").write_text('default_permissions = ":workspace"\n')
+    with pytest.raises(PolicyError, match="not trusted"):  # tests/unit/test_config_trust.py
+        load_policy(requirements=None)
+    assert main(["trust"]) == 0
     assert load_policy(requirements=None).filesystem.write_roots != ()
 
 

@@ -1,0 +1,82 @@
+"""Trust in the config found in the working directory (``./lsandbox.toml``).
+
+The working directory is the default workspace, which the sandboxed command may write: a
+config found there may have been written by an earlier sandbox (``default_permissions =
+":danger-full-access"``), and loading it by default would give the next run whatever that
+command chose. So that config (found by the search, not named with ``-c``) is loaded only
+when the user has trusted that file with that content: ``lsandbox trust`` records its
+SHA-256 and absolute path in ``~/.config/lsandbox/trusted``, outside the workspace, as direnv's
+``allow`` does for ``.envrc``. A changed file must be trusted again. The bytes checked are
+the bytes parsed (``read_toml``'s ``verify``): a sandbox rewriting the file meanwhile gains
+nothing. The user's own configs (``~/.config/lsandbox/config.toml``, ``~/.codex/config.toml``)
+are trusted as they are: a policy that lets the command write them has given it the home
+directory.
+"""
+
+from __future__ import annotations
+
+import os
+
+from ._errors import PolicyError
+
+TYPE_CHECKING = False  # the launch path does not import typing; type checkers see True
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+
+UNTRUSTED = ("not trusted: a config in the working directory may have been written by an earlier "
+             "sandbox (the workspace is writable); review it, then run `lsandbox trust`, or name it with -c")
+
+
+def store_path(env: Mapping[str, str]) -> str:
+    home = env.get("HOME") or os.path.expanduser("~")
+    return os.path.join(home, ".config", "lsandbox", "trusted")
+
+
+def _entry(path: str, raw: bytes) -> str:
+    import hashlib
+
+    return f"{hashlib.sha256(raw).hexdigest()} {os.path.abspath(path)}"  # not resolved: a planted
+    # symlink to another project's trusted config is not that config here
+
+
+def _entries(env: Mapping[str, str]) -> list[str]:
+    try:
+        with open(store_path(env), encoding="utf-8", errors="replace") as f:
+            return f.read().splitlines()
+    except OSError:
+        return []
+
+
+def is_trusted(path: str, raw: bytes, env: Mapping[str, str]) -> bool:
+    """Whether ``raw``, read from ``path``, is what the user trusted at that path."""
+    return _entry(path, raw) in _entries(env)
+
+
+def require(path: str, env: Mapping[str, str]) -> Callable[[bytes], None]:
+    """A ``verify`` for ``read_toml``: refuses bytes the user has not trusted at ``path``."""
+    def verify(raw: bytes) -> None:
+        if not is_trusted(path, raw, env):
+            raise PolicyError(UNTRUSTED, file=path)
+    return verify
+
+
+def trust(path: str, raw: bytes, env: Mapping[str, str]) -> str:
+    """Record ``raw`` as trusted at ``path`` (replacing what was trusted there before);
+    returns the entry. The store is replaced by a rename: never half-written."""
+    entry = _entry(path, raw)
+    where = entry.split(" ", 1)[1]
+    keep = [e for e in _entries(env) if e.split(" ", 1)[-1] != where]
+    store = store_path(env)
+    os.makedirs(os.path.dirname(store), mode=0o700, exist_ok=True)
+    tmp = f"{store}.{os.getpid()}.tmp"
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write("".join(e + "\n" for e in [*keep, entry]))
+        os.replace(tmp, store)
+    except OSError as e:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise PolicyError(f"cannot record the trust: {e.strerror}", file=store) from None
+    return entry

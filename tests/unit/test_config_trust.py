@@ -1,0 +1,105 @@
+"""The working directory's ``lsandbox.toml`` is loaded only once trusted (``lsandbox._trust``):
+the workspace is writable, so a sandboxed command could have written it. The end-to-end
+attack (a sandbox planting a config for the next run) is tests/security/test_config_plant.py."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from lsandbox import PolicyError, load_policy
+from lsandbox.cli import main
+
+FULL = 'default_permissions = ":danger-full-access"\n'
+RO = 'default_permissions = ":read-only"\n'
+
+
+@pytest.fixture
+def ws(tmp_path, monkeypatch):
+    (tmp_path / "ws").mkdir()
+    (tmp_path / "home").mkdir()
+    monkeypatch.chdir(tmp_path / "ws")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("LSANDBOX_REQUIREMENTS", "")
+    return tmp_path / "ws"
+
+
+def _store(ws) -> str:
+    return os.path.join(ws.parent, "home", ".config", "lsandbox", "trusted")
+
+
+def test_untrusted_config_in_the_working_directory_is_refused(ws, capsys):
+    (ws / "lsandbox.toml").write_text(FULL)
+    with pytest.raises(PolicyError, match="not trusted") as e:
+        load_policy()
+    assert e.value.file == str(ws / "lsandbox.toml")
+    assert main(["explain"]) == 125
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"lsandbox: error: {ws / 'lsandbox.toml'}: not trusted")
+    assert not os.path.exists(_store(ws))  # refusing records nothing
+
+
+def test_trusted_then_changed_then_trusted_again(ws, capsys):
+    (ws / "lsandbox.toml").write_text(RO)
+    assert main(["trust"]) == 0
+    assert "trusted " + str(ws / "lsandbox.toml") in capsys.readouterr().out
+    assert load_policy().filesystem.write_roots == ()
+    (ws / "lsandbox.toml").write_text(FULL)
+    with pytest.raises(PolicyError, match="not trusted"):
+        load_policy()
+    assert main(["trust"]) == 0
+    assert load_policy().filesystem.write_roots == ("/",)
+    with open(_store(ws)) as f:
+        assert len(f.read().splitlines()) == 1  # the newer trust replaced the older
+
+
+def test_named_with_c_is_the_users_choice(ws):
+    (ws / "lsandbox.toml").write_text(RO)
+    assert load_policy("lsandbox.toml").filesystem.write_roots == ()
+    assert load_policy(str(ws / "lsandbox.toml")).filesystem.write_roots == ()
+
+
+def test_a_symlink_to_another_trusted_config_is_not_trusted_here(ws, tmp_path):
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "lsandbox.toml").write_text(FULL)
+    assert main(["trust", str(other / "lsandbox.toml")]) == 0
+    assert load_policy(cwd=str(other)).filesystem.write_roots == ("/",)
+    os.symlink(other / "lsandbox.toml", ws / "lsandbox.toml")
+    with pytest.raises(PolicyError, match="not trusted"):
+        load_policy()
+
+
+def test_only_a_valid_config_is_trusted(ws, capsys):
+    (ws / "lsandbox.toml").write_text('default_permissions = "nope"\n[x\n')
+    assert main(["trust"]) == 125
+    assert not os.path.exists(_store(ws))
+    assert main(["trust", "missing.toml"]) == 125
+
+
+def test_check_validates_and_says_it_is_not_trusted(ws, capsys):
+    (ws / "lsandbox.toml").write_text(RO)
+    assert main(["check"]) == 0
+    assert "not trusted yet" in capsys.readouterr().out
+    assert main(["trust"]) == 0
+    capsys.readouterr()
+    assert main(["check"]) == 0
+    assert "not trusted" not in capsys.readouterr().out
+
+
+def test_the_bytes_checked_are_the_bytes_parsed(ws, monkeypatch):
+    """A sandbox rewriting the file between the check and the parse gains nothing: the
+    loader reads it once."""
+    (ws / "lsandbox.toml").write_text(RO)
+    assert main(["trust"]) == 0
+    from lsandbox import _trust
+
+    real = _trust.is_trusted
+
+    def swap_after_check(path, raw, env):
+        ok = real(path, raw, env)
+        (ws / "lsandbox.toml").write_text(FULL)  # too late: raw was read
+        return ok
+    monkeypatch.setattr(_trust, "is_trusted", swap_after_check)
+    assert load_policy().filesystem.write_roots == ()

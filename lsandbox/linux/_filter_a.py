@@ -45,6 +45,9 @@ remain (no immutable/append-only: those need CAP_LINUX_IMMUTABLE), but Landlock 
 for them and a filter cannot tell a file inside the writable roots from one outside, so
 without namespaces (no read-only mount view) they would change files anywhere the command's
 user owns; no build or agent workload sets inode flags, ``lsattr`` (the GET calls) works.
+The same for the other owner-only inode changes a read-only descriptor allows
+(``INODE_META_IOCTLS``: generation, fs-verity, fscrypt policies and keys, btrfs subvolumes
+and snapshots): refused everywhere.
 
 Other processes by pid (``pidns=False``: no PID namespace of the sandbox's own, as in a
 container that refuses namespaces): ``prlimit64``, ``setpriority``, ``ioprio_set`` and the
@@ -127,9 +130,21 @@ TIOCLINUX = 0x541C
 TIOCSETD = 0x5423
 #: inode flags: FS_IOC_SETFLAGS, FS_IOC32_SETFLAGS, FS_IOC_FSSETXATTR
 INODE_FLAG_IOCTLS = (0x40086602, 0x40046602, 0x401C5820)
+#: other inode metadata an owner may change through a read-only descriptor (and so, without
+#: namespaces, outside the writable roots): the generation (FS_IOC_SETVERSION and its 32-bit
+#: twin, EXT4_IOC_SETVERSION and its twin), ext4's block-map migration (EXT4_IOC_MIGRATE),
+#: fs-verity (FS_IOC_ENABLE_VERITY: the file is read-only for good), fscrypt
+#: (FS_IOC_SET_ENCRYPTION_POLICY on an empty directory; FS_IOC_ADD/REMOVE_ENCRYPTION_KEY:
+#: removing the user's key locks the user's encrypted files, even with namespaces), and
+#: btrfs subvolumes (SNAP_CREATE, SUBVOL_CREATE and their v2, SNAP_DESTROY and its v2,
+#: SUBVOL_SETFLAGS, SET_RECEIVED_SUBVOL: a snapshot made in any directory the user may
+#: write by DAC, Landlock not asked)
+INODE_META_IOCTLS = (0x40087602, 0x40047602, 0x40086604, 0x40046604, 0x00006609, 0x40806685, 0x800C6613,
+                     0xC0506617, 0xC0406618, 0xC0406619, 0x50009401, 0x5000940E, 0x50009417, 0x50009418,
+                     0x5000940F, 0x5000943F, 0x4008941A, 0xC0C89425)
 #: user-notification ioctls (the workload never gets a listener; defense in depth)
 SECCOMP_IOCTLS = (0xC0502100, 0xC0182101, 0x40082102, 0x80082102, 0x40182103, 0x40082104)
-DENIED_IOCTLS = (TIOCSTI, TIOCLINUX, TIOCSETD, *SECCOMP_IOCTLS, *INODE_FLAG_IOCTLS)
+DENIED_IOCTLS = (TIOCSTI, TIOCLINUX, TIOCSETD, *SECCOMP_IOCTLS, *INODE_FLAG_IOCTLS, *INODE_META_IOCTLS)
 AF_UNIX, AF_INET, AF_INET6, AF_NETLINK = 1, 2, 10, 16
 LOW32 = 0xFFFFFFFF
 # open flags (the same values on x86_64 and aarch64) and mode bits

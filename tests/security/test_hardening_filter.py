@@ -58,6 +58,16 @@ R["openat2"] = sc(437, -100, ctypes.addressof(path), ctypes.addressof(how), 24)
 flags = bytearray(8)
 fcntl.ioctl(fd, 0x80086601, flags)  # FS_IOC_GETFLAGS: reading works
 t("setflags_unchanged", lambda: fcntl.ioctl(fd, 0x40086602, bytes(flags)))  # FS_IOC_SETFLAGS, same value
+gen = bytearray(8)
+fcntl.ioctl(fd, 0x80087601, gen)  # FS_IOC_GETVERSION: reading works
+t("setversion", lambda: fcntl.ioctl(fd, 0x40087602, bytes(gen)))  # same generation
+t("ext4_setversion", lambda: fcntl.ioctl(fd, 0x40086604, bytes(gen)))
+# fs-verity, fscrypt (policy, remove key) and btrfs (subvolume, snapshot): answered by the
+# filesystem outside (ENOTTY, EOPNOTSUPP, EINVAL, ENOTDIR), never reaching it inside
+R["fs_meta"] = {hex(c): "" for c in (0x40806685, 0x800C6613, 0xC0406618, 0x5000940E, 0x50009418, 0x4008941A)}
+for c in R["fs_meta"]:
+    t("fs_meta " + c, lambda: fcntl.ioctl(fd, int(c, 16), bytearray(4096)))
+    R["fs_meta"][c] = R.pop("fs_meta " + c)
 ldisc = ctypes.c_int(0)
 R["tiocsetd"] = sc(16 if os.uname().machine == "x86_64" else 29, 0, 0x5423, ctypes.addressof(ldisc))
 R["lsm_set_self_attr"] = sc(460, 0, 0, 0, 0)
@@ -67,7 +77,8 @@ R["devices"] = sorted(n for n in os.listdir(W) if stat.S_ISCHR(os.lstat(os.path.
 """
 
 REFUSED = ("chmod_4755", "chmod_2755", "fchmod_6755", "open_creat_4755", "open_tmpfile_2755", "mknod_reg_4755",
-           "mknod_b_7_0", "mknod_c_10_257", "setflags_unchanged", "tiocsetd", "lsm_set_self_attr")
+           "mknod_b_7_0", "mknod_c_10_257", "setflags_unchanged", "setversion", "ext4_setversion", "tiocsetd",
+           "lsm_set_self_attr")
 
 
 @pytest.fixture
@@ -83,6 +94,7 @@ def test_no_setid_files_no_device_nodes(mode, wdir):
     got = probe(FILES, [wdir], nobody=nobody, env=env, flags=("-w", wdir))
     assert {k: got[k] for k in REFUSED} == dict.fromkeys(REFUSED, "EPERM"), got
     assert got["openat2"] == "ENOSYS"
+    assert set(got["fs_meta"].values()) == {"EPERM"}, got["fs_meta"]
     assert got["chmod_755"] == "ok" and got["mkfifo"] == "ok"
     assert got["setid_files"] == [] and got["devices"] == []
     for name in os.listdir(wdir):  # and from outside
@@ -96,6 +108,8 @@ def test_same_probes_unsandboxed(nobody, wdir):
     got = probe(FILES, [wdir], nobody=nobody, env={}, sandboxed=False)
     assert got["chmod_4755"] == got["open_creat_4755"] == got["mknod_reg_4755"] == "ok"
     assert got["setflags_unchanged"] != "EPERM"  # "ok" where the filesystem has inode flags
+    assert got["setversion"] != "EPERM" and got["ext4_setversion"] != "EPERM"  # "ok" on ext4
+    assert "EPERM" not in got["fs_meta"].values(), got["fs_meta"]
     assert got["openat2"] == "ok" or (got["openat2"] == "ENOSYS" and _kernel() < (5, 6))
     assert got["tiocsetd"] != "EPERM" and got["lsm_set_self_attr"] != "EPERM"
     assert got["setid_files"]

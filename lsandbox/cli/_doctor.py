@@ -39,8 +39,11 @@ def run(args: argparse.Namespace) -> int:
     for r in rows:
         print(f"  {r['state']:<13} {r['field']:<41} {r['by']}")
     open_ = [r["field"] for r in rows if r["state"] == "open"]
-    print("verdict: " + ("every field is enforced here" if report.fully_enforced
-                         else "some fields are NOT enforced here")
+    degraded = [r["field"] for r in rows if r["state"] == "degraded"]
+    print("verdict: " + ("some fields are NOT enforced here" if not report.fully_enforced
+                         else "every field is enforced here" if not degraded
+                         else "no field is left unenforced here, but these hold only as their row says: "
+                         + "; ".join(degraded))
           + (f"; open in this mode: {', '.join(open_)}" if open_ else ""))
     return 0 if report.fully_enforced else 1
 

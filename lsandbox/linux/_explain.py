@@ -10,8 +10,8 @@ FILESYSTEM = {"read": "Landlock (read rights)", "write": "Landlock (read+write r
               "deny": "Landlock (no rights; siblings enumerated)"}
 READ_ONLY = ("read-only bind mount in the sandbox's mount namespace (without namespaces: "
              "Landlock split, new entries in the parent created by the path-operation broker, "
-             "which never creates this name); with namespaces, not protected if it does not "
-             "exist at launch")
+             "which never creates this name); with or without namespaces, not protected if it "
+             "does not exist at launch (nothing is mounted or split for it: the command may create it)")
 UNIX_SOCKETS = ("seccomp user notification -> broker (connect/bind/sendto decided on the "
                 "canonical path; on ABI >= 9 Landlock RESOLVE_UNIX also refuses the command's own "
                 "pathname connects outside the rules, which the broker performs as the supervisor)")

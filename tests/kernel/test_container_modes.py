@@ -118,6 +118,16 @@ def test_doctor_text(setup):
     assert r.returncode == 0 and "landlock: ABI" in r.stdout and "verdict:" in r.stdout
 
 
+@pytest.mark.skipif(landlock.kernel_abi() < 1, reason="no Landlock and no namespaces: run refuses")
+def test_doctor_verdict_names_what_is_degraded(setup):
+    """The verdict does not say "every field is enforced" where a row says a field holds
+    only partly (red team, session 9: without namespaces below ABI 6, signals to the user's
+    other processes are not confined, and the verdict said every field was enforced)."""
+    r = cli("doctor", cwd=setup[0], env={"LSANDBOX_NO_NAMESPACES": "1", "LANDLOCK_MAX_ABI": "5"})
+    verdict = [ln for ln in r.stdout.splitlines() if ln.startswith("verdict: ")][0]
+    assert "every field is enforced" not in verdict and "abstract sockets, signals" in verdict, verdict
+
+
 def test_tcp_probe_reaches_server_unsandboxed(setup):
     """The TCP probe is real: outside the sandbox it connects."""
     port = setup[4]

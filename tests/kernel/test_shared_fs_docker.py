@@ -20,9 +20,11 @@ import pytest
 from tests._docker_profile import DOCKER_DEFAULT_CAPS, run_under_docker_profile
 from tests._sandbox import world_dir
 from tests._util import run_in_child
+from tests.conftest import NO_LANDLOCK, REFUSAL
 from tests.security._hardening import NOBODY
 
-pytestmark = [pytest.mark.kernel, pytest.mark.skipif(sys.platform != "linux", reason="Linux")]
+pytestmark = [pytest.mark.kernel, pytest.mark.skipif(sys.platform != "linux", reason="Linux"),
+              pytest.mark.skipif(NO_LANDLOCK, reason=f"{REFUSAL} (and no namespaces under Docker's profile)")]
 
 #: the API caller: runs CODE (argv[2]) in a sandbox rooted at argv[1] while a forked process
 #: (it does not wait for this one's GIL) records this process's umask and cwd

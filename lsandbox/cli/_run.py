@@ -125,17 +125,49 @@ def format_denial(d: Denial) -> str:
     return f"({d.process or '?'}) {d.op or d.kind} {d.path or d.address or ''}  [{d.rule}]"
 
 
+#: names of the supervisor's own descriptors and devices, which a sandbox cannot replace
+_EVENTS_LINKS = ("/dev/stdout", "/dev/stderr", "/dev/null", "/dev/tty")
+
+
 def _open_events(name: str | None) -> IO[str] | None:
     """``--events FILE``; ``-`` is standard error, beside the ``--log-denials`` summary:
-    standard output belongs to the command (``lsandbox run -- cmd | jq`` must not see events)."""
+    standard output belongs to the command (``lsandbox run -- cmd | jq`` must not see events).
+
+    FILE is often in the workspace, where an earlier sandbox may have left a symlink
+    (``events.jsonl -> ~/.bashrc``: the events, with paths the command chose, would replace
+    the user's shell startup file) or a FIFO without a reader (the run would hang before it
+    starts). So the file is opened without following a final symlink and without waiting,
+    and must be a regular file with no other hard link, a FIFO with a reader or a terminal;
+    only the supervisor's own descriptors (``/dev/fd/N``, ``/dev/stderr``...) are followed."""
     if not name:
         return None
     if name == "-":
         return sys.stderr
+    import stat
+
+    own = name in _EVENTS_LINKS or name.startswith(("/dev/fd/", "/proc/self/fd/"))
+    flags = os.O_WRONLY | os.O_CREAT | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC  # truncated once checked
     try:
-        return open(name, "w")  # noqa: SIM115 - closed by run()
+        fd = os.open(name, flags if own else flags | os.O_NOFOLLOW, 0o666)
     except OSError as e:
-        raise SandboxError(f"--events {name}: cannot open: {e.strerror or e}") from None
+        import errno
+
+        why = {errno.ELOOP: "is a symbolic link (one a sandbox may have left there): remove it, or name "
+                            "the file it points to",
+               errno.ENXIO: "is a FIFO with no reader"}.get(e.errno or 0, f"cannot open: {e.strerror or e}")
+        raise SandboxError(f"--events {name}: {why}") from None
+    st = os.fstat(fd)
+    kind = stat.S_IFMT(st.st_mode)
+    problem = ("has other hard links (one a sandbox may have made)" if kind == stat.S_IFREG and st.st_nlink > 1
+               else "" if kind in (stat.S_IFREG, stat.S_IFIFO, stat.S_IFCHR)
+               else "is not a regular file, a FIFO or a terminal")
+    if problem:
+        os.close(fd)
+        raise SandboxError(f"--events {name}: {problem}")
+    if kind == stat.S_IFREG:
+        os.ftruncate(fd, 0)
+    os.set_blocking(fd, True)
+    return os.fdopen(fd, "w")  # closed by run()
 
 
 def run(args: argparse.Namespace) -> int:

@@ -50,7 +50,15 @@ def find_config(explicit: str | None, cwd: str, env: Mapping[str, str]) -> str |
             why = "does not exist" if e.errno == errno.ENOENT else f"cannot be read ({e.strerror})"
             raise PolicyError(f"config file {why}", file=explicit) from None
         return explicit
-    for path in config_search_path(cwd, env):
+    search = config_search_path(cwd, env)
+    if not os.path.isfile(search[0]):
+        from ._trust import was_trusted
+
+        if was_trusted(search[0], env):
+            raise PolicyError("was trusted and is now missing or not a regular file (a sandbox may have "
+                              "removed it, to run under a looser policy): restore it, or forget it with "
+                              "`lsandbox trust --forget`", file=search[0])
+    for path in search:
         if os.path.isfile(path):
             return path
     return None

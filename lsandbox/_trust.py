@@ -6,7 +6,10 @@ config found there may have been written by an earlier sandbox (``default_permis
 command chose. So that config (found by the search, not named with ``-c``) is loaded only
 when the user has trusted that file with that content: ``lsandbox trust`` records its
 SHA-256 and absolute path in ``~/.config/lsandbox/trusted``, outside the workspace, as direnv's
-``allow`` does for ``.envrc``. A changed file must be trusted again. The bytes checked are
+``allow`` does for ``.envrc``. A changed file must be trusted again; a trusted file that is
+gone (or no longer a regular file) stops the run until it is restored or forgotten
+(``lsandbox trust --forget``), rather than letting it fall back to a looser default. The
+bytes checked are
 the bytes parsed (``read_toml``'s ``verify``): a sandbox rewriting the file meanwhile gains
 nothing. The user's own configs (``~/.config/lsandbox/config.toml``, ``~/.codex/config.toml``)
 are trusted as they are: a policy that lets the command write them has given it the home
@@ -32,10 +35,20 @@ def store_path(env: Mapping[str, str]) -> str:
     return os.path.join(home, ".config", "lsandbox", "trusted")
 
 
+def _where(path: str) -> str:
+    """The path an entry names (absolute, not resolved); refused with control characters
+    (the store is one entry per line: a newline in a directory name a sandbox made would
+    write a second entry)."""
+    where = os.path.abspath(path)
+    if any(c < " " or c == "\x7f" for c in where):
+        raise PolicyError("the path has control characters: not trusted", file=repr(where))
+    return where
+
+
 def _entry(path: str, raw: bytes) -> str:
     import hashlib
 
-    return f"{hashlib.sha256(raw).hexdigest()} {os.path.abspath(path)}"  # not resolved: a planted
+    return f"{hashlib.sha256(raw).hexdigest()} {_where(path)}"  # not resolved: a planted
     # symlink to another project's trusted config is not that config here
 
 
@@ -48,8 +61,25 @@ def _entries(env: Mapping[str, str]) -> list[str]:
 
 
 def is_trusted(path: str, raw: bytes, env: Mapping[str, str]) -> bool:
-    """Whether ``raw``, read from ``path``, is what the user trusted at that path."""
+    """Whether ``raw``, read from ``path``, is what the user trusted at ``path``."""
     return _entry(path, raw) in _entries(env)
+
+
+def was_trusted(path: str, env: Mapping[str, str]) -> bool:
+    """Whether some content was trusted at ``path``: a trusted config that is gone must not
+    make the next run fall back, silently, to a looser policy (a sandbox may remove it)."""
+    where = os.path.abspath(path)
+    return any(e.split(" ", 1)[-1] == where for e in _entries(env))
+
+
+def forget(path: str, env: Mapping[str, str]) -> bool:
+    """Remove what was trusted at ``path``; whether there was anything."""
+    where = os.path.abspath(path)
+    old = _entries(env)
+    keep = [e for e in old if e.split(" ", 1)[-1] != where]
+    if keep != old:
+        _write(env, keep)
+    return keep != old
 
 
 def require(path: str, env: Mapping[str, str]) -> Callable[[bytes], None]:
@@ -65,13 +95,17 @@ def trust(path: str, raw: bytes, env: Mapping[str, str]) -> str:
     returns the entry. The store is replaced by a rename: never half-written."""
     entry = _entry(path, raw)
     where = entry.split(" ", 1)[1]
-    keep = [e for e in _entries(env) if e.split(" ", 1)[-1] != where]
+    _write(env, [*(e for e in _entries(env) if e.split(" ", 1)[-1] != where), entry])
+    return entry
+
+
+def _write(env: Mapping[str, str], entries: list[str]) -> None:
     store = store_path(env)
-    os.makedirs(os.path.dirname(store), mode=0o700, exist_ok=True)
     tmp = f"{store}.{os.getpid()}.tmp"
     try:
+        os.makedirs(os.path.dirname(store), mode=0o700, exist_ok=True)
         with open(tmp, "w", encoding="utf-8") as f:
-            f.write("".join(e + "\n" for e in [*keep, entry]))
+            f.write("".join(e + "\n" for e in entries))
         os.replace(tmp, store)
     except OSError as e:
         try:
@@ -79,4 +113,3 @@ def trust(path: str, raw: bytes, env: Mapping[str, str]) -> str:
         except OSError:
             pass
         raise PolicyError(f"cannot record the trust: {e.strerror}", file=store) from None
-    return entry

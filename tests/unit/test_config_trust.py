@@ -103,3 +103,38 @@ def test_the_bytes_checked_are_the_bytes_parsed(ws, monkeypatch):
         return ok
     monkeypatch.setattr(_trust, "is_trusted", swap_after_check)
     assert load_policy().filesystem.write_roots == ()
+
+
+def test_a_trusted_config_that_is_gone_stops_the_run(ws, capsys):
+    """Red team 2 (F1): a sandbox removing (or replacing with a directory) a trusted, stricter
+    ./lsandbox.toml made the next run fall back to the looser built-in :workspace."""
+    (ws / "lsandbox.toml").write_text(RO)
+    assert main(["trust"]) == 0
+    (ws / "lsandbox.toml").unlink()
+    with pytest.raises(PolicyError, match="was trusted and is now missing"):
+        load_policy()
+    (ws / "lsandbox.toml").mkdir()
+    with pytest.raises(PolicyError, match="was trusted and is now missing"):
+        load_policy()
+    assert main(["check"]) == 125
+    capsys.readouterr()
+    assert main(["trust", "--forget"]) == 0
+    assert "forgot " + str(ws / "lsandbox.toml") in capsys.readouterr().out
+    assert load_policy().filesystem.write_roots  # the built-in :workspace, as the user chose
+
+
+def test_a_path_with_a_newline_is_never_trusted(ws, tmp_path):
+    """Red team 2 (F7): the store is one entry per line; a directory name with a newline (made
+    by a sandbox) would have written a second entry for another path."""
+    evil = tmp_path / "decoy\nabc /x"
+    evil.mkdir(parents=True)
+    (evil / "lsandbox.toml").write_text(RO)
+    assert main(["trust", str(evil / "lsandbox.toml")]) == 125
+    assert not os.path.exists(_store(ws))
+
+
+def test_trust_shows_what_it_trusted(ws, capsys):
+    (ws / "lsandbox.toml").write_text(FULL)
+    assert main(["trust"]) == 0
+    out = capsys.readouterr().out
+    assert "profile :danger-full-access" in out and "writable /" in out and len(out.split("sha256 ")[1][:64]) == 64

@@ -122,7 +122,17 @@ def parse_fast(argv: Sequence[str]) -> FastArgs | None:
 
 
 def format_denial(d: Denial) -> str:
-    return f"({d.process or '?'}) {d.op or d.kind} {d.path or d.address or ''}  [{d.rule}]"
+    return shown(f"({d.process or '?'}) {d.op or d.kind} {d.path or d.address or ''}  [{d.rule}]")
+
+
+def shown(text: str) -> str:
+    """``text`` with what a terminal would act on escaped (``\\x1b``, ``\\r``, ``\\n``...): paths
+    and process names in the summary are the command's choice, and must not erase or forge
+    lines of lsandbox's own output."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape", "backslashreplace").decode("ascii")
+                   for c in text)
 
 
 #: names of the supervisor's own descriptors and devices, which a sandbox cannot replace
@@ -228,7 +238,7 @@ def _print_summary(outcome: Outcome, policy: Policy, command: str) -> None:
     if not outcome.denials:
         print("(none observed)", file=sys.stderr)
     for text in outcome.notes:
-        print(f"({text})", file=sys.stderr)
+        print(f"({shown(text)})", file=sys.stderr)
     if outcome.fs_denials_unobservable:
         print("(filesystem denials are enforced by Landlock but not reported here: "
               f"{outcome.fs_denials_unobservable})", file=sys.stderr)
@@ -238,4 +248,4 @@ def _print_summary(outcome: Outcome, policy: Policy, command: str) -> None:
                    network=policy.network.enabled, read_only=outcome.read_only,
                    fs_unobservable=bool(outcome.fs_denials_unobservable), command=command,
                    writable=lambda path: policy.filesystem.access(path).value == "write"):
-        print(f"lsandbox: hint: {h}", file=sys.stderr)
+        print(f"lsandbox: hint: {shown(h)}", file=sys.stderr)

@@ -135,6 +135,32 @@ def shown(text: str) -> str:
                    for c in text)
 
 
+def _note_writable_home(policy: Policy) -> None:
+    """One line on stderr where a writable root holds the user's home directory (``lsandbox
+    run`` started in ``~``) or lsandbox's own configuration (``-w ~/.config``): the command may
+    then change what outlives the sandbox (shell startup files, ``~/.config/lsandbox``'s
+    config and trust store, ``~/.codex/config.toml``), and with it later runs. Not for a
+    policy that writes everywhere (the user asked for no confinement)."""
+    roots = policy.filesystem.write_roots
+    if not roots or "/" in roots:
+        return
+    from ..policy._paths import is_within
+
+    home = os.path.realpath(os.path.expanduser("~"))
+    own = os.path.join(home, ".config", "lsandbox")
+    for root in roots:
+        if home != "/" and is_within(home, root):
+            what = "your home directory: the command may change your shell startup files and lsandbox's"
+        elif is_within(own, root):
+            what = f"{own}: the command may change lsandbox's"
+        else:
+            continue
+        print(f"lsandbox: note: the writable root {shown(root)} holds {what} configuration and trust "
+              "store, which outlive the sandbox (start it in a project directory, or name one with -C)",
+              file=sys.stderr)
+        return
+
+
 #: names of the supervisor's own descriptors and devices, which a sandbox cannot replace
 _EVENTS_LINKS = ("/dev/stdout", "/dev/stderr", "/dev/null", "/dev/tty")
 
@@ -189,6 +215,7 @@ def run(args: argparse.Namespace) -> int:
     if not cmd:
         raise SandboxError("run: no command given (usage: lsandbox run [options] -- CMD [ARG]...)")
     policy = policy_from_args(args)
+    _note_writable_home(policy)
     events_file = _open_events(args.events)
 
     def on_event(e: Denial | Note) -> None:

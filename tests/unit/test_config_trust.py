@@ -138,3 +138,32 @@ def test_trust_shows_what_it_trusted(ws, capsys):
     assert main(["trust"]) == 0
     out = capsys.readouterr().out
     assert "profile :danger-full-access" in out and "writable /" in out and len(out.split("sha256 ")[1][:64]) == 64
+
+
+def test_a_writable_home_is_named_at_launch(capsys, monkeypatch):
+    """Red team 2 (F2): started in ~, the workspace holds the trust store and the user's own
+    configs (and shell startup files): a sandbox can change later runs. Said on stderr."""
+    import shutil
+    import tempfile
+
+    from lsandbox.cli._run import _note_writable_home
+
+    base = tempfile.mkdtemp(dir="/var/tmp")  # not under /tmp, which :workspace writes
+    try:
+        home, ws = os.path.join(base, "home"), os.path.join(base, "ws")
+        os.makedirs(ws)
+        os.makedirs(os.path.join(home, ".config", "lsandbox"))
+        monkeypatch.setenv("HOME", home)
+        monkeypatch.setenv("LSANDBOX_REQUIREMENTS", "")
+        _note_writable_home(load_policy(cwd=ws))
+        assert capsys.readouterr().err == ""
+        _note_writable_home(load_policy(cwd=home))
+        err = capsys.readouterr().err
+        assert err.startswith(f"lsandbox: note: the writable root {home} holds your home directory"), err
+        assert err.count("\n") == 1
+        _note_writable_home(load_policy(cwd=ws, writable=[os.path.join(home, ".config")]))
+        assert "the command may change lsandbox's configuration" in capsys.readouterr().err
+        _note_writable_home(load_policy(profile=":danger-full-access", cwd=ws))
+        assert capsys.readouterr().err == ""
+    finally:
+        shutil.rmtree(base)

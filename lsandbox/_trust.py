@@ -5,7 +5,7 @@ config found there may have been written by an earlier sandbox (``default_permis
 ":danger-full-access"``), and loading it by default would give the next run whatever that
 command chose. So that config (found by the search, not named with ``-c``) is loaded only
 when the user has trusted that file with that content: ``lsandbox trust`` records its
-SHA-256 and absolute path in ``~/.config/lsandbox/trusted``, outside the workspace, as direnv's
+SHA-256 and place (``place``) in ``~/.config/lsandbox/trusted``, outside the workspace, as direnv's
 ``allow`` does for ``.envrc``. A changed file must be trusted again; a trusted file that is
 gone (or no longer a regular file) stops the run until it is restored or forgotten
 (``lsandbox trust --forget``), rather than letting it fall back to a looser default. The
@@ -35,27 +35,30 @@ def store_path(env: Mapping[str, str]) -> str:
     return os.path.join(home, ".config", "lsandbox", "trusted")
 
 
-def _where(path: str) -> str:
-    """The path an entry names (absolute, not resolved); refused with control characters
-    (the store is one entry per line: a newline in a directory name a sandbox made would
-    write a second entry)."""
-    where = os.path.abspath(path)
-    if any(c < " " or c == "\x7f" for c in where):
-        raise PolicyError("the path has control characters: not trusted", file=repr(where))
+def place(path: str) -> str:
+    """Where an entry says a config is: its directory resolved (a symlinked spelling of the
+    project is the same project), its own name not (a planted symlink to another project's
+    trusted config is not that config here). Refused unless every character is printable:
+    the store is one entry per line, and a line break in a directory name a sandbox made
+    (``\\n``, or U+0085/U+2028/U+2029, which ``splitlines`` also breaks on) would write an
+    entry for another path."""
+    path = os.path.abspath(path)
+    where = os.path.join(os.path.realpath(os.path.dirname(path)), os.path.basename(path))
+    if not where.isprintable():
+        raise PolicyError("the path has characters that are not printable: not trusted", file=repr(where))
     return where
 
 
 def _entry(path: str, raw: bytes) -> str:
     import hashlib
 
-    return f"{hashlib.sha256(raw).hexdigest()} {_where(path)}"  # not resolved: a planted
-    # symlink to another project's trusted config is not that config here
+    return f"{hashlib.sha256(raw).hexdigest()} {place(path)}"
 
 
 def _entries(env: Mapping[str, str]) -> list[str]:
     try:
         with open(store_path(env), encoding="utf-8", errors="replace") as f:
-            return f.read().splitlines()
+            return f.read().split("\n")  # only LF ends an entry (place refuses it in paths)
     except OSError:
         return []
 
@@ -68,13 +71,16 @@ def is_trusted(path: str, raw: bytes, env: Mapping[str, str]) -> bool:
 def was_trusted(path: str, env: Mapping[str, str]) -> bool:
     """Whether some content was trusted at ``path``: a trusted config that is gone must not
     make the next run fall back, silently, to a looser policy (a sandbox may remove it)."""
-    where = os.path.abspath(path)
+    try:
+        where = place(path)
+    except PolicyError:
+        return False
     return any(e.split(" ", 1)[-1] == where for e in _entries(env))
 
 
 def forget(path: str, env: Mapping[str, str]) -> bool:
     """Remove what was trusted at ``path``; whether there was anything."""
-    where = os.path.abspath(path)
+    where = place(path)
     old = _entries(env)
     keep = [e for e in old if e.split(" ", 1)[-1] != where]
     if keep != old:
@@ -105,7 +111,7 @@ def _write(env: Mapping[str, str], entries: list[str]) -> None:
     try:
         os.makedirs(os.path.dirname(store), mode=0o700, exist_ok=True)
         with open(tmp, "w", encoding="utf-8") as f:
-            f.write("".join(e + "\n" for e in entries))
+            f.write("".join(e + "\n" for e in entries if e))
         os.replace(tmp, store)
     except OSError as e:
         try:

@@ -10,7 +10,7 @@ import os
 import sys
 
 from .._errors import CommandNotExecutableError, CommandNotFoundError, SandboxError, one_line
-from ._common import policy_from_args
+from ._common import policy_from_args, shown
 
 TYPE_CHECKING = False  # the launch path does not import typing; type checkers see True
 if TYPE_CHECKING:
@@ -125,16 +125,6 @@ def format_denial(d: Denial) -> str:
     return shown(f"({d.process or '?'}) {d.op or d.kind} {d.path or d.address or ''}  [{d.rule}]")
 
 
-def shown(text: str) -> str:
-    """``text`` with what a terminal would act on escaped (``\\x1b``, ``\\r``, ``\\n``...): paths
-    and process names in the summary are the command's choice, and must not erase or forge
-    lines of lsandbox's own output."""
-    if text.isprintable():
-        return text
-    return "".join(c if c.isprintable() else c.encode("unicode_escape", "backslashreplace").decode("ascii")
-                   for c in text)
-
-
 def _note_writable_home(policy: Policy) -> None:
     """One line on stderr where a writable root holds the user's home directory (``lsandbox
     run`` started in ``~``) or lsandbox's own configuration (``-w ~/.config``): the command may
@@ -159,6 +149,17 @@ def _note_writable_home(policy: Policy) -> None:
               "store, which outlive the sandbox (start it in a project directory, or name one with -C)",
               file=sys.stderr)
         return
+
+
+def _close_quietly(f: IO[str] | None) -> None:
+    """Close the events file (not stderr); a reader that went away (EPIPE) costs the events,
+    not the run's exit status or its summary."""
+    if f is None or f is sys.stderr:
+        return
+    try:
+        f.close()
+    except OSError:
+        pass
 
 
 #: names of the supervisor's own descriptors and devices, which a sandbox cannot replace
@@ -190,7 +191,7 @@ def _open_events(name: str | None) -> IO[str] | None:
 
         why = {errno.ELOOP: "is a symbolic link (one a sandbox may have left there): remove it, or name "
                             "the file it points to",
-               errno.ENXIO: "is a FIFO with no reader"}.get(e.errno or 0, f"cannot open: {e.strerror or e}")
+               errno.ENXIO: "is a FIFO with no reader, or a socket"}.get(e.errno or 0, f"cannot open: {e.strerror or e}")
         raise SandboxError(f"--events {name}: {why}") from None
     st = os.fstat(fd)
     kind = stat.S_IFMT(st.st_mode)
@@ -219,11 +220,16 @@ def run(args: argparse.Namespace) -> int:
     events_file = _open_events(args.events)
 
     def on_event(e: Denial | Note) -> None:
+        nonlocal events_file
         if events_file:
             import json
 
-            events_file.write(json.dumps(e.to_dict()) + "\n")
-            events_file.flush()
+            try:
+                events_file.write(json.dumps(e.to_dict()) + "\n")
+                events_file.flush()
+            except (OSError, ValueError):  # a reader gone (EPIPE), a full disk: the run goes on
+                _close_quietly(events_file)
+                events_file = None
 
     sandbox = backend()
     try:
@@ -248,8 +254,7 @@ def run(args: argparse.Namespace) -> int:
             return 126
         outcome = sandbox.wait(process)
     finally:
-        if events_file and events_file is not sys.stderr:
-            events_file.close()
+        _close_quietly(events_file)
     if outcome.error:
         print(f"lsandbox: error: {one_line(outcome.error)}", file=sys.stderr)
     if args.log_denials:

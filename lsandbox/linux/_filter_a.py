@@ -137,11 +137,11 @@ INODE_FLAG_IOCTLS = (0x40086602, 0x40046602, 0x401C5820)
 #: (FS_IOC_SET_ENCRYPTION_POLICY on an empty directory; FS_IOC_ADD/REMOVE_ENCRYPTION_KEY:
 #: removing the user's key locks the user's encrypted files, even with namespaces), and
 #: btrfs subvolumes (SNAP_CREATE, SUBVOL_CREATE and their v2, SNAP_DESTROY and its v2,
-#: SUBVOL_SETFLAGS, SET_RECEIVED_SUBVOL: a snapshot made in any directory the user may
-#: write by DAC, Landlock not asked)
+#: SUBVOL_SETFLAGS, SET_RECEIVED_SUBVOL and its 32-bit layout, which 64-bit kernels take
+#: too: a snapshot made in any directory the user may write by DAC, Landlock not asked)
 INODE_META_IOCTLS = (0x40087602, 0x40047602, 0x40086604, 0x40046604, 0x00006609, 0x40806685, 0x800C6613,
                      0xC0506617, 0xC0406618, 0xC0406619, 0x50009401, 0x5000940E, 0x50009417, 0x50009418,
-                     0x5000940F, 0x5000943F, 0x4008941A, 0xC0C89425)
+                     0x5000940F, 0x5000943F, 0x4008941A, 0xC0C89425, 0xC0C09425)
 #: user-notification ioctls (the workload never gets a listener; defense in depth)
 SECCOMP_IOCTLS = (0xC0502100, 0xC0182101, 0x40082102, 0x80082102, 0x40182103, 0x40082104)
 DENIED_IOCTLS = (TIOCSTI, TIOCLINUX, TIOCSETD, *SECCOMP_IOCTLS, *INODE_FLAG_IOCTLS, *INODE_META_IOCTLS)

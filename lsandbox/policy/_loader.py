@@ -45,6 +45,7 @@ Decisions where Codex is silent or where we cannot enforce what it accepts:
 from __future__ import annotations
 
 import os
+import stat as _stat
 import sys
 
 from lsandbox_records import Record, field
@@ -173,9 +174,14 @@ MAX_CONFIG_BYTES = 4 << 20
 
 def read_toml(path: str, verify: Callable[[bytes], None] | None = None) -> tuple[dict[str, Any], Source]:
     """Read and parse ``path``; a syntax error becomes a PolicyError with its line.
-    ``verify`` sees the bytes read before they are parsed (``_trust``), and may refuse them."""
+    ``verify`` sees the bytes read before they are parsed (``_trust``), and may refuse them;
+    such a file must be a regular file, opened without waiting (a FIFO put in its place
+    after the search found a file must not hang the run). ``-c <(cmd)`` still reads a pipe."""
     try:
-        with open(path, "rb") as f:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOCTTY | (os.O_NONBLOCK if verify else 0))
+        with open(fd, "rb") as f:
+            if verify is not None and not _stat.S_ISREG(os.fstat(fd).st_mode):
+                raise PolicyError("is not a regular file", file=path)
             raw = f.read(MAX_CONFIG_BYTES + 1)  # bounded: `-c /dev/zero` must not eat memory
     except OSError as e:
         raise PolicyError(f"cannot read config: {e.strerror}", file=path) from None

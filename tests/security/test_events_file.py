@@ -81,3 +81,28 @@ def test_events_still_reach_a_file_a_device_and_a_fifo_with_a_reader(nobody):
             reader.wait(timeout=30)
     finally:
         rmtree(ws)
+
+
+@AS
+def test_a_reader_that_goes_away_costs_the_events_not_the_run(nobody):
+    """Red team 3 (F5): a FIFO reader that stopped reading made the run end with 141 and no
+    summary (EPIPE writing an event). The command's own status and the summary stay."""
+    ws = world_dir("lsb-ev-pipe-")
+    fifo = os.path.join(ws, "ev.fifo")
+    os.mkfifo(fifo)
+    os.chmod(fifo, 0o666)
+    reader = subprocess.Popen(["head", "-c", "200", fifo], stdout=subprocess.DEVNULL)
+    try:
+        for _ in range(100):
+            if any(os.readlink(f"/proc/{reader.pid}/fd/{fd}") == fifo for fd in os.listdir(f"/proc/{reader.pid}/fd")):
+                break
+            __import__("time").sleep(0.05)
+        noisy = ("import socket, time\nfor i in range(60):\n    try: socket.socket(socket.AF_UNIX).connect(f'/nope/{i}')\n"
+                 "    except OSError: pass\n    time.sleep(0.01)\nraise SystemExit(3)")
+        r = lsandbox(["run", "--events", fifo, "--log-denials", "--", "python3", "-c", noisy], nobody=nobody,
+                     env={}, cwd=ws)
+        assert r.returncode == 3, (r.returncode, r.stderr)
+        assert "=== Sandbox denials ===" in r.stderr and "Traceback" not in r.stderr, r.stderr
+    finally:
+        reader.wait(timeout=30)
+        rmtree(ws)

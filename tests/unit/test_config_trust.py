@@ -123,10 +123,12 @@ def test_a_trusted_config_that_is_gone_stops_the_run(ws, capsys):
     assert load_policy().filesystem.write_roots  # the built-in :workspace, as the user chose
 
 
-def test_a_path_with_a_newline_is_never_trusted(ws, tmp_path):
-    """Red team 2 (F7): the store is one entry per line; a directory name with a newline (made
-    by a sandbox) would have written a second entry for another path."""
-    evil = tmp_path / "decoy\nabc /x"
+@pytest.mark.parametrize("brk", ["\n", "\u2028", "\x85", "\r"])
+def test_a_path_with_a_line_break_is_never_trusted(ws, tmp_path, brk):
+    """Red teams 2 and 3 (F7, F1): the store is one entry per line; a directory name with a
+    line break (made by a sandbox; U+2028 and U+0085 break lines for ``splitlines``) would
+    have written a second entry for another path."""
+    evil = tmp_path / f"decoy{brk}abc /x"
     evil.mkdir(parents=True)
     (evil / "lsandbox.toml").write_text(RO)
     assert main(["trust", str(evil / "lsandbox.toml")]) == 125
@@ -167,3 +169,38 @@ def test_a_writable_home_is_named_at_launch(capsys, monkeypatch):
         assert capsys.readouterr().err == ""
     finally:
         shutil.rmtree(base)
+
+
+def test_the_directory_is_resolved_the_name_is_not(ws, tmp_path, capsys):
+    """Red team 3 (F2): trusted by its real path, then reached through a symlinked spelling of
+    the project: a deleted config must still stop the run, and the file itself loads."""
+    link = tmp_path / "proj-link"
+    os.symlink(ws, link)
+    (ws / "lsandbox.toml").write_text(RO)
+    assert main(["trust"]) == 0
+    assert load_policy(cwd=str(link)).filesystem.write_roots == ()
+    (ws / "lsandbox.toml").unlink()
+    with pytest.raises(PolicyError, match="was trusted and is now missing"):
+        load_policy(cwd=str(link))
+
+
+def test_what_a_planted_config_names_is_shown_escaped(ws, capsys):
+    """Red team 3 (F3): ``trust`` and ``explain`` printed a profile name from the config as it
+    was: TOML escapes let a config that looks harmless under ``cat`` erase or hide the line
+    that says what it grants."""
+    (ws / "lsandbox.toml").write_text('default_permissions = "ro\\u001b[2K\\r"\n'
+                                      '[permissions."ro\\u001b[2K\\r"]\nextends = ":workspace"\n')
+    assert main(["trust"]) == 0
+    assert main(["explain"]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\r" not in out and "ro\\x1b[2K\\r" in out, out
+
+
+def test_a_fifo_in_place_of_the_searched_config_does_not_block(ws):
+    """Red team 3: a FIFO swapped in after the search saw a file must not hang the run."""
+    from lsandbox import _trust
+    from lsandbox.policy._loader import Config
+
+    os.mkfifo(ws / "lsandbox.toml")
+    with pytest.raises(PolicyError, match="not a regular file"):
+        Config.from_file(str(ws / "lsandbox.toml"), _trust.require(str(ws / "lsandbox.toml"), os.environ))

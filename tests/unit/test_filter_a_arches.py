@@ -92,6 +92,7 @@ def test_file_rules_decide(arch, guard):
         (("ioctl", 3, 0x40087602, 0), EPERM), (("ioctl", 3, 0x80087601, 0), ALLOW),  # SET/GETVERSION
         (("ioctl", 3, 0x40806685, 0), EPERM), (("ioctl", 3, 0xC0406618, 0), EPERM),  # verity, fscrypt key
         (("ioctl", 3, 0x50009418, 0), EPERM), (("ioctl", 3, 0x80089419, 0), ALLOW),  # btrfs SUBVOL_CREATE_V2/GETFLAGS
+        (("ioctl", 3, 0xC0C09425, 0), EPERM),  # btrfs SET_RECEIVED_SUBVOL_32
         (("file_setattr", at, 0, 0, 0, 0), EPERM), (("lsm_set_self_attr", 0, 0, 0, 0), EPERM),
         # the kernel reads 32 bits of the mode and flags: high garbage changes nothing
         (("fchmodat", at, 0, (1 << 40) | 0o4755), EPERM),

@@ -52,6 +52,15 @@ def drop_to_nobody() -> None:
     prctl.set_dumpable(True)
 
 
+def skip_dropping_unless_root(nobody: bool) -> None:
+    """A test's nobody variant drops from root: skipped in an unprivileged run (``make
+    test-kernels``'s user pass, where the whole run is the unprivileged variant)."""
+    if nobody and os.geteuid() != 0:
+        import pytest
+
+        pytest.skip("drops from root to nobody: needs root (this run is unprivileged)")
+
+
 def setpriv_nobody() -> list[str]:
     """Command prefix that runs a command as nobody ([] when this run is unprivileged already)."""
     if os.geteuid() != 0:

@@ -19,7 +19,7 @@ import pytest
 
 from tests._docker_profile import DOCKER_DEFAULT_CAPS, run_under_docker_profile
 from tests._sandbox import world_dir
-from tests._util import run_in_child
+from tests._util import run_in_child, skip_dropping_unless_root
 from tests.conftest import NO_LANDLOCK, REFUSAL
 from tests.security._hardening import NOBODY
 
@@ -113,6 +113,7 @@ def _run(code: str, nobody: bool, caps: frozenset[str] = DOCKER_DEFAULT_CAPS) ->
 
 @pytest.mark.parametrize("nobody", [False, True], ids=["root", "nobody"])
 def test_path_operations_leave_the_callers_umask_alone(nobody):
+    skip_dropping_unless_root(nobody)
     got, output = _run(CREATE, nobody)
     assert got == {"0": ["0o666", "0o777", "0o666"], "77": ["0o600", "0o700", "0o600"],
                    "22": ["0o644", "0o755", "0o644"]}, output
@@ -120,5 +121,6 @@ def test_path_operations_leave_the_callers_umask_alone(nobody):
 
 @pytest.mark.parametrize("nobody", [False, True], ids=["root", "nobody"])
 def test_brokered_binds_leave_the_callers_cwd_and_umask_alone(nobody):
+    skip_dropping_unless_root(nobody)
     got, output = _run(BIND, nobody, DOCKER_DEFAULT_CAPS | {"CAP_SYS_PTRACE"})
     assert got == {"0": "0o777", "77": "0o700", "22": "0o755", "connect": "ok"}, output

@@ -17,6 +17,7 @@ import os
 import pytest
 
 from tests._sandbox import rmtree, run_script, world_dir
+from tests._util import skip_dropping_unless_root
 from tests.conftest import NO_LANDLOCK
 from tests.security._hardening import lsandbox
 
@@ -36,6 +37,7 @@ except lsandbox.PolicyError as e:
 @pytest.mark.parametrize("nons", [False, True], ids=["namespaces", "no-namespaces"])
 @pytest.mark.parametrize("nobody", [False, True], ids=["root", "nobody"])
 def test_a_planted_config_does_not_configure_the_next_run(nobody, nons):
+    skip_dropping_unless_root(nobody)
     tmp, ws, out = world_dir("lsb-plant-"), world_dir("lsb-plant-ws-"), world_dir("lsb-plant-victim-")
     victim = os.path.join(out, "pwned")
     env = {"HOME": tmp, "LSANDBOX_NO_NAMESPACES": "1" if nons else "0"}

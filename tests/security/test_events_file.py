@@ -19,6 +19,7 @@ import subprocess
 import pytest
 
 from tests._sandbox import rmtree, world_dir
+from tests._util import skip_dropping_unless_root
 from tests.conftest import NO_LANDLOCK
 from tests.security._hardening import lsandbox
 
@@ -32,6 +33,7 @@ PLANT = {"symlink": "ln -s {victim} events.jsonl", "fifo": "mkfifo events.jsonl"
 @AS
 @pytest.mark.parametrize("kind", sorted(PLANT))
 def test_a_planted_events_file_is_refused(nobody, kind):
+    skip_dropping_unless_root(nobody)
     ws, home = world_dir("lsb-ev-ws-"), world_dir("lsb-ev-home-")
     victim = os.path.join(home, "bashrc")
     with open(victim, "w") as f:
@@ -57,6 +59,7 @@ def test_a_planted_events_file_is_refused(nobody, kind):
 
 @AS
 def test_events_still_reach_a_file_a_device_and_a_fifo_with_a_reader(nobody):
+    skip_dropping_unless_root(nobody)
     ws = world_dir("lsb-ev-ok-")
     try:
         r = lsandbox(["run", "--events", "ev.jsonl", "--", "true"], nobody=nobody, env={}, cwd=ws)
@@ -87,6 +90,7 @@ def test_events_still_reach_a_file_a_device_and_a_fifo_with_a_reader(nobody):
 def test_a_reader_that_goes_away_costs_the_events_not_the_run(nobody):
     """Red team 3 (F5): a FIFO reader that stopped reading made the run end with 141 and no
     summary (EPIPE writing an event). The command's own status and the summary stay."""
+    skip_dropping_unless_root(nobody)
     ws = world_dir("lsb-ev-pipe-")
     fifo = os.path.join(ws, "ev.fifo")
     os.mkfifo(fifo)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import pytest
 
 from tests._sandbox import PY
+from tests._util import skip_dropping_unless_root
 from tests.conftest import NO_LANDLOCK
 from tests.security._hardening import lsandbox
 
@@ -30,6 +31,7 @@ except OSError:
 
 @pytest.mark.parametrize("nobody", [False, True], ids=["root", "nobody"])
 def test_forged_lines_are_escaped(nobody):
+    skip_dropping_unless_root(nobody)
     r = lsandbox(["run", "--log-denials", "--", PY, "-c", FORGE], nobody=nobody, env={})
     summary = r.stderr.split("=== Sandbox denials ===", 1)[1]
     assert "\x1b" not in summary and "\r" not in summary, repr(summary)

@@ -216,7 +216,6 @@ def run(args: argparse.Namespace) -> int:
     if not cmd:
         raise SandboxError("run: no command given (usage: lsandbox run [options] -- CMD [ARG]...)")
     policy = policy_from_args(args)
-    _note_writable_home(policy)
     events_file = _open_events(args.events)
 
     def on_event(e: Denial | Note) -> None:
@@ -246,6 +245,7 @@ def run(args: argparse.Namespace) -> int:
             from . import resume_gc
 
             resume_gc()  # the sandbox runs: the supervisor may now live as long as the command
+            _note_writable_home(policy)  # once it runs: an error stays the only line
         except CommandNotFoundError as e:
             print(f"lsandbox: error: {one_line(e.strerror or str(e))}", file=sys.stderr)
             return 127

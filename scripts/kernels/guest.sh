@@ -45,7 +45,7 @@ cd "$REPO" || { echo "guest: no $REPO" >"$R/error"; echo o >/proc/sysrq-trigger;
 
 run_as() {  # run_as <name> <command prefix...>: one pytest run, its junit and log in $R
     name=$1; shift
-    out=/tmp/lsbx-$name
+    out=/var/tmp/lsbx-$name  # HOME: not under /tmp, which :workspace writes (run would note it)
     mkdir -p "$out"; chmod 0777 "$out"
     start=$(date +%s)
     # pytest's arguments: one per line in $R/pytest-args (appended by xargs, spaces kept)

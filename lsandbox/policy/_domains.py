@@ -63,11 +63,26 @@ def ip_literal(host: str) -> bool:
 
 
 def normalize_host(host: str) -> str:
-    """Lower case, no trailing dot, no IPv6 brackets: the form patterns are compared in."""
+    """Lower case, no trailing dot, no IPv6 brackets: the form patterns are compared in. An
+    IPv4 address in any form the resolver takes (``2130706433``, ``127.1``, ``0x7f.1``,
+    ``0177.0.0.1``: ``inet_aton``'s) becomes its dotted quad: it is an address, decided as
+    one (a name rule such as ``*`` does not match it), and the proxy resolves it to that."""
     host = host.strip().lower()
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
-    return host[:-1] if host.endswith(".") and not host.endswith("..") else host
+    host = host[:-1] if host.endswith(".") and not host.endswith("..") else host
+    return _numeric_ipv4(host) or host
+
+
+def _numeric_ipv4(host: str) -> str | None:
+    if not host or host.strip("0123456789abcdefx.") or not host[0].isdigit():
+        return None
+    import socket
+
+    try:
+        return socket.inet_ntoa(socket.inet_aton(host))
+    except OSError:
+        return None
 
 
 def _valid_name(name: str) -> bool:

@@ -36,7 +36,10 @@ def by_name(net: NetworkPolicy, host: str, method: str) -> tuple[DomainRule | No
         return None, Refusal(describe(None, host), "blocked-by-allowlist")
     if rule.access is DomainAccess.DENY:
         return rule, Refusal(describe(rule, host), "blocked-by-denylist")
-    if net.mode is NetMode.LIMITED and method != "CONNECT" and method not in LIMITED_METHODS:
+    if net.mode is NetMode.LIMITED and method == "CONNECT":  # Codex's rule without its MITM
+        return rule, Refusal('network.mode = "limited": CONNECT is refused (the methods inside a '
+                             "tunnel cannot be checked)", "blocked-by-method-policy")
+    if net.mode is NetMode.LIMITED and method not in LIMITED_METHODS:
         return rule, Refusal(f'network.mode = "limited": {method} is not one of '
                              f'{", ".join(sorted(LIMITED_METHODS))}', "blocked-by-method-policy")
     return rule, None

@@ -126,9 +126,10 @@ def test_limited_mode_allows_only_read_methods(env, nobody):
     port = env[2].port
     res, denials = _run(env, {"good.test": "allow"}, nobody=nobody, mode="limited", script=(
         f"curl -sS -o /dev/null -w '%{{http_code}}\\n' http://good.test:{port}/; "
-        f"curl -sS -o /dev/null -w '%{{http_code}}\\n' -d x=1 http://good.test:{port}/"))
-    assert res.stdout.splitlines() == ["200", "403"], res.stderr
-    assert [e["op"] for e in denials] == ["POST"]
+        f"curl -sS -o /dev/null -w '%{{http_code}}\\n' -d x=1 http://good.test:{port}/; "
+        f"curl -sS -o /dev/null -w '%{{http_code}}\\n' --proxytunnel http://good.test:{port}/"))
+    assert res.stdout.splitlines() == ["200", "403", "000"], res.stderr  # CONNECT refused (403): no response
+    assert [e["op"] for e in denials] == ["POST", "CONNECT"]
 
 
 def test_flag_runs_like_the_config(env):

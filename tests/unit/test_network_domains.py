@@ -121,15 +121,27 @@ def test_pattern_rule():
     # IP literals match only a rule naming the same address, never a wildcard
     rs = (DomainRule("*", DomainAccess.ALLOW), DomainRule("::1", DomainAccess.ALLOW))
     assert verdict(rs, "127.0.0.1") == "refused" and verdict(rs, "0:0::1") == "allow"
+    # ...in every spelling the resolver takes (red team 4, session 9: they matched "*")
+    rs = (DomainRule("*", DomainAccess.ALLOW), DomainRule("127.0.0.1", DomainAccess.DENY))
+    for spelling in ("2130706433", "127.1", "0x7f.1", "0177.0.0.1", "0x7f000001", "127.0.0.1."):
+        assert verdict(rs, spelling) == "deny", spelling
+    assert verdict(rs, "16843009") == "refused" and verdict(rs, "0") == "refused"  # 1.1.1.1, 0.0.0.0
+    assert verdict(rs, "cafe.be") == "allow" and verdict(rs, "1e100.net") == "allow"  # names stay names
 
 
 def test_address_verdicts():
     for addr, why in (("127.0.0.1", "loopback"), ("::1", "loopback"), ("10.1.2.3", "private"),
                       ("192.168.0.1", "private"), ("169.254.169.254", "link-local"),
-                      ("fe80::1", "link-local"), ("::ffff:127.0.0.1", "loopback"),
+                      ("fe80::1", "link-local"), ("::ffff:127.0.0.1", "loopback (as 127.0.0.1)"),
                       ("0.0.0.0", "unspecified"), ("100.64.0.1", "reserved"), ("fc00::1", "private")):
         assert non_public(addr) == why, addr
     assert non_public("8.8.8.8") == "" and non_public("2001:4860::8888") == ""
+    # red team 4 (session 9): IPv6 forms that carry a non-public IPv4 address were "public"
+    for addr, why in (("64:ff9b::a00:1", "private (as 10.0.0.1)"), ("64:ff9b:1::7f00:1", "loopback (as 127.0.0.1)"),
+                      ("2002:7f00:1::", "loopback (as 127.0.0.1)"), ("::127.0.0.1", "loopback (as 127.0.0.1)"),
+                      ("::ffff:0:7f00:1", "loopback (as 127.0.0.1)"), ("fec0::1", "site-local")):
+        assert non_public(addr) == why, addr
+    assert non_public("64:ff9b::808:808") == "" and non_public("2002:808:808::") == ""  # public behind them
     allow = DomainRule("good.test", DomainAccess.ALLOW)
     net = NetworkPolicy(enabled=True, domains=(allow, DomainRule("127.0.0.1", DomainAccess.ALLOW)))
     assert by_address(net, "good.test", allow, ["8.8.8.8", "127.0.0.1"]) is not None  # any -> refused
@@ -140,7 +152,10 @@ def test_address_verdicts():
 
 def test_limited_mode_methods():
     net = NetworkPolicy(enabled=True, mode=NetMode.LIMITED, domains=rules(a_org="allow"))
-    assert by_name(net, "a.org", "GET")[1] is None and by_name(net, "a.org", "CONNECT")[1] is None
+    assert by_name(net, "a.org", "GET")[1] is None
+    # CONNECT is refused: inside a tunnel the methods cannot be checked (Codex without its MITM;
+    # red team 4, session 9: a POST went through a CONNECT tunnel in limited mode)
+    assert by_name(net, "a.org", "CONNECT")[1].code == "blocked-by-method-policy"
     refused = by_name(net, "a.org", "POST")[1]
     assert refused is not None and refused.code == "blocked-by-method-policy"
     assert by_name(net, "b.org", "GET")[1].code == "blocked-by-allowlist"

@@ -5,13 +5,12 @@ config found there may have been written by an earlier sandbox (``default_permis
 ":danger-full-access"``), and loading it by default would give the next run whatever that
 command chose. So that config (found by the search, not named with ``-c``) is loaded only
 when the user has trusted that file with that content: ``lsandbox trust`` records its
-SHA-256 and place (``place``) in ``~/.config/lsandbox/trusted``, outside the workspace, as direnv's
-``allow`` does for ``.envrc``. A changed file must be trusted again; a trusted file that is
-gone (or no longer a regular file) stops the run until it is restored or forgotten
-(``lsandbox trust --forget``), rather than letting it fall back to a looser default. The
-bytes checked are
-the bytes parsed (``read_toml``'s ``verify``): a sandbox rewriting the file meanwhile gains
-nothing. The user's own configs (``~/.config/lsandbox/config.toml``, ``~/.codex/config.toml``)
+SHA-256 and place (``place``) in ``~/.config/lsandbox/trusted``, outside the workspace,
+as direnv's ``allow`` does for ``.envrc``. A changed file must be trusted again; a trusted
+file that is gone (or no longer a regular file) stops the run until it is restored or
+forgotten (``lsandbox trust --forget``), rather than letting it fall back to a looser
+default. The bytes checked are the bytes parsed (``read_toml``'s ``verify``): a sandbox
+rewriting the file meanwhile gains nothing. The user's own configs (``~/.config/lsandbox/config.toml``, ``~/.codex/config.toml``)
 are trusted as they are: a policy that lets the command write them has given it the home
 directory.
 """
@@ -71,11 +70,14 @@ def is_trusted(path: str, raw: bytes, env: Mapping[str, str]) -> bool:
 def was_trusted(path: str, env: Mapping[str, str]) -> bool:
     """Whether some content was trusted at ``path``: a trusted config that is gone must not
     make the next run fall back, silently, to a looser policy (a sandbox may remove it)."""
+    entries = _entries(env)  # first: on most launches there is no store, and nothing to resolve
+    if not any(entries):
+        return False
     try:
         where = place(path)
     except PolicyError:
         return False
-    return any(e.split(" ", 1)[-1] == where for e in _entries(env))
+    return any(e.split(" ", 1)[-1] == where for e in entries)
 
 
 def forget(path: str, env: Mapping[str, str]) -> bool:

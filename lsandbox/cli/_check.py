@@ -16,11 +16,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .._errors import PolicyError
+    from .._errors import PolicyError, one_line
     from .._load import config_search_path, find_config, load_policy, needs_trust
     from .._trust import is_trusted
     from ..policy._loader import Config
-    from ._common import shown
 
     cwd = os.getcwd() if os.path.isdir(".") else None
     if cwd is None:
@@ -40,5 +39,5 @@ def run(args: argparse.Namespace) -> int:
     note = ""
     if needs_trust(args.config, path, cwd) and not is_trusted(path, raw[0], os.environ):
         note = "; not trusted yet: `lsandbox run` refuses it until `lsandbox trust`"
-    print(shown(f"{path}: OK ({len(names)} profile{'s' if len(names) != 1 else ''}){note}"))
+    print(one_line(f"{path}: OK ({len(names)} profile{'s' if len(names) != 1 else ''}){note}"))
     return 0

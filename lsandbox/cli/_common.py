@@ -13,16 +13,6 @@ if TYPE_CHECKING:
     from ..policy import Policy
 
 
-def shown(text: str) -> str:
-    """``text`` with what a terminal would act on escaped (``\\x1b``, ``\\r``, ``\\n``...): paths,
-    process names and profile names are often the choice of a command or of a config it
-    planted, and must not erase or forge lines of lsandbox's own output."""
-    if text.isprintable():
-        return text
-    return "".join(c if c.isprintable() else c.encode("unicode_escape", "backslashreplace").decode("ascii")
-                   for c in text)
-
-
 def add_policy_options(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("policy")
     g.add_argument("-c", "--config", metavar="CONFIG",

@@ -12,8 +12,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from .._errors import SandboxError
-from ._common import add_policy_options, policy_from_args, shown
+from .._errors import SandboxError, one_line
+from ._common import add_policy_options, policy_from_args
 
 TYPE_CHECKING = False  # the launch path does not import typing; type checkers see True
 if TYPE_CHECKING:
@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
             flag = "--network" if args.network else "--no-network"
             text = text.replace(f"  {policy.description}\n", f"  {policy.description}\n"
                                 f"  note: {flag} overrides the profile's network setting\n", 1)
-        print("\n".join(shown(line) for line in text.split("\n")), end="")
+        print("\n".join(one_line(line) for line in text.split("\n")), end="")
     return 0
 
 

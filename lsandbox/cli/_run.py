@@ -10,7 +10,7 @@ import os
 import sys
 
 from .._errors import CommandNotExecutableError, CommandNotFoundError, SandboxError, one_line
-from ._common import policy_from_args, shown
+from ._common import policy_from_args
 
 TYPE_CHECKING = False  # the launch path does not import typing; type checkers see True
 if TYPE_CHECKING:
@@ -122,7 +122,7 @@ def parse_fast(argv: Sequence[str]) -> FastArgs | None:
 
 
 def format_denial(d: Denial) -> str:
-    return shown(f"({d.process or '?'}) {d.op or d.kind} {d.path or d.address or ''}  [{d.rule}]")
+    return one_line(f"({d.process or '?'}) {d.op or d.kind} {d.path or d.address or ''}  [{d.rule}]")
 
 
 def _note_writable_home(policy: Policy) -> None:
@@ -145,7 +145,7 @@ def _note_writable_home(policy: Policy) -> None:
             what = f"{own}: the command may change lsandbox's"
         else:
             continue
-        print(f"lsandbox: note: the writable root {shown(root)} holds {what} configuration and trust "
+        print(f"lsandbox: note: the writable root {one_line(root)} holds {what} configuration and trust "
               "store, which outlive the sandbox (start it in a project directory, or name one with -C)",
               file=sys.stderr)
         return
@@ -270,7 +270,7 @@ def _print_summary(outcome: Outcome, policy: Policy, command: str) -> None:
     if not outcome.denials:
         print("(none observed)", file=sys.stderr)
     for text in outcome.notes:
-        print(f"({shown(text)})", file=sys.stderr)
+        print(f"({one_line(text)})", file=sys.stderr)
     if outcome.fs_denials_unobservable:
         print("(filesystem denials are enforced by Landlock but not reported here: "
               f"{outcome.fs_denials_unobservable})", file=sys.stderr)
@@ -280,4 +280,4 @@ def _print_summary(outcome: Outcome, policy: Policy, command: str) -> None:
                    network=policy.network.enabled, read_only=outcome.read_only,
                    fs_unobservable=bool(outcome.fs_denials_unobservable), command=command,
                    writable=lambda path: policy.filesystem.access(path).value == "write"):
-        print(f"lsandbox: hint: {shown(h)}", file=sys.stderr)
+        print(f"lsandbox: hint: {one_line(h)}", file=sys.stderr)

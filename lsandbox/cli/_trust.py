@@ -16,15 +16,15 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from .._errors import one_line
     from .._load import load_policy
     from .._trust import forget, store_path, trust
     from ..policy._loader import Config
-    from ._common import shown
 
     store = store_path(os.environ)
     if args.forget:
         gone = forget(args.config, os.environ)
-        print(shown(f"{'forgot' if gone else 'nothing was trusted at'} {os.path.abspath(args.config)} ({store})"))
+        print(one_line(f"{'forgot' if gone else 'nothing was trusted at'} {os.path.abspath(args.config)} ({store})"))
         return 0
     raw: list[bytes] = []
     Config.from_file(args.config, raw.append)  # only a valid config is trusted; these bytes
@@ -33,6 +33,6 @@ def run(args: argparse.Namespace) -> int:
     # what it now gives a run started beside it: a file changed after it was reviewed shows
     policy = load_policy(args.config, cwd=os.path.dirname(where), requirements=None)
     fs, net = policy.filesystem, policy.network
-    print(shown(f"trusted {where} (sha256 {digest}) in {store}: profile {policy.name or '(default)'}, "
+    print(one_line(f"trusted {where} (sha256 {digest}) in {store}: profile {policy.name or '(default)'}, "
                 f"writable {', '.join(fs.write_roots) or 'nothing'}, network {'on' if net.enabled else 'off'}"))
     return 0

@@ -30,7 +30,7 @@ def shared_umask() -> int:
     return 0  # no Umask line (Linux < 4.7): nothing known to give back
 
 
-def settle(fd: int, want: int, kind: int, asked: int | None = None) -> None:
+def settle(fd: int, want: int, kind: int, asked: int | None = None, shared: int | None = None) -> None:
     """Give ``fd``, just created here asking for mode ``asked`` (default ``want``), the mode
     ``want``, where the shared umask made it differ; not where the result is not the umask's
     doing (a default ACL decided), nor on another kind of file or one with more links than
@@ -38,7 +38,8 @@ def settle(fd: int, want: int, kind: int, asked: int | None = None) -> None:
     file it may change itself, with its own credentials, by the caller; a hard link to a
     file it may not is refused by Landlock or the policy before it gets there)."""
     asked = want if asked is None else asked
-    if asked & ~(shared := shared_umask()) == want:
+    shared = shared_umask() if shared is None else shared
+    if asked & ~shared == want:
         return
     st = os.fstat(fd)
     if (stat.S_IFMT(st.st_mode) == kind and stat.S_IMODE(st.st_mode) == asked & ~shared
@@ -48,10 +49,11 @@ def settle(fd: int, want: int, kind: int, asked: int | None = None) -> None:
 
 def settle_at(dirfd: int, name: bytes, want: int, kind: int, asked: int | None = None) -> None:
     """``settle`` the entry ``name`` of ``dirfd`` (never following a symlink there)."""
-    if (want if asked is None else asked) & ~shared_umask() == want:
+    shared = shared_umask()  # read once: settle gets it
+    if (want if asked is None else asked) & ~shared == want:
         return
     fd = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dirfd)
     try:
-        settle(fd, want, kind, asked)
+        settle(fd, want, kind, asked, shared)
     finally:
         os.close(fd)

@@ -102,6 +102,20 @@ def test_no_setid_files_no_device_nodes(mode, wdir):
 
 
 @pytest.mark.parametrize("nobody", [False, True], ids=["root", "nobody"])
+def test_inode_ioctls_refused_at_landlock_abi_1_without_namespaces(nobody, wdir):
+    """The old-kernel case of the inode ioctls (no mount view, the oldest Landlock): filter A
+    alone refuses them (without it SETVERSION answers "ok" here too)."""
+    if nobody and os.geteuid() != 0:
+        pytest.skip("drops from root to nobody: needs root (this run is unprivileged)")
+    if __import__("landlock").kernel_abi() < 1:
+        pytest.skip("no Landlock on this kernel: lsandbox run refuses to start without namespaces")
+    got = probe(FILES, [wdir], nobody=nobody, env={"LSANDBOX_NO_NAMESPACES": "1", "LANDLOCK_MAX_ABI": "1"},
+                flags=("-w", wdir))
+    assert got["setversion"] == got["ext4_setversion"] == got["setflags_unchanged"] == "EPERM", got
+    assert set(got["fs_meta"].values()) == {"EPERM"}, got["fs_meta"]
+
+
+@pytest.mark.parametrize("nobody", [False, True], ids=["root", "nobody"])
 def test_same_probes_unsandboxed(nobody, wdir):
     """The attacks are real: outside the sandbox the same user makes set-id files (root also
     device nodes), sets inode flags, and openat2 exists."""

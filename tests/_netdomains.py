@@ -85,16 +85,16 @@ def hosts_file(d: str) -> str:
 
 
 def run_cli(hosts: str, args: list[str], *, nobody: bool = False, cwd: str | None = None,
-            timeout: float = 120) -> subprocess.CompletedProcess:
+            timeout: float = 120, wrap: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
     """``lsandbox ARGS`` with ``hosts`` as /etc/hosts (a private mount namespace), as root or
-    as nobody (setpriv inside that namespace)."""
+    as nobody (setpriv inside that namespace); ``wrap`` (``prlimit``) goes before both."""
     env = dict(os.environ)
     env.pop("LSANDBOX_REQUIREMENTS", None)
     for k in list(env):
         if k.lower().endswith("_proxy"):
             env.pop(k)
     env["HOME"] = cwd or "/tmp"
-    inner = [*(NOBODY if nobody else []), LSANDBOX, *args]
+    inner = [*wrap, *(NOBODY if nobody else []), LSANDBOX, *args]
     script = 'mount --bind "$0" /etc/hosts && exec "$@"'
     return subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script,
                            hosts, *inner], capture_output=True, text=True, cwd=cwd,

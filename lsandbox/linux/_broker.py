@@ -435,10 +435,10 @@ class Broker:
         try:
             return sysc.pidfd_getfd(pidfd, fd & 0xFFFFFFFF)
         except OSError as e:
-            if e.errno == errno.EBADF:
-                raise Fail(errno.EBADF) from e
-            # EPERM: pidfd_getfd refused (Docker's default profile without CAP_SYS_PTRACE).
-            # connect has a NOTIF_ADDFD fallback (connect_addfd); everything else fails closed.
+            if e.errno not in (errno.EPERM, errno.EACCES):
+                raise Fail(e.errno or errno.EACCES) from e  # EBADF, or the supervisor's EMFILE
+            # Refused (Docker's default profile without CAP_SYS_PTRACE): connect has a
+            # NOTIF_ADDFD fallback (connect_addfd); everything else fails closed.
             raise NoGetfd() from e
         finally:
             os.close(pidfd)

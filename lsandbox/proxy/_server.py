@@ -11,6 +11,15 @@ reported through ``on_event`` with its rule, like the broker's denials.
 Plain HTTP is forwarded one request per connection (``Connection: close`` both ways), so
 each request is decided on its own; the request line becomes origin-form and ``Host`` the
 URI's authority (RFC 9112 3.2.2), so the upstream sees the host that was decided.
+
+The proxy lives in the supervisor, so its descriptors are the supervisor's: a sandbox that
+opened connections without end would exhaust them, and the broker's own work (pinning,
+fetching the sandbox's sockets) would then fail. So connections are capped (a quarter of the
+descriptor limit, at most :data:`MAX_CLIENTS`; each takes two, client and upstream; the next
+one waits in the listen backlog, unaccepted, until one ends), a request head must arrive within
+:data:`HEAD_TIMEOUT` and an upstream must answer the connect within :data:`CONNECT_TIMEOUT`.
+An established tunnel has no idle limit (long-polling, git over HTTPS); it counts against
+the cap until it closes.
 """
 
 from __future__ import annotations
@@ -20,6 +29,7 @@ import asyncio
 # getaddrinfo's executor, imported up front: a caller that dropped its privileges after
 # importing lsandbox may no longer read the standard library's files.
 import concurrent.futures.thread  # noqa: F401
+import resource
 import socket
 import threading
 from collections.abc import Awaitable, Callable
@@ -34,6 +44,11 @@ from ._verdict import Refusal, by_address, by_name
 Resolver = Callable[[str, int], Awaitable[list[str]]]
 _HEAD_LIMIT = 64 * 1024
 _CHUNK = 256 * 1024
+#: Most client connections served at once, where the descriptor limit allows.
+MAX_CLIENTS = 256
+#: Seconds for a client's request head, and for an upstream's connect.
+HEAD_TIMEOUT = 30.0
+CONNECT_TIMEOUT = 30.0
 _HOP_BY_HOP = {b"connection", b"keep-alive", b"proxy-connection", b"proxy-authorization",
                b"proxy-authenticate", b"te", b"trailer", b"upgrade"}
 
@@ -51,45 +66,56 @@ class Proxy:
     :meth:`close`. ``resolve`` replaces the system resolver (the API's tests use it)."""
 
     def __init__(self, net: NetworkPolicy, on_event: Callable[[dict], None],
-                 resolve: Resolver | None = None) -> None:
+                 resolve: Resolver | None = None, *, max_clients: int | None = None,
+                 head_timeout: float = HEAD_TIMEOUT, connect_timeout: float = CONNECT_TIMEOUT) -> None:
         self._net = net
         self._on_event = on_event
         self._resolve = resolve or self._system_resolve
+        self._max_clients = max_clients if max_clients is not None else _default_max_clients()
+        self._head_timeout = head_timeout
+        self._connect_timeout = connect_timeout
         self._loop = asyncio.new_event_loop()
         self._thread: threading.Thread | None = None
-        self._server: asyncio.AbstractServer | None = None
+        self._listener = socket.socket()
+        self._listener.close()
 
     def serve(self, listener: socket.socket) -> None:
+        if listener.type != socket.SOCK_STREAM or not listener.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN):
+            raise ValueError(f"A listening Stream Socket was expected, got {listener!r}")
         listener.setblocking(False)
-        ready = threading.Event()
-        failed: list[BaseException] = []
-
-        def main() -> None:
-            asyncio.set_event_loop(self._loop)
-
-            async def start() -> None:
-                self._server = await asyncio.start_server(self._client, sock=listener,
-                                                          limit=_HEAD_LIMIT)
-
-            try:
-                self._loop.run_until_complete(start())
-            except BaseException as e:  # noqa: BLE001 - re-raised by serve() in the caller
-                failed.append(e)
-                self._loop.close()
-                return
-            finally:
-                ready.set()
-            self._loop.run_forever()
-            self._loop.run_until_complete(self._loop.shutdown_asyncgens())
-            self._loop.close()
-
-        self._thread = threading.Thread(target=main, name="lsandbox-proxy", daemon=True)
+        self._listener = listener
+        self._thread = threading.Thread(target=self._main, name="lsandbox-proxy", daemon=True)
         self._thread.start()
-        ready.wait()
-        if failed:
-            self._thread.join()
-            self._thread = None
-            raise failed[0]
+
+    def _main(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        self._loop.create_task(self._accept())
+        self._loop.run_forever()
+        self._loop.run_until_complete(self._loop.shutdown_asyncgens())
+        self._loop.close()
+
+    async def _accept(self) -> None:
+        """Accept while fewer than the cap are served; at the cap the next connection waits
+        in the listen backlog (taking no descriptor of ours) until one ends."""
+        slots = asyncio.Semaphore(self._max_clients)
+        while True:
+            await slots.acquire()
+            try:
+                conn, _ = await self._loop.sock_accept(self._listener)
+            except OSError:  # EMFILE and the like: the supervisor's own limit, wait a little
+                slots.release()
+                await asyncio.sleep(0.1)
+                continue
+            task = self._loop.create_task(self._client_on(conn))
+            task.add_done_callback(lambda _t: slots.release())
+
+    async def _client_on(self, conn: socket.socket) -> None:
+        try:
+            reader, writer = await asyncio.open_connection(sock=conn, limit=_HEAD_LIMIT)
+        except OSError:
+            conn.close()
+            return
+        await self._client(reader, writer)
 
     def close(self) -> None:
         """Stop accepting and drop every connection (the sandbox is gone)."""
@@ -97,8 +123,6 @@ class Proxy:
             return
 
         def stop() -> None:
-            if self._server is not None:
-                self._server.close()
             for task in asyncio.all_tasks(self._loop):
                 task.cancel()
             self._loop.call_soon(self._loop.stop)
@@ -106,6 +130,7 @@ class Proxy:
         self._loop.call_soon_threadsafe(stop)
         self._thread.join()
         self._thread = None
+        self._listener.close()
 
     # -- one client connection ---------------------------------------------------------
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -113,7 +138,7 @@ class Proxy:
             await self._request(reader, writer)
         except _Bad as e:
             await _answer(writer, e.status, str(e))
-        except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
+        except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError):
             pass
         except Exception as e:  # noqa: BLE001 - answer and keep serving; nothing was let through
             await _answer(writer, 502, f"lsandbox proxy: {e!r}")
@@ -121,7 +146,7 @@ class Proxy:
             writer.close()
 
     async def _request(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        head = await reader.readuntil(b"\r\n\r\n")
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), self._head_timeout)
         conn = h11.Connection(h11.SERVER)
         conn.receive_data(head)
         try:
@@ -174,9 +199,12 @@ class Proxy:
         last: OSError | None = None
         for addr in addrs:
             try:
-                return None, await asyncio.open_connection(addr, port, limit=_CHUNK)
+                return None, await asyncio.wait_for(asyncio.open_connection(addr, port, limit=_CHUNK),
+                                                    self._connect_timeout)
             except OSError as e:
                 last = e
+            except TimeoutError:
+                last = TimeoutError(f"no answer in {self._connect_timeout:g} s")
         raise _Bad(502, f"cannot connect to {host}:{port}: {last}")
 
     async def _forward(self, conn: h11.Connection, req: h11.Request, url: SplitResult, host: str, port: int,
@@ -220,6 +248,13 @@ class Proxy:
     async def _system_resolve(host: str, port: int) -> list[str]:
         infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
         return list(dict.fromkeys(str(info[4][0]) for info in infos))
+
+
+def _default_max_clients() -> int:
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    if soft == resource.RLIM_INFINITY:
+        return MAX_CLIENTS
+    return max(8, min(MAX_CLIENTS, soft // 4))
 
 
 def _authority(text: str, default_port: int | None) -> tuple[str, int]:

@@ -279,3 +279,32 @@ def test_direct_sockets_reach_only_the_proxy(env, nobody):
                    "udp": "EACCES", "bind": "EACCES", "ifaces": ["lo"]}
     got = run_in_child(_direct_probe, True, as_nobody=nobody, timeout=60).unwrap()
     assert got["other_port"] == "ECONNREFUSED" and got["bind"] == "ok" and got["ifaces"] == ["lo"]
+
+
+@USERS
+def test_idle_proxy_connections_leave_the_broker_descriptors(env, nobody):
+    """The proxy serves from the supervisor, so its connections are the supervisor's
+    descriptors: 140 idle ones, with the supervisor at 96, exhausted them, and every brokered
+    call after (here a bind and a connect of the command's own socket) failed as "pidfd_getfd
+    refused". Capped, the rest wait in the listen backlog and the broker keeps working."""
+    flood = ("import resource, socket\n"
+             "resource.setrlimit(resource.RLIMIT_NOFILE, (4000, 4000))\n"
+             "idle, failed = [], 0\n"
+             "for _ in range(140):\n"
+             "    s = socket.socket(); s.settimeout(5)\n"
+             "    try:\n"
+             "        s.connect(('127.0.0.1', 3128)); idle.append(s)\n"
+             "    except OSError:\n"
+             "        failed += 1; s.close()\n"
+             "import errno, os\n"
+             "path = os.path.join(os.environ['LSANDBOX_SOCKET_DIR'], 'own.sock')\n"
+             "srv = socket.socket(socket.AF_UNIX); c = socket.socket(socket.AF_UNIX)\n"
+             "try:\n"
+             "    srv.bind(path); srv.listen(); c.connect(path); unix = 'ok'\n"
+             "except OSError as e:\n"
+             "    unix = errno.errorcode[e.errno]\n"
+             "print(len(idle), failed, unix)\n")
+    res = nd.run_cli(env[1], ["run", "-c", nd.config(env[0], {"good.test": "allow"}), "--log-denials", "--",
+                              PY, "-c", flood], nobody=nobody, cwd=env[0], wrap=("prlimit", "--nofile=96:4000"))
+    assert res.stdout.split() == ["140", "0", "ok"], (res.stdout, res.stderr[-2000:])
+    assert "pidfd_getfd" not in res.stderr

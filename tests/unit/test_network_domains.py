@@ -321,9 +321,55 @@ def test_proxy_serve_failure_is_raised_not_hung():
 
     from lsandbox.proxy import Proxy
 
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # start_server refuses it, in the thread
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # refused before a thread starts
     proxy = Proxy(NetworkPolicy(enabled=True), lambda e: None)
-    with pytest.raises(ValueError, match="Stream Socket"):
+    with pytest.raises(ValueError, match="listening Stream Socket"):
         proxy.serve(s)
     proxy.close()  # nothing left to stop
     s.close()
+
+
+def test_proxy_caps_connections_and_times_out_idle_heads():
+    """The proxy's descriptors are the supervisor's: past the cap a connection waits,
+    unaccepted, and one that never sends its head is closed, so the broker keeps descriptors
+    to work with (1000 idle connections exhausted them)."""
+    import socket
+    import time
+
+    from lsandbox.proxy import Proxy
+
+    proxy = Proxy(NetworkPolicy(enabled=True), lambda e: None, max_clients=3, head_timeout=1.5)
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    port = listener.getsockname()[1]
+    proxy.serve(listener)
+    idle = []
+    try:
+        idle = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(3)]
+        start = time.monotonic()
+        out = _exchange(port, b"GET http://x.test/ HTTP/1.1\r\nHost: x.test\r\n\r\n")
+        waited = time.monotonic() - start
+        assert out.startswith(b"HTTP/1.1 403"), out  # served once a slot was free, and decided
+        assert waited >= 1.0, waited  # not before the idle ones were dropped
+        for s in idle:  # closed by the proxy at the head timeout: no answer, EOF
+            assert s.recv(100) == b""
+    finally:
+        for s in idle:
+            s.close()
+        proxy.close()
+
+
+def test_proxy_default_cap_follows_the_descriptor_limit():
+    import resource
+
+    from lsandbox.proxy import _server
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (100, hard))
+        assert _server._default_max_clients() == 25
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 65536), hard))
+        assert _server._default_max_clients() == min(_server.MAX_CLIENTS, min(hard, 65536) // 4)
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))

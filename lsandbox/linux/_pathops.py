@@ -297,10 +297,13 @@ class PathOps:
         return got & self._need == self._need
 
     def _allowed(self, real: str, name: bytes) -> str | None:
-        """None when the policy lets the command create or remove ``name`` in ``real``; else why not."""
+        """None when the policy lets the command create or remove ``name`` in ``real`` (``b""``:
+        an unnamed file, O_TMPFILE); else why not."""
         target = os.path.join(real, os.fsdecode(name))
         if self._fs.access(real) is not FsAccess.WRITE:
             return f"{real} is not writable"
+        if not name:
+            return None
         if name in (b".", b".."):
             return "not a new name"
         for g in self._guarded:
@@ -318,7 +321,7 @@ class PathOps:
             why = self._allowed(real, name)
             if why is not None:
                 self._count("refused")
-                self._event(n, os.path.join(real, os.fsdecode(name)), why)
+                self._event(n, os.path.join(real, os.fsdecode(name)) if name else real, why)
                 raise Continue  # Landlock refuses as well (never wider than the policy)
 
     def _event(self, n: sb.Notification, path: str, why: str) -> None:
@@ -433,6 +436,9 @@ class PathOps:
         flags &= 0xFFFFFFFF
         mode &= 0o7777
         path = self._string(n, ptr)
+        if flags & os.O_TMPFILE == os.O_TMPFILE:
+            self._tmpfile(n, private_fs, dfd, path, flags, mode)
+            return
         base: int | None = None
         try:
             for _ in range(MAX_SYMLINKS):
@@ -457,6 +463,22 @@ class PathOps:
         finally:
             if base is not None:
                 os.close(base)
+
+    def _tmpfile(self, n: sb.Notification, private_fs: bool, dfd: int, path: bytes, flags: int, mode: int) -> None:
+        """O_TMPFILE makes an unnamed file in the directory ``path`` names (its last component
+        followed, as the kernel does): pin that directory, gate on it, make the file there.
+        Naming it later is a ``linkat``, brokered and gated on its own."""
+        if not path:
+            raise Fail(errno.ENOENT)
+        if len(path) >= PATH_MAX - 2:
+            raise Fail(errno.ENAMETOOLONG)
+        pfd, _, _ = self._parent(n, dfd, path.rstrip(b"/") + b"/.")
+        try:
+            self._valid(n)
+            self._gate(n, [(pfd, b"")])
+            self._open_as_target(n, private_fs, pfd, b".", flags, mode)
+        finally:
+            os.close(pfd)
 
     def _open_as_target(self, n: sb.Notification, private_fs: bool, pfd: int, name: bytes,
                         flags: int, mode: int) -> bytes | None:

@@ -21,11 +21,12 @@ import seccomp_bpf as sb
 from ..policy._longest import PathTable
 
 #: Calls that create or move a name, trapped by filter B without namespaces when some
-#: directory is split (``open``/``openat``/``creat`` only with O_CREAT: checked in BPF). The
+#: directory is split (``open``/``openat`` only with O_CREAT or O_TMPFILE: checked in BPF). The
 #: legacy names exist on x86_64 only; aarch64's libc uses the ``*at`` calls.
 CALLS = ("open", "creat", "openat", "mkdir", "mkdirat", "mknod", "mknodat", "symlink", "symlinkat",
          "link", "linkat", "rename", "renameat", "renameat2", "unlink", "unlinkat", "rmdir")
 O_CREAT = 0o100
+O_TMPFILE_BIT = 0o20000000  # __O_TMPFILE, the same on every architecture (O_DIRECTORY is not)
 
 #: The rights a writable root grants whose loss makes a directory "split" (creation refused).
 _MAKE = (ll.FS_MAKE_REG | ll.FS_MAKE_DIR | ll.FS_MAKE_SYM | ll.FS_MAKE_FIFO | ll.FS_MAKE_SOCK
@@ -62,7 +63,7 @@ def split_dirs(rules: dict[str, int]) -> tuple[str, ...]:
 
 def notify_rules(arch: str) -> tuple[sb.Rule, ...]:
     """Filter B's extra rules: every creating call notifies, ``open``/``openat`` only with
-    O_CREAT (an open without it never reaches the broker: it costs nothing)."""
+    O_CREAT or O_TMPFILE (an open without them never reaches the broker: it costs nothing)."""
     known = set()
     for name in CALLS:
         try:
@@ -73,7 +74,8 @@ def notify_rules(arch: str) -> tuple[sb.Rule, ...]:
     rules = []
     for name, flags_arg in (("open", 1), ("openat", 2)):
         if name in known:
-            rules.append(sb.Rule(name, sb.USER_NOTIF, (sb.Arg(flags_arg).masked_eq(O_CREAT, O_CREAT),)))
+            for bit in (O_CREAT, O_TMPFILE_BIT):
+                rules.append(sb.Rule(name, sb.USER_NOTIF, (sb.Arg(flags_arg).masked_eq(bit, bit),)))
     rules += [sb.Rule(name, sb.USER_NOTIF) for name in CALLS if name in known and name not in ("open", "openat")]
     return tuple(rules)
 

@@ -139,6 +139,13 @@ for target in (b".git/hooks/x", b".agents", b".codex", b".lsandbox", b".git"):
     sc("rename " + k, NR["rename"], b"victim", target)
     sc("exchange " + k, NR["renameat2"], -100, b"victim", -100, target, 2)
 sc("openat hooks-dirfd", NR["openat"], hooks, b"y", OC, 0o644)
+TMP = os.O_TMPFILE | os.O_WRONLY
+OUTSIDE = OUT + ""
+for target in (b".git", b".git/hooks", b".git/hooks/", OUTSIDE.encode()):
+    sc("tmpfile in " + target.decode().replace(OUTSIDE, "outside"), NR["openat"], -100, target, TMP, 0o644)
+sc("tmpfile in hooks-dirfd", NR["openat"], hooks, b".", TMP, 0o644)
+os.symlink(".git/hooks", "to_hooks")
+sc("tmpfile through symlink to hooks", NR["openat"], -100, b"to_hooks", TMP, 0o644)
 sc("rename .git away", NR["rename"], b".git", b"notgit")
 sc("unlink .git/config", NR["unlink"], b".git/config")
 sc("rmdir .git/hooks", NR["rmdir"], b".git/hooks")
@@ -182,6 +189,9 @@ def test_no_creation_in_carve_outs_through_any_call(nobody, env):
         for k in ("open .git", "creat .git", "openat .git", "mkdir .git", "mkfifo .git", "symlink .git",
                   "link .git", "rename .git", "exchange .git"):
             assert R[k] in ("EACCES", "EEXIST", "EISDIR", "EPERM"), (k, R[k])
+        for k in ("tmpfile in .git", "tmpfile in .git/hooks", "tmpfile in .git/hooks/", "tmpfile in outside",
+                  "tmpfile in hooks-dirfd", "tmpfile through symlink to hooks"):
+            assert R[k] in ("EACCES", "EPERM"), (k, R[k])
         for k in ("openat hooks-dirfd", "rename .git away", "unlink .git/config", "rmdir .git/hooks",
                   "link from .git", "link from outside", "open dangling into .git", "open dangling outside"):
             assert R[k] in ("EACCES", "EPERM"), (k, R[k])
@@ -215,6 +225,14 @@ t("mkdir new", lambda: os.mkdir("d1", 0o777))
 R["mode d1"] = oct(os.stat("d1").st_mode & 0o7777)
 t("mkfifo", lambda: os.mkfifo("f1", 0o666))
 R["mode f1"] = oct(os.stat("f1").st_mode & 0o7777)
+fd = os.open(".", os.O_TMPFILE | os.O_WRONLY, 0o666)  # an unnamed file in the split root
+R["tmpfile"] = (oct(os.fstat(fd).st_mode & 0o7777), os.write(fd, b"t"), os.fstat(fd).st_nlink)
+os.close(fd)
+t("tmpfile in d1/", lambda: os.open("d1/", os.O_TMPFILE | os.O_RDWR, 0o600))
+t("tmpfile in a file", lambda: os.open("n1", os.O_TMPFILE | os.O_RDWR, 0o600))
+t("tmpfile missing", lambda: os.open("nodir", os.O_TMPFILE | os.O_RDWR, 0o600))
+t("tmpfile read-only", lambda: os.open(".", os.O_TMPFILE | os.O_RDONLY, 0o600))
+t("tmpfile no O_DIRECTORY", lambda: os.open(".", 0o20000000 | os.O_RDWR, 0o600))
 os.umask(0o022)
 t("open excl existing", lambda: os.open("n1", OC | os.O_EXCL, 0o644))
 os.symlink("nowhere", "sl")

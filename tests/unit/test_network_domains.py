@@ -230,7 +230,18 @@ class _Upstream:
         self.sock.listen()
         self.port = self.sock.getsockname()[1]
         self.got: list[bytes] = []
-        threading.Thread(target=self._serve, daemon=True).start()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        """Stop the accepting thread before closing: a thread left in ``accept`` on a closed
+        descriptor number accepted on whatever socket got that number next (a later test's
+        server: a pip download there got this server's 2-byte answer)."""
+        import socket
+
+        self.sock.shutdown(socket.SHUT_RDWR)  # wakes accept (EINVAL)
+        self._thread.join()
+        self.sock.close()
 
     def _serve(self) -> None:
         while True:
@@ -301,7 +312,7 @@ def test_proxy_request_handling():
         assert len(up.got) == n
     finally:
         proxy.close()
-        up.sock.close()
+        up.close()
     assert [e["address"] for e in events] == ["evil.test:443"]
 
 

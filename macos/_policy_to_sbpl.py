@@ -63,7 +63,8 @@ class Context:
     that name files, so ``cmd > /some/log`` needs its file allowed. ``user_cache_dir``:
     ``DARWIN_USER_CACHE_DIR`` (clang's module cache), writable when the per-user temp
     directory beside it is. ``tag``: appended to every deny's log line by
-    ``(with message TAG)``, so the denial reader keeps this run's denials only.
+    ``(with message TAG)``, so the denial reader keeps this run's denials only. ``home``:
+    the user's home directory, whose ``Library/Keychains`` no profile can read.
     """
 
     own_ttys: tuple[str, ...] = ()
@@ -71,6 +72,7 @@ class Context:
     user_cache_dir: str | None = None
     user_temp_dir: str | None = None
     tag: str | None = None
+    home: str | None = None
 
 
 def _depth(path: str) -> tuple[int, str]:
@@ -97,6 +99,20 @@ def _cache_rule(policy: Policy, ctx: Context) -> FsRule | None:
     if rule is None or rule.access is not FsAccess.WRITE:
         return None
     return FsRule(ctx.user_cache_dir, FsAccess.WRITE, "DARWIN_USER_CACHE_DIR")
+
+
+def _keychain_rule(policy: Policy, ctx: Context) -> FsRule | None:
+    """The user's keychain files, unreadable unless the policy names them: with the network on
+    the profile grants ``com.apple.SecurityServer`` (trust evaluation), and securityd hands
+    items whose access list trusts the calling tool (``security add-generic-password``,
+    git's osxkeychain helper) to a process that can read the keychain file. Trust evaluation
+    itself runs in trustd, outside the sandbox."""
+    if not ctx.home or not ctx.home.startswith("/"):
+        return None
+    path = os.path.join(os.path.realpath(ctx.home), "Library", "Keychains")
+    if any(r.path == path or r.path.startswith(path + "/") for r in policy.filesystem.rules):
+        return None
+    return FsRule(path, FsAccess.DENY, "the keychain: items are secrets (docs/macos.md)")
 
 
 class _Writer:
@@ -131,9 +147,9 @@ def render_sbpl(policy: Policy, *, socket_dir: str | None = None, context: Conte
         w.group(g)
 
     fs_rules = list(policy.filesystem.rules)
-    cache = _cache_rule(policy, ctx)
-    if cache is not None:
-        fs_rules.append(cache)
+    for extra in (_cache_rule(policy, ctx), _keychain_rule(policy, ctx)):
+        if extra is not None:
+            fs_rules.append(extra)
     fs_rules = [FsRule(macos_path(r.path), r.access, r.origin) for r in fs_rules]
     fs_rules.sort(key=lambda r: _depth(r.path))
     extra_roots = [macos_path(socket_dir)] if socket_dir else []
@@ -202,6 +218,9 @@ def render_sbpl(policy: Policy, *, socket_dir: str | None = None, context: Conte
         w.add(sexp("allow", "network-bind", sexp("local", "unix-socket", p)))
 
     guarded = _restricted_paths(policy)
+    keychain = _keychain_rule(policy, ctx)
+    if keychain is not None:
+        guarded.append(macos_path(keychain.path))
     pinned = {a for p in guarded for a in ancestors(p)}
     if socket_dir:
         pinned.add(macos_path(socket_dir))  # cleanup removes the directory that was made

@@ -113,9 +113,11 @@ def nested_sandbox() -> bool:
     return probe.returncode != 0
 
 
-def _own_ttys() -> tuple[str, ...]:
+def _own_ttys(stdio: Sequence[int] = (0, 1, 2)) -> tuple[str, ...]:
+    """The terminals the command's standard descriptors are (not ours: an API caller may
+    give it pipes while its own stdout is a terminal)."""
     out: list[str] = []
-    for fd in (0, 1, 2):
+    for fd in stdio:
         try:
             if os.isatty(fd):
                 name = os.path.realpath(os.ttyname(fd))
@@ -142,12 +144,13 @@ def _fd_path(fd: int) -> str | None:
         return None
 
 
-def own_files(pass_fds: Sequence[int] = ()) -> tuple[tuple[str, bool], ...]:
-    """``(path, writable)`` for the standard streams and passed descriptors that are files."""
+def own_files(pass_fds: Sequence[int] = (), stdio: Sequence[int] = (0, 1, 2)) -> tuple[tuple[str, bool], ...]:
+    """``(path, writable)`` for the command's standard descriptors (``stdio``, as it gets
+    them) and passed descriptors that are files."""
     import fcntl
 
     out: dict[str, bool] = {}
-    for fd in (0, 1, 2, *pass_fds):
+    for fd in (*stdio, *pass_fds):
         path = _fd_path(fd)
         if path:
             try:
@@ -170,10 +173,24 @@ def user_dirs(env: dict[str, str]) -> tuple[str | None, str | None]:
     return os.path.join(base, "T"), (cache if os.path.isdir(cache) else None)
 
 
-def context(env: dict[str, str], tag: str | None, pass_fds: Sequence[int] = ()) -> Context:
+def context(env: dict[str, str], tag: str | None, pass_fds: Sequence[int] = (),
+            stdio: Sequence[int] = (0, 1, 2)) -> Context:
+    """What the profile grants beyond the policy: the terminals and files the command's own
+    descriptors are (``stdio`` as the command gets them, and ``pass_fds``)."""
     temp, cache = user_dirs(env)
-    return Context(own_ttys=_own_ttys(), own_files=own_files(pass_fds), user_cache_dir=cache,
-                   user_temp_dir=temp, tag=tag)
+    return Context(own_ttys=_own_ttys(stdio), own_files=own_files(pass_fds, stdio), user_cache_dir=cache,
+                   user_temp_dir=temp, tag=tag, home=_home(env))
+
+
+def _home(env: dict[str, str]) -> str | None:
+    """The user's home directory: the password database's (the one Security.framework uses),
+    else ``$HOME``."""
+    import pwd
+
+    try:
+        return pwd.getpwuid(os.getuid()).pw_dir
+    except KeyError:
+        return env.get("HOME")
 
 
 def _predicate(tag: str) -> str:
@@ -313,7 +330,7 @@ class MacBackend:
         proxy: Any = None  # network.domains: the SBPL allows only the proxy's port
         proxy_denials: list[dict] = []
         try:
-            profile = render_sbpl(policy, socket_dir=made[0], context=context(run_env, tag, pass_fds))
+            profile = render_sbpl(policy, socket_dir=made[0], context=context(run_env, tag, pass_fds, stdio))
             run_env["LSANDBOX_SOCKET_DIR"] = made[0]
             if policy.network.proxied:
                 from lsandbox.proxy import proxy_env, serve_on_loopback

@@ -483,3 +483,48 @@ def test_every_group_is_pinned():
         lines = {r.render() for r in g.rules}
         stripped = "\n".join(ln for ln in t.splitlines() if ln not in lines)
         assert set(macos.evaluate_all(stripped, op, target).values()) == {"deny"}, g.name
+
+
+def test_grants_follow_the_commands_stdio_not_ours(tmp_path):
+    """The profile grants the files the command's standard descriptors are, as the API gives
+    them: not the caller's own stdout (a service logging to a file that runs a command with
+    ``capture_output``: the sandbox could rewrite the service's log by name), and a file given
+    as the command's stdout is granted."""
+    from macos._runner import context
+
+    ours, given = tmp_path / "service.log", tmp_path / "given.out"
+    saved = os.dup(1)
+    fd = os.open(ours, os.O_WRONLY | os.O_CREAT)
+    gfd = os.open(given, os.O_WRONLY | os.O_CREAT)
+    r, w = os.pipe()
+    try:
+        os.dup2(fd, 1)  # the caller's own stdout is a file
+        piped = [p for p, _ in context({}, None, (), (r, w, w)).own_files]
+        to_file = dict(context({}, None, (), (r, gfd, w)).own_files)
+    finally:
+        os.dup2(saved, 1)
+        for x in (saved, fd, gfd, r, w):
+            os.close(x)
+    assert str(ours) not in piped
+    assert to_file.get(str(given)) is True and str(ours) not in to_file
+
+
+def test_keychain_files_unreadable_unless_named():
+    """With the network on the profile grants com.apple.SecurityServer (TLS trust), which
+    hands a reader of the keychain file the items whose access list trusts the tool: so the
+    user's ``Library/Keychains`` is unreadable in every profile (and its parents cannot be
+    moved), unless the policy names it."""
+    ctx = macos.Context(home="/Users/u")
+    ws = Policy(FilesystemPolicy((FsRule("/", FsAccess.READ), FsRule("/Users/u", FsAccess.WRITE))),
+                NetworkPolicy(enabled=True))
+    t = macos.render_sbpl(ws, context=ctx)
+    kc = "/Users/u/Library/Keychains/login.keychain-db"
+    assert set(macos.evaluate_all(t, "file-read-data", kc).values()) == {"deny"}
+    assert set(macos.evaluate_all(t, "file-write-create", "/Users/u/Library/Keychains/x").values()) == {"deny"}
+    assert set(macos.evaluate_all(t, "file-write-unlink", "/Users/u/Library").values()) == {"deny"}
+    assert set(macos.evaluate_all(t, "file-read-data", "/Users/u/Library/Preferences/a.plist").values()) == {"allow"}
+    assert set(macos.evaluate_all(t, "mach-lookup", ("mach", "com.apple.SecurityServer")).values()) == {"allow"}
+    named = Policy(FilesystemPolicy((*ws.filesystem.rules, FsRule("/Users/u/Library/Keychains", FsAccess.READ))))
+    t = macos.render_sbpl(named, context=ctx)
+    assert set(macos.evaluate_all(t, "file-read-data", kc).values()) == {"allow"}
+    assert "Keychains" not in macos.render_sbpl(ws)  # no home known (explain, the parity corpus)

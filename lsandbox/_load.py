@@ -125,7 +125,7 @@ def load_policy(
         cfg = Config.from_file(path, require(path, env))
     else:
         cfg = Config.from_file(path) if path else Config.empty()
-    req = load_requirements(find_requirements(requirements, env))
+    reqs = [load_requirements(f) for f in find_requirements(requirements, env)]
 
     sandbox_mode = None
     spec: ProfileSpec
@@ -138,7 +138,8 @@ def load_policy(
         spec = cfg.resolve(cfg.data["default_permissions"], from_key=("default_permissions",))
     else:
         spec = cfg.resolve(DEFAULT_PROFILE)
-    check_profile_allowed(req, spec.chain, sandbox_mode)
+    for req in reqs:
+        check_profile_allowed(req, spec.chain, sandbox_mode)
     for sock in allow_unix_sockets:
         if not sock.startswith(("/", "~", "$")):
             raise PolicyError(f"--allow-unix-socket {sock}: socket path must be absolute")
@@ -167,7 +168,9 @@ def load_policy(
     )
     if not environment.is_default:
         policy = policy.replace(environment=environment)
-    return apply_requirements(policy, req)
+    for req in reqs:
+        policy = apply_requirements(policy, req)
+    return policy
 
 
 def _flag_fs_path(flag: str, raw: str) -> str:

@@ -1,8 +1,9 @@
 """Administrator requirements: settings a user profile cannot loosen.
 
-File: ``/etc/lsandbox/requirements.toml`` (override: env ``LSANDBOX_REQUIREMENTS`` or the
-``--requirements`` option; an explicitly named file must exist). Supported keys, modelled on
-Codex's ``requirements.toml``::
+Files: ``/etc/lsandbox/requirements.toml``, and a second file named by the ``--requirements``
+option or env ``LSANDBOX_REQUIREMENTS`` (it must exist). The second file adds requirements: it
+cannot lift the system file's, since the user a requirement binds is the one who picks the
+option. Supported keys, modelled on Codex's ``requirements.toml``::
 
     allowed_permission_profiles = { ":danger-full-access" = false }   # name -> bool
     allowed_sandbox_modes = ["read-only", "workspace-write"]
@@ -16,6 +17,12 @@ Codex's ``requirements.toml``::
 A user setting that conflicts (a profile that is not allowed, ``--network`` when the network
 is forbidden, a rule granting access inside a required denial) is an error naming both places,
 not a silent override: the user learns why their command will not get what they asked.
+
+As in Codex: ``allowed_permission_profiles`` is a closed list (the selected profile must be
+there as ``true``; a legacy ``sandbox_mode`` selects its built-in); ``allowed_sandbox_modes``
+judges every policy by what it writes (``/``: danger-full-access; anything: workspace-write;
+nothing: read-only), not only a legacy ``sandbox_mode``. ``~`` in a requirement is the user's
+home from the password database, not ``$HOME``, which the user sets.
 """
 
 from __future__ import annotations
@@ -56,16 +63,21 @@ class Requirements(Record):
     allow_all_unix: bool | None = None
     allow_all_unix_origin: str = ""
     unix_none: tuple[tuple[str, str], ...] = ()
+    given: frozenset[str] = frozenset()  # the keys the file set (an empty list still binds)
 
 
-def find_requirements(explicit: str | None, env: Mapping[str, str] | None = None) -> str | None:
+def find_requirements(explicit: str | None, env: Mapping[str, str] | None = None) -> list[str]:
+    """The requirements files that bind this run: the system file when it exists, and the
+    one named by ``explicit`` (``--requirements``) or the environment, which must exist."""
     env = os.environ if env is None else env
+    out = [DEFAULT_REQUIREMENTS] if os.path.exists(DEFAULT_REQUIREMENTS) else []
     path = explicit or env.get(ENV_VAR)
     if path:
         if not os.path.exists(path):
             raise PolicyError("requirements file does not exist", file=path)
-        return path
-    return DEFAULT_REQUIREMENTS if os.path.exists(DEFAULT_REQUIREMENTS) else None
+        if not out or not os.path.samefile(path, out[0]):
+            out.append(path)
+    return out
 
 
 def load_requirements(path: str | None) -> Requirements:
@@ -80,6 +92,7 @@ def load_requirements(path: str | None) -> Requirements:
         for k, v in table.items():
             _expect(src, p + (k,), v, bool)
         req["allowed_profiles"] = dict(table)
+        req["given"] = frozenset({"allowed_profiles"})
     if "allowed_sandbox_modes" in data:
         p = ("allowed_sandbox_modes",)
         modes = _expect(src, p, data[p[0]], list)
@@ -117,32 +130,73 @@ def load_requirements(path: str | None) -> Requirements:
 def _canon(src: Source, path: tuple[str, ...], raw: str) -> str:
     if not raw.startswith(("/", "~", "$")):
         raise src.error(path, "path must be absolute (or start with ~ or $VAR)")
+    env = dict(os.environ)
     try:
-        return canonicalize(expand(raw))
+        import pwd
+
+        env["HOME"] = pwd.getpwuid(os.getuid()).pw_dir
+    except KeyError:
+        pass
+    try:
+        return canonicalize(expand(raw, env=env))
     except KeyError as e:
         raise src.error(path, f"environment variable ${e.args[0]} is not set") from None
 
 
+_LEGACY_BUILTIN = {"read-only": ":read-only", "workspace-write": ":workspace",
+                   "danger-full-access": ":danger-full-access"}
+
+
+def _allowed(req: Requirements, name: str) -> bool:
+    """Is the profile ``name`` on the closed list? (An alias counts under either spelling.)"""
+    from ._builtins import ALIASES
+
+    names = {name, ALIASES.get(name, name)} | {a for a, c in ALIASES.items() if c == name}
+    return any(req.allowed_profiles.get(n) is True for n in names)
+
+
 def check_profile_allowed(req: Requirements, chain: list[str], sandbox_mode: str | None) -> None:
-    for name in chain:
+    if req.file is None:
+        return
+    selected = _LEGACY_BUILTIN[sandbox_mode] if sandbox_mode is not None else chain[0]
+    for name in dict.fromkeys([selected, *chain]):
         if req.allowed_profiles.get(name) is False:
             raise PolicyError(f"profile '{name}' is not allowed by the administrator's requirements",
                               file=req.file, key="allowed_permission_profiles")
-    if sandbox_mode is not None and req.allowed_sandbox_modes is not None:
-        if sandbox_mode not in req.allowed_sandbox_modes:
-            raise PolicyError(f"sandbox_mode '{sandbox_mode}' is not allowed by the administrator's "
-                              f"requirements (allowed: {', '.join(req.allowed_sandbox_modes)})",
-                              file=req.file, key="allowed_sandbox_modes")
+    if "allowed_profiles" in req.given and not _allowed(req, selected):
+        raise PolicyError(f"profile '{selected}' is not allowed by the administrator's requirements "
+                          f"(allowed: {', '.join(n for n, v in req.allowed_profiles.items() if v) or 'none'})",
+                          file=req.file, key="allowed_permission_profiles")
+
+
+def sandbox_mode_of(policy: Policy) -> str:
+    """The Codex sandbox mode a policy amounts to, by what it lets the command write."""
+    writes = [r.path for r in policy.filesystem.rules if r.access is FsAccess.WRITE]
+    if "/" in writes:
+        return "danger-full-access"
+    return "workspace-write" if writes else "read-only"
+
+
+def check_sandbox_mode(policy: Policy, req: Requirements) -> None:
+    if req.allowed_sandbox_modes is None:
+        return
+    mode = sandbox_mode_of(policy)
+    if mode not in req.allowed_sandbox_modes:
+        raise PolicyError(f"profile '{policy.name}' amounts to sandbox_mode '{mode}', which the "
+                          f"administrator's requirements do not allow (allowed: "
+                          f"{', '.join(req.allowed_sandbox_modes) or 'none'})",
+                          file=req.file, key="allowed_sandbox_modes")
 
 
 def apply_requirements(policy: Policy, req: Requirements) -> Policy:
     """Add the required restrictions; refuse user settings that conflict with them."""
     if req.file is None:
         return policy
+    check_sandbox_mode(policy, req)
     rules = {r.path: r for r in policy.filesystem.rules}
     for path, origin in req.deny_read:
         for r in policy.filesystem.rules:
-            if r.access is not FsAccess.DENY and is_within(r.path, path) and r.path != path:
+            if r.access is not FsAccess.DENY and is_within(r.path, path):
                 raise PolicyError(f"{r.origin}: grants {r.access.value} on {r.path}, inside {path} "
                                   f"which the administrator's requirements ({origin}) deny")
         rules[path] = FsRule(path, FsAccess.DENY, origin)

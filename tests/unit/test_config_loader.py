@@ -344,7 +344,7 @@ def test_requirements(tmp_path):
     home = tmp_path / "home"
     (home / ".ssh").mkdir(parents=True)
     req = write(tmp_path, """
-        allowed_permission_profiles = { ":danger-full-access" = false }
+        allowed_permission_profiles = { ":danger-full-access" = false, ":workspace" = true }
         [permissions.filesystem]
         deny_read = ["~/.ssh"]
         [permissions.network]
@@ -377,6 +377,89 @@ def test_requirements_deny_read_cannot_be_loosened(tmp_path):
     assert pol.filesystem.access(str(secret) + "/k") is FsAccess.DENY
     cfg = write(tmp_path, f'[permissions.p.filesystem]\n":root" = "read"\n"{secret}/pub" = "read"\n')
     with pytest.raises(PolicyError, match="inside"):
+        load_policy(cfg, "p", requirements=req)
+
+
+def test_allowed_permission_profiles_is_a_closed_list(tmp_path):
+    """As in Codex: a profile not listed as true is refused, built-ins and legacy
+    sandbox_mode included (the list was read as a denylist: everything unlisted loaded)."""
+    req = write(tmp_path, """
+        allowed_permission_profiles = { ":read-only" = true, ":workspace-write" = true, "review" = true }
+        """, "req.toml")
+    cfg = write(tmp_path, """
+        [permissions.review]
+        extends = ":read-only"
+        [permissions.anything.filesystem]
+        ":root" = "write"
+        """)
+    kw = {"cwd": str(tmp_path), "requirements": req, "search": False}
+    assert load_policy(None, ":read-only", **kw).filesystem.write_roots == ()
+    load_policy(None, ":workspace", **kw)  # listed under its alias
+    load_policy(cfg, "review", **kw)
+    for name in (":danger-full-access", "anything"):
+        with pytest.raises(PolicyError, match="not allowed"):
+            load_policy(cfg, name, **kw)
+    legacy = write(tmp_path, 'sandbox_mode = "danger-full-access"\n', "legacy.toml")
+    with pytest.raises(PolicyError, match="':danger-full-access' is not allowed"):
+        load_policy(legacy, **kw)
+
+
+def test_allowed_sandbox_modes_judge_every_policy(tmp_path):
+    """allowed_sandbox_modes binds every profile by what it writes, not only a legacy
+    sandbox_mode (":workspace" and ":danger-full-access" loaded under ["read-only"])."""
+    req = write(tmp_path, 'allowed_sandbox_modes = ["read-only"]\n', "req.toml")
+    cfg = write(tmp_path, 'default_permissions = ":danger-full-access"\n')
+    kw = {"cwd": str(tmp_path), "requirements": req}
+    load_policy(None, ":read-only", search=False, **kw)
+    for args in ((None, ":workspace"), (None, ":danger-full-access"), (cfg, None)):
+        with pytest.raises(PolicyError, match="amounts to sandbox_mode"):
+            load_policy(*args, search=args[0] is not None, **kw)
+    with pytest.raises(PolicyError, match="amounts to sandbox_mode 'workspace-write'"):
+        load_policy(None, ":read-only", search=False, writable=[str(tmp_path)], **kw)
+
+
+def test_the_system_requirements_bind_whatever_file_is_named(tmp_path, monkeypatch):
+    """--requirements / LSANDBOX_REQUIREMENTS add a file: the system one still binds (the
+    option replaced it, and `--requirements /dev/null` lifted every requirement)."""
+    from lsandbox.policy import _requirements
+
+    system = write(tmp_path, 'allowed_permission_profiles = { ":read-only" = true, ":workspace" = true }\n',
+                   "sys.toml")
+    monkeypatch.setattr(_requirements, "DEFAULT_REQUIREMENTS", system)
+    extra = write(tmp_path, 'allowed_sandbox_modes = ["read-only"]\n', "extra.toml")
+    kw = {"cwd": str(tmp_path), "search": False}
+    for requirements, env in (("/dev/null", {}), (None, {"LSANDBOX_REQUIREMENTS": "/dev/null"}), (None, {})):
+        with pytest.raises(PolicyError, match="not allowed"):
+            load_policy(None, ":danger-full-access", requirements=requirements, env=env, **kw)
+    with pytest.raises(PolicyError, match="amounts to sandbox_mode"):  # both bind
+        load_policy(None, ":workspace", requirements=extra, env={}, **kw)
+    load_policy(None, ":read-only", requirements=extra, env={}, **kw)
+    assert _requirements.find_requirements(system, {}) == [system]
+
+
+def test_requirements_home_is_the_password_databases(tmp_path):
+    """``~`` in a requirement is the user's home from the password database: a user setting
+    HOME=/nonexistent moved `deny_read = ["~/.ssh"]` away from the real directory."""
+    import pwd
+
+    req = write(tmp_path, '[permissions.filesystem]\ndeny_read = ["~/.ssh"]\n', "req.toml")
+    home = os.path.realpath(pwd.getpwuid(os.getuid()).pw_dir)
+    old = os.environ.get("HOME")
+    os.environ["HOME"] = "/nonexistent"
+    try:
+        pol = load_policy(None, ":workspace", cwd=str(tmp_path), search=False, requirements=req)
+    finally:
+        if old is not None:
+            os.environ["HOME"] = old
+    assert pol.filesystem.access(home + "/.ssh/id_rsa") is FsAccess.DENY
+
+
+def test_requirements_deny_read_conflicts_at_its_own_path_too(tmp_path):
+    secret = tmp_path / "secret"
+    secret.mkdir()
+    req = write(tmp_path, f'[permissions.filesystem]\ndeny_read = ["{secret}"]\n', "req.toml")
+    cfg = write(tmp_path, f'[permissions.p.filesystem]\n":root" = "read"\n"{secret}" = "read"\n')
+    with pytest.raises(PolicyError, match="administrator"):
         load_policy(cfg, "p", requirements=req)
 
 

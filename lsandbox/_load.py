@@ -81,7 +81,7 @@ def _workspace_cwd(cwd: str | None) -> str:
     problem = path_problem(os.path.abspath(cwd), directory=True)
     if problem:
         raise PolicyError(f"working directory {cwd}: {problem}")
-    return cwd
+    return os.path.abspath(cwd)  # $CWD is absolute: a relative -C was joined onto itself
 
 
 def load_policy(

@@ -296,6 +296,9 @@ def _check_fs_path(src: Source, path: KeyPath, raw: str, *, sub: bool) -> str:
         raise src.error(path, "filesystem path must be absolute (or start with ~ or $VAR)")
     if sub and raw.startswith("/"):
         raise src.error(path, "a scoped subpath must be relative to its parent entry")
+    if sub and any(part in (".", "..") for part in raw.rstrip("/").split("/")) and raw != ".":
+        raise src.error(path, "a scoped subpath names a path below its parent entry: no '.' or "
+                        "'..' components (as in Codex)")
     return raw
 
 
@@ -376,9 +379,17 @@ def _parse_filesystem(spec: ProfileSpec, fs: Any, src: Source, base: KeyPath) ->
             for subkey, mode in value.items():
                 sp = p + (subkey,)
                 sub = _check_fs_path(src, sp, subkey, sub=True)
-                spec.fs[(key, os.path.normpath(sub))] = Entry(_fs_mode(src, sp, mode), src.origin(sp))
+                _put_stricter(spec.fs, (key, os.path.normpath(sub)), Entry(_fs_mode(src, sp, mode), src.origin(sp)))
         else:
-            spec.fs[(key, ".")] = Entry(_fs_mode(src, p, value), src.origin(p))
+            _put_stricter(spec.fs, (key, "."), Entry(_fs_mode(src, p, value), src.origin(p)))
+
+
+def _put_stricter(fs: dict[tuple[str, str], Entry], key: tuple[str, str], entry: Entry) -> None:
+    """Two spellings of one entry in one table (``"a"`` and ``"a/"``): the more restrictive
+    mode wins, whatever their order, as for two keys naming one canonical path."""
+    old = fs.get(key)
+    if old is None or _RESTRICTIVENESS[entry.value] > _RESTRICTIVENESS[old.value]:
+        fs[key] = entry
 
 
 def _parse_network(spec: ProfileSpec, net: Any, src: Source, base: KeyPath) -> None:
@@ -681,15 +692,19 @@ def materialize(
     """
     env = os.environ if env is None else env
 
-    def canon(raw: str, origin: str, kind: str = "fs") -> str:
+    def canon(raw: str, origin: str, kind: str = "fs", literal: bool = False) -> str:
         """``kind``: "fs" (a filesystem rule), "root" (a workspace root: an existing
-        directory) or "socket" (an AF_UNIX rule: only its length is checked)."""
+        directory) or "socket" (an AF_UNIX rule: only its length is checked). ``literal``:
+        ``raw`` is a path already (a canonical root and a fixed name, ``$TMPDIR``'s value):
+        a ``$`` or ``~`` in a directory's name is not expanded again."""
         problem = length_problem(raw)
         if problem is None:
             try:
-                path = canonicalize(expand(raw, cwd=cwd, env=env), cwd=cwd)
+                path = canonicalize(raw if literal else expand(raw, cwd=cwd, env=env), cwd=cwd)
             except KeyError as e:
                 raise PolicyError(f"{origin}: environment variable ${e.args[0]} in '{raw}' is not set") from None
+            except ValueError as e:
+                problem = str(e)
             except OSError as e:  # realpath met a link it may not read (/proc/1/root...)
                 problem = f"cannot resolve it: {e.strerror or e}"
             else:
@@ -715,13 +730,18 @@ def materialize(
 
     has_ws_key = any(base == ":workspace_roots" for base, _ in spec.fs)
     for (base, sub), entry in spec.fs.items():
+        special = base.startswith(":")  # its paths are paths already: nothing to expand
         for bp in _base_paths(base, roots, env):
-            raw = bp if sub == "." else os.path.join(bp, sub)
-            put(canon(raw, entry.origin), entry.value, entry.origin)
+            if sub == ".":
+                put(canon(bp, entry.origin, literal=special), entry.value, entry.origin)
+                continue
+            if not special:
+                bp = canon(bp, entry.origin)
+            put(canon(os.path.join(bp, sub), entry.origin, literal=True), entry.value, entry.origin)
     if not has_ws_key:
         for root, e in added_canon:
             for sub, mode in WORKSPACE_ROOT_PATTERN.items():
-                path = root if sub == "." else canon(os.path.join(root, sub), e.origin)
+                path = root if sub == "." else canon(os.path.join(root, sub), e.origin, literal=True)
                 put(path, FsAccess(mode), e.origin)
 
     sockets: dict[str, UnixSocketRule] = {}

@@ -22,8 +22,9 @@ def expand(path: str, *, cwd: str | None = None, env: Mapping[str, str] | None =
     """Expand ``~``, ``~user``, ``$CWD``, ``$TMPDIR`` and other ``$VAR``/``${VAR}``.
 
     ``$CWD`` is the given ``cwd`` (default: the process cwd). ``$TMPDIR`` falls back to
-    ``/tmp`` when unset. Any other unset variable is an error: a policy that silently names
-    the wrong path is worse than one that fails to load.
+    ``/tmp`` when unset. Any other unset variable (``KeyError``) or unknown ``~user``
+    (``ValueError``) is an error: a policy that silently names the wrong path is worse than
+    one that fails to load.
     """
     env = os.environ if env is None else env
     cwd = os.getcwd() if cwd is None else cwd
@@ -51,7 +52,11 @@ def expand(path: str, *, cwd: str | None = None, env: Mapping[str, str] | None =
             home = env.get("HOME") or os.path.expanduser("~")
             out = home + out[1:]
         else:
-            out = os.path.expanduser(out)
+            user = out.split("/", 1)[0]
+            done = os.path.expanduser(out)
+            if done.startswith("~"):  # no such user: the path would land below the cwd
+                raise ValueError(f"no user {user[1:]!r} for {user}")
+            out = done
     return out
 
 

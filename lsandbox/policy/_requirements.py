@@ -141,6 +141,8 @@ def _canon(src: Source, path: tuple[str, ...], raw: str) -> str:
         return canonicalize(expand(raw, env=env))
     except KeyError as e:
         raise src.error(path, f"environment variable ${e.args[0]} is not set") from None
+    except ValueError as e:
+        raise src.error(path, str(e)) from None
 
 
 _LEGACY_BUILTIN = {"read-only": ":read-only", "workspace-write": ":workspace",

@@ -472,3 +472,50 @@ def test_the_built_in_profiles_line_index_is_an_empty_documents():
     empty = LineIndex("")
     for path in [(), ("permissions",), ("permissions", ":workspace", "filesystem", "/")]:
         assert _BUILTIN_SOURCE.lines.line(path) == empty.line(path)
+
+
+def test_cwd_of_a_relative_chdir(tmp_path, monkeypatch):
+    """``$CWD`` with ``-C proj`` (relative) is the absolute directory: it was joined onto the
+    relative name again (``proj/proj/secrets``), so the deny missed and the secret was read."""
+    (tmp_path / "proj" / "secrets").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)
+    pol = load(tmp_path, '[permissions.p]\nextends = ":workspace"\n[permissions.p.filesystem]\n'
+                         '"$CWD/secrets" = "deny"\n', profile="p", cwd="proj")
+    assert pol.filesystem.access(str(tmp_path / "proj" / "secrets" / "key")) is FsAccess.DENY
+    pol = load_policy(None, ":workspace", cwd="proj", search=False, requirements=None, deny=["$CWD/secrets"])
+    assert pol.filesystem.access(str(tmp_path / "proj" / "secrets" / "key")) is FsAccess.DENY
+
+
+def test_dollar_and_tilde_in_a_directory_name_are_not_expanded_again(tmp_path):
+    """A workspace root named ``a$HOME`` kept its name: its carve-outs moved to
+    ``a/<home>/.git`` and the real ``.git`` stayed writable."""
+    ws = tmp_path / "a$HOME"
+    (ws / ".git").mkdir(parents=True)
+    pol = load_policy(None, ":workspace", cwd=str(ws), search=False, requirements=None,
+                      env={"HOME": str(tmp_path / "home")})
+    assert pol.filesystem.access(str(ws / ".git" / "config")) is FsAccess.READ
+    assert pol.filesystem.access(str(ws / "x")) is FsAccess.WRITE
+
+
+def test_tilde_user_must_exist(tmp_path):
+    """``~nosuchuser/.ssh`` became a path below the cwd; it is an error now."""
+    e = err(tmp_path, '[permissions.p.filesystem]\n":root" = "read"\n"~nosuchuser_lsb/.ssh" = "deny"\n', profile="p")
+    assert "nosuchuser_lsb" in str(e)
+
+
+@pytest.mark.parametrize("sub", ["..", "../../etc", "./.git", "a/../b", "."])
+def test_scoped_subpaths_are_below_their_entry(tmp_path, sub):
+    """As in Codex: no '.' or '..' in a scoped subpath (``":workspace_roots" = { ".." =
+    "write" }`` wrote the workspace's parent)."""
+    if sub == ".":  # the entry itself
+        load(tmp_path, '[permissions.p.filesystem]\n":root" = { "." = "read" }\n', profile="p")
+        return
+    e = err(tmp_path, f'[permissions.p.filesystem]\n":root" = "read"\n":workspace_roots" = {{ "{sub}" = "write" }}\n',
+            profile="p")
+    assert "no '.' or '..'" in str(e)
+
+
+def test_two_spellings_in_one_table_the_stricter_wins(tmp_path):
+    pol = load(tmp_path, '[permissions.p.filesystem]\n":root" = "read"\n'
+                         '":workspace_roots" = { "." = "write", "src" = "read", "src/" = "write" }\n', profile="p")
+    assert pol.filesystem.access(str(tmp_path / "src" / "f")) is FsAccess.READ

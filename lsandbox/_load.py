@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 
 from ._errors import PolicyError
+from .policy._builtins import ALIASES
 from .policy._environment import EnvironmentPolicy
 from .policy._loader import SOCKET_GLOB, Config, Entry, ProfileSpec, env_name_problem, materialize
 from .policy._model import FsAccess, Policy
@@ -129,15 +130,18 @@ def load_policy(
 
     sandbox_mode = None
     spec: ProfileSpec
+    legacy = cfg.sandbox_mode()
     if profile is not None:
         spec = cfg.resolve(profile)
-    elif "sandbox_mode" in cfg.data:
-        sandbox_mode = cfg.data["sandbox_mode"]
-        spec = cfg.legacy_spec()
+    elif legacy is not None:
+        sandbox_mode = legacy[0]
+        spec = cfg.legacy_spec(*legacy)
     elif "default_permissions" in cfg.data:
         spec = cfg.resolve(cfg.data["default_permissions"], from_key=("default_permissions",))
     else:
         spec = cfg.resolve(DEFAULT_PROFILE)
+    if sandbox_mode is None and ALIASES.get(spec.name, spec.name) == ":workspace":
+        cfg.apply_workspace_write(spec)
     for req in reqs:
         check_profile_allowed(req, spec.chain, sandbox_mode)
     for sock in allow_unix_sockets:

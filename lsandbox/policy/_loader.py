@@ -39,7 +39,12 @@ Decisions where Codex is silent or where we cannot enforce what it accepts:
   ``:workspace`` pattern (writable, with ``.git``/``.agents``/``.codex``/``.lsandbox``
   read-only), so ``-w`` is never silently ignored.
 * Legacy ``sandbox_mode`` wins over ``default_permissions`` (as in Codex) unless a profile is
-  named explicitly with ``-p``.
+  named explicitly with ``-p``; the selected Codex config profile's ``sandbox_mode``
+  (``profile = "x"``, ``[profiles.x]``) wins over the top-level one. ``[sandbox_workspace_write]``
+  also configures the built-in ``:workspace`` when it is the profile (Codex does the same).
+* A child's ``enabled = false`` drops the domains (and limited mode) it inherits: they would
+  turn the network back on as the proxied network. ``extends`` chains are at most
+  :data:`MAX_EXTENDS` long.
 """
 
 from __future__ import annotations
@@ -90,7 +95,7 @@ def _tomllib() -> Any:
     return tomllib
 
 TOP_LEVEL_KEYS = ("default_permissions", "permissions", "sandbox_mode", "sandbox_workspace_write",
-                  "shell_environment_policy")
+                  "shell_environment_policy", "profile", "profiles")
 ENV_KEYS = ("inherit", "ignore_default_excludes", "exclude", "set", "include_only",
             "experimental_use_profile", "filters")
 PROFILE_KEYS = ("description", "extends", "workspace_roots", "filesystem", "network")
@@ -170,6 +175,7 @@ class Source(Record, frozen=False):
 
 _BUILTIN_SOURCE = Source("<built-in>", _NoLines())
 MAX_CONFIG_BYTES = 4 << 20
+MAX_EXTENDS = 64  # deeper chains are a mistake (and Python's recursion limit is near)
 
 
 def read_toml(path: str, verify: Callable[[bytes], None] | None = None) -> tuple[dict[str, Any], Source]:
@@ -250,6 +256,10 @@ class ProfileSpec(Record, frozen=False):
         out.allow_all_unix = self.allow_all_unix or parent.allow_all_unix
         out.mode = self.mode or parent.mode
         out.domains = {**parent.domains, **self.domains}
+        if self.enabled is not None and self.enabled.value is False:
+            # The child turns the network off: the parent's domains (or limited mode) would
+            # turn it back on as the proxied network. (Its own cannot be there: refused.)
+            out.mode, out.domains = self.mode, dict(self.domains)
         out.allow_local_binding = self.allow_local_binding or parent.allow_local_binding
         out.proxy_port = self.proxy_port or parent.proxy_port
         out.chain = [self.name, *parent.chain]
@@ -592,6 +602,8 @@ class Config(Record, frozen=False):
         if name in seen:
             cycle = " -> ".join([*seen[seen.index(name):], name])
             raise self.src.error(from_key or (), f"extends cycle: {cycle}")
+        if len(seen) >= MAX_EXTENDS:
+            raise self.src.error(from_key or (), f"extends chain longer than {MAX_EXTENDS} profiles")
         canonical = ALIASES.get(name, name)
         if canonical in BUILTIN_PROFILES:
             spec, _ = _parse_profile(canonical, BUILTIN_PROFILES[canonical], _BUILTIN_SOURCE, ())
@@ -621,12 +633,37 @@ class Config(Record, frozen=False):
         merged.path_sources = {**parent.path_sources, **spec.path_sources}
         return merged
 
-    def legacy_spec(self) -> ProfileSpec:
+    def sandbox_mode(self) -> tuple[str, KeyPath] | None:
+        """The legacy ``sandbox_mode`` and where it is set: the selected Codex config
+        profile's (``profile = "x"``, ``[profiles.x] sandbox_mode``) wins over the top-level
+        one, as in Codex. The other sandbox settings are not read from a config profile:
+        refused there by name rather than ignored."""
+        name = self.data.get("profile")
+        if name is not None:
+            _expect(self.src, ("profile",), name, str)
+            profiles = _expect(self.src, ("profiles",), self.data.get("profiles", {}), dict)
+            if name not in profiles:
+                raise self.src.error(("profile",), f"names no [profiles.{name}] table")
+            table = _expect(self.src, ("profiles", name), profiles[name], dict)
+            for key in ("default_permissions", "permissions", "sandbox_workspace_write"):
+                if key in table:
+                    raise self.src.error(("profiles", name, key), "lsandbox reads this only at the top "
+                                         "level, not from a Codex config profile: move it there")
+            if "sandbox_mode" in table:
+                p: KeyPath = ("profiles", name, "sandbox_mode")
+                mode = _expect(self.src, p, table["sandbox_mode"], str)
+                if mode not in SANDBOX_MODES:
+                    raise self.src.error(p, f'invalid sandbox_mode "{mode}"; valid: {", ".join(SANDBOX_MODES)}')
+                return mode, p
+        if "sandbox_mode" in self.data:
+            return self.data["sandbox_mode"], ("sandbox_mode",)
+        return None
+
+    def legacy_spec(self, mode: str, where: KeyPath) -> ProfileSpec:
         """The profile the legacy ``sandbox_mode`` settings describe."""
-        mode = self.data["sandbox_mode"]
         ww = self.data.get("sandbox_workspace_write", {})
         src = self.src
-        origin = src.origin(("sandbox_mode",))
+        origin = src.origin(where)
         builtin = {"read-only": ":read-only", "workspace-write": ":workspace",
                    "danger-full-access": ":danger-full-access"}[mode]
         spec = self.resolve(builtin)
@@ -640,6 +677,14 @@ class Config(Record, frozen=False):
                     f'only applies with sandbox_mode = "workspace-write", not "{mode}"',
                 )
             return spec
+        self.apply_workspace_write(spec)
+        return spec
+
+    def apply_workspace_write(self, spec: ProfileSpec) -> None:
+        """``[sandbox_workspace_write]``: the settings of the workspace-write mode, which Codex
+        applies to the built-in ``:workspace`` too (selected by name, not extended)."""
+        ww = self.data.get("sandbox_workspace_write", {})
+        src = self.src
         base = ("sandbox_workspace_write",)
         if "writable_roots" in ww:
             p = base + ("writable_roots",)
@@ -653,7 +698,6 @@ class Config(Record, frozen=False):
             spec.fs.pop((":tmpdir", "."), None)
         if _expect(src, base, ww.get("exclude_slash_tmp", False), bool):
             spec.fs.pop((":slash_tmp", "."), None)
-        return spec
 
 
 # --------------------------------------------------------------------------- materialize

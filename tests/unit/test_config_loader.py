@@ -519,3 +519,61 @@ def test_two_spellings_in_one_table_the_stricter_wins(tmp_path):
     pol = load(tmp_path, '[permissions.p.filesystem]\n":root" = "read"\n'
                          '":workspace_roots" = { "." = "write", "src" = "read", "src/" = "write" }\n', profile="p")
     assert pol.filesystem.access(str(tmp_path / "src" / "f")) is FsAccess.READ
+
+
+def test_a_child_that_turns_the_network_off_drops_inherited_domains(tmp_path):
+    """``enabled = false`` in a child was turned back on by its parent's domains."""
+    text = """
+        [permissions.parent]
+        extends = ":workspace"
+        [permissions.parent.network]
+        mode = "limited"
+        domains = { "pypi.org" = "allow" }
+        [permissions.child]
+        extends = "parent"
+        [permissions.child.network]
+        enabled = false
+        [permissions.grandchild]
+        extends = "child"
+        [permissions.grandchild.network.domains]
+        "example.org" = "allow"
+        """
+    pol = load(tmp_path, text, profile="child")
+    assert not pol.network.enabled and pol.network.domains == ()
+    pol = load(tmp_path, text, profile="grandchild")  # a later profile may turn it on again
+    assert pol.network.enabled and [d.pattern for d in pol.network.domains] == ["example.org"]
+
+
+def test_sandbox_workspace_write_applies_to_the_workspace_builtin(tmp_path):
+    """[sandbox_workspace_write] without sandbox_mode was ignored; Codex applies it to the
+    built-in :workspace (the default), so /tmp stayed writable despite exclude_slash_tmp."""
+    text = """
+        [sandbox_workspace_write]
+        exclude_slash_tmp = true
+        network_access = true
+        """
+    pol = load(tmp_path, text)
+    assert pol.filesystem.access("/tmp/x") is not FsAccess.WRITE and pol.network.enabled
+    pol = load(tmp_path, 'default_permissions = ":read-only"\n' + textwrap.dedent(text))
+    assert not pol.network.enabled  # another profile: not its settings
+
+
+def test_codex_config_profile_sandbox_mode_wins(tmp_path):
+    """Codex's ``profile = "x"`` with ``[profiles.x] sandbox_mode`` was ignored (the
+    workspace was writable under a read-only config profile)."""
+    pol = load(tmp_path, """
+        profile = "safe"
+        sandbox_mode = "workspace-write"
+        [profiles.safe]
+        model = "o3"
+        sandbox_mode = "read-only"
+        """)
+    assert pol.filesystem.write_roots == ()
+    assert "profiles" in str(err(tmp_path, 'profile = "nope"\n'))
+    e = err(tmp_path, 'profile = "x"\n[profiles.x.sandbox_workspace_write]\nnetwork_access = true\n')
+    assert "top level" in str(e)
+
+
+def test_extends_depth_is_bounded(tmp_path):
+    text = "".join(f'[permissions.p{i}]\nextends = "p{i + 1}"\n' for i in range(200)) + '[permissions.p200]\n'
+    assert "longer than" in str(err(tmp_path, text, profile="p0"))

@@ -61,6 +61,7 @@ from ._builtins import (
     BUILTIN_PROFILES,
     EXTENDABLE,
     MINIMAL_PATHS,
+    PROTECTED_IN_WORKSPACE,
     WORKSPACE_ROOT_PATTERN,
     builtin_names,
 )
@@ -787,6 +788,17 @@ def materialize(
             for sub, mode in WORKSPACE_ROOT_PATTERN.items():
                 path = root if sub == "." else canon(os.path.join(root, sub), e.origin, literal=True)
                 put(path, FsAccess(mode), e.origin)
+    # Every other writable root keeps its existing .git/.agents/.codex/.lsandbox read-only
+    # too, as Codex's writable roots do, unless the policy names that path itself.
+    for root, (access, origin) in list(fs_entries.items()):
+        if access is not FsAccess.WRITE or root == "/":
+            continue
+        for name in PROTECTED_IN_WORKSPACE:
+            child = os.path.join(root, name)
+            if os.path.lexists(child):
+                child = canon(child, origin, literal=True)
+                if child not in fs_entries:
+                    fs_entries[child] = (FsAccess.READ, f"{origin} (read-only in every writable root)")
 
     sockets: dict[str, UnixSocketRule] = {}
     for raw, entry in [*spec.unix_sockets.items(), *((r, Entry(SocketAccess.ALLOW, o)) for r, o in extra_sockets)]:

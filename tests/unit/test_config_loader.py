@@ -577,3 +577,20 @@ def test_codex_config_profile_sandbox_mode_wins(tmp_path):
 def test_extends_depth_is_bounded(tmp_path):
     text = "".join(f'[permissions.p{i}]\nextends = "p{i + 1}"\n' for i in range(200)) + '[permissions.p200]\n'
     assert "longer than" in str(err(tmp_path, text, profile="p0"))
+
+
+def test_every_writable_root_keeps_its_git_read_only(tmp_path):
+    """Not only the workspace roots: a writable root named by a filesystem rule kept its
+    .git writable (hooks, core.fsmonitor run when the user uses git there later), though the
+    README says every writable root's stay read-only, and Codex's do."""
+    other = tmp_path / "other"
+    (other / ".git").mkdir(parents=True)
+    (other / ".codex").mkdir()
+    text = f'[permissions.p]\nextends = ":workspace"\n[permissions.p.filesystem]\n"{other}" = "write"\n'
+    pol = load(tmp_path, text, profile="p")
+    assert pol.filesystem.access(str(other / ".git" / "hooks" / "x")) is FsAccess.READ
+    assert pol.filesystem.access(str(other / ".codex" / "config.toml")) is FsAccess.READ
+    assert pol.filesystem.access(str(other / "src")) is FsAccess.WRITE
+    assert pol.filesystem.rule_for(str(other / ".agents")).path == str(other)  # missing: no rule
+    pol = load(tmp_path, text + f'"{other}/.git" = "write"\n', profile="p")  # named: as written
+    assert pol.filesystem.access(str(other / ".git" / "x")) is FsAccess.WRITE

@@ -7,7 +7,9 @@ from .._backend import Explanation
 from ..policy import DEVICE_FILES_RW, Policy
 
 FILESYSTEM = {"read": "Landlock (read rights)", "write": "Landlock (read+write rights)",
-              "deny": "Landlock (no rights; siblings enumerated)"}
+              "deny": "Landlock (no rights; siblings enumerated: inside a writable root, nothing can "
+                      "be created or removed directly in the directories above it, but through the "
+                      "path-operation broker without namespaces)"}
 READ_ONLY = ("read-only bind mount in the sandbox's mount namespace (without namespaces: "
              "Landlock split, new entries in the parent created by the path-operation broker, "
              "which never creates this name); with or without namespaces, not protected if it "

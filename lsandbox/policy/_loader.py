@@ -767,18 +767,30 @@ def materialize(
     roots = list(dict.fromkeys([canonicalize(cwd)] + [p for p, _ in added_canon]))
 
     fs_entries: dict[str, tuple[FsAccess, str]] = {}
+    flagged: set[str] = set()
+    w_roots = {p for p, e in added_canon if e.origin == "-w"}
 
-    def put(path: str, access: FsAccess, origin: str) -> None:
+    def put(path: str, access: FsAccess, origin: str, flag: bool = False) -> None:
+        """Two rules on one canonical path: a flag's (``--read``, ``--deny``, ``-w DIR``)
+        beats the config's, however either is spelled; otherwise the more restrictive wins."""
         old = fs_entries.get(path)
-        if old is None or _RESTRICTIVENESS[access] > _RESTRICTIVENESS[old[0]]:
-            fs_entries[path] = (access, origin)
+        if old is not None and flag != (path in flagged):
+            if not flag:
+                return
+        elif old is not None and _RESTRICTIVENESS[access] <= _RESTRICTIVENESS[old[0]]:
+            return
+        fs_entries[path] = (access, origin)
+        if flag:
+            flagged.add(path)
 
     has_ws_key = any(base == ":workspace_roots" for base, _ in spec.fs)
     for (base, sub), entry in spec.fs.items():
         special = base.startswith(":")  # its paths are paths already: nothing to expand
+        flag = entry.origin in ("--read", "--deny")
         for bp in _base_paths(base, roots, env):
             if sub == ".":
-                put(canon(bp, entry.origin, literal=special), entry.value, entry.origin)
+                by_w = base == ":workspace_roots" and bp in w_roots  # -w DIR itself
+                put(canon(bp, entry.origin, literal=special), entry.value, entry.origin, flag or by_w)
                 continue
             if not special:
                 bp = canon(bp, entry.origin)
@@ -787,7 +799,7 @@ def materialize(
         for root, e in added_canon:
             for sub, mode in WORKSPACE_ROOT_PATTERN.items():
                 path = root if sub == "." else canon(os.path.join(root, sub), e.origin, literal=True)
-                put(path, FsAccess(mode), e.origin)
+                put(path, FsAccess(mode), e.origin, flag=sub == "." and e.origin == "-w")
     # Every other writable root keeps its existing .git/.agents/.codex/.lsandbox read-only
     # too, as Codex's writable roots do, unless the policy names that path itself.
     for root, (access, origin) in list(fs_entries.items()):

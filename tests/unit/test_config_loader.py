@@ -594,3 +594,20 @@ def test_every_writable_root_keeps_its_git_read_only(tmp_path):
     assert pol.filesystem.rule_for(str(other / ".agents")).path == str(other)  # missing: no rule
     pol = load(tmp_path, text + f'"{other}/.git" = "write"\n', profile="p")  # named: as written
     assert pol.filesystem.access(str(other / ".git" / "x")) is FsAccess.WRITE
+
+
+def test_a_flag_beats_the_config_at_one_path_however_spelled(tmp_path):
+    """``--read ~/.ssh`` loosened a config ``"~/.ssh" = "deny"`` only when spelled alike
+    (``~/.ssh/`` or the absolute path left the deny); ``-w DIR`` was ignored under a config
+    ``DIR = "read"``."""
+    home = tmp_path / "home"
+    (home / ".ssh").mkdir(parents=True)
+    (tmp_path / "lib").mkdir()
+    text = f'[permissions.p]\nextends = ":workspace"\n[permissions.p.filesystem]\n"~/.ssh" = "deny"\n"{tmp_path}/lib" = "read"\n'
+    for spelled in ("~/.ssh", "~/.ssh/", str(home / ".ssh")):
+        pol = load(tmp_path, text, profile="p", read=[spelled])
+        assert pol.filesystem.access(str(home / ".ssh" / "id")) is FsAccess.READ, spelled
+    pol = load(tmp_path, text, profile="p", writable=[str(tmp_path / "lib")])
+    assert pol.filesystem.access(str(tmp_path / "lib" / "x")) is FsAccess.WRITE
+    pol = load(tmp_path, text, profile="p", read=["~/.ssh"], deny=["~/.ssh/"])  # two flags: the stricter
+    assert pol.filesystem.access(str(home / ".ssh" / "id")) is FsAccess.DENY

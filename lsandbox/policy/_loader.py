@@ -361,7 +361,12 @@ def _parse_profile(name: str, table: Any, src: Source, base: KeyPath) -> tuple[P
         extends = _expect(src, base + ("extends",), table["extends"], str)
     if "workspace_roots" in table:
         p = base + ("workspace_roots",)
-        for i, root in enumerate(_expect(src, p, table["workspace_roots"], list)):
+        value = table["workspace_roots"]
+        if isinstance(value, dict):  # Codex's form: { PATH = true }; false leaves PATH out
+            roots = [k for k, on in value.items() if _expect(src, p + (k,), on, bool)]
+        else:
+            roots = _expect(src, p, value, list)
+        for i, root in enumerate(roots):
             _expect(src, p, root, str)
             spec.workspace_roots.append(Entry(root, src.origin(p)))
             spec.path_sources[f"wr{i}"] = src

@@ -611,3 +611,18 @@ def test_a_flag_beats_the_config_at_one_path_however_spelled(tmp_path):
     assert pol.filesystem.access(str(tmp_path / "lib" / "x")) is FsAccess.WRITE
     pol = load(tmp_path, text, profile="p", read=["~/.ssh"], deny=["~/.ssh/"])  # two flags: the stricter
     assert pol.filesystem.access(str(home / ".ssh" / "id")) is FsAccess.DENY
+
+
+def test_workspace_roots_in_codex_table_form(tmp_path):
+    """Codex writes ``workspace_roots = { PATH = true }``; the array form was the only one
+    loaded (the table failed to load)."""
+    for d in ("ws", "a", "b"):
+        (tmp_path / d).mkdir()
+    text = (f'[permissions.p]\nextends = ":workspace"\n'
+            f'workspace_roots = {{ "{tmp_path}/a" = true, "{tmp_path}/b" = false }}\n')
+    pol = load(tmp_path, text, profile="p", cwd=str(tmp_path / "ws"))
+    assert pol.filesystem.access(str(tmp_path / "a" / "x")) is FsAccess.WRITE
+    assert pol.filesystem.access(str(tmp_path / "a" / ".git" / "x")) is FsAccess.READ
+    assert pol.filesystem.rule_for(str(tmp_path / "b" / "x")).path != str(tmp_path / "b")  # not a root
+    e = err(tmp_path, f'[permissions.p]\nworkspace_roots = {{ "{tmp_path}/a" = "yes" }}\n', profile="p")
+    assert "boolean" in str(e)

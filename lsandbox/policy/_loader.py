@@ -67,6 +67,7 @@ from ._builtins import (
 )
 from ._domains import DomainAccess, DomainRule, NetMode, check_pattern
 from ._environment import INHERIT, EnvironmentPolicy
+from ._longest import PathTable
 from ._model import (
     DEFAULT_PROXY_PORT,
     FilesystemPolicy,
@@ -724,6 +725,25 @@ def _base_paths(base: str, roots: list[str], env: Mapping[str, str]) -> list[str
     return [base]
 
 
+def _protected_target(path: str, table: PathTable[FsAccess]) -> str | None:
+    """Where the read-only rule for a protected name goes: the name itself; or, when it is a
+    symlink, its target, but only where the rest of the policy lets the command write (a
+    rule there narrows). Anyone who can write the root (the command in an earlier run,
+    another user in ``/tmp``) chooses the target: a link to a denied secret or to ``/``
+    made it readable. A target that cannot be resolved gets no rule rather than failing
+    the launch (a link loop in ``/tmp`` stopped every run)."""
+    if not os.path.islink(path):
+        return path
+    try:
+        target = os.path.realpath(path)
+    except OSError:
+        return None
+    if path_problem(target) is not None:
+        return None
+    hit = table.match(target)
+    return target if hit is not None and hit[1] is FsAccess.WRITE else None
+
+
 def materialize(
     spec: ProfileSpec,
     *,
@@ -788,6 +808,9 @@ def materialize(
         if flag:
             flagged.add(path)
 
+    # The read-only names in writable roots (.git, .agents, .codex, .lsandbox) are placed
+    # last, by _protect: they may only narrow what the rest of the policy grants.
+    protect: list[tuple[str, FsAccess, str, bool]] = []
     has_ws_key = any(base == ":workspace_roots" for base, _ in spec.fs)
     for (base, sub), entry in spec.fs.items():
         special = base.startswith(":")  # its paths are paths already: nothing to expand
@@ -799,23 +822,29 @@ def materialize(
                 continue
             if not special:
                 bp = canon(bp, entry.origin)
+            if base == ":workspace_roots" and sub in PROTECTED_IN_WORKSPACE and entry.value is not FsAccess.WRITE:
+                protect.append((os.path.join(bp, sub), entry.value, entry.origin, False))
+                continue
             put(canon(os.path.join(bp, sub), entry.origin, literal=True), entry.value, entry.origin)
     if not has_ws_key:
         for root, e in added_canon:
+            put(root, FsAccess.WRITE, e.origin, flag=e.origin == "-w")
             for sub, mode in WORKSPACE_ROOT_PATTERN.items():
-                path = root if sub == "." else canon(os.path.join(root, sub), e.origin, literal=True)
-                put(path, FsAccess(mode), e.origin, flag=sub == "." and e.origin == "-w")
-    # Every other writable root keeps its existing .git/.agents/.codex/.lsandbox read-only
-    # too, as Codex's writable roots do, unless the policy names that path itself.
+                if sub != ".":
+                    protect.append((os.path.join(root, sub), FsAccess(mode), e.origin, False))
+    # Every other writable root keeps its existing ones read-only too, as Codex's writable
+    # roots do, unless the policy names that path itself.
     for root, (access, origin) in list(fs_entries.items()):
-        if access is not FsAccess.WRITE or root == "/":
-            continue
-        for name in PROTECTED_IN_WORKSPACE:
-            child = os.path.join(root, name)
-            if os.path.lexists(child):
-                child = canon(child, origin, literal=True)
-                if child not in fs_entries:
-                    fs_entries[child] = (FsAccess.READ, f"{origin} (read-only in every writable root)")
+        if access is FsAccess.WRITE and root != "/":
+            for name in PROTECTED_IN_WORKSPACE:
+                child = os.path.join(root, name)
+                if os.path.lexists(child):
+                    protect.append((child, FsAccess.READ, f"{origin} (read-only in every writable root)", True))
+    table = PathTable({p: a for p, (a, _) in fs_entries.items()})
+    for path, access, origin, yields in protect:
+        target = _protected_target(path, table)
+        if target is not None and not (yields and target in fs_entries):
+            put(target, access, origin)
 
     sockets: dict[str, UnixSocketRule] = {}
     for raw, entry in [*spec.unix_sockets.items(), *((r, Entry(SocketAccess.ALLOW, o)) for r, o in extra_sockets)]:

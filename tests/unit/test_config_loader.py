@@ -626,3 +626,48 @@ def test_workspace_roots_in_codex_table_form(tmp_path):
     assert pol.filesystem.rule_for(str(tmp_path / "b" / "x")).path != str(tmp_path / "b")  # not a root
     e = err(tmp_path, f'[permissions.p]\nworkspace_roots = {{ "{tmp_path}/a" = "yes" }}\n', profile="p")
     assert "boolean" in str(e)
+
+
+def test_a_protected_name_that_is_a_symlink_only_narrows(tmp_path):
+    """A .git/.agents/.codex in a writable root is chosen by whoever can write the root (the
+    command in an earlier run, another user in /tmp): as a symlink it put the read-only rule
+    on its target, so a link to a denied secret, or to /, made that readable. Now the
+    target gets the rule only where the policy lets the command write; a loop is skipped
+    rather than failing every launch."""
+    ws, tmp, secret, shared = (tmp_path / d for d in ("ws", "tmp", "secret", "shared"))
+    for d in (ws, tmp, secret, shared / "real.git"):
+        d.mkdir(parents=True)
+    (secret / "id_rsa").write_text("k")
+    (tmp / ".agents").symlink_to(secret / "id_rsa")
+    (tmp / ".codex").symlink_to("/")
+    (tmp / ".lsandbox").symlink_to(".lsandbox")  # a loop
+    (ws / ".git").symlink_to(shared / "real.git")
+    text = f"""
+        [permissions.p]
+        extends = ":workspace"
+        [permissions.p.filesystem]
+        "{tmp}" = "write"
+        "{shared}" = "write"
+        "{secret}" = "deny"
+        """
+    pol = load(tmp_path, text, profile="p", cwd=str(ws))
+    assert pol.filesystem.access(str(secret / "id_rsa")) is FsAccess.DENY
+    minimal = f'[permissions.m.filesystem]\n":minimal" = "read"\n"{tmp}" = "write"\n'
+    assert load(tmp_path, minimal, profile="m", cwd=str(ws)).filesystem.rule_for("/") is None  # no `read /`
+    pol = load(tmp_path, text, profile="p", cwd=str(ws))
+    assert pol.filesystem.access(str(shared / "real.git" / "hooks" / "x")) is FsAccess.READ  # narrowed
+    assert pol.filesystem.access(str(shared / "other")) is FsAccess.WRITE
+    (ws / ".git").unlink()
+    (ws / ".git").symlink_to(secret / "id_rsa")  # the same in the workspace root (an earlier run planted it)
+    pol = load(tmp_path, text, profile="p", cwd=str(ws))
+    assert pol.filesystem.access(str(secret / "id_rsa")) is FsAccess.DENY
+
+
+def test_read_only_mode_has_no_network(tmp_path):
+    """allowed_sandbox_modes = ["read-only"] let a profile that writes nothing but has the
+    network (or every AF_UNIX socket: docker.sock) through; Codex's read-only has neither."""
+    req = write(tmp_path, 'allowed_sandbox_modes = ["read-only"]\n', "req.toml")
+    for net in ("enabled = true", "dangerously_allow_all_unix_sockets = true"):
+        cfg = write(tmp_path, f'[permissions.p.filesystem]\n":root" = "read"\n[permissions.p.network]\n{net}\n')
+        with pytest.raises(PolicyError, match="amounts to sandbox_mode 'workspace-write'"):
+            load_policy(cfg, "p", cwd=str(tmp_path), requirements=req)

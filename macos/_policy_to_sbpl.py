@@ -106,12 +106,13 @@ def _keychain_rule(policy: Policy, ctx: Context) -> FsRule | None:
     the profile grants ``com.apple.SecurityServer`` (trust evaluation), and securityd hands
     items whose access list trusts the calling tool (``security add-generic-password``,
     git's osxkeychain helper) to a process that can read the keychain file. Trust evaluation
-    itself runs in trustd, outside the sandbox."""
+    itself runs in trustd, outside the sandbox. Only a rule at the directory itself replaces
+    this one (a ``deny`` of one file inside dropped the whole deny)."""
     if not ctx.home or not ctx.home.startswith("/"):
         return None
     path = os.path.join(os.path.realpath(ctx.home), "Library", "Keychains")
-    if any(r.path == path or r.path.startswith(path + "/") for r in policy.filesystem.rules):
-        return None
+    if any(r.path == path for r in policy.filesystem.rules):
+        return None  # the policy says what it wants there; a rule deeper decides only its own path
     return FsRule(path, FsAccess.DENY, "the keychain: items are secrets (docs/macos.md)")
 
 

@@ -467,7 +467,9 @@ class PathOps:
     def _tmpfile(self, n: sb.Notification, private_fs: bool, dfd: int, path: bytes, flags: int, mode: int) -> None:
         """O_TMPFILE makes an unnamed file in the directory ``path`` names (its last component
         followed, as the kernel does): pin that directory, gate on it, make the file there.
-        Naming it later is a ``linkat``, brokered and gated on its own."""
+        The file is the command's to use; it cannot be given a name afterwards (``linkat``
+        of it answers ENOENT/EACCES, as ``linkat`` of the kernel's own O_TMPFILE does
+        without CAP_DAC_READ_SEARCH)."""
         if not path:
             raise Fail(errno.ENOENT)
         if len(path) >= PATH_MAX - 2:

@@ -5,7 +5,7 @@ option or env ``LSANDBOX_REQUIREMENTS`` (it must exist). The second file adds re
 cannot lift the system file's, since the user a requirement binds is the one who picks the
 option. Supported keys, modelled on Codex's ``requirements.toml``::
 
-    allowed_permission_profiles = { ":danger-full-access" = false }   # name -> bool
+    allowed_permission_profiles = { ":read-only" = true, ":workspace" = true }  # closed list
     allowed_sandbox_modes = ["read-only", "workspace-write"]
     [permissions.filesystem]
     deny_read = ["~/.ssh", "/etc/shadow"]                             # additive
@@ -172,11 +172,17 @@ def check_profile_allowed(req: Requirements, chain: list[str], sandbox_mode: str
 
 
 def sandbox_mode_of(policy: Policy) -> str:
-    """The Codex sandbox mode a policy amounts to, by what it lets the command write."""
+    """The Codex sandbox mode a policy amounts to: ``/`` writable is danger-full-access;
+    anything else writable, or the network or every AF_UNIX socket (Codex's read-only mode
+    has none of them), is workspace-write; else read-only. (What a profile writes short of
+    ``/``, ``-w`` included, is bounded by this list, not by ``allowed_permission_profiles``.)"""
     writes = [r.path for r in policy.filesystem.rules if r.access is FsAccess.WRITE]
     if "/" in writes:
         return "danger-full-access"
-    return "workspace-write" if writes else "read-only"
+    net = policy.network
+    if writes or net.enabled or net.dangerously_allow_all_unix_sockets:
+        return "workspace-write"
+    return "read-only"
 
 
 def check_sandbox_mode(policy: Policy, req: Requirements) -> None:

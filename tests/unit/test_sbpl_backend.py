@@ -528,3 +528,6 @@ def test_keychain_files_unreadable_unless_named():
     t = macos.render_sbpl(named, context=ctx)
     assert set(macos.evaluate_all(t, "file-read-data", kc).values()) == {"allow"}
     assert "Keychains" not in macos.render_sbpl(ws)  # no home known (explain, the parity corpus)
+    inside = Policy(FilesystemPolicy((*ws.filesystem.rules, FsRule("/Users/u/Library/Keychains/x", FsAccess.DENY))))
+    t = macos.render_sbpl(inside, context=ctx)  # a rule inside decides its own path only
+    assert set(macos.evaluate_all(t, "file-read-data", kc).values()) == {"deny"}

@@ -725,23 +725,98 @@ def _base_paths(base: str, roots: list[str], env: Mapping[str, str]) -> list[str
     return [base]
 
 
-def _protected_target(path: str, table: PathTable[FsAccess]) -> str | None:
-    """Where the read-only rule for a protected name goes: the name itself; or, when it is a
-    symlink, its target, but only where the rest of the policy lets the command write (a
-    rule there narrows). Anyone who can write the root (the command in an earlier run,
-    another user in ``/tmp``) chooses the target: a link to a denied secret or to ``/``
-    made it readable. A target that cannot be resolved gets no rule rather than failing
-    the launch (a link loop in ``/tmp`` stopped every run)."""
-    if not os.path.islink(path):
-        return path
-    try:
-        target = os.path.realpath(path)
-    except OSError:
-        return None
-    if path_problem(target) is not None:
-        return None
-    hit = table.match(target)
-    return target if hit is not None and hit[1] is FsAccess.WRITE else None
+class _Rule(Record):
+    """A filesystem rule on its way into the policy: as written (``lexical``, absolute) and
+    resolved (``path``)."""
+
+    lexical: str
+    path: str
+    access: FsAccess
+    origin: str
+    flag: bool = False
+    protect: bool = False  # a read-only name in a writable root (.git ...), not a rule written
+
+
+def _link_holders(lexical: str) -> list[str]:
+    """The (resolved) directories holding the symlinks that resolving ``lexical`` follows,
+    component by component as the kernel does (a missing rest is kept as it is)."""
+    holders: list[str] = []
+    pending = list(reversed(lexical.split("/")))
+    cur, hops = "/", 0
+    while pending:
+        comp = pending.pop()
+        if comp in ("", "."):
+            continue
+        if comp == "..":
+            cur = os.path.dirname(cur)
+            continue
+        cand = os.path.join(cur, comp)
+        if not os.path.islink(cand):
+            cur = cand
+            continue
+        hops += 1
+        if hops > 40:
+            break
+        holders.append(cur)
+        try:
+            text = os.readlink(cand)
+        except OSError:
+            break
+        if text.startswith("/"):
+            cur = "/"
+        pending.extend(reversed(text.split("/")))
+    return holders
+
+
+def _place(cands: list[_Rule], fs_entries: dict[str, tuple[FsAccess, str]],
+           put: Callable[..., None]) -> None:
+    """Put ``cands`` into ``fs_entries``, so that a symlink the command could have made
+    never widens the policy. A rule whose path resolves through a symlink that lies in a
+    directory the policy lets the command write (made by the command in an earlier run, or
+    by another user in /tmp) takes effect only where it narrows what the rest of the policy
+    gives its target: ``"dist" = "read"`` with ``dist -> ~/.ssh/id_rsa`` put read on a
+    denied secret, a ``write`` rule could have landed on ``~/.bashrc``; such a rule is an
+    error naming the link (not skipped: a setting is never silently dropped). The read-only
+    names of writable roots (``protect``) only ever narrow, silently (they are not written
+    by the user). Order: rules without links, then links in places the command cannot
+    write, then the others; protected names last."""
+    def table() -> PathTable[FsAccess]:
+        return PathTable({p: a for p, (a, _) in fs_entries.items()})
+
+    def narrows(r: _Rule, t: PathTable[FsAccess]) -> bool:
+        cur = t.get(r.path)
+        return _RESTRICTIVENESS[r.access] >= _RESTRICTIVENESS[cur if cur is not None else FsAccess.DENY]
+
+    linked = {id(r): _link_holders(r.lexical) for r in cands}
+    plain = [r for r in cands if not r.protect]
+    for r in plain:
+        if not linked[id(r)]:
+            put(r.path, r.access, r.origin, r.flag)
+    t0 = table()
+    late = []
+    for r in plain:
+        if linked[id(r)]:
+            if any(t0.get(h) is FsAccess.WRITE for h in linked[id(r)]):
+                late.append(r)
+            else:
+                put(r.path, r.access, r.origin, r.flag)
+    t1 = table()
+    for r in late:
+        if not narrows(r, t1):
+            where = next(h for h in linked[id(r)] if t0.get(h) is FsAccess.WRITE)
+            raise PolicyError(
+                f"{r.origin}: {r.lexical} resolves through a symlink in {where}, which the command may "
+                f"write, to {r.path}: a {r.access.value} rule there would give more than the rest of the "
+                f"policy does (a link an earlier run could have made); name {r.path} itself if that is meant")
+        put(r.path, r.access, r.origin)
+    guards = [r for r in cands if r.protect]
+    for r in guards:
+        if not linked[id(r)]:
+            put(r.path, r.access, r.origin)
+    t2 = table()
+    for r in guards:
+        if linked[id(r)] and narrows(r, t2):
+            put(r.path, r.access, r.origin)
 
 
 def materialize(
@@ -808,43 +883,58 @@ def materialize(
         if flag:
             flagged.add(path)
 
-    # The read-only names in writable roots (.git, .agents, .codex, .lsandbox) are placed
-    # last, by _protect: they may only narrow what the rest of the policy grants.
-    protect: list[tuple[str, FsAccess, str, bool]] = []
+    cands: list[_Rule] = []
+
+    # A workspace root as written (-w through a link): the rules below it resolve through it.
+    root_lexical = {p: os.path.join(cwd, expand(e.value, cwd=cwd, env=env)) for p, e in added_canon}
+
+    def add(raw: str, access: FsAccess, origin: str, *, literal: bool = False, flag: bool = False,
+            protect: bool = False, lexical: str | None = None) -> None:
+        try:
+            path = canon(raw, origin, literal=literal)
+        except PolicyError:
+            if protect:  # a link loop planted in a writable root must not stop every launch
+                return
+            raise
+        if lexical is None:
+            lexical = raw if literal else expand(raw, cwd=cwd, env=env)
+        cands.append(_Rule(os.path.join(cwd, lexical), path, access, origin, flag, protect))
+
     has_ws_key = any(base == ":workspace_roots" for base, _ in spec.fs)
     for (base, sub), entry in spec.fs.items():
         special = base.startswith(":")  # its paths are paths already: nothing to expand
         flag = entry.origin in ("--read", "--deny")
         for bp in _base_paths(base, roots, env):
+            lex = root_lexical.get(bp) if base == ":workspace_roots" else None
             if sub == ".":
                 by_w = base == ":workspace_roots" and bp in w_roots  # -w DIR itself
-                put(canon(bp, entry.origin, literal=special), entry.value, entry.origin, flag or by_w)
+                add(bp, entry.value, entry.origin, literal=special, flag=flag or by_w, lexical=lex)
                 continue
             if not special:
+                lex = os.path.join(cwd, expand(bp, cwd=cwd, env=env))
                 bp = canon(bp, entry.origin)
-            if base == ":workspace_roots" and sub in PROTECTED_IN_WORKSPACE and entry.value is not FsAccess.WRITE:
-                protect.append((os.path.join(bp, sub), entry.value, entry.origin, False))
-                continue
-            put(canon(os.path.join(bp, sub), entry.origin, literal=True), entry.value, entry.origin)
+            protect = base == ":workspace_roots" and sub in PROTECTED_IN_WORKSPACE and entry.value is not FsAccess.WRITE
+            add(os.path.join(bp, sub), entry.value, entry.origin, literal=True, protect=protect,
+                lexical=os.path.join(lex, sub) if lex else None)
     if not has_ws_key:
         for root, e in added_canon:
-            put(root, FsAccess.WRITE, e.origin, flag=e.origin == "-w")
+            add(root, FsAccess.WRITE, e.origin, literal=True, flag=e.origin == "-w", lexical=root_lexical[root])
             for sub, mode in WORKSPACE_ROOT_PATTERN.items():
                 if sub != ".":
-                    protect.append((os.path.join(root, sub), FsAccess(mode), e.origin, False))
-    # Every other writable root keeps its existing ones read-only too, as Codex's writable
-    # roots do, unless the policy names that path itself.
+                    add(os.path.join(root, sub), FsAccess(mode), e.origin, literal=True, protect=True,
+                        lexical=os.path.join(root_lexical[root], sub))
+    _place(cands, fs_entries, put)
+    # Every other writable root keeps its existing .git/.agents/.codex/.lsandbox read-only
+    # too, as Codex's writable roots do, unless the policy names that path itself.
+    more: list[_Rule] = []
     for root, (access, origin) in list(fs_entries.items()):
         if access is FsAccess.WRITE and root != "/":
             for name in PROTECTED_IN_WORKSPACE:
                 child = os.path.join(root, name)
-                if os.path.lexists(child):
-                    protect.append((child, FsAccess.READ, f"{origin} (read-only in every writable root)", True))
-    table = PathTable({p: a for p, (a, _) in fs_entries.items()})
-    for path, access, origin, yields in protect:
-        target = _protected_target(path, table)
-        if target is not None and not (yields and target in fs_entries):
-            put(target, access, origin)
+                if os.path.lexists(child) and os.path.realpath(child) not in fs_entries:
+                    more.append(_Rule(child, os.path.realpath(child), FsAccess.READ,
+                                      f"{origin} (read-only in every writable root)", False, True))
+    _place(more, fs_entries, put)
 
     sockets: dict[str, UnixSocketRule] = {}
     for raw, entry in [*spec.unix_sockets.items(), *((r, Entry(SocketAccess.ALLOW, o)) for r, o in extra_sockets)]:

@@ -671,3 +671,71 @@ def test_read_only_mode_has_no_network(tmp_path):
         cfg = write(tmp_path, f'[permissions.p.filesystem]\n":root" = "read"\n[permissions.p.network]\n{net}\n')
         with pytest.raises(PolicyError, match="amounts to sandbox_mode 'workspace-write'"):
             load_policy(cfg, "p", cwd=str(tmp_path), requirements=req)
+
+
+@pytest.fixture
+def var_tmp_path():
+    """A directory outside /tmp, which :workspace makes writable."""
+    import pathlib
+    import shutil
+    import tempfile
+
+    d = tempfile.mkdtemp(prefix="lsb-unit-", dir="/var/tmp")
+    yield pathlib.Path(d)
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def test_a_link_the_command_could_make_never_widens(var_tmp_path):
+    """A rule whose path resolves through a symlink in a place the command can write
+    (made by an earlier run, or by another user in /tmp) only narrows: ``"dist" = "read"``
+    with ``dist -> secret`` read a denied secret, a write rule through ``cache -> ~/.bashrc``
+    made it writable, ``-w``/``--read`` of such a link beat a config deny, and a protected
+    deny (``".git" = "deny"``) was opened below by a link in another writable root. A link
+    in a place the command cannot write (the user's own) is followed as before."""
+    home, ws, tmp, secret, data = (var_tmp_path / d for d in ("home", "ws", "tmp", "secret", "data"))
+    for d in (home / ".ssh", ws / ".git" / "sub", tmp, secret, data):
+        d.mkdir(parents=True)
+    (secret / "id").write_text("k")
+    (home / ".bashrc").write_text("")
+    (ws / "dist").symlink_to(secret / "id")
+    (ws / "cache").symlink_to(home / ".bashrc")
+    (ws / "keys").symlink_to(home / ".ssh")
+    (tmp / ".agents").symlink_to(ws / ".git" / "sub")
+    (home / "mine").symlink_to(data)  # the user's own link, in a place the command cannot write
+    text = f"""
+        [permissions.p]
+        extends = ":workspace"
+        [permissions.p.filesystem]
+        "{secret}" = "deny"
+        "~/.ssh" = "deny"
+        "{tmp}" = "write"
+        "~/mine" = "write"
+        ":workspace_roots" = {{ "." = "write", ".git" = "deny", "cache" = "read" }}
+        """
+    kw = {"profile": "p", "cwd": str(ws), "env": {"HOME": str(home)}}
+    pol = load(var_tmp_path, text, **kw)
+    fs = pol.filesystem
+    assert fs.access(str(ws / ".git" / "sub" / "x")) is FsAccess.DENY  # not opened by tmp/.agents
+    assert fs.access(str(home / ".bashrc")) is FsAccess.READ  # cache = read narrows nothing there: kept
+    assert fs.access(str(data / "x")) is FsAccess.WRITE  # the user's own link
+    widening = [(text.replace('"cache" = "read"', '"dist" = "read"'), {}),
+                (text.replace('"cache" = "read"', '"cache" = "write"'), {}),
+                (text, {"writable": [str(ws / "keys")]}),
+                (text, {"read": [str(ws / "keys")]})]
+    for t, extra in widening:
+        with pytest.raises(PolicyError, match="resolves through a symlink"):
+            load(var_tmp_path, t, **kw, **extra)
+
+
+def test_socket_allows_count_against_read_only_and_allow_all(tmp_path):
+    """--allow-unix-socket / reaches every pathname socket: it counted as read-only and got
+    past dangerously_allow_all_unix_sockets = false."""
+    modes = write(tmp_path, 'allowed_sandbox_modes = ["read-only"]\n', "modes.toml")
+    allall = write(tmp_path, '[permissions.network]\ndangerously_allow_all_unix_sockets = false\n', "all.toml")
+    kw = {"cwd": str(tmp_path), "search": False}
+    for sock in ("/", "/run/docker.sock"):
+        with pytest.raises(PolicyError, match="amounts to sandbox_mode 'workspace-write'"):
+            load_policy(None, ":read-only", requirements=modes, allow_unix_sockets=[sock], **kw)
+    with pytest.raises(PolicyError, match="dangerously_allow_all_unix_sockets"):
+        load_policy(None, ":workspace", requirements=allall, allow_unix_sockets=["/"], **kw)
+    load_policy(None, ":workspace", requirements=allall, allow_unix_sockets=["/run/docker.sock"], **kw)

@@ -173,14 +173,16 @@ def check_profile_allowed(req: Requirements, chain: list[str], sandbox_mode: str
 
 def sandbox_mode_of(policy: Policy) -> str:
     """The Codex sandbox mode a policy amounts to: ``/`` writable is danger-full-access;
-    anything else writable, or the network or every AF_UNIX socket (Codex's read-only mode
-    has none of them), is workspace-write; else read-only. (What a profile writes short of
+    anything else writable, the network, or an AF_UNIX socket allowed (Codex's read-only
+    mode has none of them; ``docker.sock`` is as good as a write) is workspace-write; else
+    read-only. (What a profile writes short of
     ``/``, ``-w`` included, is bounded by this list, not by ``allowed_permission_profiles``.)"""
     writes = [r.path for r in policy.filesystem.rules if r.access is FsAccess.WRITE]
     if "/" in writes:
         return "danger-full-access"
     net = policy.network
-    if writes or net.enabled or net.dangerously_allow_all_unix_sockets:
+    sockets = any(r.access is SocketAccess.ALLOW for r in net.unix_sockets)
+    if writes or net.enabled or net.dangerously_allow_all_unix_sockets or sockets:
         return "workspace-write"
     return "read-only"
 
@@ -212,8 +214,9 @@ def apply_requirements(policy: Policy, req: Requirements) -> Policy:
     if req.network_enabled is False and net.enabled:
         raise PolicyError(f"the network is enabled, but the administrator's requirements "
                           f"({req.network_origin}) forbid it")
-    if req.allow_all_unix is False and net.dangerously_allow_all_unix_sockets:
-        raise PolicyError(f"dangerously_allow_all_unix_sockets is set, but the administrator's "
+    if req.allow_all_unix is False and (net.dangerously_allow_all_unix_sockets or any(
+            s.path == "/" and s.access is SocketAccess.ALLOW for s in net.unix_sockets)):
+        raise PolicyError(f"every AF_UNIX socket is allowed (dangerously_allow_all_unix_sockets, or an allow rule at /), but the administrator's "
                           f"requirements ({req.allow_all_unix_origin}) forbid it")
     socks = {s.path: s for s in net.unix_sockets}
     for path, origin in req.unix_none:

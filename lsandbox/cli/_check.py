@@ -33,11 +33,17 @@ def run(args: argparse.Namespace) -> int:
     raw: list[bytes] = []
     cfg = Config.from_file(path, raw.append)  # parses every profile, raising on the first error
     names = list(cfg.profiles)
+    refused = []
     for name in names:  # resolve extends chains and expand paths too
-        load_policy(path, name, requirements=args.requirements, cwd=cwd)
+        try:
+            load_policy(path, name, requirements=args.requirements, cwd=cwd)
+        except PolicyError as e:
+            if e.key not in ("allowed_permission_profiles", "allowed_sandbox_modes"):
+                raise
+            refused.append(name)  # a base profile others extend need not be allowed itself
     load_policy(path, requirements=args.requirements, cwd=cwd)
-    note = ""
+    note = f"; not allowed by the requirements to run: {', '.join(refused)}" if refused else ""
     if needs_trust(args.config, path, cwd) and not is_trusted(path, raw[0], os.environ):
-        note = "; not trusted yet: `lsandbox run` refuses it until `lsandbox trust`"
+        note += "; not trusted yet: `lsandbox run` refuses it until `lsandbox trust`"
     print(one_line(f"{path}: OK ({len(names)} profile{'s' if len(names) != 1 else ''}){note}"))
     return 0

@@ -144,3 +144,15 @@ def test_random_documents_never_traceback(tmp_path, doc, profile):
         assert str(e).startswith(str(path))
     except SandboxError:
         pass
+
+
+def test_check_names_profiles_the_requirements_refuse(in_tmp, capsys):
+    """Under a closed profile list, `check` failed on a base profile that an allowed one
+    extends (the base need not be allowed itself to run the allowed one)."""
+    req = in_tmp / "req.toml"
+    req.write_text('allowed_permission_profiles = { "dev" = true }\n')
+    cfg = in_tmp / "c.toml"
+    cfg.write_text('default_permissions = "dev"\n[permissions.base]\nextends = ":workspace"\n'
+                   '[permissions.dev]\nextends = "base"\n')
+    assert main(["check", str(cfg), "--requirements", str(req)]) == 0
+    assert "not allowed by the requirements to run: base" in capsys.readouterr().out

@@ -78,7 +78,7 @@ from ._model import (
     SocketAccess,
     UnixSocketRule,
 )
-from ._paths import canonicalize, expand, length_problem, path_problem
+from ._paths import canonicalize, expand, is_within, length_problem, path_problem
 
 TYPE_CHECKING = False  # ``typing`` stays off the launch path; type checkers see True
 if TYPE_CHECKING:
@@ -737,10 +737,11 @@ class _Rule(Record):
     protect: bool = False  # a read-only name in a writable root (.git ...), not a rule written
 
 
-def _link_holders(lexical: str) -> list[str]:
+def _link_holders(lexical: str) -> list[tuple[str, int]]:
     """The (resolved) directories holding the symlinks that resolving ``lexical`` follows,
-    component by component as the kernel does (a missing rest is kept as it is)."""
-    holders: list[str] = []
+    component by component as the kernel does (a missing rest is kept as it is), with the
+    owner of each link."""
+    holders: list[tuple[str, int]] = []
     pending = list(reversed(lexical.split("/")))
     cur, hops = "/", 0
     while pending:
@@ -757,10 +758,11 @@ def _link_holders(lexical: str) -> list[str]:
         hops += 1
         if hops > 40:
             break
-        holders.append(cur)
         try:
+            holders.append((cur, os.lstat(cand).st_uid))
             text = os.readlink(cand)
         except OSError:
+            holders.append((cur, -1))
             break
         if text.startswith("/"):
             cur = "/"
@@ -778,8 +780,12 @@ def _place(cands: list[_Rule], fs_entries: dict[str, tuple[FsAccess, str]],
     denied secret, a ``write`` rule could have landed on ``~/.bashrc``; such a rule is an
     error naming the link (not skipped: a setting is never silently dropped). The read-only
     names of writable roots (``protect``) only ever narrow, silently (they are not written
-    by the user). Order: rules without links, then links in places the command cannot
-    write, then the others; protected names last."""
+    by the user). A link is the command's to make when it lies at or below anything a rule
+    makes writable, whatever deeper rule covers its directory (the command can make that
+    directory before a read rule on it means anything: Landlock and the view place no rule
+    on what does not exist), or below ``/dev/shm``; a link owned by neither this user nor
+    root is another user's. Order: rules without links, then links no one else could have
+    made, then the others; protected names last."""
     def table() -> PathTable[FsAccess]:
         return PathTable({p: a for p, (a, _) in fs_entries.items()})
 
@@ -787,27 +793,32 @@ def _place(cands: list[_Rule], fs_entries: dict[str, tuple[FsAccess, str]],
         cur = t.get(r.path)
         return _RESTRICTIVENESS[r.access] >= _RESTRICTIVENESS[cur if cur is not None else FsAccess.DENY]
 
+    writable = {r.path for r in cands if r.access is FsAccess.WRITE} | {os.path.realpath("/dev/shm")}
+    me = os.geteuid()
+
+    def untrusted(holder: tuple[str, int]) -> bool:
+        return holder[1] not in (me, 0) or any(is_within(holder[0], w) for w in writable)
+
     linked = {id(r): _link_holders(r.lexical) for r in cands}
     plain = [r for r in cands if not r.protect]
     for r in plain:
         if not linked[id(r)]:
             put(r.path, r.access, r.origin, r.flag)
-    t0 = table()
     late = []
     for r in plain:
         if linked[id(r)]:
-            if any(t0.get(h) is FsAccess.WRITE for h in linked[id(r)]):
+            if any(untrusted(h) for h in linked[id(r)]):
                 late.append(r)
             else:
                 put(r.path, r.access, r.origin, r.flag)
     t1 = table()
     for r in late:
         if not narrows(r, t1):
-            where = next(h for h in linked[id(r)] if t0.get(h) is FsAccess.WRITE)
+            where = next(h[0] for h in linked[id(r)] if untrusted(h))
             raise PolicyError(
-                f"{r.origin}: {r.lexical} resolves through a symlink in {where}, which the command may "
-                f"write, to {r.path}: a {r.access.value} rule there would give more than the rest of the "
-                f"policy does (a link an earlier run could have made); name {r.path} itself if that is meant")
+                f"{r.origin}: {r.lexical} resolves through a symlink in {where}, which the command (or "
+                f"another user) may write, to {r.path}: a {r.access.value} rule there would give more than "
+                f"the rest of the policy does; name {r.path} itself if that is meant")
         put(r.path, r.access, r.origin)
     guards = [r for r in cands if r.protect]
     for r in guards:

@@ -739,3 +739,26 @@ def test_socket_allows_count_against_read_only_and_allow_all(tmp_path):
     with pytest.raises(PolicyError, match="dangerously_allow_all_unix_sockets"):
         load_policy(None, ":workspace", requirements=allall, allow_unix_sockets=["/"], **kw)
     load_policy(None, ":workspace", requirements=allall, allow_unix_sockets=["/run/docker.sock"], **kw)
+
+
+def test_links_below_any_writable_rule_are_the_commands(var_tmp_path):
+    """Second round (helper): a link counted as the user's when its directory's own rule was
+    not write. The command can make ``build`` under a writable root before ``"build" =
+    "read"`` means anything, and plant ``build/out -> ~/.config`` for ``"build/out" =
+    "write"``; and a root given through the user's own link (``-w ~/proj``) made the links
+    below it look trusted (``proj/dist -> secret`` read the secret)."""
+    home, ws, proj, secret = (var_tmp_path / d for d in ("home", "ws", "proj", "secret"))
+    for d in (home / ".config", ws / "build", proj, secret):
+        d.mkdir(parents=True)
+    (ws / "build" / "out").symlink_to(home / ".config")
+    (home / "proj").symlink_to(proj)
+    (proj / "dist").symlink_to(secret / "id")
+    kw = {"profile": "p", "cwd": str(ws), "env": {"HOME": str(home)}}
+    head = f'[permissions.p]\nextends = ":workspace"\n[permissions.p.filesystem]\n"{secret}" = "deny"\n'
+    with pytest.raises(PolicyError, match="resolves through a symlink"):
+        load(var_tmp_path, head + '":workspace_roots" = { "." = "write", "build" = "read", "build/out" = "write" }\n', **kw)
+    with pytest.raises(PolicyError, match="resolves through a symlink"):
+        load(var_tmp_path, head + '":workspace_roots" = { "." = "write", "dist" = "read" }\n', **kw,
+             writable=[str(home / "proj")])
+    pol = load(var_tmp_path, head, **kw, writable=[str(home / "proj")])  # the user's own link: followed
+    assert pol.filesystem.access(str(proj / "x")) is FsAccess.WRITE

@@ -4,13 +4,23 @@ from __future__ import annotations
 
 import os
 
-from ._ffi import SYS_ADD_RULE, SYS_CREATE_RULESET, SYS_RESTRICT_SELF, ffi, ffi_packed, lib
+from ._ffi import (
+    SYS_ADD_RULE,
+    SYS_CREATE_RULESET,
+    SYS_OPENAT2,
+    SYS_RESTRICT_SELF,
+    ffi,
+    ffi_packed,
+    lib,
+)
 
 CREATE_RULESET_VERSION = 1 << 0
 CREATE_RULESET_ERRATA = 1 << 1
 RULE_PATH_BENEATH = 1
 RULE_NET_PORT = 2
 PR_SET_NO_NEW_PRIVS = 38
+AT_FDCWD = -100
+RESOLVE_NO_SYMLINKS = 0x04
 
 
 def _check(ret: int, what: str) -> int:
@@ -63,3 +73,12 @@ def set_no_new_privs() -> None:
     if lib.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
         err = ffi.errno
         raise OSError(err, f"prctl(PR_SET_NO_NEW_PRIVS): {os.strerror(err)}")
+
+
+def open_no_symlinks(path: str, flags: int) -> int:
+    """``openat2(AT_FDCWD, path, {flags, 0, RESOLVE_NO_SYMLINKS})``: a symlink anywhere on
+    ``path`` answers ELOOP (a trailing one, with O_PATH|O_NOFOLLOW, is opened itself).
+    Every kernel with Landlock has openat2 (5.6)."""
+    how = ffi.new("uint64_t[3]", [flags, 0, RESOLVE_NO_SYMLINKS])  # struct open_how
+    raw = ffi.new("char[]", os.fsencode(path))
+    return _check(_sys(SYS_OPENAT2, ffi.cast("int", AT_FDCWD), raw, how, ffi.cast("size_t", 24)), "openat2")

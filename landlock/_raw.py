@@ -8,6 +8,7 @@ typed status) applies its rules through one of these.
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 
@@ -87,18 +88,34 @@ class RawRuleset:
         return True
 
 
+def _open_rule_path(path: str) -> int:
+    flags = os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        return _bindings.open_no_symlinks(path, flags)
+    except OSError as e:
+        if e.errno not in (errno.ENOSYS, errno.EPERM):
+            raise
+    return os.open(path, flags)  # a container profile that refuses openat2 (Docker before 20.10)
+
+
 def _add_path_rule(fd: int, path: str | int, dir_access: int, file_access: int, notes: list[str]) -> None:
-    """Rules name canonical paths, so the last component is opened with O_NOFOLLOW: a
-    symlink planted there after the policy was resolved gets no rule (its target keeps
-    its own rights) instead of silently granting the target. A missing path is skipped
-    and noted (nothing to grant). An int ``path`` is a descriptor the caller opened."""
+    """Rules name canonical paths, so no component may be a symlink: one planted after the
+    policy was resolved, in the middle (a directory swapped for a link) or at the end,
+    gets no rule (its target keeps its own rights) instead of silently granting the target.
+    A missing path is skipped and noted (nothing to grant). An int ``path`` is a
+    descriptor the caller opened."""
     if isinstance(path, int):
         pfd = path
     else:
         try:
-            pfd = os.open(path, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC)
+            pfd = _open_rule_path(path)
         except FileNotFoundError:
             notes.append(f"{path}: does not exist, no rule added")
+            return
+        except OSError as e:
+            if e.errno != errno.ELOOP:
+                raise
+            notes.append(f"{path}: a symlink on the path (changed since the policy was resolved), no rule added")
             return
     try:
         st = os.fstat(pfd)

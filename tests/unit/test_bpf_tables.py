@@ -42,9 +42,10 @@ def test_well_known_numbers():
 
 
 def test_landlock_numbers_are_the_tables_numbers():
-    """landlock keeps its three numbers itself (it imports nothing else from this repository)."""
+    """landlock keeps its four numbers itself (it imports nothing else from this repository)."""
     from landlock import _ffi as ll
 
     for arch in sb.ARCHES:
         assert (ll.SYS_CREATE_RULESET, ll.SYS_ADD_RULE, ll.SYS_RESTRICT_SELF) == tuple(
             sb.syscall_number(f"landlock_{n}", arch) for n in ("create_ruleset", "add_rule", "restrict_self"))
+        assert ll.SYS_OPENAT2 == sb.syscall_number("openat2", arch)

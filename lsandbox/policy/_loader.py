@@ -770,6 +770,12 @@ def _link_holders(lexical: str) -> list[tuple[str, int]]:
     return holders
 
 
+def _no_links(r: _Rule) -> bool:
+    """Resolving followed no symlink: realpath gave the path as written (without ``..``,
+    which realpath resolves after the links before it). Saves the walk for most rules."""
+    return "/.." not in r.lexical and os.path.normpath(r.lexical) == r.path
+
+
 def _place(cands: list[_Rule], fs_entries: dict[str, tuple[FsAccess, str]],
            put: Callable[..., None]) -> None:
     """Put ``cands`` into ``fs_entries``, so that a symlink the command could have made
@@ -799,7 +805,7 @@ def _place(cands: list[_Rule], fs_entries: dict[str, tuple[FsAccess, str]],
     def untrusted(holder: tuple[str, int]) -> bool:
         return holder[1] not in (me, 0) or any(is_within(holder[0], w) for w in writable)
 
-    linked = {id(r): _link_holders(r.lexical) for r in cands}
+    linked = {id(r): [] if _no_links(r) else _link_holders(r.lexical) for r in cands}
     plain = [r for r in cands if not r.protect]
     for r in plain:
         if not linked[id(r)]:

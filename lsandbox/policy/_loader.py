@@ -777,7 +777,7 @@ def _no_links(r: _Rule) -> bool:
 
 
 def _place(cands: list[_Rule], fs_entries: dict[str, tuple[FsAccess, str]],
-           put: Callable[..., None]) -> None:
+           put: Callable[..., None], always_writable: Iterable[str] = ()) -> None:
     """Put ``cands`` into ``fs_entries``, so that a symlink the command could have made
     never widens the policy. A rule whose path resolves through a symlink that lies in a
     directory the policy lets the command write (made by the command in an earlier run, or
@@ -789,8 +789,10 @@ def _place(cands: list[_Rule], fs_entries: dict[str, tuple[FsAccess, str]],
     by the user). A link is the command's to make when it lies at or below anything a rule
     makes writable, whatever deeper rule covers its directory (the command can make that
     directory before a read rule on it means anything: Landlock and the view place no rule
-    on what does not exist), or below ``/dev/shm``; a link owned by neither this user nor
-    root is another user's. Order: rules without links, then links no one else could have
+    on what does not exist), or below ``always_writable`` (what a run under the default
+    profile writes: the workspace roots, /tmp, $TMPDIR, /dev/shm: a link made by an
+    earlier run under another profile); a link owned by neither this user nor root is
+    another user's. Order: rules without links, then links no one else could have
     made, then the others; protected names last."""
     def table() -> PathTable[FsAccess]:
         return PathTable({p: a for p, (a, _) in fs_entries.items()})
@@ -799,7 +801,7 @@ def _place(cands: list[_Rule], fs_entries: dict[str, tuple[FsAccess, str]],
         cur = t.get(r.path)
         return _RESTRICTIVENESS[r.access] >= _RESTRICTIVENESS[cur if cur is not None else FsAccess.DENY]
 
-    writable = {r.path for r in cands if r.access is FsAccess.WRITE} | {os.path.realpath("/dev/shm")}
+    writable = {r.path for r in cands if r.access is FsAccess.WRITE} | set(always_writable)
     me = os.geteuid()
 
     def untrusted(holder: tuple[str, int]) -> bool:
@@ -827,12 +829,13 @@ def _place(cands: list[_Rule], fs_entries: dict[str, tuple[FsAccess, str]],
                 f"the rest of the policy does; name {r.path} itself if that is meant")
         put(r.path, r.access, r.origin)
     guards = [r for r in cands if r.protect]
-    for r in guards:
-        if not linked[id(r)]:
-            put(r.path, r.access, r.origin)
     t2 = table()
+    for r in guards:  # never where the rest says less (a root's .git under --deny ROOT stays denied)
+        if not linked[id(r)] and narrows(r, t2):
+            put(r.path, r.access, r.origin)
+    t3 = table()
     for r in guards:
-        if linked[id(r)] and narrows(r, t2):
+        if linked[id(r)] and narrows(r, t3):
             put(r.path, r.access, r.origin)
 
 
@@ -940,7 +943,10 @@ def materialize(
                 if sub != ".":
                     add(os.path.join(root, sub), FsAccess(mode), e.origin, literal=True, protect=True,
                         lexical=os.path.join(root_lexical[root], sub))
-    _place(cands, fs_entries, put)
+    # What any run writes under the default profile: a link there may be an earlier run's.
+    default_writable = [*roots, "/tmp", os.path.realpath(env.get("TMPDIR") or "/tmp"), "/dev/shm"]
+    default_writable = [os.path.realpath(p) for p in default_writable]
+    _place(cands, fs_entries, put, default_writable)
     # Every other writable root keeps its existing .git/.agents/.codex/.lsandbox read-only
     # too, as Codex's writable roots do, unless the policy names that path itself.
     more: list[_Rule] = []
@@ -951,7 +957,7 @@ def materialize(
                 if os.path.lexists(child) and os.path.realpath(child) not in fs_entries:
                     more.append(_Rule(child, os.path.realpath(child), FsAccess.READ,
                                       f"{origin} (read-only in every writable root)", False, True))
-    _place(more, fs_entries, put)
+    _place(more, fs_entries, put, default_writable)
 
     sockets: dict[str, UnixSocketRule] = {}
     for raw, entry in [*spec.unix_sockets.items(), *((r, Entry(SocketAccess.ALLOW, o)) for r, o in extra_sockets)]:

@@ -24,6 +24,18 @@ def load(tmp_path, text, **kw):
     return load_policy(write(tmp_path, text), **kw)
 
 
+@pytest.fixture
+def var_tmp_path():
+    """A directory outside /tmp, which :workspace makes writable."""
+    import pathlib
+    import shutil
+    import tempfile
+
+    d = tempfile.mkdtemp(prefix="lsb-unit-", dir="/var/tmp")
+    yield pathlib.Path(d)
+    shutil.rmtree(d, ignore_errors=True)
+
+
 def err(tmp_path, text, **kw) -> PolicyError:
     with pytest.raises(PolicyError) as ei:
         load(tmp_path, text, **kw)
@@ -138,15 +150,18 @@ def test_legacy_allow_unix_sockets_array_and_tilde(tmp_path):
     assert "/run/user/1000/sock" in paths
 
 
-def test_canonicalization_through_symlinks(tmp_path):
+def test_canonicalization_through_symlinks(var_tmp_path):
+    """(A link no run could have made: outside /tmp and the workspace.)"""
+    tmp_path = var_tmp_path
     real = tmp_path / "real"
     (real / "sock").mkdir(parents=True)
+    (tmp_path / "ws").mkdir()
     (tmp_path / "link").symlink_to(real)
     pol = load(tmp_path, f"""
         [permissions.p]
         filesystem = {{ "{tmp_path}/link" = "write" }}
         network.unix_sockets = {{ "{tmp_path}/link/sock" = "allow" }}
-        """, profile="p")
+        """, profile="p", cwd=str(tmp_path / "ws"))
     assert pol.filesystem.rules[0].path == os.path.realpath(real)
     assert pol.network.unix_sockets[0].path == os.path.realpath(real / "sock")
 
@@ -673,18 +688,6 @@ def test_read_only_mode_has_no_network(tmp_path):
             load_policy(cfg, "p", cwd=str(tmp_path), requirements=req)
 
 
-@pytest.fixture
-def var_tmp_path():
-    """A directory outside /tmp, which :workspace makes writable."""
-    import pathlib
-    import shutil
-    import tempfile
-
-    d = tempfile.mkdtemp(prefix="lsb-unit-", dir="/var/tmp")
-    yield pathlib.Path(d)
-    shutil.rmtree(d, ignore_errors=True)
-
-
 def test_a_link_the_command_could_make_never_widens(var_tmp_path):
     """A rule whose path resolves through a symlink in a place the command can write
     (made by an earlier run, or by another user in /tmp) only narrows: ``"dist" = "read"``
@@ -762,3 +765,19 @@ def test_links_below_any_writable_rule_are_the_commands(var_tmp_path):
              writable=[str(home / "proj")])
     pol = load(var_tmp_path, head, **kw, writable=[str(home / "proj")])  # the user's own link: followed
     assert pol.filesystem.access(str(proj / "x")) is FsAccess.WRITE
+
+
+def test_protected_names_and_earlier_runs_links(var_tmp_path):
+    """Last round (helper): `--deny ROOT` left ROOT/.git readable (protected names were put
+    without a narrowing check), and a link an earlier run made under the default profile
+    (in the workspace, /tmp, $TMPDIR) counted as the user's under a narrower profile
+    (``docs -> ~/.ssh`` with ``"docs" = "read"`` read the key)."""
+    home, ws = var_tmp_path / "home", var_tmp_path / "ws"
+    (home / ".ssh").mkdir(parents=True)
+    (ws / ".git").mkdir(parents=True)
+    pol = load_policy(None, ":workspace", cwd=str(ws), search=False, requirements=None, deny=[str(ws)])
+    assert pol.filesystem.access(str(ws / ".git" / "config")) is FsAccess.DENY
+    (ws / "docs").symlink_to(home / ".ssh")
+    text = '[permissions.n.filesystem]\n":minimal" = "read"\n"~/.ssh" = "deny"\n":workspace_roots" = { "." = "read", "docs" = "read" }\n'
+    with pytest.raises(PolicyError, match="resolves through a symlink"):
+        load(var_tmp_path, text, profile="n", cwd=str(ws), env={"HOME": str(home)})

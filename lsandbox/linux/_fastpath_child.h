@@ -253,6 +253,18 @@ static int lsb_drop_caps(void)
     return 0;
 }
 
+/* A rule's path opened with no symlink on it (openat2 RESOLVE_NO_SYMLINKS): one planted
+ * after the policy was resolved, in the middle or at the end, gets no rule; as
+ * landlock._raw._open_rule_path, with the same fallback where a profile refuses openat2. */
+static int lsb_open_rule_path(const char *path)
+{
+    uint64_t how[3] = {O_PATH | O_NOFOLLOW | O_CLOEXEC, 0, 0x04 /* RESOLVE_NO_SYMLINKS */};
+    int pfd = (int)syscall(437 /* openat2 */, AT_FDCWD, path, how, sizeof how);
+    if (pfd < 0 && (errno == ENOSYS || errno == EPERM))
+        pfd = open(path, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+    return pfd;
+}
+
 static int lsb_landlock(const struct lsb_init *s)
 {
     struct lsb_landlock_ruleset_attr attr = {s->handled_fs, s->handled_net, s->scoped};
@@ -260,10 +272,10 @@ static int lsb_landlock(const struct lsb_init *s)
     if (fd < 0)
         return -1;
     for (int i = 0; i < s->n_rules; i++) {
-        int pfd = open(s->rule_paths[i], O_PATH | O_NOFOLLOW | O_CLOEXEC);
+        int pfd = lsb_open_rule_path(s->rule_paths[i]);
         if (pfd < 0) {
-            if (errno == ENOENT)
-                continue;  /* no rule (restrict_self notes it) */
+            if (errno == ENOENT || errno == ELOOP)
+                continue;  /* no rule (restrict_self notes it): missing, or a link on the path */
             return lsb_close_keep_errno(fd);
         }
         struct stat st;

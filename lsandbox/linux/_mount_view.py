@@ -94,6 +94,26 @@ def _mount_points() -> tuple[str, ...]:
     return tuple(dict.fromkeys(out))
 
 
+def _still_canonical(path: str) -> None:
+    """A rule's path was resolved when the policy was loaded; the view mounts it by path. A
+    directory on it swapped for a symlink since (a sandbox of an earlier launch can, in a
+    writable root, and an API caller may run one loaded policy many times) would put the
+    step on the link's target: a writable clone of a place the policy keeps read-only. So
+    the launch stops instead (one openat2 with RESOLVE_NO_SYMLINKS per existing path)."""
+    import errno
+
+    from landlock._bindings import open_no_symlinks
+
+    from .._errors import SandboxError
+
+    try:
+        os.close(open_no_symlinks(path, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC))
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise SandboxError(f"{path}: a symlink is on this path now, which the policy resolved "
+                               "when it was loaded: load the policy again") from None
+
+
 def plan_view(policy: Policy, socket_dir: str, ro_binds: Sequence[str], private_tmpfs: Sequence[str],
               devices: Sequence[str] | None = None) -> MountView:
     """The mount view of ``policy`` (canonical paths; only paths that exist are mounted).
@@ -119,10 +139,13 @@ def plan_view(policy: Policy, socket_dir: str, ro_binds: Sequence[str], private_
     steps: list[tuple[str, str]] = []
     clones: list[str] = []
     proc_masks: list[str] = []
+    policy_paths = {r.path for r in fs.rules}
     for path in sorted(rules):
         access = rules[path]
         if not os.path.lexists(path):
             continue  # nothing to mount; its parent's mount decides (and Landlock has no rule)
+        if path in policy_paths:
+            _still_canonical(path)
         up = parent(path)
         if path in private_tmpfs:
             steps.append((TMPFS, path))

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from ._plan import readable_except as readable_except
     from ._plan import readonly_except as readonly_except
     from ._raw import RawRuleset as RawRuleset
+    from ._raw import open_rule_path as open_rule_path
     from ._ruleset import CompatLevel as CompatLevel
     from ._ruleset import Enforcement as Enforcement
     from ._ruleset import LandlockUnsupportedError as LandlockUnsupportedError
@@ -46,7 +47,7 @@ _EXPORTS = {
     "since_abi": "_access",
     "PlanError": "_plan", "plan_path_rules": "_plan", "plan_raw_path_rules": "_plan",
     "readable_except": "_plan", "readonly_except": "_plan",
-    "RawRuleset": "_raw",
+    "RawRuleset": "_raw", "open_rule_path": "_raw",
     "CompatLevel": "_ruleset", "Enforcement": "_ruleset", "LandlockUnsupportedError": "_ruleset",
     "RestrictStatus": "_ruleset", "Ruleset": "_ruleset", "attr_size": "_ruleset",
 }

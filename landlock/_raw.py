@@ -88,7 +88,9 @@ class RawRuleset:
         return True
 
 
-def _open_rule_path(path: str) -> int:
+def open_rule_path(path: str) -> int:
+    """An ``O_PATH`` descriptor of ``path`` with no symlink anywhere on it (ELOOP otherwise:
+    openat2 RESOLVE_NO_SYMLINKS); where a profile refuses openat2, the last component only."""
     flags = os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC
     try:
         return _bindings.open_no_symlinks(path, flags)
@@ -108,7 +110,7 @@ def _add_path_rule(fd: int, path: str | int, dir_access: int, file_access: int, 
         pfd = path
     else:
         try:
-            pfd = _open_rule_path(path)
+            pfd = open_rule_path(path)
         except FileNotFoundError:
             notes.append(f"{path}: does not exist, no rule added")
             return

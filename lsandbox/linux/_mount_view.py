@@ -102,12 +102,12 @@ def _still_canonical(path: str) -> None:
     the launch stops instead (one openat2 with RESOLVE_NO_SYMLINKS per existing path)."""
     import errno
 
-    from landlock._bindings import open_no_symlinks
+    import landlock as ll
 
     from .._errors import SandboxError
 
     try:
-        os.close(open_no_symlinks(path, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC))
+        os.close(ll.open_rule_path(path))
     except OSError as e:
         if e.errno == errno.ELOOP:
             raise SandboxError(f"{path}: a symlink is on this path now, which the policy resolved "

@@ -28,12 +28,12 @@ def load(tmp_path, text, **kw):
 def var_tmp_path():
     """A directory outside /tmp, which :workspace makes writable."""
     import pathlib
-    import shutil
-    import tempfile
 
-    d = tempfile.mkdtemp(prefix="lsb-unit-", dir="/var/tmp")
+    from tests._sandbox import rmtree, world_dir
+
+    d = world_dir("lsb-unit-")
     yield pathlib.Path(d)
-    shutil.rmtree(d, ignore_errors=True)
+    rmtree(d)
 
 
 def err(tmp_path, text, **kw) -> PolicyError:
